@@ -1,0 +1,57 @@
+"""The ``omsbridge`` command. Plugins add commands through ``omsbridge_register_commands`` and
+emulators through ``omsbridge_register_sandboxes``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from omsbridge.cli.backends import backends
+from omsbridge.cli.config_cmd import config
+from omsbridge.cli.sandbox import sandbox
+from omsbridge.cli.schema_cmd import schema
+from omsbridge.cli.validate import validate
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="omsbridge")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Connect a Point-of-Sale platform to merchants' order-management systems.
+
+    \b
+    Example:
+      omsbridge backends
+      omsbridge config check omsbridge.toml
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+for _command in (backends, config, validate, schema, sandbox):
+    cli.add_command(_command)
+
+_plugins_added = False
+
+
+def _add_plugin_commands() -> None:
+    global _plugins_added
+    if _plugins_added:
+        return
+    _plugins_added = True
+    from omsbridge.plugins import call_registration, get_plugin_manager
+
+    pm = get_plugin_manager()
+    call_registration(pm, "omsbridge_register_commands", cli=cli)
+    call_registration(pm, "omsbridge_register_sandboxes", register=sandbox.add_command)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the command line (the ``omsbridge`` console script)."""
+    _add_plugin_commands()
+    return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="omsbridge")

@@ -1,0 +1,40 @@
+"""``omsbridge backends``: what is installed."""
+
+from __future__ import annotations
+
+import click
+
+from omsbridge.cli._output import emit_json, json_option
+
+
+@click.command()
+@json_option
+def backends(as_json: bool) -> None:
+    """List the installed backends: name, distribution, version, capabilities.
+
+    \b
+    Example:
+      omsbridge backends --json
+    """
+    from omsbridge.registry import BackendRegistry
+
+    rows = [
+        {
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "description": info.backend_class.description,
+            "capabilities": sorted(str(c) for c in info.backend_class.capabilities),
+        }
+        for info in BackendRegistry.from_plugins()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No backends installed. Install a plugin such as omsbridge-posspi.")
+        return
+    for row in rows:
+        where = f"{row['distribution']} {row['version']}" if row["distribution"] else "local"
+        click.echo(f"{row['name']}  ({where})  {row['description']}")
+        click.echo(f"    capabilities: {', '.join(row['capabilities']) or 'none'}")

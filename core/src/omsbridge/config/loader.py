@@ -1,0 +1,213 @@
+"""Load and check the one config file: the store and every merchant with its backend settings.
+
+Every problem in the file is reported at once, each with its path::
+
+    merchants.SHOPNOW.salesforce.password: environment variable SHOPNOW_SF_PASSWORD is not set
+    merchants.ACME: settings for salesforce as well as pos-spi: one merchant uses one backend ...
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from omsbridge.config.secrets import Secret, resolve_secret
+from omsbridge.errors import ConfigError, Issue
+from omsbridge.registry import BackendRegistry
+from omsbridge.spi import MerchantContext
+from omsbridge.wire import issues_from, new_converter
+
+__all__ = ["Config", "MerchantConfig", "StoreConfig", "load_config", "parse_config"]
+
+_MERCHANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+_REGION = re.compile(r"^[A-Z]{2}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_MERCHANT_KEYS = {"backend", "name", "locale", "region", "currency"}
+
+
+@attrs.frozen
+class StoreConfig:
+    """Where the outbox and event checkpoints live (SQLite file by default)."""
+
+    path: Path
+
+
+@attrs.frozen
+class MerchantConfig:
+    """One merchant: which backend serves it and that backend's typed settings."""
+
+    merchant_id: str
+    backend: str
+    settings: Any
+    name: str | None = None
+    locale: str | None = None
+    region: str | None = None
+    currency: str | None = None
+
+    def context(self) -> MerchantContext:
+        """What the backend is told about its merchant."""
+        return MerchantContext(self.merchant_id, self.locale, self.region, self.currency)
+
+
+@attrs.frozen
+class Config:
+    """A loaded, checked config file."""
+
+    store: StoreConfig
+    merchants: Mapping[str, MerchantConfig]
+    path: Path | None = None
+
+
+def load_config(path: str | Path, registry: BackendRegistry | None = None) -> Config:
+    """Read and check a TOML config file; :class:`ConfigError` lists every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Issue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Issue("", f"{path} is not valid TOML: {exc}")]) from None
+    return parse_config(data, base_dir=path.resolve().parent, registry=registry, source=path)
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    registry: BackendRegistry | None = None,
+    source: Path | None = None,
+) -> Config:
+    """Check already-parsed config data (a TOML document as a dict)."""
+    registry = registry if registry is not None else BackendRegistry.from_plugins()
+    issues: list[Issue] = []
+    for key in data:
+        if key not in ("store", "merchants"):
+            issues.append(Issue(str(key), "unknown key (expected store, merchants)"))
+    store = _store(data.get("store", {}), base_dir, issues)
+    merchants_data = data.get("merchants")
+    merchants: dict[str, MerchantConfig] = {}
+    if not isinstance(merchants_data, Mapping) or not merchants_data:
+        issues.append(Issue("merchants", "at least one [merchants.ID] table is required"))
+    else:
+        conv = _settings_converter(base_dir)
+        for merchant_id, table in merchants_data.items():
+            merchant = _merchant(str(merchant_id), table, registry, conv, issues)
+            if merchant is not None:
+                merchants[merchant.merchant_id] = merchant
+    if issues:
+        where = f" in {source}" if source else ""
+        raise ConfigError(issues, title=f"{len(issues)} problem(s){where}:")
+    return Config(store=store, merchants=merchants, path=source)
+
+
+def _store(table: Any, base_dir: Path, issues: list[Issue]) -> StoreConfig:
+    default = StoreConfig(base_dir / "omsbridge.db")
+    if not isinstance(table, Mapping):
+        issues.append(Issue("store", "must be a table"))
+        return default
+    for key in table:
+        if key != "path":
+            issues.append(Issue(f"store.{key}", "unknown key (expected path)"))
+    raw = table.get("path", "omsbridge.db")
+    if not isinstance(raw, str) or not raw:
+        issues.append(Issue("store.path", f"must be a file path, got {raw!r}"))
+        return default
+    return StoreConfig(base_dir / raw)
+
+
+def _merchant(
+    merchant_id: str,
+    table: Any,
+    registry: BackendRegistry,
+    conv: cattrs.Converter,
+    issues: list[Issue],
+) -> MerchantConfig | None:
+    prefix = f"merchants.{merchant_id}"
+    before = len(issues)
+    if not _MERCHANT_ID.match(merchant_id):
+        issues.append(Issue(prefix, "a merchant id is letters, digits, '.', '_' or '-'"))
+    if not isinstance(table, Mapping):
+        issues.append(Issue(prefix, "must be a table"))
+        return None
+    installed = ", ".join(registry.names()) or "none"
+    backend = table.get("backend")
+    if backend is None:
+        issues.append(Issue(f"{prefix}.backend", f"is required (installed backends: {installed})"))
+    elif backend not in registry:
+        issues.append(
+            Issue(f"{prefix}.backend", f"unknown backend {backend!r}; installed backends: {installed}")
+        )
+    backend_tables = [k for k, v in table.items() if k in registry and isinstance(v, Mapping)]
+    others = [k for k in backend_tables if k != backend]
+    if others:
+        issues.append(
+            Issue(
+                prefix,
+                f"settings for {', '.join(others)} as well as {backend or 'no backend'}: one "
+                "merchant uses exactly one backend (dual mode, e.g. Salesforce OMS and the POS "
+                "Order SPI together, is not supported)",
+            )
+        )
+    for key, value in table.items():
+        if key in _MERCHANT_KEYS or key in backend_tables:
+            continue
+        hint = " (no installed backend has this name)" if isinstance(value, Mapping) else ""
+        issues.append(Issue(f"{prefix}.{key}", f"unknown key{hint}"))
+    for key, pattern, example in (
+        ("locale", _LOCALE, "en_US"),
+        ("region", _REGION, "US"),
+        ("currency", _CURRENCY, "USD"),
+    ):
+        value = table.get(key)
+        if value is not None and not (isinstance(value, str) and pattern.match(value)):
+            issues.append(Issue(f"{prefix}.{key}", f"must look like {example}, got {value!r}"))
+    settings = None
+    if backend in registry:
+        settings_data = table.get(backend, {})
+        if not isinstance(settings_data, Mapping):
+            issues.append(Issue(f"{prefix}.{backend}", "must be a table"))
+        else:
+            settings_cls = registry.get(backend).config_class
+            try:
+                settings = conv.structure(dict(settings_data), settings_cls)
+            except Exception as exc:  # cattrs groups every field problem in one exception
+                issues += [
+                    Issue(_join(f"{prefix}.{backend}", i.path), i.message) for i in issues_from(exc)
+                ]
+    if len(issues) > before or backend is None:
+        return None
+    return MerchantConfig(
+        merchant_id=merchant_id,
+        backend=str(backend),
+        settings=settings,
+        name=table.get("name"),
+        locale=table.get("locale"),
+        region=table.get("region"),
+        currency=table.get("currency"),
+    )
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if path else prefix
+
+
+def _settings_converter(base_dir: Path) -> cattrs.Converter:
+    conv = new_converter()
+    conv.register_structure_hook(Secret, lambda value, _: resolve_secret(value, base_dir))
+    conv.register_structure_hook(Path, lambda value, _: base_dir / _as_str(value))
+    return conv
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value

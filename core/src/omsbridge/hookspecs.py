@@ -1,0 +1,167 @@
+"""Every hook omsbridge defines, in one place.
+
+Plugins implement them with :data:`omsbridge.hookimpl` in a module named by an entry point in
+the ``omsbridge`` group::
+
+    # pyproject.toml of the plugin
+    [project.entry-points.omsbridge]
+    mybackend = "omsbridge_mybackend.plugin"
+
+    # omsbridge_mybackend/plugin.py
+    from omsbridge import hookimpl
+
+    @hookimpl
+    def omsbridge_register_backends(register):
+        register(MyBackend)
+
+Two kinds of hook live here:
+
+* **registration hooks** (``omsbridge_register_*``) hand the plugin a ``register`` callback.
+  What gets registered is looked up by *name* later: a merchant's calls go to the one backend
+  its config names, never through hook order or ``firstresult``.
+* **observer hooks** (``omsbridge_order_posted`` ...) tell every interested plugin that something
+  happened. Each implementation is called on its own: one that raises is logged and the others
+  still run. Their return values are ignored.
+
+Hooks are always called with keyword arguments, so an implementation may accept any subset of
+the arguments (pluggy's opt-in arguments). Specs only ever gain arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from omsbridge.errors import BackendError
+    from omsbridge.model import FulfillmentOrder, FulfillmentUpdate, Transaction
+    from omsbridge.spi import OrderBackend, PostResult
+
+PROJECT = "omsbridge"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+@hookspec
+def omsbridge_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
+    """Add a plugin's own hookspecs (e.g. the Salesforce plugin's graph-editing hook).
+
+    Called on the plugin itself right after it is registered, before any other hook, like
+    pytest's ``pytest_addhooks``: ``plugin_manager.add_hookspecs(my_hookspecs_module)``.
+
+    :param plugin_manager: omsbridge's :class:`pluggy.PluginManager`.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -- registration -------------------------------------------------------------------------------
+
+
+@hookspec
+def omsbridge_register_backends(register: Callable[[type[OrderBackend]], None]) -> None:
+    """Register the order-management backends this plugin provides.
+
+    Call ``register(BackendClass)`` once per backend. The class is a subclass of
+    :class:`omsbridge.OrderBackend` and declares ``name`` (what a merchant's ``backend = "..."``
+    names), ``config_class`` (the attrs class of its settings) and ``capabilities``.
+
+    :param register: callback taking one backend class.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``omsbridge`` command-line tool.
+
+    :param cli: the root :class:`click.Group`; call ``cli.command()`` or ``cli.add_command()``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> None:
+    """Register local emulators started by ``omsbridge sandbox NAME``.
+
+    Call ``register(command)`` with a :class:`click.Command` whose name is the sandbox's name
+    (by convention the backend name it emulates, e.g. ``salesforce`` or ``pos-spi``).
+
+    :param register: callback taking one click command.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -- observers ----------------------------------------------------------------------------------
+
+
+@hookspec
+def omsbridge_order_posted(merchant_id: str, transaction: Transaction, result: PostResult) -> None:
+    """Called after a transaction was posted to the merchant's backend (or found there already).
+
+    ``result.created`` is False when an idempotent re-post found the order posted before.
+
+    :param merchant_id: the merchant the transaction belongs to.
+    :param transaction: the transaction as posted.
+    :param result: the backend's answer (order id, order number, created flag).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_post_failed(merchant_id: str, transaction: Transaction, error: BackendError) -> None:
+    """Called when posting a transaction failed; ``error.retryable`` says whether it will be retried.
+
+    :param merchant_id: the merchant the transaction belongs to.
+    :param transaction: the transaction that failed.
+    :param error: the mapped error from the backend.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_fulfillment_order_received(
+    merchant_id: str, fulfillment_order: FulfillmentOrder
+) -> None:
+    """Deliver a fulfillment order imported from the OMS (BOPIS, BOFIS, ship to store) to the POS.
+
+    The POS platform's own plugin implements this to create the order in the store. Each
+    implementation is isolated: one that raises does not keep the others from receiving it.
+
+    :param merchant_id: the merchant whose OMS produced the fulfillment order.
+    :param fulfillment_order: the imported order, in the POS's model.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_fulfillment_updated(merchant_id: str, update: FulfillmentUpdate) -> None:
+    """Called after a fulfillment status update (pick, pack, ready, picked up...) reached the OMS.
+
+    :param merchant_id: the merchant the fulfillment order belongs to.
+    :param update: the update as sent.
+
+    .. versionadded:: 0.1
+    """
+
+
+# Hooks whose implementations are called one by one with failures isolated.
+OBSERVER_HOOKS: frozenset[str] = frozenset(
+    {
+        "omsbridge_order_posted",
+        "omsbridge_post_failed",
+        "omsbridge_fulfillment_order_received",
+        "omsbridge_fulfillment_updated",
+    }
+)
+

@@ -1,0 +1,102 @@
+"""The backend registry: backend name -> backend class, filled by ``omsbridge_register_backends``.
+
+Calls for a merchant go to the one backend its config names, looked up here by name; hook order
+never decides which backend answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pluggy
+
+from omsbridge.errors import OMSBridgeError, UnknownBackend
+from omsbridge.plugins import call_registration, get_plugin_manager, plugin_distribution
+from omsbridge.spi import OrderBackend
+
+__all__ = ["BackendInfo", "BackendRegistry"]
+
+
+@attrs.frozen
+class BackendInfo:
+    """A registered backend and where it came from."""
+
+    name: str
+    backend_class: type[OrderBackend]
+    plugin: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+
+
+class BackendRegistry:
+    """Backends by name. Build one from a plugin manager with :meth:`from_plugins`."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, BackendInfo] = {}
+
+    @classmethod
+    def from_plugins(cls, pm: pluggy.PluginManager | None = None) -> BackendRegistry:
+        """Ask every plugin to register its backends."""
+        pm = pm or get_plugin_manager()
+        registry = cls()
+
+        def per_plugin(plugin_name: str) -> dict[str, Any]:
+            dist = plugin_distribution(plugin_name) or (None, None)
+
+            def register(backend_class: type[OrderBackend]) -> None:
+                registry.register(
+                    backend_class, plugin=plugin_name, distribution=dist[0], version=dist[1]
+                )
+
+            return {"register": register}
+
+        call_registration(pm, "omsbridge_register_backends", per_plugin=per_plugin)
+        return registry
+
+    def register(
+        self,
+        backend_class: type[OrderBackend],
+        *,
+        plugin: str | None = None,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        """Add a backend class; refuses a malformed class or a name taken by another backend."""
+        name = getattr(backend_class, "name", None)
+        where = f" (plugin {plugin!r})" if plugin else ""
+        if not (isinstance(backend_class, type) and issubclass(backend_class, OrderBackend)):
+            raise OMSBridgeError(f"{backend_class!r}{where} is not an OrderBackend subclass")
+        if not isinstance(name, str) or not name:
+            raise OMSBridgeError(f"backend {backend_class.__qualname__}{where} has no name")
+        if not attrs.has(getattr(backend_class, "config_class", None)):
+            raise OMSBridgeError(f"backend {name!r}{where}: config_class must be an attrs class")
+        existing = self._backends.get(name)
+        if existing is not None and existing.backend_class is not backend_class:
+            raise OMSBridgeError(
+                f"backend name {name!r} is registered twice: by {existing.plugin!r} "
+                f"and by {plugin!r}"
+            )
+        self._backends[name] = BackendInfo(name, backend_class, plugin, distribution, version)
+
+    def get(self, name: str) -> type[OrderBackend]:
+        """The backend class for ``name``; :class:`UnknownBackend` lists the installed ones."""
+        return self.info(name).backend_class
+
+    def info(self, name: str) -> BackendInfo:
+        """Registration details for ``name``."""
+        try:
+            return self._backends[name]
+        except KeyError:
+            raise UnknownBackend(name, self.names()) from None
+
+    def names(self) -> list[str]:
+        """Registered backend names, sorted."""
+        return sorted(self._backends)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._backends
+
+    def __iter__(self) -> Iterator[BackendInfo]:
+        return iter(self._backends[n] for n in self.names())

@@ -1,0 +1,134 @@
+"""The contract every order-management backend implements.
+
+A backend is a subclass of :class:`OrderBackend` that declares its ``name``, its settings class
+(``config_class``, an attrs class read from the merchant's section of the config file) and its
+``capabilities``. It overrides the operations it supports; the others raise
+:class:`~omsbridge.errors.Unsupported`, never a silent no-op. Every error a backend raises is one
+of :mod:`omsbridge.errors`.
+
+Backends are built once per merchant and shared by threads, so operations must be thread-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import attrs
+
+from omsbridge.errors import Unsupported
+from omsbridge.model import (
+    CancelLine,
+    CancelResult,
+    EventBatch,
+    FulfillmentOrder,
+    FulfillmentUpdate,
+    OrderDetail,
+    OrderPage,
+    OrderQuery,
+    PostResult,
+    Transaction,
+    TransactionKind,
+)
+
+__all__ = ["Capability", "MerchantContext", "OrderBackend"]
+
+
+class Capability(StrEnum):
+    """An operation (or flavour of one) a backend supports."""
+
+    POST_SALE = "post:sale"
+    POST_RETURN = "post:return"
+    POST_EXCHANGE = "post:exchange"
+    CANCEL_ORDER = "cancel:order"
+    CANCEL_ITEMS = "cancel:items"
+    SEARCH_ORDERS = "search"
+    GET_ORDER = "order:detail"
+    FULFILLMENT_ORDERS = "fulfillment:orders"
+    UPDATE_FULFILLMENT = "fulfillment:update"
+    EVENTS = "fulfillment:events"
+
+
+POST_CAPABILITY = {
+    TransactionKind.SALE: Capability.POST_SALE,
+    TransactionKind.RETURN: Capability.POST_RETURN,
+    TransactionKind.EXCHANGE: Capability.POST_EXCHANGE,
+}
+
+
+@attrs.frozen
+class MerchantContext:
+    """What a backend knows about the merchant it serves, besides its own settings."""
+
+    merchant_id: str
+    locale: str | None = None
+    region: str | None = None
+    currency: str | None = None
+
+
+class OrderBackend:
+    """Base class of order-management backends. Override the operations you support.
+
+    ``__init__(config, merchant)`` receives the merchant's typed settings (an instance of
+    ``config_class``) and a :class:`MerchantContext`.
+    """
+
+    name: ClassVar[str]
+    """The name merchants select with ``backend = "..."`` in the config file."""
+
+    config_class: ClassVar[type[Any]]
+    """The attrs class of this backend's settings (the ``[merchants.ID.<name>]`` table)."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    """What this backend supports; everything else raises :class:`Unsupported`."""
+
+    description: ClassVar[str] = ""
+    """One line shown by ``omsbridge backends``."""
+
+    def __init__(self, config: Any, merchant: MerchantContext) -> None:
+        self.config = config
+        self.merchant = merchant
+
+    def _unsupported(self, operation: str) -> Unsupported:
+        return Unsupported(
+            f"backend {self.name!r} does not support {operation}", code="UNSUPPORTED", backend=self.name
+        )
+
+    def post(self, transaction: Transaction) -> PostResult:
+        """Post a sale, return or exchange as one order. Idempotent on ``transaction_id``:
+        posting the same transaction again returns the existing order with ``created=False``."""
+        raise self._unsupported("post")
+
+    def cancel_order(self, order_id: str, *, reason: str) -> CancelResult:
+        """Cancel everything still open on an order."""
+        raise self._unsupported("cancel_order")
+
+    def cancel_items(self, order_id: str, lines: Sequence[CancelLine], *, reason: str) -> CancelResult:
+        """Cancel some quantity of some lines of an order."""
+        raise self._unsupported("cancel_items")
+
+    def search_orders(self, query: OrderQuery) -> OrderPage:
+        """Find orders; pass ``page.next_cursor`` back as ``query.cursor`` for the next page."""
+        raise self._unsupported("search_orders")
+
+    def get_order(self, order_id: str) -> OrderDetail:
+        """Read one order with its lines, payments, fulfillment orders and shipments.
+        ``order_id`` may be the backend's order id or the order number."""
+        raise self._unsupported("get_order")
+
+    def fulfillment_orders(self, *, store_id: str | None = None) -> Sequence[FulfillmentOrder]:
+        """The fulfillment orders waiting on stores (all stores, or one)."""
+        raise self._unsupported("fulfillment_orders")
+
+    def update_fulfillment(self, update: FulfillmentUpdate) -> None:
+        """Report a store's step (pick, pack, ready, picked up, shipped, cancel...) to the OMS."""
+        raise self._unsupported("update_fulfillment")
+
+    def events(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
+        """Read fulfillment events after ``checkpoint`` (None: from now), waiting up to ``wait``
+        seconds for the first one. Store an event's ``checkpoint`` only after handling it."""
+        raise self._unsupported("events")
+
+    def close(self) -> None:
+        """Release connections and other resources. The default does nothing."""
