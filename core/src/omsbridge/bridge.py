@@ -90,7 +90,9 @@ class Merchant:
         self._require(Capability.CANCEL_ORDER, "cancel_order")
         return self.backend.cancel_order(order_id, reason=reason)
 
-    def cancel_items(self, order_id: str, lines: Sequence[CancelLine], *, reason: str) -> CancelResult:
+    def cancel_items(
+        self, order_id: str, lines: Sequence[CancelLine], *, reason: str
+    ) -> CancelResult:
         """Cancel part of an order."""
         self._require(Capability.CANCEL_ITEMS, "cancel_items")
         return self.backend.cancel_items(order_id, lines, reason=reason)

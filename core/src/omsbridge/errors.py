@@ -6,6 +6,7 @@ Callers (the export job above all) decide what to do from the class alone::
     ├── ConfigError                    the config file is wrong (lists every problem)
     ├── UnknownBackend                 no installed plugin registers that backend name
     ├── UnknownMerchant                the config has no such merchant
+    ├── FieldError (also ValueError)   a settings validator refused one field
     └── BackendError                   something went wrong talking to an OMS
         ├── InvalidTransaction         bad input; names the field          (permanent)
         ├── AuthFailed                 credentials refused                 (permanent)
@@ -32,6 +33,7 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "Conflict",
+    "FieldError",
     "InvalidTransaction",
     "Issue",
     "NotFound",
@@ -59,6 +61,15 @@ class Issue:
 
 class OMSBridgeError(Exception):
     """Base class of every error omsbridge raises on purpose."""
+
+
+class FieldError(ValueError):
+    """A value of one named field is wrong; raise it from settings validators so the config
+    loader can report ``merchants.ID.backend.<field>: <message>``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _IssuesError(OMSBridgeError):
@@ -127,7 +138,9 @@ class BackendError(OMSBridgeError):
 
     def __repr__(self) -> str:
         extra = "".join(
-            f", {k}={v!r}" for k, v in (("code", self.code), ("status", self.status)) if v is not None
+            f", {k}={v!r}"
+            for k, v in (("code", self.code), ("status", self.status))
+            if v is not None
         )
         return f"{type(self).__name__}({self.message!r}{extra})"
 

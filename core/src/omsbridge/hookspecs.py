@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     import click
 
     from omsbridge.errors import BackendError
-    from omsbridge.model import FulfillmentOrder, FulfillmentUpdate, Transaction
-    from omsbridge.spi import OrderBackend, PostResult
+    from omsbridge.model import FulfillmentOrder, FulfillmentUpdate, PostResult, Transaction
+    from omsbridge.spi import OrderBackend
 
 PROJECT = "omsbridge"
 
@@ -164,4 +164,3 @@ OBSERVER_HOOKS: frozenset[str] = frozenset(
         "omsbridge_fulfillment_updated",
     }
 )
-

@@ -70,7 +70,8 @@ class BackendRegistry:
             raise OMSBridgeError(f"{backend_class!r}{where} is not an OrderBackend subclass")
         if not isinstance(name, str) or not name:
             raise OMSBridgeError(f"backend {backend_class.__qualname__}{where} has no name")
-        if not attrs.has(getattr(backend_class, "config_class", None)):
+        config_class = getattr(backend_class, "config_class", None)
+        if not (isinstance(config_class, type) and attrs.has(config_class)):
             raise OMSBridgeError(f"backend {name!r}{where}: config_class must be an attrs class")
         existing = self._backends.get(name)
         if existing is not None and existing.backend_class is not backend_class:

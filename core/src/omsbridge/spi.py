@@ -92,7 +92,9 @@ class OrderBackend:
 
     def _unsupported(self, operation: str) -> Unsupported:
         return Unsupported(
-            f"backend {self.name!r} does not support {operation}", code="UNSUPPORTED", backend=self.name
+            f"backend {self.name!r} does not support {operation}",
+            code="UNSUPPORTED",
+            backend=self.name,
         )
 
     def post(self, transaction: Transaction) -> PostResult:
@@ -104,7 +106,9 @@ class OrderBackend:
         """Cancel everything still open on an order."""
         raise self._unsupported("cancel_order")
 
-    def cancel_items(self, order_id: str, lines: Sequence[CancelLine], *, reason: str) -> CancelResult:
+    def cancel_items(
+        self, order_id: str, lines: Sequence[CancelLine], *, reason: str
+    ) -> CancelResult:
         """Cancel some quantity of some lines of an order."""
         raise self._unsupported("cancel_items")
 

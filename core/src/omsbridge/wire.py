@@ -23,14 +23,14 @@ import attrs
 import cattrs
 from cattrs.errors import (
     AttributeValidationNote,
-    IterableValidationNote,
     ClassValidationError,
     ForbiddenExtraKeysError,
     IterableValidationError,
+    IterableValidationNote,
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from omsbridge.errors import InvalidTransaction, Issue
+from omsbridge.errors import FieldError, InvalidTransaction, Issue
 from omsbridge.model._checks import join
 from omsbridge.model.tenders import TENDER_TYPES, Tender
 
@@ -74,7 +74,9 @@ def _structure_datetime(value: Any, _: type) -> datetime:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
-    raise ValueError(f"must be an ISO 8601 date-time such as 2026-11-22T10:15:00+01:00, got {value!r}")
+    raise ValueError(
+        f"must be an ISO 8601 date-time such as 2026-11-22T10:15:00+01:00, got {value!r}"
+    )
 
 
 def _structure_date(value: Any, _: type) -> date:
@@ -127,7 +129,9 @@ def new_converter() -> cattrs.Converter:
 
     def structure_attrs(cls: type) -> Callable[[Any, type], Any]:
         attrs.resolve_types(cls)
-        inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
+        inner: Callable[[Any, type], Any] = make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=True
+        )
 
         def hook(value: Any, _: type) -> Any:
             if not isinstance(value, Mapping):
@@ -137,6 +141,7 @@ def new_converter() -> cattrs.Converter:
         return hook
 
     conv.register_structure_hook_factory(attrs.has, structure_attrs)
+
     def unstructure_attrs(cls: type) -> Callable[[Any], Any]:
         attrs.resolve_types(cls)
         return make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True)
@@ -150,7 +155,7 @@ def new_converter() -> cattrs.Converter:
             raise ValueError(f"must be an object, got {type(value).__name__}")
         tag = value.get("type")
         if tag not in tags:
-            raise _TaggedError("type", f"must be one of {', '.join(tags)}, got {tag!r}")
+            raise FieldError("type", f"must be one of {', '.join(tags)}, got {tag!r}")
         body = {k: v for k, v in value.items() if k != "type"}
         return conv.structure(body, tags[tag])
 
@@ -163,14 +168,6 @@ def new_converter() -> cattrs.Converter:
     for cls in plain:
         conv.register_unstructure_hook(cls, unstructure_tender)
     return conv
-
-
-class _TaggedError(ValueError):
-    """A problem with one named key of the object being structured."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 converter = new_converter()
@@ -198,8 +195,8 @@ def issues_from(exc: BaseException, path: str = "") -> list[Issue]:
         return [issue for inner in exc.exceptions for issue in issues_from(inner, path)]
     if isinstance(exc, InvalidTransaction):
         return [Issue(join(path, i.path), i.message) for i in exc.issues]
-    if isinstance(exc, _TaggedError):
-        return [Issue(join(path, exc.key), str(exc))]
+    if isinstance(exc, FieldError):
+        return [Issue(join(path, exc.field), str(exc))]
     if isinstance(exc, KeyError):
         return [Issue(path, "is required")]
     return [Issue(path, str(exc) or type(exc).__name__)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from omsbridge.cli._output import emit_json, json_option
@@ -18,7 +20,7 @@ def backends(as_json: bool) -> None:
     """
     from omsbridge.registry import BackendRegistry
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": info.name,
             "distribution": info.distribution,

@@ -31,7 +31,12 @@ def check(file: Path, as_json: bool) -> None:
         loaded = load_config(file)
     except ConfigError as exc:
         if as_json:
-            emit_json({"ok": False, "problems": [{"path": i.path, "message": i.message} for i in exc.issues]})
+            emit_json(
+                {
+                    "ok": False,
+                    "problems": [{"path": i.path, "message": i.message} for i in exc.issues],
+                }
+            )
         else:
             click.echo(str(exc), err=True)
         raise SystemExit(1) from None

@@ -54,12 +54,16 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
     for path in files:
         for where, data in _documents(path):
             if isinstance(data, Exception):
-                results.append({"source": where, "ok": False, "errors": [f"not valid JSON: {data}"]})
+                results.append(
+                    {"source": where, "ok": False, "errors": [f"not valid JSON: {data}"]}
+                )
                 continue
             try:
                 txn = wire.structure(data, Transaction)
             except InvalidTransaction as exc:
-                results.append({"source": where, "ok": False, "errors": [str(i) for i in exc.issues]})
+                results.append(
+                    {"source": where, "ok": False, "errors": [str(i) for i in exc.issues]}
+                )
                 continue
             results.append(
                 {
@@ -77,7 +81,9 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
     else:
         for r in results:
             if r["ok"]:
-                click.echo(f"{r['source']}: ok ({r['kind']} {r['transaction_id']}, {r['lines']} lines, total {r['total']})")
+                click.echo(
+                    f"{r['source']}: ok ({r['kind']} {r['transaction_id']}, {r['lines']} lines, total {r['total']})"
+                )
             else:
                 for error in r["errors"]:
                     click.echo(f"{r['source']}: {error}", err=True)

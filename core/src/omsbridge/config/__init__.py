@@ -2,5 +2,17 @@
 
 from omsbridge.config.loader import Config, MerchantConfig, StoreConfig, load_config, parse_config
 from omsbridge.config.secrets import Secret
+from omsbridge.config.validators import http_url, one_of, positive, setting
 
-__all__ = ["Config", "MerchantConfig", "Secret", "StoreConfig", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "MerchantConfig",
+    "Secret",
+    "StoreConfig",
+    "http_url",
+    "load_config",
+    "one_of",
+    "parse_config",
+    "positive",
+    "setting",
+]

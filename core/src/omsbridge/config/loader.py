@@ -144,7 +144,9 @@ def _merchant(
         issues.append(Issue(f"{prefix}.backend", f"is required (installed backends: {installed})"))
     elif backend not in registry:
         issues.append(
-            Issue(f"{prefix}.backend", f"unknown backend {backend!r}; installed backends: {installed}")
+            Issue(
+                f"{prefix}.backend", f"unknown backend {backend!r}; installed backends: {installed}"
+            )
         )
     backend_tables = [k for k, v in table.items() if k in registry and isinstance(v, Mapping)]
     others = [k for k in backend_tables if k != backend]
@@ -171,7 +173,7 @@ def _merchant(
         if value is not None and not (isinstance(value, str) and pattern.match(value)):
             issues.append(Issue(f"{prefix}.{key}", f"must look like {example}, got {value!r}"))
     settings = None
-    if backend in registry:
+    if isinstance(backend, str) and backend in registry:
         settings_data = table.get(backend, {})
         if not isinstance(settings_data, Mapping):
             issues.append(Issue(f"{prefix}.{backend}", "must be a table"))

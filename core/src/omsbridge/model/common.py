@@ -128,7 +128,9 @@ class Adjustment:
             f"must be one of {', '.join(AdjustmentType)}, got {self.type!r}",
         )
         if check.decimal(self.amount, "amount") and self.type != AdjustmentType.PRICE_OVERRIDE:
-            check.require(self.amount <= 0, "amount", f"must be <= 0 (a discount), got {self.amount}")
+            check.require(
+                self.amount <= 0, "amount", f"must be <= 0 (a discount), got {self.amount}"
+            )
         if self.type == AdjustmentType.PRICE_OVERRIDE:
             check.text(self.reason, "reason")
         else:

@@ -111,7 +111,9 @@ class FulfillmentUpdate:
         )
         partial = {FulfillmentAction.CANCEL, FulfillmentAction.RECEIVED}
         if self.lines and self.action not in partial:
-            check.fail("lines", f"only CANCEL and RECEIVED apply to part of an order, not {self.action}")
+            check.fail(
+                "lines", f"only CANCEL and RECEIVED apply to part of an order, not {self.action}"
+            )
         ids = [line.line_id for line in self.lines]
         for path, line in indexed("lines", self.lines):
             check.require(ids.count(line.line_id) == 1, f"{path}.line_id", "appears more than once")

@@ -123,7 +123,9 @@ class OrderLine:
     @property
     def quantity_open(self) -> Decimal:
         """Ordered but neither fulfilled nor cancelled: what can still be cancelled."""
-        return max(Decimal(0), self.quantity_ordered - self.quantity_fulfilled - self.quantity_cancelled)
+        return max(
+            Decimal(0), self.quantity_ordered - self.quantity_fulfilled - self.quantity_cancelled
+        )
 
     @property
     def quantity_returnable(self) -> Decimal:

@@ -111,7 +111,9 @@ class DigitalWalletTender(_TenderBase):
         check.text(self.wallet, "wallet", max_len=40)
         if self.last4 is not None:
             check.require(
-                bool(_LAST4.match(self.last4)), "last4", f"must be exactly 4 digits, got {self.last4!r}"
+                bool(_LAST4.match(self.last4)),
+                "last4",
+                f"must be exactly 4 digits, got {self.last4!r}",
             )
         check.done()
 

@@ -341,7 +341,8 @@ class Transaction:
             amounts.append((f"{path}.unit_price", line.unit_price))
             amounts += [(f"{path}.taxes[{j}].amount", t.amount) for j, t in enumerate(line.taxes)]
             amounts += [
-                (f"{path}.adjustments[{j}].amount", a.amount) for j, a in enumerate(line.adjustments)
+                (f"{path}.adjustments[{j}].amount", a.amount)
+                for j, a in enumerate(line.adjustments)
             ]
         amounts += [(f"{p}.amount", a.amount) for p, a in indexed("adjustments", self.adjustments)]
         amounts += [(f"{p}.amount", c.amount) for p, c in indexed("charges", self.charges)]

@@ -496,6 +496,11 @@ _DEFINITIONS: list[SObjectType] = [
         _cur("UnitPrice"), _cur("TotalLineAmount"), _cur("TotalPrice", ro=True),
         _s("FulfillmentOrderLineItemNumber", ro=True), _text("Description"),
     ], name_field="FulfillmentOrderLineItemNumber"),
+    _obj("BackgroundOperation", "0bO", [  # [unconfirmed prefix]
+        _s("Name", ro=True),
+        _pick("Status", ("New", "Running", "Complete", "Error"), ro=True),
+        _dt("FinishedAt", ro=True), _text("Error"),
+    ], createable=False, deletable=False),
     _obj("Shipment", "0OB", [  # [unconfirmed prefix]
         _ref("FulfillmentOrderId", "FulfillmentOrder", child="Shipments"),
         _ref("OrderSummaryId", "OrderSummary", child="Shipments"),

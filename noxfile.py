@@ -1,0 +1,92 @@
+"""Development sessions. `nox` runs lint, typecheck, tests and the contract suite (what CI runs).
+
+    nox                 # everything CI runs
+    nox -s demo         # the local demo: a store day on the embedded default, no account needed
+    nox -s bench        # benchmarks, printing figures
+    nox -s contract -- --record-mode=rewrite   # re-record cassettes against the local servers
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "contract"]
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+DISTRIBUTIONS = [
+    "./core[test]",
+    "./contract_tests",
+    "./plugins/pos_spi[test]",
+    "./plugins/salesforce_oms[test]",
+]
+
+
+def _install_all(session: nox.Session, *extra: str) -> None:
+    args: list[str] = []
+    for dist in DISTRIBUTIONS:
+        args += ["-e", dist]
+    session.install(*args, *extra)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy (strict) on the core package."""
+    session.install("mypy", "-e", "./core")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests of every distribution (the contract suite runs in `contract`)."""
+    _install_all(session)
+    session.run(
+        "pytest",
+        "core/tests",
+        "plugins/pos_spi/tests",
+        "plugins/salesforce_oms/tests",
+        "contract_tests/tests",
+        "--ignore=plugins/pos_spi/tests/contract",
+        "--ignore=plugins/salesforce_oms/tests/contract",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def contract(session: nox.Session) -> None:
+    """The shared contract suite for every first-party backend, offline from committed cassettes."""
+    _install_all(session)
+    for backend, folder in (("pos-spi", "plugins/pos_spi/tests/contract"),):
+        session.run("pytest", folder, "--oms-backend", backend, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Run a store day through local reference servers: no account anywhere is needed."""
+    _install_all(session)
+    session.run("omsbridge", "demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the local servers; prints figures (never a pass/fail timing test)."""
+    _install_all(session)
+    session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Regenerate the committed JSON Schema and run the docs checks."""
+    _install_all(session)
+    with open("docs/schema/transaction.schema.json", "w", encoding="utf-8") as out:
+        session.run("omsbridge", "schema", stdout=out)
+    session.run("pytest", "core/tests/test_docs.py")

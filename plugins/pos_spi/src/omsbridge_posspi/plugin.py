@@ -1,0 +1,33 @@
+"""The omsbridge plugin of this distribution (entry point ``pos-spi`` in the ``omsbridge`` group)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from omsbridge import hookimpl
+from omsbridge_posspi.backend import PosSpiBackend
+
+
+@hookimpl
+def omsbridge_register_backends(register: Callable[[type[PosSpiBackend]], None]) -> None:
+    """Offer the ``pos-spi`` backend."""
+    register(PosSpiBackend)
+
+
+@hookimpl
+def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> None:
+    """Offer ``omsbridge sandbox pos-spi``: the reference SPI server on a local port."""
+    from omsbridge_posspi.cli import sandbox_command
+
+    register(sandbox_command)
+
+
+@hookimpl(optionalhook=True)
+def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
+    """Give the shared contract suite its harness for pos-spi (only when omsbridge-contract is installed)."""
+    from omsbridge_posspi.contract_harness import PosSpiHarness
+
+    register(PosSpiHarness)

@@ -1,0 +1,35 @@
+"""Errors the reference server answers: ``{"code", "message", "field"?, "issues"?}`` + HTTP status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from omsbridge.errors import InvalidTransaction
+from omsbridge_posspi.messages import ErrorBody, ErrorIssue
+
+__all__ = ["ApiError", "invalid_input"]
+
+
+class ApiError(Exception):
+    """An error answer: raised anywhere in the server, turned into a JSON response by the app."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        issues: tuple[ErrorIssue, ...] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(code, message, field, issues)
+        self.headers = dict(headers or {})
+
+
+def invalid_input(exc: InvalidTransaction, code: str = "INVALID_REQUEST") -> ApiError:
+    """A 400 naming every bad field of a request body (``field`` is the first of them)."""
+    issues = tuple(ErrorIssue(i.path, i.message) for i in exc.issues)
+    return ApiError(400, code, str(exc), field=(issues[0].path or None) if issues else None, issues=issues)

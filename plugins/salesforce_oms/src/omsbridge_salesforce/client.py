@@ -1,0 +1,478 @@
+"""The one module that talks HTTP to Salesforce: sObjects, SOQL, composite, graph, Connect actions.
+
+Every Salesforce failure leaves this module as one of omsbridge's error classes (with the
+Salesforce ``errorCode`` as ``code``, the HTTP ``status`` and ``backend="salesforce"``), so
+nothing above it ever sees httpx or a Salesforce error array:
+
+==================================================  =======================================
+Salesforce says                                     raised
+==================================================  =======================================
+401 (after one re-authentication and replay)        AuthFailed
+403 ``REQUEST_LIMIT_EXCEEDED``                      RateLimited (retry_after)
+403 other (permissions, API disabled)               AuthFailed
+``UNABLE_TO_LOCK_ROW``, ``SERVER_UNAVAILABLE``,     TransientBackendError
+``QUERY_TIMEOUT``, 5xx, timeouts, network errors
+``DUPLICATE_VALUE``, 300, 409                       Conflict
+404, ``NOT_FOUND``, ``ENTITY_IS_DELETED``           NotFound
+400 field errors (``REQUIRED_FIELD_MISSING``...)    InvalidTransaction (issues name the fields)
+other 400                                           Rejected
+==================================================  =======================================
+
+``Sforce-Limit-Info`` is read from every response: :attr:`SalesforceClient.api_usage`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote as url_quote
+
+import attrs
+import httpx
+
+from omsbridge import (
+    AuthFailed,
+    BackendError,
+    Conflict,
+    InvalidTransaction,
+    Issue,
+    NotFound,
+    RateLimited,
+    Rejected,
+    TransientBackendError,
+)
+from omsbridge_salesforce.auth import BACKEND, SalesforceAuth
+from omsbridge_salesforce.config import SalesforceConfig
+
+__all__ = [
+    "GraphResult",
+    "QueryPage",
+    "SalesforceClient",
+    "SubResult",
+    "error_from",
+    "parse_limit_info",
+]
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_BACKOFF = 300.0
+"""Seconds to wait after REQUEST_LIMIT_EXCEEDED when Salesforce gives no Retry-After (it never does)."""
+
+_TRANSIENT = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT", "REQUEST_RUNNING_TOO_LONG",
+        "TXN_SECURITY_METERING_ERROR", "OPERATION_TOO_LARGE_TRY_AGAIN",
+    }
+)  # fmt: skip
+_RATE = frozenset({"REQUEST_LIMIT_EXCEEDED", "rate_limit_exceeded"})
+_CONFLICT = frozenset({"DUPLICATE_VALUE", "DUPLICATES_DETECTED", "DUPLICATE_EXTERNAL_ID"})
+_NOT_FOUND = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED", "INVALID_ID_FIELD"})
+_AUTH = frozenset(
+    {"INVALID_SESSION_ID", "INVALID_AUTH_HEADER", "API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"}
+)
+_FIELD = frozenset(
+    {
+        "REQUIRED_FIELD_MISSING", "STRING_TOO_LONG", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION", "FIELD_INTEGRITY_EXCEPTION", "INVALID_EMAIL_ADDRESS",
+        "NUMBER_OUTSIDE_VALID_RANGE", "INVALID_TYPE_ON_FIELD_IN_RECORD",
+    }
+)  # fmt: skip
+_HALTED = "PROCESSING_HALTED"
+
+
+# -- error mapping ------------------------------------------------------------------------------
+
+
+def _entries(body: Any) -> list[dict[str, Any]]:
+    """The error objects of a Salesforce error body (REST array, Connect object, or token error)."""
+    if isinstance(body, list):
+        return [e for e in body if isinstance(e, dict)]
+    if isinstance(body, dict):
+        if "errorCode" in body or "message" in body:
+            return [body]
+        if isinstance(body.get("errors"), list):
+            return [e for e in body["errors"] if isinstance(e, dict)]
+        if "error" in body:
+            return [{"errorCode": body["error"], "message": body.get("error_description", "")}]
+    return []
+
+
+def _code(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("errorCode") or entry.get("statusCode") or "UNKNOWN_ERROR")
+
+
+def error_from(
+    status: int,
+    body: Any,
+    *,
+    context: str = "",
+    headers: Mapping[str, str] | None = None,
+    field_paths: Mapping[str, str] | None = None,
+) -> BackendError:
+    """The omsbridge error for a Salesforce error response (status + body).
+
+    ``context`` prefixes the message (what was being done); ``field_paths`` maps a Salesforce
+    field name to the transaction path it came from, for :class:`InvalidTransaction` issues.
+    """
+    entries = _entries(body) or [{"errorCode": f"HTTP_{status}", "message": _short(body)}]
+    first = next((e for e in entries if _code(e) != _HALTED), entries[0])
+    code = _code(first)
+    text = str(first.get("message") or "").strip()
+    message = f"{context}: {code}: {text}" if context else f"{code}: {text}"
+    kwargs: dict[str, Any] = {"code": code, "status": status, "backend": BACKEND}
+    if code in _RATE or status == 429:
+        retry = (headers or {}).get("Retry-After")
+        try:
+            retry_after = float(retry) if retry else RATE_LIMIT_BACKOFF
+        except ValueError:
+            retry_after = RATE_LIMIT_BACKOFF
+        return RateLimited(message, retry_after=retry_after, **kwargs)
+    if code in _TRANSIENT or status >= 500:
+        return TransientBackendError(message, **kwargs)
+    if code in _AUTH or status in (401, 403):
+        return AuthFailed(message, **kwargs)
+    if code in _CONFLICT or status in (300, 409):
+        return Conflict(message, **kwargs)
+    if code in _NOT_FOUND or status in (404, 410):
+        return NotFound(message, **kwargs)
+    fields = [str(f) for f in first.get("fields") or [] if f]
+    if code in _FIELD:
+        paths = field_paths or {}
+        issues = [Issue(paths.get(f, f), f"{code}: {text}") for f in fields] or [
+            Issue(context, f"{code}: {text}")
+        ]
+        return InvalidTransaction(issues, **kwargs)
+    return Rejected(message, **kwargs)
+
+
+def _short(body: Any) -> str:
+    text = body if isinstance(body, str) else repr(body)
+    return text[:200]
+
+
+def parse_limit_info(header: str | None) -> tuple[int, int] | None:
+    """``api-usage=25/15000; per-app-api-usage=...`` -> ``(25, 15000)``; None when absent."""
+    if not header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "api-usage":
+            used, _, limit = value.partition("/")
+            try:
+                return int(used), int(limit)
+            except ValueError:
+                return None
+    return None
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class QueryPage:
+    """One batch of SOQL results; ``next_url`` continues the query (None when done)."""
+
+    records: list[dict[str, Any]]
+    total_size: int
+    next_url: str | None
+
+
+@attrs.frozen
+class SubResult:
+    """One composite or graph node result."""
+
+    reference_id: str
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        """Whether the node succeeded."""
+        return 200 <= self.status < 300
+
+    @property
+    def id(self) -> str | None:
+        """The record id a create returned."""
+        return self.body.get("id") if isinstance(self.body, dict) else None
+
+
+@attrs.frozen
+class GraphResult:
+    """One graph of a composite-graph response; ``successful`` is the graph's all-or-none outcome."""
+
+    graph_id: str
+    successful: bool
+    nodes: dict[str, SubResult]
+
+    def failed_node(self) -> SubResult | None:
+        """The node that really failed (not one halted because of it)."""
+        failed = [n for n in self.nodes.values() if not n.ok]
+        for node in failed:
+            if not any(_code(e) == _HALTED for e in _entries(node.body)):
+                return node
+        return failed[0] if failed else None
+
+    def error(
+        self, *, context: str = "", sources: Mapping[str, str] | None = None
+    ) -> BackendError:
+        """The omsbridge error for a failed graph; ``sources`` maps node ids to transaction paths."""
+        node = self.failed_node()
+        if node is None:
+            return Rejected(
+                f"{context}: the composite graph failed without a node error",
+                code="GRAPH_FAILED",
+                backend=BACKEND,
+            )
+        where = (sources or {}).get(node.reference_id)
+        entries = _entries(node.body)
+        fields = [str(f) for e in entries[:1] for f in e.get("fields") or []]
+        paths = {f: f"{where}.{f}" if where else f"{node.reference_id}.{f}" for f in fields}
+        label = f"{context} (node {node.reference_id}{', ' + where if where else ''})"
+        return error_from(node.status, node.body, context=label, field_paths=paths)
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+class SalesforceClient:
+    """A thread-safe Salesforce REST client for one org (one merchant).
+
+    ``transport`` replaces the network (tests: :class:`httpx.MockTransport`); it is also used
+    for token requests unless ``auth`` is given.
+    """
+
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        *,
+        auth: SalesforceAuth | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.auth = auth or SalesforceAuth(config, transport=transport)
+        self._http = httpx.Client(
+            auth=self.auth,
+            transport=transport,
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+            headers={"Accept": "application/json", "Content-Type": "application/json"},
+        )
+        self._usage_lock = threading.Lock()
+        self._api_usage: tuple[int, int] | None = None
+        self.requests_sent = 0
+        """Requests sent through this client (excluding token requests)."""
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient({self.config.url_base!r}, {self.config.api_version})"
+
+    @property
+    def api_usage(self) -> tuple[int, int] | None:
+        """(used, max) daily API requests from the last ``Sforce-Limit-Info`` header."""
+        return self._api_usage
+
+    def close(self) -> None:
+        """Close connections (the API client and the token endpoint's)."""
+        self._http.close()
+        self.auth.close()
+
+    # -- paths ----------------------------------------------------------------------------------
+
+    def data_path(self, suffix: str, *, query: bool = False) -> str:
+        """``/services/data/vXX.X`` + suffix (the query API version for /query)."""
+        version = self.config.effective_query_api_version if query else self.config.api_version
+        return f"/services/data/{version}{suffix}"
+
+    def sobject_path(self, sobject: str, record_id: str | None = None) -> str:
+        """The sObject resource path (the same string graph nodes use as ``url``)."""
+        base = self.data_path(f"/sobjects/{sobject}")
+        return f"{base}/{url_quote(record_id, safe='@{}.')}" if record_id else base
+
+    # -- core request ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        context: str | None = None,
+    ) -> Any:
+        """Send one request to the instance; return the decoded JSON (None for 204) or raise."""
+        url = self.auth.instance_url + path
+        what = context or f"{method} {path}"
+        try:
+            response = self._http.request(method, url, json=json, params=params)
+        except httpx.TimeoutException:
+            raise TransientBackendError(
+                f"{what}: timed out; the outcome is unknown", code="TIMEOUT", backend=BACKEND
+            ) from None
+        except httpx.TransportError as exc:
+            raise TransientBackendError(
+                f"{what}: cannot reach Salesforce ({type(exc).__name__})",
+                code="CONNECTION",
+                backend=BACKEND,
+            ) from None
+        self.requests_sent += 1
+        usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
+        if usage is not None:
+            with self._usage_lock:
+                self._api_usage = usage
+        body = _decode(response)
+        if response.status_code >= 300:
+            raise error_from(response.status_code, body, context=what, headers=response.headers)
+        return body
+
+    # -- sObjects -------------------------------------------------------------------------------
+
+    def create(self, sobject: str, fields: Mapping[str, Any]) -> str:
+        """Insert one record; return its id."""
+        body = self.request("POST", self.sobject_path(sobject), json=dict(fields),
+                            context=f"create {sobject}")
+        return str(body["id"])
+
+    def update(self, sobject: str, record_id: str, fields: Mapping[str, Any]) -> None:
+        """Change fields of one record."""
+        self.request("PATCH", self.sobject_path(sobject, record_id), json=dict(fields),
+                     context=f"update {sobject} {record_id}")
+
+    def get(self, sobject: str, record_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+        """Read one record (only ``fields`` when given)."""
+        params = {"fields": ",".join(fields)} if fields else None
+        body = self.request("GET", self.sobject_path(sobject, record_id), params=params,
+                            context=f"read {sobject} {record_id}")
+        return dict(body)
+
+    # -- SOQL -----------------------------------------------------------------------------------
+
+    def query_page(self, soql: str | None = None, *, next_url: str | None = None) -> QueryPage:
+        """One batch of a query, or the batch at ``next_url``."""
+        if next_url is not None:
+            body = self.request("GET", next_url, context="query (next page)")
+        elif soql is not None:
+            body = self.request("GET", self.data_path("/query", query=True), params={"q": soql},
+                                context="query")
+        else:
+            raise ValueError("give soql or next_url")
+        return _page(body)
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """Every record a query matches, following ``nextRecordsUrl``."""
+        return list(self.iter_query(soql))
+
+    def iter_query(self, soql: str) -> Iterator[dict[str, Any]]:
+        """Records of a query, fetching further batches as they are needed."""
+        page = self.query_page(soql)
+        yield from page.records
+        while page.next_url:
+            page = self.query_page(next_url=page.next_url)
+            yield from page.records
+
+    def queries(self, named: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """Run several queries in ONE API call (composite); first batch of each, by name."""
+        if not named:
+            return {}
+        if len(named) == 1:
+            ((name, soql),) = named.items()
+            return {name: self.query(soql)}
+        subrequests = [
+            {
+                "method": "GET",
+                "url": self.data_path("/query", query=True) + "?q=" + url_quote(soql, safe=""),
+                "referenceId": name,
+            }
+            for name, soql in named.items()
+        ]
+        results = self.composite(subrequests, all_or_none=False)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in named:
+            sub = results[name]
+            if not sub.ok:
+                raise error_from(sub.status, sub.body, context=f"query {name}")
+            page = _page(sub.body)
+            records = list(page.records)
+            if page.next_url:
+                for more in self._more(page.next_url):
+                    records.extend(more)
+            out[name] = records
+        return out
+
+    def _more(self, next_url: str) -> Iterator[list[dict[str, Any]]]:
+        url: str | None = next_url
+        while url:
+            page = self.query_page(next_url=url)
+            yield page.records
+            url = page.next_url
+
+    # -- composite ------------------------------------------------------------------------------
+
+    def composite(
+        self, subrequests: Sequence[Mapping[str, Any]], *, all_or_none: bool = False
+    ) -> dict[str, SubResult]:
+        """POST /composite (up to 25 subrequests, one API call); results by referenceId."""
+        if len(subrequests) > 25:
+            raise ValueError("a composite request holds at most 25 subrequests")
+        body = self.request(
+            "POST",
+            self.data_path("/composite"),
+            json={"allOrNone": all_or_none, "compositeRequest": list(subrequests)},
+            context="composite",
+        )
+        return {
+            str(r.get("referenceId")): SubResult(
+                str(r.get("referenceId")), int(r.get("httpStatusCode", 0)), r.get("body")
+            )
+            for r in (body or {}).get("compositeResponse", [])
+        }
+
+    def graph(self, graphs: Sequence[Mapping[str, Any]], *, context: str = "composite graph") -> list[GraphResult]:
+        """POST /composite/graph; one :class:`GraphResult` per graph (HTTP 200 even when they fail)."""
+        body = self.request("POST", self.data_path("/composite/graph"),
+                            json={"graphs": list(graphs)}, context=context)
+        results = []
+        for g in (body or {}).get("graphs", []):
+            nodes = {
+                str(r.get("referenceId")): SubResult(
+                    str(r.get("referenceId")), int(r.get("httpStatusCode", 0)), r.get("body")
+                )
+                for r in (g.get("graphResponse") or {}).get("compositeResponse", [])
+            }
+            results.append(GraphResult(str(g.get("graphId")), bool(g.get("isSuccessful")), nodes))
+        return results
+
+    # -- Connect (Order Management actions) -----------------------------------------------------
+
+    def connect(self, suffix: str, body: Mapping[str, Any], *, context: str | None = None) -> dict[str, Any]:
+        """POST a Connect action (``/commerce/...``); a 2xx reporting ``success: false`` raises Rejected."""
+        what = context or suffix
+        result = self.request("POST", self.data_path(suffix), json=dict(body), context=what)
+        result = result if isinstance(result, dict) else {}
+        errors = _entries({"errors": result.get("errors")}) if result.get("errors") else []
+        if result.get("success") is False or errors:
+            raise error_from(400, errors or result, context=what)
+        return result
+
+    def limits(self) -> dict[str, Any]:
+        """GET /limits (DailyApiRequests and friends)."""
+        return dict(self.request("GET", self.data_path("/limits"), context="limits"))
+
+
+def _decode(response: httpx.Response) -> Any:
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _page(body: Any) -> QueryPage:
+    if not isinstance(body, dict) or "records" not in body:
+        raise Rejected(f"query: unexpected response {_short(body)}", code="BAD_RESPONSE",
+                       backend=BACKEND)
+    return QueryPage(
+        records=list(body["records"]),
+        total_size=int(body.get("totalSize", len(body["records"]))),
+        next_url=body.get("nextRecordsUrl") if not body.get("done", True) else None,
+    )

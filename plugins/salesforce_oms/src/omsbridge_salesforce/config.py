@@ -1,0 +1,381 @@
+"""The Salesforce backend's settings: the seed's "PS OMS Configuration", typed and checked.
+
+A merchant's ``[merchants.ID.salesforce]`` table is structured into :class:`SalesforceConfig`
+by the core's config loader. Every wrong value is refused with its path, e.g.
+``merchants.SHOPNOW.salesforce.url_base: must end with .my.salesforce.com``.
+Secrets are references (``{ env = "VAR" }`` / ``{ file = "path" }``) resolved by core.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import attrs
+
+from omsbridge import FulfillmentAction, FulfillmentType, InvalidTransaction, Issue, Secret
+
+__all__ = [
+    "AUTH_FLOWS",
+    "DEFAULT_DELIVERY_METHODS",
+    "DEFAULT_FULFILLMENT_STATUSES",
+    "CustomField",
+    "SalesforceConfig",
+]
+
+AUTH_FLOWS = ("password", "client_credentials", "jwt_bearer")
+"""The OAuth flows the backend can use."""
+
+DEFAULT_DELIVERY_METHODS: Mapping[str, str] = MappingProxyType(
+    {
+        "IN_STORE-DEFAULT": "IN_STORE-DEFAULT",
+        "IN_STORE-PICKUP_LATER": "IN_STORE-PICKUP_LATER",
+        "ONLINE-DEFAULT": "ONLINE-DEFAULT",
+        "SHIP_TO_STORE-DEFAULT": "SHIP_TO_STORE-DEFAULT",
+    }
+)
+"""Fulfillment ``TYPE-SUBTYPE`` -> OrderDeliveryMethod name (the seed: the same names)."""
+
+DEFAULT_FULFILLMENT_STATUSES: Mapping[str, str] = MappingProxyType(
+    {
+        "PICK": "Pickpack",
+        "PACK": "Pickpack",
+        "READY_FOR_PICKUP": "Ready For Pickup",
+        "PICKED_UP": "Picked Up",
+        "SHIPPED": "Fulfilled",
+        "RECEIVED": "Ready For Pickup",
+        "REJECT": "Rejected",
+    }
+)
+"""FulfillmentAction -> FulfillmentOrder.Status; CANCEL uses ``status_canceled_value``."""
+
+_API_VERSION = re.compile(r"^v(\d{2,3})\.\d$")
+_MIN_API = 50  # composite graph exists from v50.0
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
+_METHOD_KEY = re.compile(r"^([A-Z_]+)-([A-Z][A-Z0-9_]{0,39})$")
+_NAME_FIELDS = frozenset({"merchant_id", "locale", "region"})
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _Problems:
+    """Collects every problem of one settings object so all are reported at once."""
+
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.issues.append(Issue(path, message))
+
+    def text(self, value: Any, path: str, *, optional: bool = False) -> bool:
+        if value is None:
+            if not optional:
+                self.add(path, "is required")
+            return False
+        if not isinstance(value, str) or not value.strip():
+            self.add(path, "must not be blank")
+            return False
+        return True
+
+    def done(self) -> None:
+        # InvalidTransaction is what core's config loader turns into path-named issues
+        # (it prefixes each issue path with the table's path).
+        if self.issues:
+            raise InvalidTransaction(self.issues, code="INVALID_CONFIG", backend="salesforce")
+
+
+@attrs.frozen
+class CustomField:
+    """The seed's OMSCustomField: which Salesforce field holds a POS value.
+
+    Only ``pos_field = "ORDER_STORE_ID"`` applied to ``LOCATION`` exists: the Location field
+    (e.g. ``warehouseID__c``) that holds the store id a BOPIS order is fulfilled from.
+    """
+
+    oms_field_name: str
+    pos_field: str = "ORDER_STORE_ID"
+    apply_to: list[str] = attrs.field(factory=lambda: ["LOCATION"])
+
+    def __attrs_post_init__(self) -> None:
+        check = _Problems()
+        if check.text(self.oms_field_name, "oms_field_name") and not _FIELD_NAME.match(
+            self.oms_field_name
+        ):
+            check.add("oms_field_name", f"must be a Salesforce field API name, got {self.oms_field_name!r}")
+        if self.pos_field != "ORDER_STORE_ID":
+            check.add("pos_field", f"only ORDER_STORE_ID is supported, got {self.pos_field!r}")
+        if list(self.apply_to) != ["LOCATION"]:
+            check.add("apply_to", f'only ["LOCATION"] is supported, got {list(self.apply_to)!r}')
+        check.done()
+
+
+def _merge(defaults: Mapping[str, str]) -> Any:
+    def convert(value: Mapping[str, str] | None) -> Mapping[str, str]:
+        return MappingProxyType({**defaults, **(value or {})})
+
+    return convert
+
+
+@attrs.frozen
+class SalesforceConfig:
+    """Settings of one merchant's Salesforce Order Management org.
+
+    See ``docs/salesforce.md`` for every field with an example.
+    """
+
+    url_base: str
+    """The org's My Domain URL, ``https://NAME.my.salesforce.com`` (the seed's UrlBase)."""
+    client_id: str | None = None
+    """Consumer key of the connected app (every flow)."""
+    auth_flow: str = "password"
+    """``password`` (the seed's set-up), ``client_credentials`` or ``jwt_bearer``."""
+    username: str | None = None
+    """Integration user (password and JWT bearer flows)."""
+    password: Secret | None = None
+    """The user's password (password flow)."""
+    security_token: Secret | None = None
+    """Appended to the password when the caller's IP is not trusted (password flow)."""
+    client_secret: Secret | None = None
+    """Consumer secret (password and client-credentials flows)."""
+    private_key: Secret | None = None
+    """PEM RSA private key whose certificate is on the connected app (JWT bearer flow)."""
+    audience: str = "https://login.salesforce.com"
+    """JWT ``aud`` claim: login.salesforce.com, test.salesforce.com or a community URL."""
+    token_url: str | None = None
+    """Token endpoint; defaults to ``{url_base}/services/oauth2/token``."""
+    service: str = "LIGHTNING"
+    """The seed's Service; must be LIGHTNING."""
+    api_version: str = "v62.0"
+    """REST API version used in every URL (>= v50.0, composite graph)."""
+    query_api_version: str | None = None
+    """Version used for /query; defaults to ``api_version``."""
+    allow_insecure_sandbox_url: bool = False
+    """Allow ``http://127.0.0.1:PORT`` as url_base: the local sandbox only."""
+    custom_fields: list[CustomField] = attrs.field(factory=list)
+    """The seed's OMSCustomField list (ORDER_STORE_ID on LOCATION)."""
+    filter_query: str | None = None
+    """Extra SOQL condition on FulfillmentOrder for imports, e.g. ``DeliveryMethod.Name = 'X'``."""
+    status_canceled_value: str = "Cancelled"
+    """Status written when an order or fulfillment order is cancelled."""
+    cash_payment_gateway_name: str | None = None
+    """PaymentGateway for cash; unset means no gateway on cash payments."""
+    payment_gateway_name: str | None = None
+    """PaymentGateway for cards (CardPaymentMethod.PaymentGatewayId and Payment)."""
+    statuses_to_process: list[str] = attrs.field(factory=list)
+    """FulfillmentOrder statuses that are imported (empty: all)."""
+    delivery_methods: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_merge(DEFAULT_DELIVERY_METHODS)
+    )
+    """Fulfillment ``TYPE-SUBTYPE`` -> OrderDeliveryMethod name, over the defaults."""
+    fulfillment_statuses: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_merge(DEFAULT_FULFILLMENT_STATUSES)
+    )
+    """FulfillmentAction -> FulfillmentOrder Status value, over the defaults."""
+    default_account_name: str = "{merchant_id}-{locale}-{region}"
+    """Account used when the customer is unknown; placeholders merchant_id, locale, region."""
+    price_book_name: str = "{merchant_id}-{locale}-{region}"
+    """Pricebook2 the orders use."""
+    sales_channel_lookup_name: str = "POS"
+    """SalesChannel looked up first."""
+    sales_channel_name: str = "{merchant_id}-{locale}-{region}-POS"
+    """SalesChannel used (and created) when ``sales_channel_lookup_name`` does not exist."""
+    order_external_id_field: str = "POS_Transaction_Id__c"
+    """Order field holding the transaction id (unique external id: the idempotency key)."""
+    order_item_external_id_field: str = "POS_Line_Id__c"
+    """OrderItem field holding the POS line id (copied to OrderItemSummary; used by returns)."""
+    check_before_post: bool = False
+    """Query the order by external id before posting: needed when that field is not unique."""
+    return_window_days: int | None = None
+    """Returns are refused this many days after the order date (seed 004); unset: no limit."""
+    connect_timeout: float = 5.0
+    """Seconds to open a connection."""
+    read_timeout: float = 30.0
+    """Seconds to wait for a response."""
+
+    _SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
+        "password", "security_token", "client_secret", "private_key",
+    )  # fmt: skip
+
+    def __attrs_post_init__(self) -> None:
+        check = _Problems()
+        self._check_url(check)
+        if self.service != "LIGHTNING":
+            check.add("service", f"must be LIGHTNING, got {self.service!r}")
+        self._check_auth(check)
+        for name in ("api_version", "query_api_version"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            match = _API_VERSION.match(value) if isinstance(value, str) else None
+            if not match:
+                check.add(name, f"must look like v62.0, got {value!r}")
+            elif int(match.group(1)) < _MIN_API:
+                check.add(name, f"must be v{_MIN_API}.0 or later (composite graph), got {value}")
+        for name in ("order_external_id_field", "order_item_external_id_field"):
+            value = getattr(self, name)
+            if check.text(value, name) and not _FIELD_NAME.match(value):
+                check.add(name, f"must be a Salesforce field API name, got {value!r}")
+        for name in ("default_account_name", "price_book_name", "sales_channel_name"):
+            self._check_template(check, name)
+        for name in ("status_canceled_value", "sales_channel_lookup_name"):
+            check.text(getattr(self, name), name)
+        for name in ("cash_payment_gateway_name", "payment_gateway_name", "filter_query"):
+            check.text(getattr(self, name), name, optional=True)
+        if isinstance(self.filter_query, str) and ";" in self.filter_query:
+            check.add("filter_query", "must be one SOQL condition, without ';'")
+        for i, status in enumerate(self.statuses_to_process):
+            check.text(status, f"statuses_to_process[{i}]")
+        self._check_mappings(check)
+        if self.return_window_days is not None and not 1 <= self.return_window_days <= 3650:
+            check.add("return_window_days", f"must be 1-3650, got {self.return_window_days}")
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 600:
+                check.add(name, f"must be a number of seconds, 0-600, got {value!r}")
+        check.done()
+
+    def _check_url(self, check: _Problems) -> None:
+        for name in ("url_base", "token_url"):
+            value = getattr(self, name)
+            if value is None and name == "token_url":
+                continue
+            if not check.text(value, name):
+                continue
+            parts = urlsplit(value)
+            host = (parts.hostname or "").lower()
+            if parts.scheme == "https":
+                if name == "url_base" and not host.endswith(".my.salesforce.com"):
+                    check.add(name, f"must be https://NAME.my.salesforce.com, got {value!r}")
+            elif (
+                parts.scheme == "http"
+                and host in _LOOPBACK
+                and parts.port is not None
+                and self.allow_insecure_sandbox_url
+            ):
+                pass
+            elif parts.scheme == "http" and host in _LOOPBACK:
+                check.add(
+                    name,
+                    "http://127.0.0.1:PORT is the local sandbox: set allow_insecure_sandbox_url "
+                    "= true (and give the port)",
+                )
+            else:
+                check.add(name, f"must be an https URL, got {value!r}")
+            if parts.query or parts.fragment:
+                check.add(name, "must not have a query or fragment")
+
+    def _check_auth(self, check: _Problems) -> None:
+        if self.auth_flow not in AUTH_FLOWS:
+            check.add("auth_flow", f"must be one of {', '.join(AUTH_FLOWS)}, got {self.auth_flow!r}")
+            return
+        needed = {
+            "password": ("client_id", "client_secret", "username", "password"),
+            "client_credentials": ("client_id", "client_secret"),
+            "jwt_bearer": ("client_id", "username", "private_key"),
+        }[self.auth_flow]
+        for name in needed:
+            if getattr(self, name) is None:
+                check.add(name, f"is required for auth_flow = {self.auth_flow!r}")
+        for name in ("client_id", "username"):
+            check.text(getattr(self, name), name, optional=True)
+        if self.security_token is not None and self.auth_flow != "password":
+            check.add("security_token", "only applies to auth_flow = 'password'")
+        if self.private_key is not None:
+            if self.auth_flow != "jwt_bearer":
+                check.add("private_key", "only applies to auth_flow = 'jwt_bearer'")
+            elif not _is_rsa_pem(self.private_key.reveal()):
+                check.add("private_key", "must be a PEM-encoded RSA private key")
+        if self.auth_flow == "jwt_bearer":
+            parts = urlsplit(self.audience if isinstance(self.audience, str) else "")
+            if parts.scheme != "https" or not parts.hostname:
+                check.add("audience", f"must be an https URL, got {self.audience!r}")
+
+    def _check_template(self, check: _Problems, name: str) -> None:
+        value = getattr(self, name)
+        if not check.text(value, name):
+            return
+        try:
+            used = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            check.add(name, f"is not a valid name template: {exc}")
+            return
+        unknown = used - _NAME_FIELDS
+        if unknown:
+            check.add(
+                name,
+                f"unknown placeholder(s) {', '.join(sorted(unknown))}; use merchant_id, "
+                "locale, region",
+            )
+
+    def _check_mappings(self, check: _Problems) -> None:
+        types = {str(t) for t in FulfillmentType}
+        for key, value in self.delivery_methods.items():
+            match = _METHOD_KEY.match(key) if isinstance(key, str) else None
+            if not match or match.group(1) not in types:
+                check.add(
+                    f"delivery_methods.{key}",
+                    f"must be FULFILLMENTTYPE-SUBTYPE with a type of {', '.join(sorted(types))}",
+                )
+            check.text(value, f"delivery_methods.{key}")
+        actions = {str(a) for a in FulfillmentAction}
+        for key, value in self.fulfillment_statuses.items():
+            if key not in actions:
+                check.add(
+                    f"fulfillment_statuses.{key}",
+                    f"unknown action; use one of {', '.join(sorted(actions))}",
+                )
+            elif key == "CANCEL":
+                check.add(
+                    f"fulfillment_statuses.{key}", "CANCEL uses status_canceled_value instead"
+                )
+            check.text(value, f"fulfillment_statuses.{key}")
+
+    # -- derived values ------------------------------------------------------------------------
+
+    @property
+    def effective_query_api_version(self) -> str:
+        """The version used for /query."""
+        return self.query_api_version or self.api_version
+
+    @property
+    def effective_token_url(self) -> str:
+        """Where tokens are requested."""
+        return self.token_url or self.url_base.rstrip("/") + "/services/oauth2/token"
+
+    @property
+    def store_id_field(self) -> str | None:
+        """The Location field holding the POS store id (ORDER_STORE_ID), when configured."""
+        for field in self.custom_fields:
+            if field.pos_field == "ORDER_STORE_ID":
+                return field.oms_field_name
+        return None
+
+    def delivery_method_name(self, method: str) -> str:
+        """The OrderDeliveryMethod name for a fulfillment ``TYPE-SUBTYPE`` (itself if unmapped)."""
+        return self.delivery_methods.get(method, method)
+
+    def fulfillment_status(self, action: FulfillmentAction) -> str:
+        """The FulfillmentOrder status value a store action is written as."""
+        if action == FulfillmentAction.CANCEL:
+            return self.status_canceled_value
+        return self.fulfillment_statuses.get(str(action), str(action))
+
+    def name_for(self, template: str, merchant_id: str, locale: str | None, region: str | None) -> str:
+        """Fill a name template; a missing locale or region drops its ``-`` segment."""
+        parts = {"merchant_id": merchant_id, "locale": locale or "", "region": region or ""}
+        name = template.format(**parts)
+        return re.sub(r"-{2,}", "-", name).strip("-")
+
+
+def _is_rsa_pem(text: str) -> bool:
+    try:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        key = load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(key, rsa.RSAPrivateKey)
