@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import click
 
     from omsbridge.errors import BackendError
+    from omsbridge.local import LocalServer
     from omsbridge.model import FulfillmentOrder, FulfillmentUpdate, PostResult, Transaction
     from omsbridge.spi import OrderBackend
 
@@ -94,6 +95,22 @@ def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> N
     (by convention the backend name it emulates, e.g. ``salesforce`` or ``pos-spi``).
 
     :param register: callback taking one click command.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_register_local_servers(
+    register: Callable[[str, Callable[[], LocalServer]], None],
+) -> None:
+    """Offer a local emulator that a backend can be pointed at, for ``omsbridge demo``.
+
+    Call ``register(backend_name, start)`` where ``start()`` starts the emulator on a free
+    loopback port and returns an :class:`omsbridge.local.LocalServer` (its URL, the merchant
+    settings table that points the backend at it, and a ``stop`` callable).
+
+    :param register: callback taking the backend name and a zero-argument start function.
 
     .. versionadded:: 0.1
     """

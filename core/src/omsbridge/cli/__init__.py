@@ -11,6 +11,7 @@ import click
 
 from omsbridge.cli.backends import backends
 from omsbridge.cli.config_cmd import config
+from omsbridge.cli.demo_cmd import demo
 from omsbridge.cli.sandbox import sandbox
 from omsbridge.cli.schema_cmd import schema
 from omsbridge.cli.validate import validate
@@ -33,7 +34,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for _command in (backends, config, validate, schema, sandbox):
+for _command in (backends, config, demo, validate, schema, sandbox):
     cli.add_command(_command)
 
 _plugins_added = False
