@@ -30,12 +30,14 @@ import attrs
 import yaml
 
 __all__ = [
+    "LOOPBACK_PORT",
     "MATCH_ON",
     "REDACTED",
     "Finding",
     "base_vcr_config",
     "is_sensitive_header",
     "is_sensitive_key",
+    "normalize_request",
     "redact_text",
     "scan_cassette",
     "scan_tree",
@@ -211,31 +213,49 @@ def _scrub_uri(uri: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(cleaned)))
 
 
+LOOPBACK_PORT = 9
+"""The port every loopback URL is stored with: local servers bind a free port each time they
+record, and a fixed one keeps re-recorded cassettes free of meaningless diffs."""
+
+_VOLATILE_RESPONSE_HEADERS = {"date"}
+
+
+def normalize_request(request: Any) -> Any:
+    """Store loopback URLs (and their ``Host`` header) with :data:`LOOPBACK_PORT`."""
+    parts = urlsplit(request.uri)
+    if _is_loopback_url(request.uri) and parts.port not in (None, LOOPBACK_PORT):
+        netloc = f"{parts.hostname}:{LOOPBACK_PORT}"
+        request.uri = urlunsplit(parts._replace(netloc=netloc))
+        for name in list(request.headers):
+            if name.lower() == "host":
+                request.headers[name] = netloc
+    return request
+
+
 def scrub_request(request: Any) -> Any:
     """vcrpy ``before_record_request``: scrub a request's headers, query and body.
 
     It also runs on live requests before they are matched against a cassette, so a replayed
     request compares equal to the scrubbed recording.
     """
+    request = normalize_request(request)
     for name in list(request.headers):
         if is_sensitive_header(name):
             request.headers[name] = REDACTED
     request.uri = _scrub_uri(request.uri)
-    content_type = next(
-        (v for k, v in request.headers.items() if k.lower() == "content-type"), ""
-    )
+    content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "")
     request.body = _scrub_body(request.body, content_type)
     return request
 
 
 def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    """vcrpy ``before_record_response``: drop ``Set-Cookie``, scrub credential headers and the
-    body (OAuth token answers, tenant URLs, token shapes)."""
+    """vcrpy ``before_record_response``: drop ``Set-Cookie`` (and the volatile ``Date``), scrub
+    credential headers and the body (OAuth token answers, tenant URLs, token shapes)."""
     headers: dict[str, Any] = response.get("headers") or {}
     content_type = ""
     for name in list(headers):
         lowered = name.lower()
-        if lowered == "set-cookie":
+        if lowered == "set-cookie" or lowered in _VOLATILE_RESPONSE_HEADERS:
             del headers[name]
         elif is_sensitive_header(name):
             headers[name] = [REDACTED]
@@ -254,7 +274,9 @@ def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _chain(first: Iterable[Callable[[Any], Any]], last: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _chain(
+    first: Iterable[Callable[[Any], Any]], last: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
     functions = [*first, last]
 
     def run(value: Any) -> Any:
@@ -267,9 +289,7 @@ def _chain(first: Iterable[Callable[[Any], Any]], last: Callable[[Any], Any]) ->
     return run
 
 
-def base_vcr_config(
-    record_mode: str, extra: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def base_vcr_config(record_mode: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The vcrpy options every contract cassette uses, merged with a harness's ``extra`` options.
 
     A harness's own ``before_record_request`` / ``before_record_response`` run first; the suite's
@@ -337,8 +357,11 @@ def _walk_json(data: Any, path: str) -> Iterator[tuple[str, str]]:
             norm = _norm(str(key))
             if norm in _SENSITIVE_KEYS and value not in (None, "", REDACTED):
                 yield here, f"unscrubbed {key!r}"
-            elif norm in _TENANT_KEYS and value and not _is_loopback_url(value) and (
-                REDACTED.lower() not in str(value)
+            elif (
+                norm in _TENANT_KEYS
+                and value
+                and not _is_loopback_url(value)
+                and (REDACTED.lower() not in str(value))
             ):
                 yield here, f"tenant-identifying {key!r}"
             else:

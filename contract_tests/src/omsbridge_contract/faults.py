@@ -55,11 +55,15 @@ class HttpxTimeouts:
 
         def handle_request(transport: Any, request: httpx.Request) -> Any:
             self.timeouts += 1
-            raise httpx.ReadTimeout("simulated by the contract suite (Fault.TIMEOUT)", request=request)
+            raise httpx.ReadTimeout(
+                "simulated by the contract suite (Fault.TIMEOUT)", request=request
+            )
 
         async def handle_async_request(transport: Any, request: httpx.Request) -> Any:
             self.timeouts += 1
-            raise httpx.ReadTimeout("simulated by the contract suite (Fault.TIMEOUT)", request=request)
+            raise httpx.ReadTimeout(
+                "simulated by the contract suite (Fault.TIMEOUT)", request=request
+            )
 
         for cls, name, fake in (
             (httpx.HTTPTransport, "handle_request", handle_request),

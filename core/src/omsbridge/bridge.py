@@ -2,12 +2,19 @@
 
 >>> bridge = Bridge.from_config("omsbridge.toml")
 >>> result = bridge.for_merchant("SHOPNOW").post(transaction)
+
+When the OMS does not take a transaction, ``post`` keeps it in the store before returning and
+raises :class:`~omsbridge.outbox.Queued` (retryable failure: the export job will post it) or the
+backend's own error (permanent failure: kept as a dead letter). See :mod:`omsbridge.outbox`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +34,15 @@ from omsbridge.model import (
     PostResult,
     Transaction,
 )
+from omsbridge.outbox import Queued
 from omsbridge.plugins import call_observers, get_plugin_manager
 from omsbridge.registry import BackendRegistry
 from omsbridge.spi import POST_CAPABILITY, Capability, OrderBackend
+from omsbridge.store import AttemptOutcome, AttemptRecord, EntryState, ErrorInfo, Store, open_store
 
 __all__ = ["Bridge", "Merchant"]
+
+log = logging.getLogger(__name__)
 
 
 class Merchant:
@@ -42,11 +53,16 @@ class Merchant:
     """
 
     def __init__(
-        self, config: MerchantConfig, backend: OrderBackend, pm: pluggy.PluginManager
+        self,
+        config: MerchantConfig,
+        backend: OrderBackend,
+        pm: pluggy.PluginManager,
+        store: Callable[[], Store] | None = None,
     ) -> None:
         self.config = config
         self.backend = backend
         self._pm = pm
+        self._store = store
 
     @property
     def merchant_id(self) -> str:
@@ -60,21 +76,32 @@ class Merchant:
         if capability not in self.backend.capabilities:
             raise self.backend._unsupported(operation)
 
-    def post(self, transaction: Transaction) -> PostResult:
-        """Post a transaction (idempotent on its id) and tell the observers."""
+    def post(self, transaction: Transaction, *, outbox: bool = True) -> PostResult:
+        """Post a transaction (idempotent on its id) and tell the observers.
+
+        With ``outbox`` (and a store), a failure keeps the transaction before this returns:
+        a retryable one raises :class:`~omsbridge.outbox.Queued`, a permanent one re-raises the
+        backend's error with the transaction kept as a dead letter. A success marks an entry of
+        the same transaction already in the outbox (a POS retry) done.
+        """
         if not isinstance(transaction, Transaction):
             raise TypeError(f"post() takes a Transaction, got {type(transaction).__name__}")
-        self._require(POST_CAPABILITY[transaction.kind], f"post of a {transaction.kind}")
+        started = time.monotonic()
         try:
+            self._require(POST_CAPABILITY[transaction.kind], f"post of a {transaction.kind}")
             result = self.backend.post(transaction)
-        except BackendError as error:
-            call_observers(
-                self._pm,
-                "omsbridge_post_failed",
-                merchant_id=self.merchant_id,
-                transaction=transaction,
-                error=error,
-            )
+        except Exception as error:
+            latency_ms = (time.monotonic() - started) * 1000
+            if isinstance(error, BackendError):
+                call_observers(
+                    self._pm,
+                    "omsbridge_post_failed",
+                    merchant_id=self.merchant_id,
+                    transaction=transaction,
+                    error=error,
+                )
+            if outbox and self._store is not None:
+                self._keep(transaction, error, latency_ms)
             raise
         call_observers(
             self._pm,
@@ -83,7 +110,114 @@ class Merchant:
             transaction=transaction,
             result=result,
         )
+        if outbox and self._store is not None:
+            self._settle(transaction, result, (time.monotonic() - started) * 1000)
         return result
+
+    def _keep(self, transaction: Transaction, error: Exception, latency_ms: float) -> None:
+        retryable = isinstance(error, BackendError) and error.retryable
+        attempt = AttemptRecord(
+            at=datetime.now(UTC),
+            outcome=AttemptOutcome.RETRY if retryable else AttemptOutcome.DEAD,
+            source="pos",
+            latency_ms=round(latency_ms, 1),
+            error=ErrorInfo.from_error(error),
+        )
+        try:
+            entry = self._store_or_fail().enqueue(
+                self.merchant_id, transaction, error=error, dead=not retryable, attempt=attempt
+            )
+        except Exception as store_error:
+            error.add_note(
+                f"NOT queued: the outbox could not be written ({type(store_error).__name__}: "
+                f"{store_error}); post the transaction again"
+            )
+            log.exception(
+                "could not keep a failed post in the outbox",
+                extra={
+                    "merchant_id": self.merchant_id,
+                    "transaction_id": transaction.transaction_id,
+                },
+            )
+            return
+        log.warning(
+            "post failed (%s), kept as outbox entry %d (%s)",
+            ErrorInfo.from_error(error),
+            entry.entry_id,
+            entry.state,
+            extra={"merchant_id": self.merchant_id, "transaction_id": transaction.transaction_id},
+        )
+        if retryable:
+            assert isinstance(error, BackendError)
+            raise Queued(
+                self.merchant_id, transaction.transaction_id, entry.entry_id, error
+            ) from error
+        error.add_note(
+            f"kept as dead letter {entry.entry_id}: fix the cause, then "
+            f"`omsbridge export retry {entry.entry_id}`"
+        )
+
+    def _settle(self, transaction: Transaction, result: PostResult, latency_ms: float) -> None:
+        # A POS that posts again what was queued (or dead) closes the entry here, so the
+        # export job does not post it once more and the dead-letter list stays true.
+        try:
+            store = self._store_or_fail()
+            entry = store.find(self.merchant_id, transaction.transaction_id)
+            if entry is not None and entry.state != EntryState.DONE:
+                attempt = AttemptRecord(
+                    at=datetime.now(UTC),
+                    outcome=AttemptOutcome.CREATED if result.created else AttemptOutcome.EXISTED,
+                    source="pos",
+                    latency_ms=round(latency_ms, 1),
+                )
+                store.mark_done(entry.entry_id, result, [attempt])
+        except Exception:
+            # The order is in the OMS; a stale entry is only re-posted (idempotently) later.
+            log.exception(
+                "could not mark the outbox entry of a posted transaction done",
+                extra={
+                    "merchant_id": self.merchant_id,
+                    "transaction_id": transaction.transaction_id,
+                },
+            )
+
+    def _store_or_fail(self) -> Store:
+        assert self._store is not None
+        return self._store()
+
+    def post_batch(self, transactions: Sequence[Transaction]) -> list[PostResult | BackendError]:
+        """Post several transactions through the backend's batch operation, without the outbox
+        (the export job's path); each item succeeds or fails on its own and the observers are
+        told about each. Raises only when the whole request failed."""
+        allowed: list[Transaction] = []
+        results: dict[int, PostResult | BackendError] = {}
+        for index, transaction in enumerate(transactions):
+            if POST_CAPABILITY[transaction.kind] in self.backend.capabilities:
+                allowed.append(transaction)
+            else:
+                results[index] = self.backend._unsupported(f"post of a {transaction.kind}")
+        answers = iter(self.backend.post_batch(allowed) if allowed else [])
+        ordered: list[PostResult | BackendError] = []
+        for index, transaction in enumerate(transactions):
+            outcome = results[index] if index in results else next(answers)
+            if isinstance(outcome, PostResult):
+                call_observers(
+                    self._pm,
+                    "omsbridge_order_posted",
+                    merchant_id=self.merchant_id,
+                    transaction=transaction,
+                    result=outcome,
+                )
+            else:
+                call_observers(
+                    self._pm,
+                    "omsbridge_post_failed",
+                    merchant_id=self.merchant_id,
+                    transaction=transaction,
+                    error=outcome,
+                )
+            ordered.append(outcome)
+        return ordered
 
     def cancel_order(self, order_id: str, *, reason: str) -> CancelResult:
         """Cancel what is still open on an order."""
@@ -137,7 +271,11 @@ class Merchant:
 
 
 class Bridge:
-    """All merchants of one config. Backends are built on first use, once, and shared by threads."""
+    """All merchants of one config. Backends are built on first use, once, and shared by threads.
+
+    The store (the config's ``[store]``: outbox and checkpoints) is opened on first need; pass
+    ``store`` to share one, or ``outbox=False`` for a bridge that never keeps failed posts.
+    """
 
     def __init__(
         self,
@@ -145,12 +283,17 @@ class Bridge:
         *,
         registry: BackendRegistry | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
+        store: Store | None = None,
+        outbox: bool = True,
     ) -> None:
         self.config = config
         self.plugin_manager = plugin_manager or get_plugin_manager()
         self.registry = registry or BackendRegistry.from_plugins(self.plugin_manager)
         self._merchants: dict[str, Merchant] = {}
         self._lock = threading.Lock()
+        self._store = store
+        self._owns_store = store is None
+        self._outbox = outbox
 
     @classmethod
     def from_config(
@@ -159,11 +302,28 @@ class Bridge:
         *,
         registry: BackendRegistry | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
+        store: Store | None = None,
+        outbox: bool = True,
     ) -> Bridge:
         """Load a config file (every problem reported at once) and make a bridge for it."""
         pm = plugin_manager or get_plugin_manager()
         registry = registry or BackendRegistry.from_plugins(pm)
-        return cls(load_config(path, registry), registry=registry, plugin_manager=pm)
+        return cls(
+            load_config(path, registry),
+            registry=registry,
+            plugin_manager=pm,
+            store=store,
+            outbox=outbox,
+        )
+
+    @property
+    def store(self) -> Store:
+        """The store of this config (opened on first use)."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self.config.store)
+        return self._store
 
     @property
     def merchant_ids(self) -> list[str]:
@@ -189,14 +349,20 @@ class Bridge:
             raise UnknownMerchant(merchant_id, self.merchant_ids) from None
         backend_class = self.registry.get(config.backend)
         backend = backend_class(config.settings, config.context())
-        return Merchant(config, backend, self.plugin_manager)
+        store = (lambda: self.store) if self._outbox else None
+        return Merchant(config, backend, self.plugin_manager, store)
 
     def close(self) -> None:
-        """Close every backend built so far."""
+        """Close every backend built so far, and the store if this bridge opened it."""
         with self._lock:
             merchants, self._merchants = list(self._merchants.values()), {}
+            store, owned = self._store, self._owns_store
+            if owned:
+                self._store = None
         for merchant in merchants:
             merchant.backend.close()
+        if store is not None and owned:
+            store.close()
 
     def __enter__(self) -> Bridge:
         return self

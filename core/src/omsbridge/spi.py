@@ -12,12 +12,13 @@ Backends are built once per merchant and shared by threads, so operations must b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
 import attrs
 
-from omsbridge.errors import Unsupported
+from omsbridge.errors import BackendError, Unsupported
 from omsbridge.model import (
     CancelLine,
     CancelResult,
@@ -32,7 +33,7 @@ from omsbridge.model import (
     TransactionKind,
 )
 
-__all__ = ["Capability", "MerchantContext", "OrderBackend"]
+__all__ = ["ApiBudget", "Capability", "MerchantContext", "OrderBackend"]
 
 
 class Capability(StrEnum):
@@ -67,6 +68,15 @@ class MerchantContext:
     currency: str | None = None
 
 
+@attrs.frozen
+class ApiBudget:
+    """What is left of the backend's API allowance, as it last reported (e.g. Sforce-Limit-Info)."""
+
+    remaining: int
+    limit: int | None
+    observed_at: datetime
+
+
 class OrderBackend:
     """Base class of order-management backends. Override the operations you support.
 
@@ -86,6 +96,11 @@ class OrderBackend:
     description: ClassVar[str] = ""
     """One line shown by ``omsbridge backends``."""
 
+    max_batch_size: ClassVar[int] = 1
+    """How many transactions :meth:`post_batch` sends in one request; 1 means no batching.
+    A backend that can post many in one request (a composite call) sets it higher and
+    overrides :meth:`post_batch`; the export job then hands it that many at a time."""
+
     def __init__(self, config: Any, merchant: MerchantContext) -> None:
         self.config = config
         self.merchant = merchant
@@ -101,6 +116,26 @@ class OrderBackend:
         """Post a sale, return or exchange as one order. Idempotent on ``transaction_id``:
         posting the same transaction again returns the existing order with ``created=False``."""
         raise self._unsupported("post")
+
+    def post_batch(self, transactions: Sequence[Transaction]) -> list[PostResult | BackendError]:
+        """Post up to ``max_batch_size`` transactions, each succeeding or failing on its own.
+
+        Returns one item per transaction, in order: its :class:`PostResult`, or the error that
+        item met. Idempotent on each ``transaction_id`` like :meth:`post`. Raise only when the
+        request as a whole failed (then nothing is known about any item). The default posts
+        them one by one."""
+        results: list[PostResult | BackendError] = []
+        for transaction in transactions:
+            try:
+                results.append(self.post(transaction))
+            except BackendError as error:
+                results.append(error)
+        return results
+
+    def api_budget(self) -> ApiBudget | None:
+        """The API budget left as the backend last heard it, if the OMS reports one; shown in
+        the export metrics. The default reports nothing."""
+        return None
 
     def cancel_order(self, order_id: str, *, reason: str) -> CancelResult:
         """Cancel everything still open on an order."""

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar, get_args
 
 import attrs
@@ -120,23 +120,33 @@ def new_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t is str, _strict(str, "a string"))
     conv.register_structure_hook_func(lambda t: t is int, _strict(int, "a whole number"))
     conv.register_structure_hook_func(lambda t: t is bool, _strict(bool, "true or false"))
-    conv.register_structure_hook_func(
-        lambda t: isinstance(t, type) and issubclass(t, Enum), _structure_enum
-    )
+    # singledispatch on the enum bases: cattrs' str hook would otherwise claim every StrEnum.
+    conv.register_structure_hook(Enum, _structure_enum)
+    conv.register_structure_hook(StrEnum, _structure_enum)
     conv.register_unstructure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, Enum), lambda e: e.value
     )
 
     def structure_attrs(cls: type) -> Callable[[Any, type], Any]:
         attrs.resolve_types(cls)
-        inner: Callable[[Any, type], Any] = make_dict_structure_fn(
-            cls, conv, _cattrs_forbid_extra_keys=True
-        )
+        inner: Callable[[Any, type], Any] = make_dict_structure_fn(cls, conv)
+        known = {a.alias or a.name for a in attrs.fields(cls)}
 
         def hook(value: Any, _: type) -> Any:
             if not isinstance(value, Mapping):
                 raise ValueError(f"must be an object, got {type(value).__name__}")
-            return inner(value, cls)
+            extra = set(value) - known
+            if not extra:
+                return inner(value, cls)
+            # Report unknown keys *and* the problems of the known ones, not just the first.
+            found: list[Exception] = [ForbiddenExtraKeysError(None, cls, extra)]
+            try:
+                inner({k: v for k, v in value.items() if k in known}, cls)
+            except ClassValidationError as exc:
+                found += exc.exceptions
+            except Exception as exc:
+                found.append(exc)
+            raise ClassValidationError(f"While structuring {cls.__name__}", found, cls)
 
         return hook
 

@@ -12,9 +12,11 @@ import click
 from omsbridge.cli.backends import backends
 from omsbridge.cli.config_cmd import config
 from omsbridge.cli.demo_cmd import demo
+from omsbridge.cli.export_cmd import export
 from omsbridge.cli.sandbox import sandbox
 from omsbridge.cli.schema_cmd import schema
 from omsbridge.cli.validate import validate
+from omsbridge.cli.worker_cmd import worker
 
 __all__ = ["cli", "main"]
 
@@ -34,7 +36,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for _command in (backends, config, demo, validate, schema, sandbox):
+for _command in (backends, config, demo, validate, schema, sandbox, export, worker):
     cli.add_command(_command)
 
 _plugins_added = False

@@ -47,12 +47,11 @@ def demo(as_json: bool, workdir: Path | None) -> None:
         emit_json({"ok": report.ok, "config": report.config_path, "notes": report.notes,
                    "steps": [attrs.asdict(o) for o in report.outcomes]})  # fmt: skip
     else:
-        table = Table(title="Summary", show_lines=False)
-        for column in ("merchant", "backend", "step", "result", "order / details"):
-            table.add_column(column)
+        table = Table(title="Summary")
+        for column in ("merchant", "step", "result", "what happened"):
+            table.add_column(column, overflow="fold")
         for o in report.outcomes:
-            detail = o.error or ", ".join(f"{k}={v}" for k, v in o.details.items())
-            table.add_row(o.merchant_id, o.backend, o.step, marks[o.status], detail)
+            table.add_row(o.merchant_id, o.step, marks[o.status], o.error or _describe(o.details))
         console.print(table)
         for note in report.notes:
             console.print(f"note: {note}")
@@ -65,3 +64,10 @@ def demo(as_json: bool, workdir: Path | None) -> None:
         )
     if not report.ok or not report.outcomes:
         raise SystemExit(1)
+
+
+def _describe(details: dict[str, object]) -> str:
+    """A short line for the summary: the order and its total when there is one."""
+    if "order_id" in details and "total" in details:
+        return f"order {details['order_id']}  {details['total']}"
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in details.items())

@@ -169,9 +169,14 @@ def store_day(stamp: str) -> list[Step]:
         return {"order_id": result.order_id, "cancelled_lines": len(done.cancelled)}
 
     def cancel_line(merchant: Merchant, state: dict[str, Any]) -> dict[str, Any]:
-        _, result = state["endless_aisle"]
+        txn, result = state["endless_aisle"]
+        # The OMS numbers lines its own way (the seed's LineNumber note): find ours by POS line id.
+        wanted = txn.lines[1]
+        order = merchant.get_order(result.order_id)
+        ours = [x for x in order.lines if x.external_line_id == wanted.line_id]
+        line = (ours or [x for x in order.lines if x.sku == wanted.sku])[0]
         done = merchant.cancel_items(
-            result.order_id, [CancelLine(2, Decimal(1))], reason="Out of stock"
+            result.order_id, [CancelLine(line.line_number, Decimal(1))], reason="Out of stock"
         )
         return {
             "order_id": result.order_id,

@@ -7,7 +7,9 @@ so this module only chooses the path and the class. The contract is ``docs/pos-s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
+
+import attrs
 
 from omsbridge import wire
 from omsbridge.errors import InvalidTransaction, TransientBackendError
@@ -62,7 +64,9 @@ class PosSpiBackend(OrderBackend):
         result = _read(response, PostResult, "POST_ORDER")
         created = response.status == 201
         if result.created != created:
-            result = PostResult(result.transaction_id, result.order_id, result.order_number, created)
+            result = PostResult(
+                result.transaction_id, result.order_id, result.order_number, created
+            )
         return result
 
     def cancel_order(self, order_id: str, *, reason: str) -> CancelResult:
@@ -75,7 +79,9 @@ class PosSpiBackend(OrderBackend):
         )
         return _read(response, CancelResult, "CANCEL_ORDER")
 
-    def cancel_items(self, order_id: str, lines: Sequence[CancelLine], *, reason: str) -> CancelResult:
+    def cancel_items(
+        self, order_id: str, lines: Sequence[CancelLine], *, reason: str
+    ) -> CancelResult:
         """Cancel a quantity of some lines (numbered as in the SPI's order detail)."""
         response = self._client.request(
             "POST",
@@ -113,7 +119,7 @@ class PosSpiBackend(OrderBackend):
         response = self._client.request(
             "GET", "fulfillment-orders", operation="LIST_FULFILLMENT_ORDERS", params=params
         )
-        return _read(response, tuple[FulfillmentOrder, ...], "LIST_FULFILLMENT_ORDERS")
+        return tuple(_read(response, _FulfillmentOrders, "LIST_FULFILLMENT_ORDERS").items)
 
     def update_fulfillment(self, update: FulfillmentUpdate) -> None:
         """Report a store's step; repeating the step already reached is harmless."""
@@ -144,10 +150,18 @@ class PosSpiBackend(OrderBackend):
         self._client.close()
 
 
-def _read(response: SpiResponse, cls: type[T] | Any, operation: str) -> T:
+@attrs.frozen
+class _FulfillmentOrders:
+    """The list answer of ``LIST_FULFILLMENT_ORDERS``, wrapped so it reads like the others."""
+
+    items: tuple[FulfillmentOrder, ...]
+
+
+def _read(response: SpiResponse, cls: type[T], operation: str) -> T:
     """Structure an answer with the shared converter; a malformed answer is the server's fault."""
+    data = {"items": response.data} if cls is _FulfillmentOrders else response.data
     try:
-        return wire.structure(response.data, cls)  # type: ignore[no-any-return]
+        return wire.structure(data, cls)
     except InvalidTransaction as exc:
         raise TransientBackendError(
             f"{operation}: the SPI answered {response.status} with a body that breaks the "

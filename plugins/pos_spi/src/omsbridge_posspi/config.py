@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from omsbridge import Secret
+from omsbridge.errors import FieldError
 
 __all__ = ["AuthMethod", "PosSpiConfig", "SpiAuth"]
 
@@ -35,15 +36,16 @@ def _http_url(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         return
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{attribute.name} must be an http:// or https:// URL such as "
-            f"https://oms.example.com/pos-spi/v1, got {value!r}"
+        raise FieldError(
+            attribute.name,
+            "must be an http:// or https:// URL such as "
+            f"https://oms.example.com/pos-spi/v1, got {value!r}",
         )
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{attribute.name} must be a number of seconds > 0, got {value!r}")
+        raise FieldError(attribute.name, f"must be a number of seconds > 0, got {value!r}")
 
 
 class AuthMethod(StrEnum):
@@ -77,7 +79,9 @@ class SpiAuth:
                 problems.append('api_key is required with type = "api_key"')
             if not (isinstance(self.header, str) and _HEADER.match(self.header)):
                 problems.append(f"header must be an HTTP header name, got {self.header!r}")
-            extra = [n for n in ("token_url", "client_id", "client_secret", "scope") if getattr(self, n)]
+            extra = [
+                n for n in ("token_url", "client_id", "client_secret", "scope") if getattr(self, n)
+            ]
             if extra:
                 problems.append(f'{", ".join(extra)} only apply with type = "oauth2"')
         else:

@@ -31,3 +31,26 @@ def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
     from omsbridge_posspi.contract_harness import PosSpiHarness
 
     register(PosSpiHarness)
+
+
+@hookimpl
+def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]], None]) -> None:
+    """Offer a fresh reference SPI server on a free loopback port, for ``omsbridge demo``."""
+    from omsbridge.local import LocalServer
+    from omsbridge_posspi.server import DEFAULT_API_KEY, SpiApp, serve
+
+    def start() -> LocalServer:
+        handle = serve(SpiApp())
+        return LocalServer(
+            backend="pos-spi",
+            url=handle.url,
+            settings={
+                "base_url": handle.url,
+                "auth": {"type": "api_key", "api_key": {"env": "OMSBRIDGE_DEMO_SPI_KEY"}},
+            },
+            environment={"OMSBRIDGE_DEMO_SPI_KEY": DEFAULT_API_KEY},
+            stop=handle.stop,
+            description="POS Order SPI reference server (in memory)",
+        )
+
+    register("pos-spi", start)

@@ -166,7 +166,9 @@ class SalesforceAuth(httpx.Auth):
             response = self._http.post(url, data=self._form())
         except httpx.TimeoutException:
             raise TransientBackendError(
-                f"timed out requesting a Salesforce token from {url}", code="TIMEOUT", backend=BACKEND
+                f"timed out requesting a Salesforce token from {url}",
+                code="TIMEOUT",
+                backend=BACKEND,
             ) from None
         except httpx.HTTPError as exc:
             raise TransientBackendError(
@@ -190,7 +192,9 @@ class SalesforceAuth(httpx.Auth):
             f": {described}" if described else ""
         )
         if response.status_code >= 500:
-            raise TransientBackendError(message, code=code, status=response.status_code, backend=BACKEND)
+            raise TransientBackendError(
+                message, code=code, status=response.status_code, backend=BACKEND
+            )
         if error == "rate_limit_exceeded":
             raise RateLimited(message, code=code, status=response.status_code, backend=BACKEND)
         raise AuthFailed(message, code=code, status=response.status_code, backend=BACKEND)

@@ -23,9 +23,11 @@ other 400                                           Rejected
 
 from __future__ import annotations
 
+import json as _json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote as url_quote
 
@@ -51,6 +53,7 @@ __all__ = [
     "QueryPage",
     "SalesforceClient",
     "SubResult",
+    "dumps",
     "error_from",
     "parse_limit_info",
 ]
@@ -70,8 +73,12 @@ _RATE = frozenset({"REQUEST_LIMIT_EXCEEDED", "rate_limit_exceeded"})
 _CONFLICT = frozenset({"DUPLICATE_VALUE", "DUPLICATES_DETECTED", "DUPLICATE_EXTERNAL_ID"})
 _NOT_FOUND = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED", "INVALID_ID_FIELD"})
 _AUTH = frozenset(
-    {"INVALID_SESSION_ID", "INVALID_AUTH_HEADER", "API_DISABLED_FOR_ORG", "API_CURRENTLY_DISABLED"}
-)
+    {
+        "INVALID_SESSION_ID", "INVALID_AUTH_HEADER", "API_DISABLED_FOR_ORG",
+        "API_CURRENTLY_DISABLED", "invalid_grant", "invalid_client", "invalid_client_id",
+        "unsupported_grant_type", "inactive_user", "inactive_org",
+    }
+)  # fmt: skip
 _FIELD = frozenset(
     {
         "REQUIRED_FIELD_MISSING", "STRING_TOO_LONG", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -214,9 +221,7 @@ class GraphResult:
                 return node
         return failed[0] if failed else None
 
-    def error(
-        self, *, context: str = "", sources: Mapping[str, str] | None = None
-    ) -> BackendError:
+    def error(self, *, context: str = "", sources: Mapping[str, str] | None = None) -> BackendError:
         """The omsbridge error for a failed graph; ``sources`` maps node ids to transaction paths."""
         node = self.failed_node()
         if node is None:
@@ -302,8 +307,9 @@ class SalesforceClient:
         """Send one request to the instance; return the decoded JSON (None for 204) or raise."""
         url = self.auth.instance_url + path
         what = context or f"{method} {path}"
+        content = None if json is None else dumps(json)
         try:
-            response = self._http.request(method, url, json=json, params=params)
+            response = self._http.request(method, url, content=content, params=params)
         except httpx.TimeoutException:
             raise TransientBackendError(
                 f"{what}: timed out; the outcome is unknown", code="TIMEOUT", backend=BACKEND
@@ -328,20 +334,29 @@ class SalesforceClient:
 
     def create(self, sobject: str, fields: Mapping[str, Any]) -> str:
         """Insert one record; return its id."""
-        body = self.request("POST", self.sobject_path(sobject), json=dict(fields),
-                            context=f"create {sobject}")
+        body = self.request(
+            "POST", self.sobject_path(sobject), json=dict(fields), context=f"create {sobject}"
+        )
         return str(body["id"])
 
     def update(self, sobject: str, record_id: str, fields: Mapping[str, Any]) -> None:
         """Change fields of one record."""
-        self.request("PATCH", self.sobject_path(sobject, record_id), json=dict(fields),
-                     context=f"update {sobject} {record_id}")
+        self.request(
+            "PATCH",
+            self.sobject_path(sobject, record_id),
+            json=dict(fields),
+            context=f"update {sobject} {record_id}",
+        )
 
     def get(self, sobject: str, record_id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
         """Read one record (only ``fields`` when given)."""
         params = {"fields": ",".join(fields)} if fields else None
-        body = self.request("GET", self.sobject_path(sobject, record_id), params=params,
-                            context=f"read {sobject} {record_id}")
+        body = self.request(
+            "GET",
+            self.sobject_path(sobject, record_id),
+            params=params,
+            context=f"read {sobject} {record_id}",
+        )
         return dict(body)
 
     # -- SOQL -----------------------------------------------------------------------------------
@@ -351,8 +366,9 @@ class SalesforceClient:
         if next_url is not None:
             body = self.request("GET", next_url, context="query (next page)")
         elif soql is not None:
-            body = self.request("GET", self.data_path("/query", query=True), params={"q": soql},
-                                context="query")
+            body = self.request(
+                "GET", self.data_path("/query", query=True), params={"q": soql}, context="query"
+            )
         else:
             raise ValueError("give soql or next_url")
         return _page(body)
@@ -426,10 +442,16 @@ class SalesforceClient:
             for r in (body or {}).get("compositeResponse", [])
         }
 
-    def graph(self, graphs: Sequence[Mapping[str, Any]], *, context: str = "composite graph") -> list[GraphResult]:
+    def graph(
+        self, graphs: Sequence[Mapping[str, Any]], *, context: str = "composite graph"
+    ) -> list[GraphResult]:
         """POST /composite/graph; one :class:`GraphResult` per graph (HTTP 200 even when they fail)."""
-        body = self.request("POST", self.data_path("/composite/graph"),
-                            json={"graphs": list(graphs)}, context=context)
+        body = self.request(
+            "POST",
+            self.data_path("/composite/graph"),
+            json={"graphs": list(graphs)},
+            context=context,
+        )
         results = []
         for g in (body or {}).get("graphs", []):
             nodes = {
@@ -443,7 +465,9 @@ class SalesforceClient:
 
     # -- Connect (Order Management actions) -----------------------------------------------------
 
-    def connect(self, suffix: str, body: Mapping[str, Any], *, context: str | None = None) -> dict[str, Any]:
+    def connect(
+        self, suffix: str, body: Mapping[str, Any], *, context: str | None = None
+    ) -> dict[str, Any]:
         """POST a Connect action (``/commerce/...``); a 2xx reporting ``success: false`` raises Rejected."""
         what = context or suffix
         result = self.request("POST", self.data_path(suffix), json=dict(body), context=what)
@@ -458,19 +482,40 @@ class SalesforceClient:
         return dict(self.request("GET", self.data_path("/limits"), context="limits"))
 
 
+def _number(value: Decimal) -> float | int:
+    # Salesforce wants JSON numbers. Amounts are computed in Decimal; a float's shortest repr
+    # round-trips every value with up to 15 significant digits, which covers all money here.
+    if value == value.to_integral_value() and abs(value) < 2**53:
+        return int(value)
+    return float(value)
+
+
+def dumps(body: Any) -> bytes:
+    """JSON for a request body; Decimal amounts become JSON numbers."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return _number(value)
+        raise TypeError(f"cannot send a {type(value).__name__} to Salesforce")
+
+    return _json.dumps(body, default=default, separators=(",", ":")).encode()
+
+
 def _decode(response: httpx.Response) -> Any:
     if response.status_code == 204 or not response.content:
         return None
     try:
-        return response.json()
+        # Numbers as Decimal: amounts read back from Salesforce are never floats.
+        return _json.loads(response.content, parse_float=Decimal)
     except ValueError:
         return response.text
 
 
 def _page(body: Any) -> QueryPage:
     if not isinstance(body, dict) or "records" not in body:
-        raise Rejected(f"query: unexpected response {_short(body)}", code="BAD_RESPONSE",
-                       backend=BACKEND)
+        raise Rejected(
+            f"query: unexpected response {_short(body)}", code="BAD_RESPONSE", backend=BACKEND
+        )
     return QueryPage(
         records=list(body["records"]),
         total_size=int(body.get("totalSize", len(body["records"]))),

@@ -104,7 +104,10 @@ class CustomField:
         if check.text(self.oms_field_name, "oms_field_name") and not _FIELD_NAME.match(
             self.oms_field_name
         ):
-            check.add("oms_field_name", f"must be a Salesforce field API name, got {self.oms_field_name!r}")
+            check.add(
+                "oms_field_name",
+                f"must be a Salesforce field API name, got {self.oms_field_name!r}",
+            )
         if self.pos_field != "ORDER_STORE_ID":
             check.add("pos_field", f"only ORDER_STORE_ID is supported, got {self.pos_field!r}")
         if list(self.apply_to) != ["LOCATION"]:
@@ -233,7 +236,11 @@ class SalesforceConfig:
             check.add("return_window_days", f"must be 1-3650, got {self.return_window_days}")
         for name in ("connect_timeout", "read_timeout"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 600:
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not 0 < value <= 600
+            ):
                 check.add(name, f"must be a number of seconds, 0-600, got {value!r}")
         check.done()
 
@@ -269,7 +276,9 @@ class SalesforceConfig:
 
     def _check_auth(self, check: _Problems) -> None:
         if self.auth_flow not in AUTH_FLOWS:
-            check.add("auth_flow", f"must be one of {', '.join(AUTH_FLOWS)}, got {self.auth_flow!r}")
+            check.add(
+                "auth_flow", f"must be one of {', '.join(AUTH_FLOWS)}, got {self.auth_flow!r}"
+            )
             return
         needed = {
             "password": ("client_id", "client_secret", "username", "password"),
@@ -363,7 +372,9 @@ class SalesforceConfig:
             return self.status_canceled_value
         return self.fulfillment_statuses.get(str(action), str(action))
 
-    def name_for(self, template: str, merchant_id: str, locale: str | None, region: str | None) -> str:
+    def name_for(
+        self, template: str, merchant_id: str, locale: str | None, region: str | None
+    ) -> str:
         """Fill a name template; a missing locale or region drops its ``-`` segment."""
         parts = {"merchant_id": merchant_id, "locale": locale or "", "region": region or ""}
         name = template.format(**parts)

@@ -150,7 +150,11 @@ class OrderGraph:
         source: str | None = None,
     ) -> str:
         """Append a node; returns ``@{ref.id}`` for use in later nodes."""
-        node: dict[str, Any] = {"method": method, "url": self.url(sobject, record), "referenceId": ref}
+        node: dict[str, Any] = {
+            "method": method,
+            "url": self.url(sobject, record),
+            "referenceId": ref,
+        }
         if body is not None:
             node["body"] = body
         self.nodes.append(node)
@@ -280,12 +284,18 @@ def build_order_graph(
         "OrderedDate": ordered_at,
         "Status": "Draft",
         "Pricebook2Id": refs.pricebook_id,
-        "CurrencyIsoCode": txn.currency,
         "OrderLifeCycleType": "MANAGED",
-        "Name": txn.order_number or txn.transaction_id,
+        # The seed searches orders by Name ("Amanda Freeman%"): it holds the customer's name.
+        "Name": (customer.full_name if customer else None)
+        or txn.order_number
+        or txn.transaction_id,
         config.order_external_id_field: txn.transaction_id,
         "Description": _description(txn),
     }
+    if not config.send_order_life_cycle_type:
+        del order["OrderLifeCycleType"]
+    if config.multi_currency:
+        order["CurrencyIsoCode"] = txn.currency
     if refs.sales_channel_id:
         order["SalesChannelId"] = refs.sales_channel_id
     if customer is not None:
@@ -308,7 +318,12 @@ def build_order_graph(
         method = refs.delivery_methods.get(fulfillment.method_name)
         if method is None:
             raise InvalidTransaction(
-                [Issue(f"{source}.fulfillment", f"no OrderDeliveryMethod for {fulfillment.method_name}")],
+                [
+                    Issue(
+                        f"{source}.fulfillment",
+                        f"no OrderDeliveryMethod for {fulfillment.method_name}",
+                    )
+                ],
                 code="NO_DELIVERY_METHOD",
                 backend="salesforce",
             )
@@ -360,15 +375,24 @@ def build_order_graph(
         item_id = g.add(ref, "OrderItem", item, source=source)
         item_refs.append((i, line, item_id, source))
         for j, tax in enumerate(line.taxes):
-            g.add(f"tx{i}_{j}", "OrderItemTaxLineItem", _tax(item_id, tax, order_day),
-                  source=f"{source}.taxes[{j}]")
+            g.add(
+                f"tx{i}_{j}",
+                "OrderItemTaxLineItem",
+                _tax(item_id, tax, order_day),
+                source=f"{source}.taxes[{j}]",
+            )
 
     for k, charge in enumerate(txn.charges):
         source = f"charges[{k}]"
         if charge.type != ChargeType.DELIVERY:
             raise InvalidTransaction(
-                [Issue(f"{source}.type", "only DELIVERY charges can be posted to Salesforce "
-                       "Order Management (an order item is a product or a delivery charge)")],
+                [
+                    Issue(
+                        f"{source}.type",
+                        "only DELIVERY charges can be posted to Salesforce "
+                        "Order Management (an order item is a product or a delivery charge)",
+                    )
+                ],
                 code="UNSUPPORTED_CHARGE",
                 backend="salesforce",
             )
@@ -376,8 +400,13 @@ def build_order_graph(
         method = refs.delivery_methods[charge.fulfillment.method_name]
         if not (method.product_id and method.pricebook_entry_id):
             raise InvalidTransaction(
-                [Issue(f"{source}.fulfillment", f"OrderDeliveryMethod for "
-                       f"{charge.fulfillment.method_name} has no product to charge with")],
+                [
+                    Issue(
+                        f"{source}.fulfillment",
+                        f"OrderDeliveryMethod for "
+                        f"{charge.fulfillment.method_name} has no product to charge with",
+                    )
+                ],
                 code="NO_DELIVERY_PRODUCT",
                 backend="salesforce",
             )
@@ -399,8 +428,12 @@ def build_order_graph(
             source=source,
         )
         for j, tax in enumerate(charge.taxes):
-            g.add(f"dt{k}_{j}", "OrderItemTaxLineItem", _tax(charge_id, tax, order_day),
-                  source=f"{source}.taxes[{j}]")
+            g.add(
+                f"dt{k}_{j}",
+                "OrderItemTaxLineItem",
+                _tax(charge_id, tax, order_day),
+                source=f"{source}.taxes[{j}]",
+            )
 
     _adjustments(g, txn, ord_id, item_refs, places)
     sale_total = _sale_total(txn)
@@ -437,7 +470,11 @@ def _description(txn: Transaction) -> str:
 
 def _address(prefix: str, address: Any) -> dict[str, Any]:
     street = address.line1 if not address.line2 else f"{address.line1}\n{address.line2}"
-    out = {f"{prefix}Street": street, f"{prefix}City": address.city, f"{prefix}Country": address.country}
+    out = {
+        f"{prefix}Street": street,
+        f"{prefix}City": address.city,
+        f"{prefix}Country": address.country,
+    }
     if address.region:
         out[f"{prefix}State"] = address.region
     if address.postal_code:
@@ -547,9 +584,8 @@ def _payments(
     sale_total: Decimal,
 ) -> None:
     tenders = [(i, t) for i, t in enumerate(txn.tenders) if t.amount > 0]
-    pg = g.add(
-        "pg", "PaymentGroup", {"SourceObjectId": ord_id, "CurrencyIsoCode": txn.currency}
-    )
+    currency = {"CurrencyIsoCode": txn.currency} if multi_currency else {}
+    pg = g.add("pg", "PaymentGroup", {"SourceObjectId": ord_id, **currency})
     for i, tender in tenders:
         source = f"tenders[{i}]"
         method_ref, sobject, method_body, gateway = _payment_method(tender, refs, account)
@@ -564,7 +600,7 @@ def _payments(
             "PaymentMethodId": method_id,
             "Date": when,
             "EffectiveDate": when,
-            "CurrencyIsoCode": txn.currency,
+            **currency,
         }
         reference = tender.gateway_reference or getattr(tender, "auth_code", None)
         if reference:
@@ -598,7 +634,7 @@ def _payments(
                 "PaymentMethodId": wallet,
                 "Date": when,
                 "EffectiveDate": when,
-                "CurrencyIsoCode": txn.currency,
+                **currency,
                 "GatewayRefNumber": f"EXCHANGE-{txn.transaction_id}"[:255],
             },
         )
@@ -652,4 +688,3 @@ def _payment_method(
 def sale_total(transaction: Transaction) -> Decimal:
     """What the order built for the sale lines of ``transaction`` is worth (with charges)."""
     return _sale_total(transaction)
-

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from omsbridge import hookimpl
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from omsbridge import OrderBackend
+
+
+def omsbridge_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
+    """Add the plugin's own hooks (``omsbridge_salesforce_order_graph``) to omsbridge."""
+    from omsbridge_salesforce import hookspecs
+
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def omsbridge_register_backends(register: Callable[[type[OrderBackend]], None]) -> None:
+    """Offer the ``salesforce`` backend."""
+    from omsbridge_salesforce.backend import SalesforceBackend
+
+    register(SalesforceBackend)
 
 
 @hookimpl

@@ -9,13 +9,16 @@ Every value that goes into a query passes through here, so a search for ``O'Brie
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["escape", "escape_like", "in_list", "like", "literal", "quote", "soql"]
+__all__ = [
+    "escape", "escape_like", "in_list", "like", "literal", "looks_like_id", "quote", "soql",
+]  # fmt: skip
 
 # Backslash must be replaced first so the backslashes added for the other characters are
 # not doubled again.
@@ -111,3 +114,24 @@ _FORMATTER = _Formatter()
 def soql(template: str, *args: Any, **kwargs: Any) -> str:
     """Fill a SOQL template; every value becomes a literal (``{:like}``, ``{:in}`` for LIKE/IN)."""
     return _FORMATTER.vformat(template, args, kwargs)
+
+
+_ID_SHAPE = re.compile(r"^[a-zA-Z0-9]{15}(?:[A-Z0-5]{3})?$")
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def looks_like_id(value: str) -> bool:
+    """Whether ``value`` is a Salesforce record id (15 chars, or 18 with a valid checksum).
+
+    A string that is not an id must never be compared with an Id field: Salesforce refuses
+    the whole query.
+    """
+    if not _ID_SHAPE.match(value):
+        return False
+    if len(value) == 15:
+        return True
+    suffix = ""
+    for chunk in (value[0:5], value[5:10], value[10:15]):
+        bits = sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")
+        suffix += _CHECKSUM[bits]
+    return suffix == value[15:]

@@ -32,4 +32,6 @@ class ApiError(Exception):
 def invalid_input(exc: InvalidTransaction, code: str = "INVALID_REQUEST") -> ApiError:
     """A 400 naming every bad field of a request body (``field`` is the first of them)."""
     issues = tuple(ErrorIssue(i.path, i.message) for i in exc.issues)
-    return ApiError(400, code, str(exc), field=(issues[0].path or None) if issues else None, issues=issues)
+    return ApiError(
+        400, code, str(exc), field=(issues[0].path or None) if issues else None, issues=issues
+    )

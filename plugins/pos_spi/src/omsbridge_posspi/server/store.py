@@ -50,6 +50,7 @@ from omsbridge.model import (
     Payment,
     PostResult,
     Shipment,
+    Tender,
     Transaction,
 )
 from omsbridge_posspi.server.errors import ApiError
@@ -195,10 +196,11 @@ class SeedLine:
 
 @attrs.frozen
 class SeededOrder:
-    """What :meth:`SpiStore.seed_online_order` created: the order and its fulfillment order."""
+    """What :meth:`SpiStore.seed_online_order` created: the order and its fulfillment order
+    (None when seeded with ``kind=None``)."""
 
     order: OrderDetail
-    fulfillment_order: FulfillmentOrder
+    fulfillment_order: FulfillmentOrder | None = None
 
 
 def _now() -> datetime:
@@ -277,7 +279,7 @@ class SpiStore:
                 "events", "shipments", "fulfillment_order_lines", "fulfillment_orders",
                 "order_lines", "idempotency", "orders",
             ):  # fmt: skip
-                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                db.execute(f"DELETE FROM {table}")
             # Checkpoints keep increasing across a reset, so a reader's old checkpoint never
             # hides new events; every other number starts again at 1.
             db.execute("DELETE FROM counters WHERE name != 'event'")
@@ -305,31 +307,22 @@ class SpiStore:
                         field="transaction_id",
                     )
                 order = self._order_row(seen["order_id"])
-                return PostResult(txn.transaction_id, order["order_id"], order["order_number"], False)
+                return PostResult(
+                    txn.transaction_id, order["order_id"], order["order_number"], False
+                )
             originals = self._match_originals(txn)
             n = self._next("order")
             order_id = f"O-{n:06d}"
             order_number = txn.order_number or f"SPI{n:06d}"
-            if db.execute("SELECT 1 FROM orders WHERE order_number = ?", (order_number,)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM orders WHERE order_number = ?", (order_number,)
+            ).fetchone():
                 raise ApiError(
                     409,
                     "ORDER_NUMBER_TAKEN",
                     f"order number {order_number} belongs to another order",
                     field="order_number",
                 )
-            customer = txn.customer
-            payments = [
-                Payment(
-                    payment_id=f"PAY-{self._next('payment'):06d}",
-                    method=tender.tag,
-                    amount=tender.amount,
-                    status="PROCESSED",
-                    brand=getattr(tender, "brand", None) or getattr(tender, "wallet", None),
-                    last4=getattr(tender, "last4", None),
-                    gateway_reference=tender.gateway_reference,
-                )
-                for tender in txn.tenders
-            ]
             self._insert_order(
                 order_id=order_id,
                 order_number=order_number,
@@ -340,8 +333,8 @@ class SpiStore:
                 currency=txn.currency,
                 total=txn.total,
                 store_id=txn.store_id,
-                customer=customer,
-                payments=payments,
+                customer=txn.customer,
+                payments=[self._payment(tender) for tender in txn.tenders],
             )
             item_ids: dict[int, int] = {}
             for index, line in enumerate(txn.lines):
@@ -367,26 +360,15 @@ class SpiStore:
                     db.execute(
                         "UPDATE order_lines SET quantity_returned = ? WHERE item_id = ?",
                         (
-                            _text(_dec(original["quantity_returned"]) + line.quantity),
+                            # Read again: two return lines may take back the same sold line.
+                            _text(
+                                self._line_value(original["item_id"], "quantity_returned")
+                                + line.quantity
+                            ),
                             original["item_id"],
                         ),
                     )
-            for fulfillment, lines in txn.fulfillment_groups().items():
-                if fulfillment.is_take_with or fulfillment.type == FulfillmentType.ONLINE:
-                    continue  # nothing for a store to do (ONLINE ships from elsewhere)
-                kind = (
-                    FulfillmentKind.SHIP_TO_STORE
-                    if fulfillment.type == FulfillmentType.SHIP_TO_STORE
-                    else FulfillmentKind.PICKUP
-                )
-                self._insert_fulfillment_order(
-                    order_id=order_id,
-                    store_id=fulfillment.store_id or txn.store_id,
-                    kind=kind,
-                    items=[(item_ids[line.line_number], line.quantity) for line in lines],
-                    ship_to=fulfillment.ship_to,
-                    delivery_method=fulfillment.method_name,
-                )
+            self._route_to_stores(txn, order_id, item_ids)
             for original_order in {o["order_id"] for o in originals.values()}:
                 self._refresh_status(original_order)
             self._refresh_status(order_id)
@@ -395,6 +377,37 @@ class SpiStore:
                 (txn.transaction_id, body_sha256, order_id),
             )
             return PostResult(txn.transaction_id, order_id, order_number, True)
+
+    def _payment(self, tender: Tender) -> Payment:
+        """A tender as a payment the POS already processed (a refund is negative)."""
+        return Payment(
+            payment_id=f"PAY-{self._next('payment'):06d}",
+            method=tender.tag,
+            amount=tender.amount,
+            status="PROCESSED",
+            brand=getattr(tender, "brand", None) or getattr(tender, "wallet", None),
+            last4=getattr(tender, "last4", None),
+            gateway_reference=tender.gateway_reference,
+        )
+
+    def _route_to_stores(self, txn: Transaction, order_id: str, item_ids: dict[int, int]) -> None:
+        """Give a store a fulfillment order for each group of lines it must still hand over."""
+        for fulfillment, lines in txn.fulfillment_groups().items():
+            if fulfillment.is_take_with or fulfillment.type == FulfillmentType.ONLINE:
+                continue  # nothing for a store to do (ONLINE ships from elsewhere)
+            kind = (
+                FulfillmentKind.SHIP_TO_STORE
+                if fulfillment.type == FulfillmentType.SHIP_TO_STORE
+                else FulfillmentKind.PICKUP
+            )
+            self._insert_fulfillment_order(
+                order_id=order_id,
+                store_id=fulfillment.store_id or txn.store_id,
+                kind=kind,
+                items=[(item_ids[line.line_number], line.quantity) for line in lines],
+                ship_to=fulfillment.ship_to,
+                delivery_method=fulfillment.method_name,
+            )
 
     def _match_originals(self, txn: Transaction) -> dict[int, sqlite3.Row]:
         """Find the sold line each return line takes back, and check it can be returned."""
@@ -413,7 +426,9 @@ class SpiStore:
                     f"no order {ref.order_id} to return from",
                     field=f"{path}.original.order_id",
                 )
-            row = self._find_original_line(order["order_id"], line.sku, ref.line_id, ref.line_number)
+            row = self._find_original_line(
+                order["order_id"], line.sku, ref.line_id, ref.line_number
+            )
             if row is None:
                 which = ref.line_id or (f"line {ref.line_number}" if ref.line_number else line.sku)
                 raise ApiError(
@@ -453,7 +468,9 @@ class SpiStore:
             returnable = [
                 r for r in sold if _dec(r["quantity_fulfilled"]) > _dec(r["quantity_returned"])
             ]
-            match = [r for r in returnable if r["sku"] == sku] or [r for r in sold if r["sku"] == sku]
+            match = [r for r in returnable if r["sku"] == sku] or [
+                r for r in sold if r["sku"] == sku
+            ]
         return match[0] if match and match[0]["sku"] == sku else None
 
     # -- inserts ----------------------------------------------------------------------------
@@ -568,13 +585,23 @@ class SpiStore:
             self._db.execute(
                 "INSERT INTO fulfillment_order_lines(line_id, fulfillment_order_id, item_id, "
                 "quantity) VALUES (?, ?, ?, ?)",
-                (f"FOL-{self._next('fulfillment_order_line'):06d}", fo_id, item_id, _text(quantity)),
+                (
+                    f"FOL-{self._next('fulfillment_order_line'):06d}",
+                    fo_id,
+                    item_id,
+                    _text(quantity),
+                ),
             )
         self._emit(fo_id, order_id, None, status)
         return fo_id
 
     def _emit(
-        self, fo_id: str, order_id: str | None, old: str | None, new: str, at: datetime | None = None
+        self,
+        fo_id: str,
+        order_id: str | None,
+        old: str | None,
+        new: str,
+        at: datetime | None = None,
     ) -> None:
         seq = self._next("event")
         self._db.execute(
@@ -586,11 +613,12 @@ class SpiStore:
     # -- reading orders ---------------------------------------------------------------------
 
     def _find_order(self, ref: str) -> sqlite3.Row | None:
-        return self._db.execute(
+        row: sqlite3.Row | None = self._db.execute(
             "SELECT * FROM orders WHERE order_id = ? OR order_number = ? OR transaction_id = ? "
             "ORDER BY order_id = ? DESC LIMIT 1",
             (ref, ref, ref, ref),
         ).fetchone()
+        return row
 
     def _order_row(self, ref: str) -> sqlite3.Row:
         row = self._find_order(ref)
@@ -614,7 +642,8 @@ class SpiStore:
                 (row["order_id"],),
             ).fetchall()
             shipments = self._db.execute(
-                "SELECT * FROM shipments WHERE order_id = ? ORDER BY shipment_id", (row["order_id"],)
+                "SELECT * FROM shipments WHERE order_id = ? ORDER BY shipment_id",
+                (row["order_id"],),
             ).fetchall()
             return OrderDetail(
                 order_id=row["order_id"],
@@ -691,12 +720,11 @@ class SpiStore:
         condition = " AND ".join(where)
         with self._lock:
             total = self._db.execute(
-                f"SELECT COUNT(*) FROM orders WHERE {condition}", args  # noqa: S608
+                f"SELECT COUNT(*) FROM orders WHERE {condition}", args
             ).fetchone()[0]
             page_args = [*args, after if after is not None else 2**62, query.page_size + 1]
             rows = self._db.execute(
-                f"SELECT * FROM orders WHERE {condition} AND seq < ? "  # noqa: S608
-                "ORDER BY seq DESC LIMIT ?",
+                f"SELECT * FROM orders WHERE {condition} AND seq < ? ORDER BY seq DESC LIMIT ?",
                 page_args,
             ).fetchall()
             more = len(rows) > query.page_size
@@ -728,7 +756,9 @@ class SpiStore:
         with self._tx():
             order = self._order_row(ref)
             if order["status"] == "CANCELLED":
-                raise ApiError(409, "ORDER_ALREADY_CANCELLED", f"order {order['order_id']} is cancelled")
+                raise ApiError(
+                    409, "ORDER_ALREADY_CANCELLED", f"order {order['order_id']} is cancelled"
+                )
             wanted = [
                 CancelLine(row["item_id"], _open(row))
                 for row in self._lines(order["order_id"])
@@ -781,7 +811,9 @@ class SpiStore:
             self._db.execute(
                 "UPDATE order_lines SET quantity_cancelled = ? WHERE item_id = ?",
                 (
-                    _text(self._line_value(wanted.line_number, "quantity_cancelled") + wanted.quantity),
+                    _text(
+                        self._line_value(wanted.line_number, "quantity_cancelled") + wanted.quantity
+                    ),
                     wanted.line_number,
                 ),
             )
@@ -791,7 +823,7 @@ class SpiStore:
 
     def _line_value(self, item_id: int, column: str) -> Decimal:
         row = self._db.execute(
-            f"SELECT {column} FROM order_lines WHERE item_id = ?", (item_id,)  # noqa: S608
+            f"SELECT {column} FROM order_lines WHERE item_id = ?", (item_id,)
         ).fetchone()
         return _dec(row[0])
 
@@ -827,7 +859,7 @@ class SpiStore:
     # -- fulfillment ------------------------------------------------------------------------
 
     def _fo_row(self, fo_id: str) -> sqlite3.Row:
-        row = self._db.execute(
+        row: sqlite3.Row | None = self._db.execute(
             "SELECT * FROM fulfillment_orders WHERE fulfillment_order_id = ?", (fo_id,)
         ).fetchone()
         if row is None:
@@ -876,7 +908,8 @@ class SpiStore:
             ship_to=wire.loads(row["ship_to"], Address) if row["ship_to"] else None,
             created_at=datetime.fromisoformat(row["created_at"]),
             total=sum(
-                ((line.quantity - line.quantity_cancelled) * line.unit_price for line in lines), ZERO
+                ((line.quantity - line.quantity_cancelled) * line.unit_price for line in lines),
+                ZERO,
             ),
         )
 
@@ -902,7 +935,8 @@ class SpiStore:
         if row["status"] == status:
             return
         self._db.execute(
-            "UPDATE fulfillment_orders SET status = ? WHERE fulfillment_order_id = ?", (status, fo_id)
+            "UPDATE fulfillment_orders SET status = ? WHERE fulfillment_order_id = ?",
+            (status, fo_id),
         )
         self._emit(fo_id, row["order_id"], row["status"], status, at)
 
@@ -912,7 +946,11 @@ class SpiStore:
         target, allowed_from, kinds = _STEPS[update.action]
         with self._tx():
             row = self._fo_row(update.fulfillment_order_id)
-            fo_id, status, kind = row["fulfillment_order_id"], row["status"], FulfillmentKind(row["kind"])
+            fo_id, status, kind = (
+                row["fulfillment_order_id"],
+                row["status"],
+                FulfillmentKind(row["kind"]),
+            )
             if kind not in kinds:
                 raise ApiError(
                     422,
@@ -955,7 +993,8 @@ class SpiStore:
         self, fo_id: str, update: FulfillmentUpdate, lines: dict[str, sqlite3.Row]
     ) -> None:
         wanted = {p.line_id: p.quantity for p in update.lines} or {
-            line_id: _dec(r["quantity"]) - _dec(r["quantity_cancelled"]) for line_id, r in lines.items()
+            line_id: _dec(r["quantity"]) - _dec(r["quantity_cancelled"])
+            for line_id, r in lines.items()
         }
         for index, (line_id, quantity) in enumerate(wanted.items()):
             row = lines[line_id]
@@ -991,7 +1030,9 @@ class SpiStore:
         at: datetime | None,
     ) -> None:
         def pending(r: sqlite3.Row) -> Decimal:
-            return _dec(r["quantity"]) - _dec(r["quantity_cancelled"]) - _dec(r["quantity_received"])
+            return (
+                _dec(r["quantity"]) - _dec(r["quantity_cancelled"]) - _dec(r["quantity_received"])
+            )
 
         wanted = {p.line_id: p.quantity for p in update.lines} or {
             line_id: pending(r) for line_id, r in lines.items()
@@ -1018,7 +1059,10 @@ class SpiStore:
             handed = _dec(row["quantity"]) - _dec(row["quantity_cancelled"])
             self._db.execute(
                 "UPDATE order_lines SET quantity_fulfilled = ? WHERE item_id = ?",
-                (_text(self._line_value(row["item_id"], "quantity_fulfilled") + handed), row["item_id"]),
+                (
+                    _text(self._line_value(row["item_id"], "quantity_fulfilled") + handed),
+                    row["item_id"],
+                ),
             )
         if update.action == FulfillmentAction.SHIPPED:
             self._db.execute(
@@ -1041,6 +1085,11 @@ class SpiStore:
             return self._fulfillment_order(fo_id)
 
     # -- events -----------------------------------------------------------------------------
+
+    def order_count(self) -> int:
+        """How many orders the store holds (sales, returns, exchanges and online orders)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
     def head(self) -> int:
         """The checkpoint of the newest event (0 when there is none)."""
@@ -1081,8 +1130,8 @@ class SpiStore:
     def seed_online_order(
         self,
         *,
-        store_id: str,
-        kind: FulfillmentKind | str = FulfillmentKind.PICKUP,
+        store_id: str | None = None,
+        kind: FulfillmentKind | str | None = FulfillmentKind.PICKUP,
         lines: Sequence[SeedLine] = (),
         customer: Customer | None = None,
         currency: str = "USD",
@@ -1093,10 +1142,16 @@ class SpiStore:
     ) -> SeededOrder:
         """Create an online order (as the web shop would) with one fulfillment order at a store.
 
-        ``kind`` is PICKUP (BOPIS), SHIP_FROM_STORE (BOFIS) or SHIP_TO_STORE. With
-        ``fulfilled=True`` the goods are already with the customer (ready for a BORIS return).
+        ``kind`` is PICKUP (BOPIS), SHIP_FROM_STORE (BOFIS) or SHIP_TO_STORE, and needs
+        ``store_id``; ``kind=None`` makes an order shipped from elsewhere, with no fulfillment
+        order. With ``fulfilled=True`` the goods are already with the customer (ready for a BORIS
+        return); otherwise they are open (ready to be cancelled or fulfilled).
         """
-        kind = FulfillmentKind(kind)
+        kind = FulfillmentKind(kind) if kind is not None else None
+        if kind is not None and not store_id:
+            raise ApiError(
+                400, "INVALID_REQUEST", f"store_id is required for a {kind} order", field="store_id"
+            )
         lines = tuple(lines) or (SeedLine("SKU-1", Decimal(2), Decimal("25.00"), "Demo item"),)
         customer = customer or Customer(
             customer_id="C-1", email="ada@example.com", first_name="Ada", last_name="Lovelace"
@@ -1111,7 +1166,9 @@ class SpiStore:
             number = order_number or f"WEB{n:06d}"
             if db.execute("SELECT 1 FROM orders WHERE order_number = ?", (number,)).fetchone():
                 raise ApiError(409, "ORDER_NUMBER_TAKEN", f"order number {number} is taken")
-            payment = Payment(f"PAY-{self._next('payment'):06d}", "card", total, "CAPTURED", "VISA", "4242")
+            payment = Payment(
+                f"PAY-{self._next('payment'):06d}", "card", total, "CAPTURED", "VISA", "4242"
+            )
             self._insert_order(
                 order_id=order_id,
                 order_number=number,
@@ -1136,28 +1193,34 @@ class SpiStore:
                         total=line.quantity * line.unit_price,
                         quantity=line.quantity,
                         fulfilled=line.quantity if fulfilled else ZERO,
-                        fulfillment_method=f"ONLINE-{kind}",
+                        fulfillment_method=f"ONLINE-{kind or 'DEFAULT'}",
                     ),
                     line.quantity,
                 )
                 for line in lines
             ]
-            final = "SHIPPED" if kind == FulfillmentKind.SHIP_FROM_STORE else "PICKED_UP"
-            fo_id = self._insert_fulfillment_order(
-                order_id=order_id,
-                store_id=store_id,
-                kind=kind,
-                items=items,
-                ship_to=ship_to,
-                status=final if fulfilled else None,
-            )
+            fo_id = None
+            if kind is not None:
+                final = "SHIPPED" if kind == FulfillmentKind.SHIP_FROM_STORE else "PICKED_UP"
+                fo_id = self._insert_fulfillment_order(
+                    order_id=order_id,
+                    store_id=store_id,
+                    kind=kind,
+                    items=items,
+                    ship_to=ship_to,
+                    status=final if fulfilled else None,
+                )
             self._refresh_status(order_id)
-        return SeededOrder(self.order_detail(order_id), self.fulfillment_order(fo_id))
+        return SeededOrder(
+            self.order_detail(order_id), self.fulfillment_order(fo_id) if fo_id else None
+        )
 
 
 def _open(row: sqlite3.Row) -> Decimal:
     return (
-        _dec(row["quantity_ordered"]) - _dec(row["quantity_fulfilled"]) - _dec(row["quantity_cancelled"])
+        _dec(row["quantity_ordered"])
+        - _dec(row["quantity_fulfilled"])
+        - _dec(row["quantity_cancelled"])
     )
 
 
@@ -1168,7 +1231,12 @@ def _order_status(lines: Sequence[sqlite3.Row]) -> str:
         return "COMPLETED"  # a return order is complete when the POS posts it
     ordered, fulfilled, cancelled, returned = (
         sum((_dec(r[c]) for r in sold), ZERO)
-        for c in ("quantity_ordered", "quantity_fulfilled", "quantity_cancelled", "quantity_returned")
+        for c in (
+            "quantity_ordered",
+            "quantity_fulfilled",
+            "quantity_cancelled",
+            "quantity_returned",
+        )
     )
     if cancelled == ordered:
         return "CANCELLED"
@@ -1195,5 +1263,7 @@ def _decode_cursor(query: OrderQuery) -> tuple[OrderQuery, int]:
         if not isinstance(after, int):
             raise ValueError(after)
     except (ValueError, KeyError, TypeError, InvalidTransaction):
-        raise ApiError(400, "INVALID_CURSOR", "cursor is not one this server issued", field="cursor") from None
+        raise ApiError(
+            400, "INVALID_CURSOR", "cursor is not one this server issued", field="cursor"
+        ) from None
     return attrs.evolve(criteria, page_size=query.page_size), after

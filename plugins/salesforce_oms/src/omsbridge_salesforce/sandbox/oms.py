@@ -105,12 +105,13 @@ class OrderManagement:
         if rec.get("RelatedOrderId"):
             return  # change orders are built by the actions below
         activating = rec["Status"] == "Activated" and (old is None or old["Status"] != "Activated")
-        if old is not None and old["Status"] == "Activated" and rec["Status"] == "Draft":
-            if self.sb.store.where("OrderSummary", OriginalOrderId=rec["Id"]):
-                raise SalesforceError(
-                    "FIELD_INTEGRITY_EXCEPTION",
-                    "You can't change the status of an order that has an order summary.",
-                    fields=["Status"])
+        deactivating = (old is not None and old["Status"] == "Activated"
+                        and rec["Status"] == "Draft")
+        if deactivating and self.sb.store.where("OrderSummary", OriginalOrderId=rec["Id"]):
+            raise SalesforceError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "You can't change the status of an order that has an order summary.",
+                fields=["Status"])
         if activating:
             if old is None or not self.sb.store.where("OrderItem", OrderId=rec["Id"]):
                 raise SalesforceError(

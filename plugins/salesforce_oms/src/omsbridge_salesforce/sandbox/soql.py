@@ -95,8 +95,8 @@ def tokenize(query: str) -> list[Token]:
             while True:
                 if end >= len(query):
                     raise _error("MALFORMED_QUERY", query, pos,
-                                 "line 1:{} mismatched character '<EOF>' expecting '''"
-                                 .format(len(query)))
+                                 f"line 1:{len(query)} mismatched character '<EOF>' expecting '''"
+                                 )
                 ch = query[end]
                 if ch == "\\":
                     end += 2
@@ -311,6 +311,30 @@ class _Parser:
                              f"unexpected token: {self.tok.text} ({word} is not supported by "
                              "the sandbox)")
         return query
+
+    def _order_list(self) -> list[OrderItem]:
+        terms: list[OrderItem] = []
+        while True:
+            tok = self.tok
+            if tok.kind != "ident" or tok.upper() in _KEYWORDS:
+                raise self._unexpected()
+            self.i += 1
+            descending = False
+            if self._is_kw("ASC") or self._is_kw("DESC"):
+                descending = self.tok.upper() == "DESC"
+                self.i += 1
+            nulls_last = descending
+            if self._is_kw("NULLS"):
+                self.i += 1
+                if not (self._is_kw("FIRST") or self._is_kw("LAST")):
+                    raise self._unexpected()
+                nulls_last = self.tok.upper() == "LAST"
+                self.i += 1
+            terms.append(OrderItem(FieldRef(tok.text, tok.pos), descending, nulls_last))
+            if self.tok.kind == "punct" and self.tok.text == ",":
+                self.i += 1
+                continue
+            return terms
 
     def _integer(self) -> int:
         tok = self.tok

@@ -192,7 +192,7 @@ class Store:
                 table.pop(rec_id, None)
             else:
                 table[rec_id] = previous
-            self._dirty.discard((type_name, rec_id))
+            # Stays dirty: the flush writes whatever state the record is back to.
         while len(self._meta_undo) > meta_savepoint:
             what, value = self._meta_undo.pop()
             if what == "counter":

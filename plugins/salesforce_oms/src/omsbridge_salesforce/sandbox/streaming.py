@@ -291,15 +291,16 @@ class CometD:
 
     def _connect(self, msg: dict[str, Any], base: dict[str, Any],
                  auth_header: str | None) -> list[dict[str, Any]]:
+        failure = self._auth_error(auth_header)
+        if failure:
+            # The session is gone: the client must re-authenticate, then handshake again.
+            with self._lock:
+                self._clients.pop(str(msg.get("clientId")), None)
+            return [{**base, "clientId": msg.get("clientId"), "successful": False,
+                     "error": failure, "advice": {"reconnect": "none", "interval": 0}}]
         client = self._client(msg)
         if client is None:
             return [self._unknown(base, msg)]
-        failure = self._auth_error(auth_header)
-        if failure:
-            with self._lock:
-                self._clients.pop(client.id, None)
-            return [{**base, "clientId": client.id, "successful": False, "error": failure,
-                     "advice": {"reconnect": "none", "interval": 0}}]
         bus = self.sb.events
         deadline = time.monotonic() + (self.sb.options.long_poll_timeout if client.connected
                                        else 0.0)

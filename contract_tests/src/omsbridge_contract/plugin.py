@@ -1,0 +1,478 @@
+"""The pytest plugin: ``pytest --oms-backend NAME`` runs the contract scenarios against NAME.
+
+Opt in with one line in the ``conftest.py`` of the directory you run pytest on (or your
+top-level one)::
+
+    pytest_plugins = ["omsbridge_contract.plugin"]
+
+Without ``--oms-backend`` the plugin does nothing. With it, the scenario modules shipped inside
+this package are added to what pytest collects, the backend and its harness are looked up in
+omsbridge's plugin manager, and every scenario runs against a fresh backend instance inside its
+own cassette. Options:
+
+``--oms-backend NAME``  the backend to test (a name registered through ``omsbridge_register_backends``)
+``--oms-cassettes DIR`` use this cassette directory instead of the harness's ``cassette_dir``
+``--record-mode MODE``  pytest-recording's option: ``none`` (default: replay only, network
+                        blocked), ``rewrite`` (delete and record again), ``once``, ``new_episodes``
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+import pytest
+
+from omsbridge.config import parse_config
+from omsbridge.errors import OMSBridgeError
+from omsbridge.plugins import call_registration, get_plugin_manager
+from omsbridge.registry import BackendRegistry
+from omsbridge.spi import OrderBackend
+from omsbridge_contract import hookspecs, pytest_hooks
+from omsbridge_contract.cassettes import base_vcr_config
+from omsbridge_contract.contract import Contract
+from omsbridge_contract.harness import Harness, overrides
+from omsbridge_contract.registry import SCENARIO_MODULES, ScenarioInfo
+
+__all__ = ["SCENARIO_MODULES", "Suite", "add_contract_hookspecs", "collect_harnesses"]
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+
+_SUITE = pytest.StashKey["Suite | str"]()
+_RECORDING = pytest.StashKey["_Recording"]()
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+# -- wiring into pytest --------------------------------------------------------------------------
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add this plugin's pytest hooks, and load pytest-recording if autoloading was disabled."""
+    pluginmanager.add_hookspecs(pytest_hooks)
+    try:
+        import pytest_recording.plugin as recording
+    except ImportError:  # pragma: no cover - a declared dependency
+        return
+    if not pluginmanager.is_registered(recording) and not pluginmanager.is_blocked("recording"):
+        pluginmanager.register(recording, "recording")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--oms-backend`` and ``--oms-cassettes``."""
+    group = parser.getgroup("omsbridge-contract", "omsbridge contract suite")
+    group.addoption(
+        "--oms-backend",
+        metavar="NAME",
+        default=None,
+        help="run the omsbridge contract scenarios against the backend registered as NAME",
+    )
+    group.addoption(
+        "--oms-cassettes",
+        metavar="DIR",
+        default=None,
+        help="cassette directory for the scenarios (default: the harness's cassette_dir)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers, and add the scenario modules to the collection when asked to."""
+    config.addinivalue_line("markers", "oms_contract: an omsbridge contract-suite scenario")
+    config.addinivalue_line(
+        "markers", "oms_scenario(info): the scenario's catalogue entry (what it needs)"
+    )
+    config.stash[_REPORTS] = {}
+    if not config.getoption("oms_backend", default=None):
+        return
+    present = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    if not present & {SCENARIO_DIR, *(SCENARIO_DIR / name for name in SCENARIO_MODULES)}:
+        # The directory (not each file) so node ids read scenarios' module names even when the
+        # package is installed outside the rootdir.
+        config.args.append(str(SCENARIO_DIR))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Collect the scenario modules even where ``python_files`` would not match them."""
+    if file_path.parent != SCENARIO_DIR or file_path.name not in SCENARIO_MODULES:
+        return None
+    patterns = parent.config.getini("python_files")
+    if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in patterns):
+        return None  # pytest's own python plugin collects it
+    module: pytest.Module = pytest.Module.from_parent(parent, path=file_path)
+    return module
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Name the backend, harness, cassettes and record mode at the top of the run."""
+    if not config.getoption("oms_backend", default=None):
+        return []
+    suite = _suite(config)
+    if isinstance(suite, str):
+        return [f"omsbridge contract: {suite}"]
+    where = suite.cassette_dir if suite.cassette_dir is not None else "none (no HTTP recorded)"
+    return [
+        f"omsbridge contract: backend {suite.backend_name!r} ({suite.backend_class.__module__}."
+        f"{suite.backend_class.__qualname__}), harness {suite.harness_class.__qualname__}",
+        f"omsbridge contract: cassettes {where}, record mode {suite.record_mode}",
+    ]
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Stop with a clear message when the backend cannot be tested; skip scenarios collected
+    without ``--oms-backend``."""
+    scenarios = [item for item in items if item.get_closest_marker("oms_contract")]
+    if not scenarios:
+        return
+    if not config.getoption("oms_backend", default=None):
+        skip = pytest.mark.skip(reason="contract scenario: run with --oms-backend NAME")
+        for item in scenarios:
+            item.add_marker(skip)
+        return
+    suite = _suite(config)
+    if isinstance(suite, str):
+        pytest.exit(f"omsbridge contract: {suite}", returncode=pytest.ExitCode.USAGE_ERROR)
+    # Run the areas in catalogue order (the recordings checks last), in the scenarios' own slots.
+    slots = [i for i, item in enumerate(items) if item.get_closest_marker("oms_contract")]
+    order = {name: i for i, name in enumerate(SCENARIO_MODULES)}
+    ordered = sorted(
+        (items[i] for i in slots), key=lambda item: order.get(item.path.name, len(order))
+    )
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report, so a cassette of a failed scenario is not saved."""
+    report = yield
+    if item.get_closest_marker("oms_contract"):
+        item.config.stash[_REPORTS][f"{item.nodeid}::{report.when}"] = report
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """After a passing scenario, fail it if the cassette was not replayed exactly."""
+    result = yield
+    recording = item.stash.get(_RECORDING, None)
+    if recording is not None:
+        recording.verify()
+    return result
+
+
+# -- the backend under test ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Suite:
+    """The resolved contract run: which backend, which harness, which cassettes, which mode."""
+
+    backend_name: str
+    backend_class: type[OrderBackend]
+    harness_class: type[Harness]
+    registry: BackendRegistry
+    plugin_manager: pluggy.PluginManager
+    cassette_dir: Path | None
+    record_mode: str
+    recording_disabled: bool
+
+    @property
+    def replaying(self) -> bool:
+        """True when only committed cassettes are used (record mode ``none``)."""
+        return self.record_mode == "none" and not self.recording_disabled
+
+    @property
+    def live(self) -> bool:
+        """True when the run may reach real servers (recording, or recording disabled)."""
+        return not self.replaying
+
+
+def add_contract_hookspecs(pm: pluggy.PluginManager) -> None:
+    """Add ``omsbridge_contract_harnesses`` to an omsbridge plugin manager (once)."""
+    caller = getattr(pm.hook, "omsbridge_contract_harnesses", None)
+    if caller is None or not caller.has_spec():
+        pm.add_hookspecs(hookspecs)
+
+
+def collect_harnesses(pm: pluggy.PluginManager) -> dict[str, type[Harness]]:
+    """Every harness the plugins register, by backend name; a plugin that fails is reported with a
+    warning naming it (an error under ``OMSBRIDGE_STRICT_PLUGINS=1``) and the others still count."""
+    add_contract_hookspecs(pm)
+    found: dict[str, type[Harness]] = {}
+
+    def per_plugin(plugin_name: str) -> dict[str, Any]:
+        def register(harness_class: type[Harness]) -> None:
+            if not (isinstance(harness_class, type) and issubclass(harness_class, Harness)):
+                raise TypeError(
+                    f"{harness_class!r} is not a subclass of omsbridge_contract.Harness"
+                )
+            name = getattr(harness_class, "backend", None)
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{harness_class.__qualname__}.backend must name a backend")
+            if name in found and found[name] is not harness_class:
+                raise ValueError(
+                    f"two harnesses for backend {name!r}: {found[name].__qualname__} and "
+                    f"{harness_class.__qualname__} (plugin {plugin_name!r})"
+                )
+            found[name] = harness_class
+
+        return {"register": register}
+
+    call_registration(pm, "omsbridge_contract_harnesses", per_plugin=per_plugin)
+    return found
+
+
+def _resolve(config: pytest.Config) -> Suite:
+    name = config.getoption("oms_backend")
+    pm = config.hook.pytest_omsbridge_plugin_manager(config=config) or get_plugin_manager()
+    registry = BackendRegistry.from_plugins(pm)
+    if name not in registry:
+        installed = ", ".join(registry.names()) or "none"
+        raise LookupError(
+            f"no backend named {name!r} is registered (installed backends: {installed}); is its "
+            "distribution installed in this environment (pip install -e ...)?"
+        )
+    harnesses = collect_harnesses(pm)
+    harness_class = harnesses.get(name)
+    if harness_class is None:
+        listed = ", ".join(sorted(harnesses)) or "none"
+        raise LookupError(
+            f"backend {name!r} is registered but no plugin registers a contract harness for it "
+            f"(harnesses: {listed}); implement the omsbridge_contract_harnesses(register) hook "
+            "next to omsbridge_register_backends (see docs/plugin-author-guide.md)"
+        )
+    for required in ("settings", "order_count"):
+        if not overrides(harness_class, required):
+            raise LookupError(f"{harness_class.__qualname__} must implement {required}()")
+    option = config.getoption("oms_cassettes", default=None)
+    cassettes = option if option else harness_class.cassette_dir
+    cassette_dir = None if cassettes is None else Path(cassettes).expanduser().resolve()
+    return Suite(
+        backend_name=name,
+        backend_class=registry.get(name),
+        harness_class=harness_class,
+        registry=registry,
+        plugin_manager=pm,
+        cassette_dir=cassette_dir,
+        record_mode=config.getoption("record_mode", default=None) or "none",
+        recording_disabled=bool(config.getoption("disable_recording", default=False)),
+    )
+
+
+def _suite(config: pytest.Config) -> Suite | str:
+    """The resolved run, or why it cannot run (computed once)."""
+    if _SUITE not in config.stash:
+        try:
+            config.stash[_SUITE] = _resolve(config)
+        except (LookupError, OMSBridgeError, TypeError, ValueError) as exc:
+            config.stash[_SUITE] = str(exc)
+    return config.stash[_SUITE]
+
+
+def _build_backend(suite: Suite, harness: Harness) -> OrderBackend:
+    settings = harness.settings()
+    merchant = harness.merchant()
+    if isinstance(settings, Mapping):
+        # Through omsbridge's own loader, exactly as a merchant's config file would be read.
+        table: dict[str, Any] = {"backend": suite.backend_name, suite.backend_name: dict(settings)}
+        for key in ("locale", "region", "currency"):
+            if getattr(merchant, key):
+                table[key] = getattr(merchant, key)
+        config = parse_config(
+            {"merchants": {merchant.merchant_id: table}},
+            base_dir=harness.workdir,
+            registry=suite.registry,
+        )
+        settings = config.merchants[merchant.merchant_id].settings
+    config_class = suite.backend_class.config_class
+    assert isinstance(settings, config_class), (
+        f"{type(harness).__qualname__}.settings() must return a {config_class.__qualname__} or a "
+        f"mapping, got {type(settings).__name__}"
+    )
+    return suite.backend_class(settings, merchant)
+
+
+# -- recording -----------------------------------------------------------------------------------
+
+
+class _Recording:
+    """One scenario's cassette: opened before the backend is built, checked after the test."""
+
+    def __init__(self, suite: Suite, harness: Harness, path: Path, config: pytest.Config) -> None:
+        from vcr import VCR
+
+        self.path = path
+        self.suite = suite
+        mode = suite.record_mode
+        if mode == "rewrite":
+            path.unlink(missing_ok=True)
+            mode = "new_episodes"
+        options = base_vcr_config(mode, harness.vcr_config())
+        record_on_exception = options.pop("record_on_exception")
+        self.vcr = VCR(record_on_exception=record_on_exception)
+        hook = getattr(config.hook, "pytest_recording_configure", None)
+        if hook is not None:
+            hook(config=config, vcr=self.vcr)
+        self._context = self.vcr.use_cassette(str(path), **options)
+        self.cassette: Any = None
+        self.unmatched: list[str] = []
+
+    def __enter__(self) -> _Recording:
+        self.cassette = self._context.__enter__()
+        original = self.cassette.can_play_response_for
+
+        def can_play(request: Any) -> bool:
+            playable = original(request)
+            if not playable and self.cassette.write_protected:
+                self.unmatched.append(f"{request.method} {request.uri}")
+            return bool(playable)
+
+        # Seen even when the backend swallows vcrpy's error for an unrecorded request.
+        self.cassette.can_play_response_for = can_play
+        return self
+
+    def close(self, failed: bool) -> None:
+        """Close the cassette; a failed scenario's recording is thrown away."""
+        if failed:
+            error = AssertionError("scenario failed")
+            self._context.__exit__(AssertionError, error, None)
+        else:
+            self._context.__exit__(None, None, None)
+
+    def verify(self) -> None:
+        """Fail unless the replay matched the cassette exactly."""
+        rerecord = _rerecord_command(self.suite)
+        if self.unmatched:
+            listed = "\n  ".join(self.unmatched)
+            raise AssertionError(
+                f"the backend sent {len(self.unmatched)} request(s) that {self.path} does not "
+                f"hold (a changed request, or a stale cassette):\n  {listed}\n"
+                f"re-record with: {rerecord}"
+            )
+        if self.suite.replaying and not self.cassette.all_played:
+            unplayed = [
+                f"{request.method} {request.uri}"
+                for index, request in enumerate(self.cassette.requests)
+                if not self.cassette.play_counts[index]
+            ]
+            listed = "\n  ".join(unplayed)
+            raise AssertionError(
+                f"{self.path} holds {len(unplayed)} interaction(s) the scenario never played "
+                f"(the backend now sends fewer requests, or the cassette is stale):\n  {listed}\n"
+                f"re-record with: {rerecord}"
+            )
+
+
+def _rerecord_command(suite: Suite) -> str:
+    parts = ["pytest", "--oms-backend", suite.backend_name, "--record-mode=rewrite"]
+    return " ".join(shlex.quote(p) for p in parts) + " -k <scenario id>"
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oms_suite(pytestconfig: pytest.Config) -> Suite:
+    """The resolved contract run (backend class, harness class, cassettes, record mode)."""
+    suite = _suite(pytestconfig)
+    if isinstance(suite, str):
+        pytest.fail(f"omsbridge contract: {suite}", pytrace=False)
+    return suite
+
+
+@pytest.fixture(scope="session")
+def oms_harness(oms_suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """The backend's harness, started once for the session (``start()`` / ``stop()``)."""
+    workdir = tmp_path_factory.mktemp(f"oms-{oms_suite.backend_name}")
+    harness = oms_suite.harness_class(live=oms_suite.live, workdir=workdir)
+    with harness:
+        yield harness
+
+
+@pytest.fixture
+def oms_scenario(request: pytest.FixtureRequest, oms_suite: Suite) -> ScenarioInfo:
+    """The running scenario's catalogue entry; skips, with the reason, what cannot run here."""
+    marker = request.node.get_closest_marker("oms_scenario")
+    if marker is None:
+        pytest.fail(
+            "the oms fixture is for contract scenarios (@scenario(...)) only", pytrace=False
+        )
+    info: ScenarioInfo = marker.args[0]
+    backend = oms_suite.backend_class
+    missing = [c for c in info.requires if c not in backend.capabilities]
+    if missing:
+        listed = ", ".join(f"{c.name} ({c.value})" for c in missing)
+        pytest.skip(f"backend {oms_suite.backend_name!r} does not declare capability {listed}")
+    harness = oms_suite.harness_class
+    lacking = [h for h in info.harness if not overrides(harness, h)]
+    if lacking:
+        listed = ", ".join(f"{h}()" for h in lacking)
+        pytest.skip(f"harness {harness.__qualname__} does not implement {listed}")
+    if info.fault is not None and info.fault not in harness.faults:
+        pytest.skip(f"harness {harness.__qualname__} cannot inject fault {info.fault.value!r}")
+    return info
+
+
+@pytest.fixture
+def oms_cassette(
+    request: pytest.FixtureRequest,
+    oms_scenario: ScenarioInfo,
+    oms_suite: Suite,
+    oms_harness: Harness,
+) -> Iterator[Any]:
+    """The scenario's cassette (``<cassette dir>/<scenario id>.yaml``), open for the whole test.
+
+    In record mode ``none`` the network is blocked as well (``--allowed-hosts`` still applies).
+    """
+    from pytest_recording import network
+
+    blocking = None
+    if oms_suite.replaying:
+        hosts = request.config.getoption("allowed_hosts", default=None)
+        blocking = network.blocking_context(allowed_hosts=hosts.split(",") if hosts else None)
+        blocking.__enter__()
+    recording = None
+    try:
+        if oms_suite.cassette_dir is not None and not oms_suite.recording_disabled:
+            os.makedirs(oms_suite.cassette_dir, exist_ok=True)
+            path = oms_suite.cassette_dir / f"{oms_scenario.id}.yaml"
+            recording = _Recording(oms_suite, oms_harness, path, request.config).__enter__()
+            request.node.stash[_RECORDING] = recording
+        yield recording.cassette if recording is not None else None
+    finally:
+        if recording is not None:
+            reports = request.config.stash[_REPORTS]
+            failed = any(
+                reports.get(f"{request.node.nodeid}::{when}") is not None
+                and reports[f"{request.node.nodeid}::{when}"].failed
+                for when in ("setup", "call")
+            )
+            recording.close(failed)
+        if blocking is not None:
+            blocking.__exit__(None, None, None)
+
+
+@pytest.fixture
+def oms(
+    oms_scenario: ScenarioInfo,
+    oms_suite: Suite,
+    oms_harness: Harness,
+    oms_cassette: Any,
+) -> Iterator[Contract]:
+    """The backend under test, built for this scenario inside its cassette, with its harness."""
+    oms_harness.reset()
+    backend = _build_backend(oms_suite, oms_harness)
+    try:
+        yield Contract(backend=backend, harness=oms_harness, info=oms_scenario)
+    finally:
+        try:
+            oms_harness.clear_faults()
+        finally:
+            backend.close()

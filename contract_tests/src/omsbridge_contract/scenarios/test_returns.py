@@ -1,0 +1,200 @@
+"""Returns and exchanges at the POS, and BORIS: buy online, return in store."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from omsbridge.errors import Rejected
+from omsbridge.model import OrderQuery
+from omsbridge.spi import Capability
+from omsbridge_contract import data
+from omsbridge_contract.checks import assert_page, line_for, raises
+from omsbridge_contract.contract import Contract
+from omsbridge_contract.harness import OnlineLine, OnlineOrder
+from omsbridge_contract.registry import scenario
+
+SALE = Capability.POST_SALE
+RETURN = Capability.POST_RETURN
+DETAIL = Capability.GET_ORDER
+
+
+def _sold(oms: Contract, quantity: int = 2, price: str = "40.00") -> tuple[str, str]:
+    """Post a take-with sale of ``quantity`` x SKU-RET (POS line id L1); its order id and SKU."""
+    sale = data.transaction(
+        oms.ref,
+        [data.line(1, "SKU-RET", quantity, price, tax=None)],
+        customer=data.customer(oms.ref),
+    )
+    return oms.post_new(sale).order_id, "SKU-RET"
+
+
+@scenario(
+    "a return with receipt: its own order, and the original line counts it as returned",
+    area="return",
+    requires=[SALE, RETURN, DETAIL],
+)
+def test_return_with_receipt(oms: Contract) -> None:
+    original, sku = _sold(oms, 2)
+    refund = data.transaction(
+        oms.ref,
+        [data.returned(1, sku, 1, "40.00", order_id=original, original_line_id="L1")],
+        n=2,
+        tenders=("card",),
+        customer=data.customer(oms.ref),
+    )
+    assert refund.total == Decimal("-40.00")
+    result = oms.post_new(refund)
+    assert result.order_id != original, "a return is posted as its own order"
+    oms.verify(refund, result)
+    sold = line_for(oms.detail(original), "L1")
+    assert sold.quantity_returned == Decimal(1), (
+        f"the original line must count 1 returned, got {sold.quantity_returned}"
+    )
+    assert sold.quantity_returnable == Decimal(1)
+
+
+@scenario(
+    "a return without receipt: refunded in cash, no original order",
+    area="return",
+    requires=[RETURN],
+)
+def test_return_without_receipt(oms: Contract) -> None:
+    refund = data.transaction(
+        oms.ref,
+        [data.returned(1, "SKU-NORECEIPT", 1, "18.00", tax="1.44", reason="NO_RECEIPT")],
+        tenders=("cash",),
+    )
+    assert refund.total == Decimal("-19.44")
+    result = oms.post_new(refund)
+    oms.verify(refund, result)
+
+
+@scenario(
+    "a partial return, then another: returned quantities add up on the original line",
+    area="return",
+    requires=[SALE, RETURN, DETAIL],
+)
+def test_partial_return(oms: Contract) -> None:
+    original, sku = _sold(oms, 3, "15.00")
+    for n in (2, 3):
+        refund = data.transaction(
+            oms.ref,
+            [data.returned(1, sku, 1, "15.00", order_id=original, original_line_id="L1")],
+            n=n,
+            tenders=("cash",),
+        )
+        oms.post_new(refund)
+    sold = line_for(oms.detail(original), "L1")
+    assert sold.quantity_returned == Decimal(2), f"returned {sold.quantity_returned}, expected 2"
+    assert sold.quantity_returnable == Decimal(1)
+
+
+@scenario(
+    "returning more than is returnable is Rejected with the backend's code; nothing is written",
+    area="bad input",
+    requires=[SALE, RETURN, DETAIL],
+)
+def test_bad_input_over_return(oms: Contract) -> None:
+    original, sku = _sold(oms, 2)
+    refund = data.transaction(
+        oms.ref,
+        [data.returned(1, sku, 3, "40.00", order_id=original, original_line_id="L1")],
+        n=2,
+        tenders=("cash",),
+    )
+    before = oms.count()
+    with raises(Rejected) as caught:
+        oms.backend.post(refund)
+    assert caught.error is not None and caught.error.code, (
+        "a Rejected error carries the backend's code"
+    )
+    assert oms.count() == before, "a refused return wrote an order"
+    sold = line_for(oms.detail(original), "L1")
+    assert sold.quantity_returned == 0, "a refused return changed the original line"
+
+
+@scenario(
+    "a return naming an order the OMS does not have is Rejected; nothing is written",
+    area="bad input",
+    requires=[RETURN],
+)
+def test_bad_input_unknown_original_order(oms: Contract) -> None:
+    refund = data.transaction(
+        oms.ref,
+        [data.returned(1, "SKU-GHOST", 1, "9.00", order_id=f"NO-SUCH-{oms.ref}", original_line=1)],
+        tenders=("cash",),
+    )
+    before = oms.count()
+    with raises(Rejected):
+        oms.backend.post(refund)
+    assert oms.count() == before, "a refused return wrote an order"
+
+
+@scenario(
+    "an exchange: one line back, another out, the difference paid by card",
+    area="exchange",
+    requires=[SALE, Capability.POST_EXCHANGE, DETAIL],
+)
+def test_exchange(oms: Contract) -> None:
+    original, sku = _sold(oms, 1, "30.00")
+    exchange = data.transaction(
+        oms.ref,
+        [
+            data.returned(
+                1, sku, 1, "30.00", order_id=original, original_line_id="L1", reason="SIZE"
+            ),
+            data.line(2, "SKU-RET-L", 1, "34.00", tax="2.72"),
+        ],
+        n=2,
+        customer=data.customer(oms.ref),
+    )
+    assert exchange.total == Decimal("6.72")
+    result = oms.post_new(exchange)
+    oms.verify(exchange, result)
+    assert line_for(oms.detail(original), "L1").quantity_returned == Decimal(1)
+
+
+@scenario(
+    "BORIS: find an online order by the customer's email, read it, return a line in store",
+    area="boris",
+    requires=[Capability.SEARCH_ORDERS, DETAIL, RETURN],
+    harness=["seed_online_order"],
+)
+def test_boris_return_online_order(oms: Contract) -> None:
+    customer = data.customer(oms.ref)
+    spec = OnlineOrder(
+        ref=oms.ref,
+        customer=customer,
+        lines=(
+            OnlineLine(1, "SKU-WEB-DRESS", Decimal(1), Decimal("79.00")),
+            OnlineLine(2, "SKU-WEB-SCARF", Decimal(2), Decimal("19.50")),
+        ),
+        placed_at=data.at(-24 * 60),
+        shipped=True,
+    )
+    order_id = oms.harness.seed_online_order(spec)
+    page = assert_page(oms.backend.search_orders(OrderQuery(email=customer.email)), "page")
+    assert [hit.order_id for hit in page.hits] == [order_id], (
+        f"searching {customer.email} must find the online order {order_id}, got {page.hits}"
+    )
+    assert page.hits[0].total == spec.total
+    detail = oms.detail(order_id)
+    assert detail.total == spec.total
+    scarf = next((line for line in detail.lines if line.sku == "SKU-WEB-SCARF"), None)
+    assert scarf is not None, f"the online order lost SKU-WEB-SCARF: {detail.lines}"
+    assert scarf.quantity_fulfilled == Decimal(2), "a shipped online order is fulfilled"
+    refund = data.transaction(
+        oms.ref,
+        [
+            data.returned(
+                1, "SKU-WEB-SCARF", 1, "19.50", order_id=order_id, original_line=scarf.line_number
+            )
+        ],
+        tenders=("card",),
+        customer=customer,
+    )
+    oms.post_new(refund)
+    after = next(line for line in oms.detail(order_id).lines if line.sku == "SKU-WEB-SCARF")
+    assert after.quantity_returned == Decimal(1), (
+        f"the online line must count 1 returned, got {after.quantity_returned}"
+    )

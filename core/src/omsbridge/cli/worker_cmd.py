@@ -1,0 +1,101 @@
+"""``omsbridge worker``: the long-running process (export job on a schedule + event listeners)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+__all__ = ["worker"]
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    envvar="OMSBRIDGE_CONFIG",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The omsbridge TOML config file (or OMSBRIDGE_CONFIG).",
+)
+@click.option(
+    "--interval",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds between export runs at most.",
+)
+@click.option("--lease", type=float, default=120.0, show_default=True, help="Claim lease, seconds.")
+@click.option(
+    "--concurrency", type=int, default=4, show_default=True, help="Merchants exported at once."
+)
+@click.option(
+    "--event-wait",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Long-poll seconds per events() call.",
+)
+@click.option("--no-export", is_flag=True, help="Run the listeners only.")
+@click.option("--no-listen", is_flag=True, help="Run the export job only.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep Prometheus text in this file.",
+)
+@click.option(
+    "--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics."
+)
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    default="INFO",
+    show_default=True,
+)
+def worker(
+    config_file: Path,
+    interval: float,
+    lease: float,
+    concurrency: int,
+    event_wait: float,
+    no_export: bool,
+    no_listen: bool,
+    metrics_file: Path | None,
+    metrics_port: int | None,
+    log_json: bool,
+    log_level: str,
+) -> None:
+    """Run the export job and the event listeners of every merchant until SIGTERM or Ctrl-C.
+
+    \b
+    Example:
+      omsbridge worker --config omsbridge.toml --metrics-port 9464 --log-json
+    """
+    from omsbridge.bridge import Bridge
+    from omsbridge.errors import ConfigError
+    from omsbridge.export import ExportSettings
+    from omsbridge.listen import ListenerSettings
+    from omsbridge.logs import configure_logging
+    from omsbridge.worker import Worker, WorkerSettings
+
+    configure_logging(getattr(logging, log_level), json_lines=log_json)
+    try:
+        bridge = Bridge.from_config(config_file)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None
+    settings = WorkerSettings(
+        export=not no_export,
+        listen=not no_listen,
+        export_interval=interval,
+        export_settings=ExportSettings(lease_seconds=lease, concurrency=concurrency),
+        listener_settings=ListenerSettings(wait=event_wait),
+        metrics_file=metrics_file,
+        metrics_port=metrics_port,
+    )
+    with bridge:
+        runner = Worker(bridge, settings)
+        runner.install_signal_handlers()
+        runner.run()

@@ -1,0 +1,445 @@
+"""The export job: post what the outbox holds, per merchant, oldest first, exactly once.
+
+Why nothing is posted twice: an entry is marked done only after the OMS confirmed it, and a
+backend's ``post`` is idempotent on the transaction id. If the job dies after the OMS committed
+but before the entry was marked (or a timeout hid the answer), the entry is posted again later
+and the OMS answers ``created=False``: the entry is marked done and no second order exists.
+
+Why nothing is lost: entries are leased, not deleted, while they are posted; a killed worker's
+leases run out and another run takes the entries again.
+
+Per merchant the queue is first in, first out (a return never overtakes its sale): a retryable
+failure of the oldest entry holds the merchant back until that entry is due again, a rate limit
+pauses the merchant, a permanent failure makes the entry a dead letter and the queue moves on.
+Merchants are independent: one that is paused or failing does not slow the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from omsbridge.bridge import Bridge, Merchant
+from omsbridge.errors import BackendError, RateLimited
+from omsbridge.export.retry import RetryPolicy
+from omsbridge.logs import MerchantLog, merchant_log
+from omsbridge.model import PostResult, Transaction
+from omsbridge.store import AttemptOutcome, AttemptRecord, EntryState, ErrorInfo, OutboxEntry, Store
+
+__all__ = ["ExportJob", "ExportSettings", "MerchantReport", "RunReport", "default_owner"]
+
+logger = logging.getLogger(__name__)
+
+OutcomeCallback = Callable[[OutboxEntry, AttemptOutcome], None]
+"""Told about every entry an attempt round finished with (progress bars, tests)."""
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class ExportSettings:
+    """How the export job works through the outbox."""
+
+    claim_size: int = 50
+    """Entries leased at a time per merchant (batching backends get ``max_batch_size`` each)."""
+    lease_seconds: float = 120.0
+    """How long a claim lasts; a killed worker's entries are taken again after it."""
+    concurrency: int = 4
+    """Merchants posted in parallel."""
+    policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+
+@attrs.define
+class MerchantReport:
+    """What one run did for one merchant."""
+
+    merchant_id: str
+    created: int = 0
+    existed: int = 0
+    retry: int = 0
+    rate_limited: int = 0
+    dead: int = 0
+    paused_until: datetime | None = None
+    skipped: str | None = None
+    """Why the merchant was not worked on (leased elsewhere, not in the config...)."""
+
+    @property
+    def posted(self) -> int:
+        """Entries confirmed by the OMS (created now or found there)."""
+        return self.created + self.existed
+
+
+@attrs.define
+class RunReport:
+    """What one run of the export job did."""
+
+    started_at: datetime
+    finished_at: datetime | None = None
+    merchants: list[MerchantReport] = attrs.field(factory=list)
+
+    def total(self, field: str) -> int:
+        """The sum of one counter over the merchants (``created``, ``dead``, ``posted``...)."""
+        return sum(int(getattr(m, field)) for m in self.merchants)
+
+
+class _Stop(Exception):
+    """The merchant's turn ends (paused, held back, or shutting down)."""
+
+
+class ExportJob:
+    """Posts pending outbox entries through each merchant's backend (see the module doc)."""
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        store: Store | None = None,
+        settings: ExportSettings | None = None,
+        *,
+        owner: str | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.bridge = bridge
+        self.store = store if store is not None else bridge.store
+        self.settings = settings or ExportSettings()
+        self.owner = owner or default_owner()
+        self._on_outcome = on_outcome
+        self._clock = clock
+
+    def run(
+        self,
+        merchant_ids: Sequence[str] | None = None,
+        *,
+        drain: bool = False,
+        stop: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> RunReport:
+        """Post what is due now, for the given merchants (default: all with pending entries).
+
+        ``drain``: also wait for entries that become due later (backoff, rate-limit pauses)
+        until the outbox is empty. ``stop`` ends the run early (entries not tried are given
+        back); ``deadline`` is a :func:`time.monotonic` time to stop at.
+        """
+        stop = stop or threading.Event()
+        report = RunReport(started_at=self._clock())
+        wanted = list(merchant_ids or self.store.merchants_with_work(self._clock()))
+        known = set(self.bridge.merchant_ids)
+        todo = [m for m in wanted if m in known]
+        for merchant_id in wanted:
+            if merchant_id not in known:
+                merchant_log(logger, merchant_id).warning(
+                    "the outbox has entries of a merchant the config does not define; left alone"
+                )
+                report.merchants.append(MerchantReport(merchant_id, skipped="not in the config"))
+        if todo:
+            workers = max(1, min(self.settings.concurrency, len(todo)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="export") as pool:
+                report.merchants.extend(
+                    pool.map(lambda m: self._run_merchant(m, drain, stop, deadline), todo)
+                )
+        report.finished_at = self._clock()
+        return report
+
+    # -- one merchant -----------------------------------------------------------------------
+
+    def _run_merchant(
+        self, merchant_id: str, drain: bool, stop: threading.Event, deadline: float | None
+    ) -> MerchantReport:
+        report = MerchantReport(merchant_id)
+        log = merchant_log(logger, merchant_id)
+        try:
+            merchant = self.bridge.for_merchant(merchant_id)
+        except Exception as exc:
+            log.error("cannot build the merchant's backend: %s", exc)
+            report.skipped = f"backend not available: {exc}"
+            return report
+        lease = self.settings.lease_seconds
+        try:
+            while not stop.is_set() and not _past(deadline):
+                if not self.store.acquire_merchant(merchant_id, self.owner, lease):
+                    if drain:
+                        # Another worker, or a killed one whose lease has not run out yet.
+                        stop.wait(min(lease, 1.0))
+                        continue
+                    if report.posted == 0:
+                        report.skipped = "another worker holds the merchant"
+                    log.info("another worker is posting this merchant; leaving it")
+                    break
+                paused = self.store.paused_until(merchant_id)
+                if paused is not None:
+                    report.paused_until = paused
+                    if drain and self._wait_until(paused, stop, deadline):
+                        continue
+                    break
+                entries = self.store.claim(
+                    merchant_id, self.owner, limit=self.settings.claim_size, lease_seconds=lease
+                )
+                if not entries:
+                    due = self.store.next_due(merchant_id) if drain else None
+                    if due is not None and self._wait_until(due, stop, deadline):
+                        continue
+                    break
+                self._post_entries(merchant, entries, report, log, stop)
+        finally:
+            self.store.release_merchant(merchant_id, self.owner)
+        return report
+
+    def _wait_until(self, when: datetime, stop: threading.Event, deadline: float | None) -> bool:
+        """Sleep until ``when`` (or the deadline, or a stop); True if the run goes on."""
+        delay = max(0.0, (when - self._clock()).total_seconds())
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - time.monotonic()))
+        stop.wait(delay + 0.001)
+        return not stop.is_set() and not _past(deadline)
+
+    def _post_entries(
+        self,
+        merchant: Merchant,
+        entries: list[OutboxEntry],
+        report: MerchantReport,
+        log: MerchantLog,
+        stop: threading.Event,
+    ) -> None:
+        size = max(1, merchant.backend.max_batch_size)
+        position = 0
+        try:
+            while position < len(entries):
+                if stop.is_set():
+                    raise _Stop
+                chunk = entries[position : position + size]
+                position += len(chunk)
+                if size == 1:
+                    self._post_one(merchant, chunk[0], report, log)
+                else:
+                    self._post_many(merchant, chunk, report, log)
+                self._note_budget(merchant)
+        except _Stop:
+            # Give back what was claimed but not tried, so the next run starts with it at once.
+            self.store.release([e.entry_id for e in entries[position:]], self.owner)
+
+    def _post_one(
+        self, merchant: Merchant, entry: OutboxEntry, report: MerchantReport, log: MerchantLog
+    ) -> None:
+        transaction = self._decode(entry, report, log)
+        if transaction is None:
+            return
+        attempts: list[AttemptRecord] = []
+
+        def once() -> PostResult:
+            started = time.monotonic()
+            try:
+                result = merchant.post(transaction, outbox=False)
+            except Exception as exc:
+                attempts.append(self._failure(exc, started))
+                raise
+            attempts.append(self._success(result, started))
+            return result
+
+        try:
+            result = self.settings.policy.call(once)
+        except Exception as exc:
+            self._settle_failure(merchant.merchant_id, entry, exc, attempts, report, log)
+            return
+        self._settle_success(entry, result, attempts, report, log)
+
+    def _post_many(
+        self,
+        merchant: Merchant,
+        chunk: list[OutboxEntry],
+        report: MerchantReport,
+        log: MerchantLog,
+    ) -> None:
+        decoded = [(e, self._decode(e, report, log)) for e in chunk]
+        ready = [(e, t) for e, t in decoded if t is not None]
+        if not ready:
+            return
+        request_failures: list[AttemptRecord] = []
+
+        def once() -> list[PostResult | BackendError]:
+            started = time.monotonic()
+            try:
+                return merchant.post_batch([t for _, t in ready])
+            except Exception as exc:
+                request_failures.append(self._failure(exc, started))
+                raise
+
+        started = time.monotonic()
+        outcomes: list[PostResult | BackendError] | None = None
+        whole: Exception = RuntimeError("no answer")
+        try:
+            outcomes = self.settings.policy.call(once)
+        except Exception as exc:
+            whole = exc
+        # One request for the batch: each item's attempt carries its share of the latency.
+        share = (time.monotonic() - started) / len(ready)
+        stopping: _Stop | None = None
+        for index, (entry, _) in enumerate(ready):
+            history = list(request_failures)
+            try:
+                if outcomes is None:
+                    self._settle_failure(merchant.merchant_id, entry, whole, history, report, log)
+                    continue
+                outcome = outcomes[index]
+                if isinstance(outcome, PostResult):
+                    history.append(self._success(outcome, time.monotonic() - share))
+                    self._settle_success(entry, outcome, history, report, log)
+                else:
+                    history.append(self._failure(outcome, time.monotonic() - share))
+                    self._settle_failure(merchant.merchant_id, entry, outcome, history, report, log)
+            except _Stop as held:
+                # Record every item of the batch before ending the merchant's turn.
+                stopping = held
+        if stopping is not None:
+            raise stopping
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _success(self, result: PostResult, started: float) -> AttemptRecord:
+        return AttemptRecord(
+            at=self._clock(),
+            outcome=AttemptOutcome.CREATED if result.created else AttemptOutcome.EXISTED,
+            source="export",
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+            worker=self.owner,
+        )
+
+    def _failure(self, error: BaseException, started: float) -> AttemptRecord:
+        if isinstance(error, RateLimited):
+            outcome = AttemptOutcome.RATE_LIMITED
+        elif isinstance(error, BackendError) and error.retryable:
+            outcome = AttemptOutcome.RETRY
+        else:
+            outcome = AttemptOutcome.DEAD
+        return AttemptRecord(
+            at=self._clock(),
+            outcome=outcome,
+            source="export",
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+            error=ErrorInfo.from_error(error),
+            worker=self.owner,
+        )
+
+    def _settle_success(
+        self,
+        entry: OutboxEntry,
+        result: PostResult,
+        attempts: list[AttemptRecord],
+        report: MerchantReport,
+        log: MerchantLog,
+    ) -> None:
+        self.store.mark_done(entry.entry_id, result, attempts)
+        outcome = attempts[-1].outcome
+        if outcome == AttemptOutcome.CREATED:
+            report.created += 1
+        else:
+            report.existed += 1
+        log.info(
+            "posted as order %s (%s)",
+            result.order_id,
+            "created" if result.created else "already in the OMS",
+            extra={"transaction_id": entry.transaction_id, "entry_id": entry.entry_id},
+        )
+        self._tell(entry, outcome)
+
+    def _settle_failure(
+        self,
+        merchant_id: str,
+        entry: OutboxEntry,
+        error: BaseException,
+        attempts: list[AttemptRecord],
+        report: MerchantReport,
+        log: MerchantLog,
+    ) -> None:
+        policy = self.settings.policy
+        now = self._clock()
+        extra = {
+            "transaction_id": entry.transaction_id,
+            "entry_id": entry.entry_id,
+            "error_class": type(error).__name__,
+            "code": getattr(error, "code", None),
+        }
+        if not attempts:
+            attempts = [self._failure(error, time.monotonic())]
+        counted = sum(1 for a in attempts if a.outcome != AttemptOutcome.RATE_LIMITED)
+        if isinstance(error, RateLimited):
+            pause = policy.pause_for(error)
+            until = now + timedelta(seconds=pause)
+            self.store.pause_merchant(merchant_id, until)
+            self.store.mark_failed(
+                entry.entry_id, self.owner, attempts, retry_at=now, counted=counted
+            )
+            report.rate_limited += 1
+            report.paused_until = until
+            log.warning("API budget exhausted; merchant paused for %.1f s", pause, extra=extra)
+            self._tell(entry, AttemptOutcome.RATE_LIMITED)
+            raise _Stop
+        if isinstance(error, BackendError) and error.retryable:
+            retry_at = policy.retry_at(entry.attempts + counted, now)
+            state = self.store.mark_failed(
+                entry.entry_id, self.owner, attempts, retry_at=retry_at, counted=counted
+            )
+            if state == EntryState.PENDING:
+                report.retry += 1
+                log.warning(
+                    "post failed (%s); retry at %s",
+                    ErrorInfo.from_error(error),
+                    retry_at.isoformat() if retry_at else "-",
+                    extra=extra,
+                )
+                self._tell(entry, AttemptOutcome.RETRY)
+                raise _Stop  # first in, first out: later entries wait behind this one
+            report.dead += 1
+            log.error(
+                "post failed %d times (%s); now a dead letter",
+                entry.attempts + counted,
+                ErrorInfo.from_error(error),
+                extra=extra,
+            )
+            self._tell(entry, AttemptOutcome.DEAD)
+            return
+        self.store.mark_failed(entry.entry_id, self.owner, attempts, retry_at=None, counted=counted)
+        report.dead += 1
+        log.error("post refused (%s); now a dead letter", ErrorInfo.from_error(error), extra=extra)
+        self._tell(entry, AttemptOutcome.DEAD)
+
+    def _decode(
+        self, entry: OutboxEntry, report: MerchantReport, log: MerchantLog
+    ) -> Transaction | None:
+        try:
+            return entry.transaction()
+        except Exception as exc:
+            # A payload this version cannot read is a dead letter, not a crash of the job.
+            self._settle_failure(entry.merchant_id, entry, exc, [], report, log)
+            return None
+
+    def _note_budget(self, merchant: Merchant) -> None:
+        try:
+            budget = merchant.backend.api_budget()
+            if budget is not None:
+                self.store.record_budget(merchant.merchant_id, budget)
+        except Exception:
+            merchant_log(logger, merchant.merchant_id).debug("no API budget", exc_info=True)
+
+    def _tell(self, entry: OutboxEntry, outcome: AttemptOutcome) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(entry, outcome)
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline

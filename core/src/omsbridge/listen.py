@@ -1,0 +1,204 @@
+"""Event listeners: follow a merchant's fulfillment-event feed and hand each event on, durably.
+
+One :class:`Listener` per merchant and channel reads ``merchant.events(checkpoint, wait=...)``,
+drops events whose id it handled before (feeds deliver at least once), gives the others to a
+handler and only then stores the new checkpoint, together with the handled event ids, in one
+transaction. A restart resumes from the stored checkpoint: nothing is skipped, and what was
+handled just before a crash is at most handed over once more (deliveries are at least once).
+
+The default handler (:class:`DeliverFulfillmentOrders`) fetches the fulfillment orders the
+events name, once per batch, and delivers each to the POS through
+``omsbridge_fulfillment_order_received``: several events about one fulfillment order collapse
+into one delivery of its current state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from omsbridge import wire
+from omsbridge.bridge import Merchant
+from omsbridge.errors import BackendError, RateLimited
+from omsbridge.logs import merchant_log
+from omsbridge.model import FulfillmentEvent
+from omsbridge.spi import Capability
+from omsbridge.store import Store
+
+__all__ = ["DeliverFulfillmentOrders", "EventHandler", "Listener", "ListenerSettings"]
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[Merchant, Sequence[FulfillmentEvent]], None]
+"""Handles a batch of new (deduplicated) events; raising means "not handled, try again"."""
+
+
+class DeliverFulfillmentOrders:
+    """The default handler: deliver the current state of each fulfillment order the events name."""
+
+    def __call__(self, merchant: Merchant, events: Sequence[FulfillmentEvent]) -> None:
+        """Fetch the waiting fulfillment orders once and deliver those the events name."""
+        log = merchant_log(logger, merchant.merchant_id)
+        if Capability.FULFILLMENT_ORDERS not in merchant.backend.capabilities:
+            log.info("backend cannot list fulfillment orders; %d event(s) noted only", len(events))
+            return
+        wanted = list(dict.fromkeys(e.fulfillment_order_id for e in events))
+        waiting = {fo.fulfillment_order_id: fo for fo in merchant.fulfillment_orders()}
+        for fo_id in wanted:
+            fulfillment_order = waiting.get(fo_id)
+            if fulfillment_order is None:
+                log.info("fulfillment order %s is no longer waiting on a store", fo_id)
+                continue
+            failures = merchant.deliver(fulfillment_order)
+            log.info(
+                "delivered fulfillment order %s (%s)%s",
+                fo_id,
+                fulfillment_order.status,
+                f"; {len(failures)} observer(s) failed" if failures else "",
+            )
+
+
+@attrs.frozen
+class ListenerSettings:
+    """How a listener reads and retries."""
+
+    channel: str = "fulfillment"
+    """Names the feed in the store's checkpoints (one checkpoint per merchant and channel)."""
+    wait: float = 5.0
+    """Long-poll seconds per ``events()`` call; also bounds how long a shutdown waits."""
+    handler_attempts: int = 5
+    """Tries of a batch's handler before its events are kept as dead events and skipped."""
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+
+class _Stopped(Exception):
+    """The listener is shutting down in the middle of a batch."""
+
+
+class Listener:
+    """Follows one merchant's event feed (see the module doc)."""
+
+    def __init__(
+        self,
+        merchant: Merchant,
+        store: Store,
+        handler: EventHandler | None = None,
+        settings: ListenerSettings | None = None,
+    ) -> None:
+        self.merchant = merchant
+        self.store = store
+        self.handler: EventHandler = handler or DeliverFulfillmentOrders()
+        self.settings = settings or ListenerSettings()
+        self.log = merchant_log(logger, merchant.merchant_id)
+        self._stop = threading.Event()
+
+    @property
+    def checkpoint(self) -> str | None:
+        """Where the feed resumes."""
+        return self.store.checkpoint(self.merchant.merchant_id, self.settings.channel)
+
+    def poll(self, stop: threading.Event | None = None) -> int:
+        """Read one batch, handle what is new, store the checkpoint; returns events handled.
+
+        Errors of ``events()`` propagate (the checkpoint is unchanged)."""
+        stop = stop or self._stop
+        merchant_id, channel = self.merchant.merchant_id, self.settings.channel
+        checkpoint = self.store.checkpoint(merchant_id, channel)
+        batch = self.merchant.events(checkpoint, wait=self.settings.wait)
+        after = batch.checkpoint or (batch.events[-1].checkpoint if batch.events else None)
+        if not batch.events:
+            if after is not None and after != checkpoint:
+                # Remember "now" on a first read, so a restart does not start from "now" again.
+                self.store.save_checkpoint(merchant_id, channel, after)
+            return 0
+        seen = self.store.seen_events(merchant_id, channel, [e.event_id for e in batch.events])
+        fresh: list[FulfillmentEvent] = []
+        for event in batch.events:
+            if event.event_id in seen:
+                self.log.debug("dropping duplicate event %s", event.event_id)
+                continue
+            seen.add(event.event_id)
+            fresh.append(event)
+        if fresh:
+            self._handle(fresh, stop)
+        assert after is not None
+        self.store.save_checkpoint(merchant_id, channel, after, [e.event_id for e in fresh])
+        return len(fresh)
+
+    def _handle(self, events: list[FulfillmentEvent], stop: threading.Event) -> None:
+        settings = self.settings
+        for attempt in range(1, settings.handler_attempts + 1):
+            try:
+                self.handler(self.merchant, events)
+                return
+            except Exception as exc:
+                if attempt == settings.handler_attempts:
+                    for event in events:
+                        self.store.bury_event(
+                            self.merchant.merchant_id,
+                            settings.channel,
+                            event.event_id,
+                            wire.dumps(event),
+                            exc,
+                        )
+                    self.log.error(
+                        "gave up on %d event(s) after %d attempts (%s: %s); kept as dead events",
+                        len(events),
+                        attempt,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    return
+                delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+                self.log.warning(
+                    "handling %d event(s) failed (%s: %s); again in %.1f s",
+                    len(events),
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                if stop.wait(delay):
+                    raise _Stopped from exc
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Poll until ``stop`` is set (or :meth:`stop` is called), backing off on errors."""
+        stop = stop or self._stop
+        failures = 0
+        self.log.info("listening from checkpoint %s", self.checkpoint or "now")
+        while not stop.is_set() and not self._stop.is_set():
+            try:
+                self.poll(stop)
+                failures = 0
+            except _Stopped:
+                break
+            except RateLimited as exc:
+                delay = exc.retry_after if exc.retry_after is not None else 60.0
+                self.log.warning("event feed rate limited; waiting %.1f s", delay)
+                stop.wait(delay)
+            except Exception as exc:
+                failures += 1
+                delay = min(
+                    self.settings.backoff_max, self.settings.backoff_initial * 2 ** (failures - 1)
+                )
+                level = (
+                    logging.WARNING
+                    if isinstance(exc, BackendError) and exc.retryable
+                    else logging.ERROR
+                )
+                self.log.log(
+                    level,
+                    "reading events failed (%s: %s); again in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                stop.wait(delay)
+        self.log.info("listener stopped at checkpoint %s", self.checkpoint or "-")
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current poll."""
+        self._stop.set()

@@ -1,0 +1,338 @@
+"""The store interface: the outbox of transactions waiting for their OMS, and event checkpoints.
+
+One interface, several implementations: SQLite (:mod:`omsbridge.store.sqlite`, the embedded
+default) and, where one machine is not enough, a PostgreSQL one whose ``claim`` is a
+``SELECT ... FOR UPDATE SKIP LOCKED``. Callers (the bridge, the export job, the listeners, the
+CLI) only ever see :class:`Store`.
+
+Claims are leases, not locks held by a connection: a claimed row (and the merchant whose rows
+are being posted) carries an owner and an expiry, so the rows of a worker that was killed are
+taken again by another (or the restarted) worker once the lease runs out. A row is marked
+``done`` only after its OMS confirmed it, which together with the backend's idempotency on the
+transaction id is what makes "post again after a crash" safe.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from enum import StrEnum
+
+import attrs
+
+from omsbridge import wire
+from omsbridge.errors import BackendError
+from omsbridge.model import PostResult, Transaction
+from omsbridge.spi import ApiBudget
+
+__all__ = [
+    "AttemptOutcome",
+    "AttemptRecord",
+    "DeadEvent",
+    "EntryState",
+    "ErrorInfo",
+    "MerchantStats",
+    "OutboxEntry",
+    "Store",
+    "StoreStats",
+]
+
+
+class EntryState(StrEnum):
+    """Where an outbox entry is in its life."""
+
+    PENDING = "pending"  # waiting to be posted (again)
+    DEAD = "dead"  # failed for good; shown to operators, replayed by hand
+    DONE = "done"  # the OMS confirmed it (created now, or found posted before)
+
+
+class AttemptOutcome(StrEnum):
+    """What one attempt to post an entry produced."""
+
+    CREATED = "created"  # the OMS created the order
+    EXISTED = "existed"  # the OMS had it already (an idempotent re-post after a lost answer)
+    RETRY = "retry"  # a retryable error; the entry stays pending
+    RATE_LIMITED = "rate_limited"  # the merchant's API budget ran out; not the entry's fault
+    DEAD = "dead"  # a permanent error (or too many attempts); the entry is a dead letter
+
+
+@attrs.frozen
+class ErrorInfo:
+    """What went wrong, as kept in the store: error class, backend code and message."""
+
+    error_class: str
+    message: str
+    code: str | None = None
+    status: int | None = None
+    retryable: bool = False
+
+    @classmethod
+    def from_error(cls, error: BaseException) -> ErrorInfo:
+        """Describe any exception; backend errors keep their code and HTTP status."""
+        if isinstance(error, BackendError):
+            return cls(
+                type(error).__name__, error.message, error.code, error.status, error.retryable
+            )
+        return cls(type(error).__name__, str(error) or type(error).__name__)
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        return f"{self.error_class}{code}: {self.message}"
+
+
+@attrs.frozen
+class AttemptRecord:
+    """One attempt to post an entry, for the per-entry history operators read."""
+
+    at: datetime
+    outcome: AttemptOutcome
+    source: str
+    """Who tried: ``pos`` (the synchronous post), ``export`` (the export job) or ``operator``."""
+    latency_ms: float | None = None
+    error: ErrorInfo | None = None
+    worker: str | None = None
+
+
+@attrs.frozen
+class OutboxEntry:
+    """One transaction in the outbox, with its state and last error."""
+
+    entry_id: int
+    merchant_id: str
+    transaction_id: str
+    kind: str
+    state: EntryState
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime
+    payload: str = attrs.field(repr=False)
+    """The transaction in the POS's native JSON (:mod:`omsbridge.wire`)."""
+    last_error: ErrorInfo | None = None
+    order_id: str | None = None
+    order_number: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+    def transaction(self) -> Transaction:
+        """The stored transaction, rebuilt from its JSON."""
+        return wire.loads(self.payload, Transaction)
+
+
+@attrs.frozen
+class DeadEvent:
+    """An event whose handler kept failing; kept so that it is not lost silently."""
+
+    merchant_id: str
+    channel: str
+    event_id: str
+    payload: str
+    error: ErrorInfo
+    at: datetime
+
+
+@attrs.frozen
+class MerchantStats:
+    """Queue figures of one merchant."""
+
+    merchant_id: str
+    pending: int = 0
+    due: int = 0
+    dead: int = 0
+    done: int = 0
+    attempts_failed: int = 0
+    retried: int = 0
+    oldest_pending_at: datetime | None = None
+    paused_until: datetime | None = None
+    budget: ApiBudget | None = None
+    dead_events: int = 0
+
+
+@attrs.frozen
+class StoreStats:
+    """Queue figures of every merchant with anything in the store."""
+
+    merchants: tuple[MerchantStats, ...]
+
+    def total(self, field: str) -> int:
+        """The sum of one counter (``pending``, ``dead``...) over all merchants."""
+        return sum(int(getattr(m, field)) for m in self.merchants)
+
+
+class Store(abc.ABC):
+    """Durable state of omsbridge: the outbox, merchant leases and pauses, event checkpoints.
+
+    Implementations are thread-safe and safe to share between processes on one store.
+    Every method that changes state commits before it returns.
+    """
+
+    # -- writing into the outbox ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue(
+        self,
+        merchant_id: str,
+        transaction: Transaction,
+        *,
+        error: BaseException | None = None,
+        dead: bool = False,
+        attempt: AttemptRecord | None = None,
+    ) -> OutboxEntry:
+        """Keep a transaction for the export job (``dead``: as a dead letter), with the error of
+        the attempt that failed. Idempotent on ``(merchant_id, transaction_id)``: an entry not yet
+        done takes the newer body and error; a done entry is left alone and returned."""
+
+    @abc.abstractmethod
+    def enqueue_many(self, items: Iterable[tuple[str, Transaction]]) -> int:
+        """Queue many ``(merchant_id, transaction)`` pairs as pending in few transactions
+        (imports, tests, benchmarks); existing entries are left alone. Returns how many were new."""
+
+    # -- the export job's side --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def merchants_with_work(self, now: datetime) -> list[str]:
+        """Merchants with pending entries (due or not), oldest work first."""
+
+    @abc.abstractmethod
+    def next_due(self, merchant_id: str | None = None) -> datetime | None:
+        """When the earliest pending entry (of one merchant, or any) may be tried, or None."""
+
+    @abc.abstractmethod
+    def acquire_merchant(self, merchant_id: str, owner: str, lease_seconds: float) -> bool:
+        """Take (or renew) the merchant's export lease; False if another live owner holds it.
+
+        One owner at a time posts a merchant's entries, so they go out oldest first even when
+        several workers share the store."""
+
+    @abc.abstractmethod
+    def release_merchant(self, merchant_id: str, owner: str) -> None:
+        """Give the merchant's lease back (if ``owner`` holds it)."""
+
+    @abc.abstractmethod
+    def claim(
+        self, merchant_id: str, owner: str, *, limit: int, lease_seconds: float
+    ) -> list[OutboxEntry]:
+        """Lease up to ``limit`` of the merchant's oldest pending entries that are due.
+
+        Entries are taken in order and the claim stops at the first one that is not due or is
+        leased by someone else: a merchant's queue is first in, first out. Rows whose lease has
+        expired (their worker died) are taken again. Also renews the merchant's lease."""
+
+    @abc.abstractmethod
+    def mark_done(
+        self, entry_id: int, result: PostResult, attempts: Sequence[AttemptRecord]
+    ) -> None:
+        """The OMS confirmed the entry's order: it is done, whoever holds its lease now.
+        ``attempts`` are this round's attempts (failed in-line retries, then the success)."""
+
+    @abc.abstractmethod
+    def mark_failed(
+        self,
+        entry_id: int,
+        owner: str,
+        attempts: Sequence[AttemptRecord],
+        *,
+        retry_at: datetime | None,
+        counted: int | None = None,
+    ) -> EntryState:
+        """Record this round's failed attempts: pending again from ``retry_at``, dead if None.
+
+        ``counted`` is how many of them count against the entry (rate limits do not; default:
+        all). Only the lease holder changes the state, and a done entry stays done; the attempts
+        are history either way. Returns the entry's state afterwards."""
+
+    @abc.abstractmethod
+    def release(self, entry_ids: Sequence[int], owner: str) -> None:
+        """Give back leases on entries not tried (shutdown, or the merchant paused)."""
+
+    @abc.abstractmethod
+    def pause_merchant(self, merchant_id: str, until: datetime) -> None:
+        """Post nothing more for this merchant before ``until`` (its API budget ran out)."""
+
+    @abc.abstractmethod
+    def paused_until(self, merchant_id: str) -> datetime | None:
+        """The end of the merchant's pause, if one is set and not over."""
+
+    @abc.abstractmethod
+    def record_budget(self, merchant_id: str, budget: ApiBudget) -> None:
+        """Remember the API budget the merchant's backend last reported (for metrics)."""
+
+    # -- reading and operating --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get(self, entry_id: int) -> OutboxEntry | None:
+        """One entry by id."""
+
+    @abc.abstractmethod
+    def find(self, merchant_id: str, transaction_id: str) -> OutboxEntry | None:
+        """The entry of one transaction, if the outbox has it."""
+
+    @abc.abstractmethod
+    def entries(
+        self,
+        *,
+        states: Sequence[EntryState] = (EntryState.PENDING, EntryState.DEAD),
+        merchant_id: str | None = None,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[OutboxEntry]:
+        """Entries in the given states, oldest first, ``limit`` of them after ``after_id``."""
+
+    @abc.abstractmethod
+    def attempts(self, entry_id: int) -> list[AttemptRecord]:
+        """Every attempt recorded for an entry, oldest first."""
+
+    @abc.abstractmethod
+    def requeue(self, entry_ids: Sequence[int]) -> int:
+        """Make dead (or pending) entries pending and due now, attempts reset; returns how many."""
+
+    @abc.abstractmethod
+    def requeue_dead(self, merchant_id: str | None = None) -> int:
+        """Make every dead entry (of one merchant, or all) pending again; returns how many."""
+
+    @abc.abstractmethod
+    def purge(self, *, states: Sequence[EntryState], before: datetime) -> int:
+        """Delete entries (and their history) in ``states`` last changed before ``before``."""
+
+    @abc.abstractmethod
+    def stats(self, now: datetime) -> StoreStats:
+        """Queue figures per merchant."""
+
+    # -- event listeners --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def checkpoint(self, merchant_id: str, channel: str) -> str | None:
+        """Where the merchant's event feed ``channel`` resumes, or None if never read."""
+
+    @abc.abstractmethod
+    def save_checkpoint(
+        self, merchant_id: str, channel: str, checkpoint: str, event_ids: Sequence[str] = ()
+    ) -> None:
+        """Store the checkpoint and remember ``event_ids`` as handled, in one transaction."""
+
+    @abc.abstractmethod
+    def seen_events(self, merchant_id: str, channel: str, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` were handled before (duplicates to drop)."""
+
+    @abc.abstractmethod
+    def bury_event(
+        self, merchant_id: str, channel: str, event_id: str, payload: str, error: BaseException
+    ) -> None:
+        """Keep an event whose handling kept failing, so it is not lost silently."""
+
+    @abc.abstractmethod
+    def dead_events(self, merchant_id: str | None = None) -> list[DeadEvent]:
+        """Events buried by :meth:`bury_event`."""
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection(s)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

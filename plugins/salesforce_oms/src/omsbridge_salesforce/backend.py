@@ -1,0 +1,321 @@
+"""``SalesforceBackend``: the omsbridge SPI over Salesforce Order Management.
+
+A sale is one composite graph (one API call for a warm merchant), idempotent on the transaction
+id through a unique external-id field on Order. Returns and exchanges go through the Connect
+actions on the original order summary; cancels through cancel-item / submit-cancel. Reads
+aggregate order summaries, item summaries, payments, fulfillment orders and shipments.
+Fulfillment events (CometD) are not offered yet: ``events`` raises Unsupported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import pluggy
+
+from omsbridge import (
+    BackendError,
+    CancelLine,
+    CancelResult,
+    Capability,
+    Conflict,
+    FulfillmentOrder,
+    FulfillmentUpdate,
+    MerchantContext,
+    OrderBackend,
+    OrderDetail,
+    OrderPage,
+    OrderQuery,
+    PostResult,
+    Rejected,
+    Transaction,
+    TransactionKind,
+    TransientBackendError,
+)
+from omsbridge_salesforce.changes import OrderChanges
+from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.config import SalesforceConfig
+from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
+from omsbridge_salesforce.lookups import Lookups
+from omsbridge_salesforce.reading import (
+    fulfillment_order,
+    fulfillment_order_query,
+    hit,
+    order_detail,
+)
+from omsbridge_salesforce.search import encode_cursor, search_soql
+from omsbridge_salesforce.soql import soql
+
+__all__ = ["SalesforceBackend"]
+
+log = logging.getLogger(__name__)
+
+GRAPH_HOOK = "omsbridge_salesforce_order_graph"
+_STALE_IDS = frozenset({"INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED"})
+
+
+class SalesforceBackend(OrderBackend):
+    """Salesforce Order Management, as the seed's connector integrates it."""
+
+    name = "salesforce"
+    config_class = SalesforceConfig
+    description = "Salesforce Order Management (composite graph orders, Connect actions, SOQL)"
+    capabilities = frozenset(
+        {
+            Capability.POST_SALE,
+            Capability.POST_RETURN,
+            Capability.POST_EXCHANGE,
+            Capability.CANCEL_ORDER,
+            Capability.CANCEL_ITEMS,
+            Capability.SEARCH_ORDERS,
+            Capability.GET_ORDER,
+            Capability.FULFILLMENT_ORDERS,
+            Capability.UPDATE_FULFILLMENT,
+        }
+    )
+
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        merchant: MerchantContext,
+        *,
+        client: SalesforceClient | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        super().__init__(config, merchant)
+        self.config: SalesforceConfig = config
+        self.client = client or SalesforceClient(config)
+        self.lookups = Lookups(self.client, config, merchant)
+        self.changes = OrderChanges(self.client, config)
+        self._pm = plugin_manager
+
+    def __repr__(self) -> str:
+        return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
+
+    # -- post ---------------------------------------------------------------------------------
+
+    def post(self, transaction: Transaction) -> PostResult:
+        """Post a sale (one composite graph), a return (Connect actions on the original order)
+        or an exchange (both). Idempotent on ``transaction_id``."""
+        if transaction.kind == TransactionKind.SALE:
+            return self._post_sale(transaction)
+        plans = self.changes.plan_returns(transaction)
+        if transaction.kind == TransactionKind.RETURN:
+            results = [self.changes.execute_return(plan) for plan in plans]
+            return PostResult(
+                transaction_id=transaction.transaction_id,
+                order_id=results[0][0],
+                order_number=plans[0].summary.get("OrderNumber"),
+                created=any(created for _, created in results),
+            )
+        # Exchange: everything is checked (returns planned, graph built) before any write.
+        credit = sum((plan.value for plan in plans), Decimal(0))
+        posted = self.changes.tagged_orders([transaction.transaction_id])
+        graph = None if posted else self._graph(transaction, exchange_credit=credit)
+        for plan in plans:
+            self.changes.execute_return(plan)
+        if posted:
+            row = posted[transaction.transaction_id]
+            return PostResult(
+                transaction.transaction_id, row["Id"], row.get("OrderNumber"), created=False
+            )
+        return self._post_sale(transaction, graph=graph, exchange_credit=credit)
+
+    def build_graph(
+        self, transaction: Transaction, *, exchange_credit: Decimal = Decimal(0)
+    ) -> OrderGraph:
+        """The graph a sale would be posted as, after the integrators' hooks (no order is sent;
+        lookups may create missing reference records)."""
+        return self._graph(transaction, exchange_credit=exchange_credit)
+
+    def _graph(self, transaction: Transaction, *, exchange_credit: Decimal) -> OrderGraph:
+        refs = self.lookups.resolve(transaction)
+        graph = build_order_graph(transaction, refs, self.config, exchange_credit=exchange_credit)
+        graph = self._apply_hooks(transaction, graph)
+        graph.check_limits()
+        return graph
+
+    def _hook_impls(self) -> list[Any]:
+        pm = self._pm
+        if pm is None:
+            from omsbridge.plugins import get_plugin_manager
+
+            pm = get_plugin_manager()
+        caller = getattr(pm.hook, GRAPH_HOOK, None)
+        return list(reversed(caller.get_hookimpls())) if caller is not None else []
+
+    def _apply_hooks(self, transaction: Transaction, graph: OrderGraph) -> OrderGraph:
+        for impl in self._hook_impls():
+            args = {
+                "merchant_id": self.merchant.merchant_id,
+                "transaction": transaction,
+                "graph": graph,
+            }
+            try:
+                returned = impl.function(**{k: args[k] for k in impl.argnames if k in args})
+            except Exception as exc:
+                raise Rejected(
+                    f"the order-graph hook of plugin {impl.plugin_name!r} failed: "
+                    f"{type(exc).__name__}: {exc}",
+                    code="GRAPH_HOOK_FAILED",
+                    backend=self.name,
+                ) from exc
+            if isinstance(returned, OrderGraph):
+                graph = returned
+        return graph
+
+    def _post_sale(
+        self,
+        transaction: Transaction,
+        *,
+        graph: OrderGraph | None = None,
+        exchange_credit: Decimal = Decimal(0),
+    ) -> PostResult:
+        txn_id = transaction.transaction_id
+        if self.config.check_before_post:
+            found = self._find_order(txn_id)
+            if found is not None:
+                return PostResult(txn_id, found[0], found[1], created=False)
+        retried = False
+        while True:
+            if graph is None:
+                graph = self._graph(transaction, exchange_credit=exchange_credit)
+            try:
+                (result,) = self.client.graph([graph.payload()], context=f"post {txn_id}")
+            except TransientBackendError:
+                # A timeout may hide a commit: if the order exists, this post succeeded.
+                found = self._find_order_quietly(txn_id)
+                if found is not None:
+                    log.info("post of %s timed out after commit; order %s exists", txn_id, found[0])
+                    return PostResult(txn_id, found[0], found[1], created=False)
+                raise
+            if result.successful:
+                number = result.nodes.get(NUMBER_REF)
+                order_number = (
+                    number.body.get("OrderNumber")
+                    if number and isinstance(number.body, dict)
+                    else None
+                )
+                return PostResult(
+                    txn_id, str(result.nodes[ORDER_REF].id), order_number, created=True
+                )
+            error = result.error(context=f"post {txn_id}", sources=graph.sources)
+            failed = result.failed_node()
+            if (
+                isinstance(error, Conflict)
+                and failed is not None
+                and failed.reference_id == ORDER_REF
+            ):
+                found = self._find_order(txn_id)
+                if found is not None:
+                    return PostResult(txn_id, found[0], found[1], created=False)
+            if error.code in _STALE_IDS and not retried:
+                # A cached record was deleted in Salesforce: look everything up again, once.
+                log.warning("cached Salesforce ids are stale (%s); refreshing lookups", error.code)
+                self.lookups.clear()
+                retried, graph = True, None
+                continue
+            raise error
+
+    def _find_order(self, transaction_id: str) -> tuple[str, str | None] | None:
+        field = self.config.order_external_id_field
+        rows = self.client.query(
+            soql(f"SELECT Id, OrderNumber FROM Order WHERE {field} = {{}} LIMIT 1", transaction_id)
+        )
+        return (rows[0]["Id"], rows[0].get("OrderNumber")) if rows else None
+
+    def _find_order_quietly(self, transaction_id: str) -> tuple[str, str | None] | None:
+        try:
+            return self._find_order(transaction_id)
+        except BackendError:
+            return None
+
+    # -- cancels ------------------------------------------------------------------------------
+
+    def cancel_order(self, order_id: str, *, reason: str) -> CancelResult:
+        """Cancel all open quantity (fulfillment-order lines first), then mark the summary."""
+        return self.changes.cancel_order(order_id, reason)
+
+    def cancel_items(
+        self, order_id: str, lines: Sequence[CancelLine], *, reason: str
+    ) -> CancelResult:
+        """Cancel quantities of lines (by LineNumber)."""
+        return self.changes.cancel_items(order_id, lines, reason)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def search_orders(self, query: OrderQuery) -> OrderPage:
+        """Search order summaries (order number, names, email, customer id, dates), newest first."""
+        text, size, _ = search_soql(self.config, query)
+        page = self.client.query_page(text)
+        rows = page.records
+        more = len(rows) > size
+        rows = rows[:size]
+        cursor = encode_cursor(query, rows[-1]) if more and rows else None
+        return OrderPage(hits=tuple(hit(r) for r in rows), next_cursor=cursor)
+
+    def get_order(self, order_id: str) -> OrderDetail:
+        """One order with lines, payments, refunds, fulfillment orders and shipments (2 calls)."""
+        summary = self.changes.summary(order_id)
+        sid = summary["Id"]
+        found = self.client.queries(
+            {
+                "pay": soql(
+                    "SELECT Id, Method, Type, CapturedAmount, RefundedAmount, BalanceAmount "
+                    "FROM OrderPaymentSummary WHERE OrderSummaryId = {}",
+                    sid,
+                ),
+                "ref": soql(
+                    "SELECT Id, Amount, Status, GatewayRefNumber FROM Refund "
+                    "WHERE OrderPaymentSummary.OrderSummaryId = {}",
+                    sid,
+                ),
+                "fo": fulfillment_order_query(self.config, [soql("OrderSummaryId = {}", sid)]),
+                "ship": soql(
+                    "SELECT Id, FulfillmentOrderId, Provider, TrackingNumber, Status, ShipmentDate "
+                    "FROM Shipment WHERE OrderSummaryId = {}",
+                    sid,
+                ),
+            }
+        )
+        return order_detail(
+            self.config,
+            summary,
+            payments=found["pay"],
+            refunds=found["ref"],
+            fulfillment_orders=found["fo"],
+            shipments=found["ship"],
+        )
+
+    def fulfillment_orders(self, *, store_id: str | None = None) -> Sequence[FulfillmentOrder]:
+        """Open fulfillment orders (those in ``statuses_to_process``, matching ``filter_query``),
+        for one store through the configured ORDER_STORE_ID Location field."""
+        where = ["StatusCategory NOT IN ('Closed', 'Canceled', 'Rejected')"]
+        if self.config.statuses_to_process:
+            where.append(soql("Status IN {:in}", list(self.config.statuses_to_process)))
+        if self.config.filter_query:
+            where.append(self.config.filter_query)
+        if store_id is not None:
+            field = self.config.store_id_field
+            if field is None:
+                raise Rejected(
+                    "fulfillment orders by store need a custom_fields entry for ORDER_STORE_ID "
+                    "on LOCATION (e.g. warehouseID__c)",
+                    code="NO_STORE_FIELD",
+                    backend=self.name,
+                )
+            where.append(soql(f"FulfilledFromLocation.{field} = {{}}", store_id))
+        rows = self.client.query(fulfillment_order_query(self.config, where))
+        return [fulfillment_order(self.config, row) for row in rows]
+
+    def update_fulfillment(self, update: FulfillmentUpdate) -> None:
+        """PATCH the fulfillment order's Status (mapped through ``fulfillment_statuses``);
+        CANCEL cancels its lines (cancel-item) and sets ``status_canceled_value``."""
+        self.changes.update_fulfillment(update)

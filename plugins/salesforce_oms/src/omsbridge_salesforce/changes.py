@@ -1,0 +1,488 @@
+"""Changes to existing orders through Order Management's Connect actions.
+
+* returns (BORIS, POS returns, the return half of an exchange): ``submit-return`` on the original
+  OrderSummary, with the lines found by their external order-item id (so the original
+  LineNumber is kept), then ``create-credit-memo`` and ``ensure-refunds-async``;
+* cancels: ``cancel-item`` on fulfillment orders for allocated quantity, ``submit-cancel`` for
+  the rest, then ``ensure-refunds-async`` for the excess funds;
+* fulfillment updates: PATCH ``FulfillmentOrder.Status``, ``cancel-item`` for cancelled lines,
+  a Shipment for a shipped order with tracking.
+
+Connect actions are not idempotent, so every return's change order is tagged with the
+transaction id (``<txn>#R<n>`` in the order external-id field) and its progress kept in the
+change order's Description; a retry resumes where the previous attempt stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from omsbridge import (
+    CancelLine,
+    CancelResult,
+    Conflict,
+    FulfillmentAction,
+    FulfillmentUpdate,
+    InvalidTransaction,
+    Issue,
+    LineItem,
+    NotFound,
+    Rejected,
+    Transaction,
+)
+from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.config import SalesforceConfig
+from omsbridge_salesforce.reading import (
+    as_decimal,
+    as_quantity,
+    parse_datetime,
+    product_items,
+    summary_query,
+    summary_where,
+)
+from omsbridge_salesforce.soql import soql
+
+__all__ = ["OrderChanges", "ReturnPlan"]
+
+log = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+_OM = "/commerce/order-management/order-summaries"
+_FO = "/commerce/fulfillment/fulfillment-orders"
+_STATE = "omsbridge return"
+_OPEN_FO = "StatusCategory NOT IN ('Closed', 'Canceled', 'Rejected')"
+
+
+@attrs.frozen
+class ReturnPlan:
+    """One original order's part of a return, checked before anything is written."""
+
+    tag: str
+    summary: Mapping[str, Any]
+    change_items: tuple[Mapping[str, Any], ...]
+    value: Decimal
+    """What the POS credits for these lines (their totals)."""
+    existing: Mapping[str, Any] | None = None
+    """The change order of an earlier attempt (Id, Description), when there was one."""
+
+
+class OrderChanges:
+    """Cancels, returns and fulfillment updates for one merchant's org."""
+
+    def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
+        self._client = client
+        self._config = config
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def summary(self, order_ref: str) -> dict[str, Any]:
+        """The OrderSummary (with item summaries) of an order id, summary id, number or txn id.
+
+        A change order's id (a return posted earlier) leads to its original order's summary.
+        """
+        rows = self._client.query(
+            summary_query(self._config, summary_where(self._config, order_ref))
+        )
+        if not rows:
+            related = self._related_original(order_ref)
+            if related:
+                rows = self._client.query(
+                    summary_query(self._config, soql("OriginalOrderId = {}", related))
+                )
+        if not rows:
+            raise NotFound(
+                f"no Salesforce order {order_ref!r}", code="ORDER_NOT_FOUND", backend="salesforce"
+            )
+        if len(rows) > 1:
+            raise Conflict(
+                f"{order_ref!r} matches more than one Salesforce order",
+                code="AMBIGUOUS_ORDER",
+                backend="salesforce",
+            )
+        return rows[0]
+
+    def _related_original(self, order_ref: str) -> str | None:
+        from omsbridge_salesforce.soql import looks_like_id
+
+        if not looks_like_id(order_ref):
+            return None
+        rows = self._client.query(soql("SELECT RelatedOrderId FROM Order WHERE Id = {}", order_ref))
+        return rows[0].get("RelatedOrderId") if rows else None
+
+    # -- returns ------------------------------------------------------------------------------
+
+    def plan_returns(self, transaction: Transaction) -> list[ReturnPlan]:
+        """Check every return line against its original order; no write happens here."""
+        txn = transaction
+        issues = [
+            Issue(
+                f"lines[{i}].original",
+                "a return needs its original order (no-receipt returns "
+                "are not supported by the Salesforce backend)",
+            )
+            for i, line in enumerate(txn.lines)
+            if line.kind == "RETURN" and line.original is None
+        ]
+        if issues:
+            raise Rejected(
+                "unreferenced (no-receipt) returns cannot be posted to Salesforce Order "
+                "Management: every returned line needs original.order_id; "
+                + "; ".join(str(i) for i in issues),
+                code="UNREFERENCED_RETURN",
+                backend="salesforce",
+            )
+        groups: dict[str, list[tuple[int, LineItem]]] = {}
+        for i, line in enumerate(txn.lines):
+            if line.kind == "RETURN" and line.original is not None:
+                groups.setdefault(line.original.order_id, []).append((i, line))
+        tags = [f"{txn.transaction_id}#R{n}" for n in range(1, len(groups) + 1)]
+        done = self.tagged_orders(tags)
+        plans = []
+        for tag, (order_ref, lines) in zip(tags, groups.items(), strict=True):
+            summary = self.summary(order_ref)
+            value = sum((line.total for _, line in lines), _ZERO)
+            if tag in done:
+                # Submitted by an earlier attempt: its quantities are no longer returnable, so
+                # only the remaining steps (credit memo, refund) may still be needed.
+                plans.append(ReturnPlan(tag, summary, (), value, done[tag]))
+                continue
+            self._check_window(txn, summary, order_ref)
+            items, value = self._change_items(txn, summary, lines)
+            plans.append(ReturnPlan(tag, summary, tuple(items), value))
+        return plans
+
+    def tagged_orders(self, tags: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Orders whose external id is one of ``tags`` (posted sales and submitted returns)."""
+        if not tags:
+            return {}
+        ext = self._config.order_external_id_field
+        rows = self._client.query(
+            soql(
+                f"SELECT Id, OrderNumber, Description, {ext} FROM Order WHERE {ext} IN {{:in}}",
+                list(tags),
+            )
+        )
+        return {row[ext]: row for row in rows}
+
+    def _check_window(self, txn: Transaction, summary: Mapping[str, Any], ref: str) -> None:
+        days = self._config.return_window_days
+        placed = parse_datetime(summary.get("OrderedDate"))
+        if not days or placed is None:
+            return
+        last_day = placed.date() + timedelta(days=days)
+        if txn.created_at.date() > last_day:
+            raise Rejected(
+                f"order {summary.get('OrderNumber') or ref} was placed on {placed.date()} and "
+                f"could be returned until {last_day} ({days} days); the return is dated "
+                f"{txn.created_at.date()}",
+                code="RETURN_WINDOW_EXPIRED",
+                backend="salesforce",
+            )
+
+    def _change_items(
+        self, txn: Transaction, summary: Mapping[str, Any], lines: list[tuple[int, LineItem]]
+    ) -> tuple[list[dict[str, Any]], Decimal]:
+        ext = self._config.order_item_external_id_field
+        items = product_items(summary)
+        by_ext = {i.get(ext): i for i in items if i.get(ext)}
+        by_number = {int(i.get("LineNumber") or 0): i for i in items}
+        wanted: dict[str, Decimal] = {}
+        change: list[dict[str, Any]] = []
+        issues: list[Issue] = []
+        value = _ZERO
+        for i, line in lines:
+            original = line.original
+            assert original is not None
+            ois = by_ext.get(original.line_id) if original.line_id else None
+            if ois is None and original.line_number is not None:
+                ois = by_number.get(original.line_number)
+            if ois is None:
+                which = original.line_id or original.line_number
+                issues.append(
+                    Issue(
+                        f"lines[{i}].original",
+                        f"order {original.order_id} has no line {which!r}"
+                        if which
+                        else "give line_id or line_number",
+                    )
+                )
+                continue
+            wanted[ois["Id"]] = wanted.get(ois["Id"], _ZERO) + line.quantity
+            available = as_decimal(ois.get("QuantityAvailableToReturn"))
+            if wanted[ois["Id"]] > available:
+                issues.append(
+                    Issue(
+                        f"lines[{i}].quantity",
+                        f"returns {wanted[ois['Id']]} of line {ois.get('LineNumber')} but only "
+                        f"{available} can be returned",
+                    )
+                )
+                continue
+            value += line.total
+            change.append(
+                {
+                    "orderItemSummaryId": ois["Id"],
+                    "quantity": line.quantity,
+                    "reason": line.return_reason or "Other",
+                    "shippingReductionFlag": False,
+                }
+            )
+        if issues:
+            raise InvalidTransaction(issues, code="RETURN_NOT_POSSIBLE", backend="salesforce")
+        return change, value
+
+    def execute_return(self, plan: ReturnPlan) -> tuple[str, bool]:
+        """Submit, credit and refund one planned return; resumes a half-done one.
+
+        Returns (change order id, created).
+        """
+        ext = self._config.order_external_id_field
+        summary_id = plan.summary["Id"]
+        created = plan.existing is None
+        if plan.existing is not None:
+            change_id, state = plan.existing["Id"], plan.existing.get("Description") or ""
+            if "refunded" not in state:
+                log.info("return %s was started before (%s); resuming", plan.tag, state)
+        else:
+            out = self._client.connect(
+                f"{_OM}/{summary_id}/actions/submit-return",
+                {"changeItems": list(plan.change_items)},
+                context="submit-return",
+            )
+            change_id = str(out.get("changeOrderId"))
+            state = f"{_STATE}: submitted"
+            self._client.update("Order", change_id, {ext: plan.tag, "Description": state})
+        if "credit memo" not in state and "refunded" not in state:
+            out = self._client.connect(
+                f"{_OM}/{summary_id}/actions/create-credit-memo",
+                {"changeOrderIds": [change_id]},
+                context="create-credit-memo",
+            )
+            memo = str(out.get("creditMemoId"))
+            state = f"{_STATE}: credit memo {memo}"
+            self._client.update("Order", change_id, {"Description": state})
+        if "refunded" not in state:
+            memo = state.rsplit(" ", 1)[-1]
+            self._client.connect(
+                f"{_OM}/{summary_id}/async-actions/ensure-refunds-async",
+                {"creditMemoId": memo},
+                context="ensure-refunds-async",
+            )
+            self._client.update("Order", change_id, {"Description": f"{_STATE}: refunded {memo}"})
+        return change_id, created
+
+    # -- cancels ------------------------------------------------------------------------------
+
+    def cancel_order(self, order_ref: str, reason: str) -> CancelResult:
+        """Cancel all open quantity: FO lines first (cancel-item), then submit-cancel."""
+        summary = self.summary(order_ref)
+        items = product_items(summary)
+        open_lines = self._open_fo_lines([i["Id"] for i in items])
+        for fo_id, lines in open_lines.items():
+            self._cancel_fo_lines(
+                fo_id, [(line["Id"], as_decimal(line["Quantity"])) for line in lines]
+            )
+            self._client.update(
+                "FulfillmentOrder", fo_id, {"Status": self._config.status_canceled_value}
+            )
+        summary = self.summary(summary["Id"]) if open_lines else summary
+        items = product_items(summary)
+        change = [
+            (item, as_decimal(item.get("QuantityAvailableToCancel")))
+            for item in items
+            if as_decimal(item.get("QuantityAvailableToCancel")) > 0
+        ]
+        if not change:
+            raise Conflict(
+                f"order {summary.get('OrderNumber')} has nothing left to cancel (everything is "
+                "fulfilled, returned or cancelled)",
+                code="NOTHING_TO_CANCEL",
+                backend="salesforce",
+            )
+        self._submit_cancel(summary["Id"], [(item["Id"], qty) for item, qty in change], reason)
+        remaining = sum((as_decimal(i.get("QuantityNetOrdered")) for i in items), _ZERO) - sum(
+            (qty for _, qty in change), _ZERO
+        )
+        status = summary.get("Status")
+        if remaining <= 0:
+            status = self._config.status_canceled_value
+            self._client.update("OrderSummary", summary["Id"], {"Status": status})
+        return CancelResult(
+            order_id=summary["Id"],
+            cancelled=tuple(
+                CancelLine(int(item["LineNumber"]), as_quantity(qty)) for item, qty in change
+            ),
+            status=status,
+        )
+
+    def cancel_items(
+        self, order_ref: str, lines: Sequence[CancelLine], reason: str
+    ) -> CancelResult:
+        """Cancel quantities of lines: cancel-item where they sit on a fulfillment order, then
+        submit-cancel so the order summary (and its payments) reflect it."""
+        summary = self.summary(order_ref)
+        by_number = {int(i.get("LineNumber") or 0): i for i in product_items(summary)}
+        open_lines = self._open_fo_lines([i["Id"] for i in by_number.values()])
+        on_fo: dict[str, list[dict[str, Any]]] = {}
+        for fo_lines in open_lines.values():
+            for line in fo_lines:
+                on_fo.setdefault(line["OrderItemSummaryId"], []).append(line)
+        issues: list[Issue] = []
+        plan: list[tuple[dict[str, Any], Decimal, Decimal]] = []
+        for n, cancel in enumerate(lines):
+            item = by_number.get(cancel.line_number)
+            if item is None:
+                issues.append(
+                    Issue(
+                        f"lines[{n}].line_number",
+                        f"order {summary.get('OrderNumber')} has no line {cancel.line_number}",
+                    )
+                )
+                continue
+            free = as_decimal(item.get("QuantityAvailableToCancel"))
+            allocated = sum((as_decimal(x["Quantity"]) for x in on_fo.get(item["Id"], [])), _ZERO)
+            if cancel.quantity > free + allocated:
+                issues.append(
+                    Issue(
+                        f"lines[{n}].quantity",
+                        f"cancels {cancel.quantity} but only {free + allocated} of line "
+                        f"{cancel.line_number} is open",
+                    )
+                )
+                continue
+            plan.append((item, cancel.quantity, max(_ZERO, cancel.quantity - free)))
+        if issues:
+            raise InvalidTransaction(issues, code="CANCEL_NOT_POSSIBLE", backend="salesforce")
+        by_fo: dict[str, list[tuple[str, Decimal]]] = {}
+        for item, _, from_fo in plan:
+            for line in on_fo.get(item["Id"], []):
+                if from_fo <= 0:
+                    break
+                take = min(from_fo, as_decimal(line["Quantity"]))
+                by_fo.setdefault(line["FulfillmentOrderId"], []).append((line["Id"], take))
+                from_fo -= take
+        for fo_id, fo_lines in by_fo.items():
+            self._cancel_fo_lines(fo_id, fo_lines)
+        self._submit_cancel(summary["Id"], [(item["Id"], qty) for item, qty, _ in plan], reason)
+        return CancelResult(
+            order_id=summary["Id"],
+            cancelled=tuple(
+                CancelLine(int(item["LineNumber"]), as_quantity(qty)) for item, qty, _ in plan
+            ),
+            status=summary.get("Status"),
+        )
+
+    def _open_fo_lines(self, item_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        if not item_ids:
+            return {}
+        rows = self._client.query(
+            soql(
+                "SELECT Id, FulfillmentOrderId, OrderItemSummaryId, Quantity "
+                "FROM FulfillmentOrderLineItem WHERE OrderItemSummaryId IN {:in} AND Quantity > 0 "
+                f"AND TypeCode = 'Product' AND FulfillmentOrder.{_OPEN_FO}",
+                item_ids,
+            )
+        )
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            grouped.setdefault(row["FulfillmentOrderId"], []).append(row)
+        return grouped
+
+    def _cancel_fo_lines(self, fo_id: str, lines: list[tuple[str, Decimal]]) -> None:
+        self._client.connect(
+            f"{_FO}/{fo_id}/actions/cancel-item",
+            {
+                "fulfillmentOrderLineItemsToCancel": [
+                    {"fulfillmentOrderLineItemId": line_id, "quantity": qty}
+                    for line_id, qty in lines
+                ]
+            },
+            context="cancel-item",
+        )
+
+    def _submit_cancel(
+        self, summary_id: str, items: list[tuple[str, Decimal]], reason: str
+    ) -> None:
+        out = self._client.connect(
+            f"{_OM}/{summary_id}/actions/submit-cancel",
+            {
+                "changeItems": [
+                    {
+                        "orderItemSummaryId": item_id,
+                        "quantity": qty,
+                        "reason": reason,
+                        "shippingReductionFlag": True,
+                    }
+                    for item_id, qty in items
+                ]
+            },
+            context="submit-cancel",
+        )
+        excess = as_decimal((out.get("changeBalances") or {}).get("totalExcessFundsAmount"))
+        if excess > 0:
+            # The POS took the money: cancelled goods are refunded from the captured funds.
+            self._client.connect(
+                f"{_OM}/{summary_id}/async-actions/ensure-refunds-async",
+                {"excessFundsAmount": excess},
+                context="ensure-refunds-async",
+            )
+
+    # -- fulfillment --------------------------------------------------------------------------
+
+    def update_fulfillment(self, update: FulfillmentUpdate) -> None:
+        """Write a store's step to the FulfillmentOrder (status, cancelled lines, shipment)."""
+        fo_id = update.fulfillment_order_id
+        status = self._config.fulfillment_status(update.action)
+        if update.action == FulfillmentAction.CANCEL:
+            lines = [(line.line_id, line.quantity) for line in update.lines]
+            if not lines:
+                rows = self._client.query(
+                    soql(
+                        "SELECT Id, Quantity FROM FulfillmentOrderLineItem WHERE FulfillmentOrderId = {} "
+                        "AND Quantity > 0",
+                        fo_id,
+                    )
+                )
+                lines = [(r["Id"], as_decimal(r["Quantity"])) for r in rows]
+            if lines:
+                self._cancel_fo_lines(fo_id, lines)
+            if not update.lines:
+                self._client.update("FulfillmentOrder", fo_id, {"Status": status})
+            return
+        self._client.update("FulfillmentOrder", fo_id, {"Status": status})
+        if update.action == FulfillmentAction.SHIPPED and (
+            update.tracking_number or update.carrier
+        ):
+            fo = self._client.get(
+                "FulfillmentOrder",
+                fo_id,
+                [
+                    "OrderSummaryId",
+                    "FulfilledToName",
+                    "FulfilledToStreet",
+                    "FulfilledToCity",
+                    "FulfilledToState",
+                    "FulfilledToPostalCode",
+                    "FulfilledToCountry",
+                ],
+            )
+            shipment = {
+                "FulfillmentOrderId": fo_id,
+                "OrderSummaryId": fo.get("OrderSummaryId"),
+                "ShipToName": fo.get("FulfilledToName") or "Customer",
+                "TrackingNumber": update.tracking_number,
+                "Provider": update.carrier,
+                "Status": "Shipped",
+            }
+            for part in ("Street", "City", "State", "PostalCode", "Country"):
+                if fo.get(f"FulfilledTo{part}"):
+                    shipment[f"ShipTo{part}"] = fo[f"FulfilledTo{part}"]
+            if update.occurred_at is not None:
+                shipment["ShipmentDate"] = update.occurred_at.isoformat()
+            self._client.create("Shipment", {k: v for k, v in shipment.items() if v is not None})

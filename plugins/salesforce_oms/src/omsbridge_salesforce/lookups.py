@@ -1,0 +1,492 @@
+"""The records an order graph points at, found or created exactly as the seed describes.
+
+* Account: the customer's Person Account by ``PersonEmail`` -> the default account
+  (``MerchantId-Locale-Region``) -> created.
+* Pricebook2 ``MerchantId-Locale-Region`` -> created (products get their price-book entries
+  there, after a standard price where the org has a standard price book).
+* SalesChannel ``POS`` -> ``MerchantId-Locale-Region-POS`` -> created.
+* OrderDeliveryMethod by name (``FulfillmentType-FulfillmentSubType`` through the
+  ``delivery_methods`` mapping) -> created with its Product2 and dummy PricebookEntry.
+* Product2 + PricebookEntry per SKU (``StockKeepingUnit``) -> created.
+* PaymentGateway by name for cards and cash, when configured (never created).
+
+Everything found is cached for the merchant: a warm merchant pays **zero** API calls here.
+A cold one pays at most three: all lookups in one ``/composite`` call, the price-book entries
+of pre-existing delivery products when needed, and one composite graph creating whatever is
+missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from omsbridge import Conflict, MerchantContext, Rejected, Transaction
+from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.config import SalesforceConfig
+from omsbridge_salesforce.graph import DeliveryMethodRef, OrderGraph, OrderRefs, ProductRef
+from omsbridge_salesforce.soql import soql
+
+__all__ = ["Lookups", "delivery_sku"]
+
+log = logging.getLogger(__name__)
+
+_EMAIL_CACHE_SIZE = 10_000
+_MISSING = object()
+
+
+def delivery_sku(method_name: str) -> str:
+    """The StockKeepingUnit given to the product of a delivery method the connector creates."""
+    return f"DELIVERY-{method_name}"
+
+
+@attrs.define
+class _Need:
+    """What one transaction needs that the cache does not hold yet."""
+
+    email: str | None = None
+    account: bool = False
+    pricebook: bool = False
+    channel: bool = False
+    methods: set[str] = attrs.field(factory=set)  # ODM names
+    skus: dict[str, tuple[str, Decimal]] = attrs.field(factory=dict)  # sku -> (name, price)
+    gateways: set[str] = attrs.field(factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.email
+            or self.account
+            or self.pricebook
+            or self.channel
+            or self.methods
+            or self.skus
+            or self.gateways
+        )
+
+
+class Lookups:
+    """Per-merchant, thread-safe cache of the ids an order graph needs."""
+
+    def __init__(
+        self, client: SalesforceClient, config: SalesforceConfig, merchant: MerchantContext
+    ) -> None:
+        self._client = client
+        self._config = config
+        name = lambda template: config.name_for(  # noqa: E731
+            template, merchant.merchant_id, merchant.locale, merchant.region
+        )
+        self.default_account_name = name(config.default_account_name)
+        self.price_book_name = name(config.price_book_name)
+        self.sales_channel_name = name(config.sales_channel_name)
+        self._lock = threading.RLock()
+        self._account: str | None = None
+        self._emails: OrderedDict[str, str | None] = OrderedDict()
+        self._pricebook: str | None = None
+        self._standard: Any = _MISSING  # standard price book id, None if the org has none
+        self._channel: str | None = None
+        self._methods: dict[str, DeliveryMethodRef] = {}
+        self._products: dict[str, ProductRef] = {}
+        self._gateways: dict[str, str] = {}
+        # Scratch state of one lookup round (under the lock).
+        self._found_products: dict[str, str] = {}
+        self._found_entries: dict[str, dict[str, str]] = {}
+        self._found_methods: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, tuple[str, str | None, str | None]] = {}
+
+    def clear(self) -> None:
+        """Forget everything (after Salesforce says a cached id no longer exists)."""
+        with self._lock:
+            self._account = self._pricebook = self._channel = None
+            self._standard = _MISSING
+            self._emails.clear()
+            self._methods.clear()
+            self._products.clear()
+            self._gateways.clear()
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def resolve(self, transaction: Transaction) -> OrderRefs:
+        """The ids for ``transaction``'s graph; looks up and creates only what is not cached."""
+        refs = self._from_cache(transaction)
+        if refs is not None:
+            return refs
+        with self._lock:
+            refs = self._from_cache(transaction)
+            if refs is not None:
+                return refs
+            try:
+                self._fill(transaction)
+            except Conflict:
+                # Another process created the same record between our query and our insert:
+                # everything it made is now findable, so one more round settles it.
+                log.info("lookup creation raced with another writer; looking up again")
+                self._fill(transaction)
+            refs = self._from_cache(transaction)
+            assert refs is not None, "lookups left something unresolved"
+            return refs
+
+    # -- cache ----------------------------------------------------------------------------------
+
+    def _method_names(self, transaction: Transaction) -> dict[str, str]:
+        """Fulfillment TYPE-SUBTYPE -> ODM name for every group and charge of the sale part."""
+        methods = {f.method_name for f in transaction.fulfillment_groups()}
+        methods |= {c.fulfillment.method_name for c in transaction.charges}
+        return {m: self._config.delivery_method_name(m) for m in sorted(methods)}
+
+    def _charged_methods(self, transaction: Transaction) -> set[str]:
+        return {
+            self._config.delivery_method_name(c.fulfillment.method_name)
+            for c in transaction.charges
+        }
+
+    def _needs(self, transaction: Transaction) -> _Need:
+        need = _Need()
+        email = (
+            transaction.customer.email.lower()
+            if transaction.customer and transaction.customer.email
+            else None
+        )
+        if email is not None and email not in self._emails:
+            need.email = email
+        if self._account is None:
+            need.account = True
+        need.pricebook = self._pricebook is None or self._standard is _MISSING
+        need.channel = self._channel is None
+        charged = self._charged_methods(transaction)
+        for name in self._method_names(transaction).values():
+            ref = self._methods.get(name)
+            if ref is None or (name in charged and not ref.pricebook_entry_id):
+                need.methods.add(name)
+        for line in transaction.sale_lines:
+            if line.sku not in self._products and line.sku not in need.skus:
+                need.skus[line.sku] = (line.name or line.sku, line.unit_price)
+        for gateway in self._gateway_names(transaction):
+            if gateway not in self._gateways:
+                need.gateways.add(gateway)
+        return need
+
+    def _gateway_names(self, transaction: Transaction) -> set[str]:
+        from omsbridge import CardTender, CashTender
+
+        names = set()
+        for tender in transaction.tenders:
+            if isinstance(tender, CardTender) and self._config.payment_gateway_name:
+                names.add(self._config.payment_gateway_name)
+            if isinstance(tender, CashTender) and self._config.cash_payment_gateway_name:
+                names.add(self._config.cash_payment_gateway_name)
+        return names
+
+    def _from_cache(self, transaction: Transaction) -> OrderRefs | None:
+        try:
+            return self._cached_refs(transaction)
+        except KeyError:  # cleared by another thread meanwhile: take the locked path
+            return None
+
+    def _cached_refs(self, transaction: Transaction) -> OrderRefs | None:
+        if self._needs(transaction):
+            return None
+        customer = transaction.customer
+        email = customer.email.lower() if customer and customer.email else None
+        account = (self._emails.get(email) if email else None) or self._account
+        if account is None or self._pricebook is None:
+            return None
+        methods = {
+            method: self._methods[name] for method, name in self._method_names(transaction).items()
+        }
+        return OrderRefs(
+            account_id=account,
+            pricebook_id=self._pricebook,
+            sales_channel_id=self._channel,
+            delivery_methods=methods,
+            products={line.sku: self._products[line.sku] for line in transaction.sale_lines},
+            card_gateway_id=self._gateways.get(self._config.payment_gateway_name or ""),
+            cash_gateway_id=self._gateways.get(self._config.cash_payment_gateway_name or ""),
+        )
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def _fill(self, transaction: Transaction) -> None:
+        self._pending.clear()
+        need = self._needs(transaction)
+        found = self._client.queries(self._queries(need))
+        self._take_found(need, found)
+        self._find_delivery_entries()
+        self._create_missing(transaction)
+
+    def _queries(self, need: _Need) -> dict[str, str]:
+        queries: dict[str, str] = {}
+        conditions = []
+        if need.account:
+            conditions.append(soql("Name = {}", self.default_account_name))
+        if need.email:
+            conditions.append(soql("PersonEmail = {}", need.email))
+        if conditions:
+            queries["acct"] = (
+                "SELECT Id, Name, PersonEmail FROM Account WHERE "
+                + " OR ".join(conditions)
+                + " ORDER BY CreatedDate ASC LIMIT 200"
+            )
+        if need.pricebook or need.skus or need.methods:
+            queries["pb"] = soql(
+                "SELECT Id, Name, IsStandard FROM Pricebook2 WHERE Name = {} OR IsStandard = true",
+                self.price_book_name,
+            )
+        if need.channel:
+            queries["sc"] = soql(
+                "SELECT Id, SalesChannelName FROM SalesChannel WHERE SalesChannelName IN {:in}",
+                [self._config.sales_channel_lookup_name, self.sales_channel_name],
+            )
+        if need.methods:
+            queries["odm"] = soql(
+                "SELECT Id, Name, ProductId FROM OrderDeliveryMethod WHERE Name IN {:in}",
+                sorted(need.methods),
+            )
+        skus = sorted(need.skus) + [delivery_sku(n) for n in sorted(need.methods)]
+        if skus:
+            queries["prod"] = soql(
+                "SELECT Id, Name, StockKeepingUnit FROM Product2 WHERE StockKeepingUnit IN {:in}",
+                skus,
+            )
+            queries["pbe"] = soql(
+                "SELECT Id, Product2Id, Pricebook2Id, Product2.StockKeepingUnit "
+                "FROM PricebookEntry WHERE Product2.StockKeepingUnit IN {:in} "
+                "AND (Pricebook2.Name = {} OR Pricebook2.IsStandard = true)",
+                skus,
+                self.price_book_name,
+            )
+        if need.gateways:
+            queries["pgw"] = soql(
+                "SELECT Id, PaymentGatewayName FROM PaymentGateway WHERE PaymentGatewayName IN {:in}",
+                sorted(need.gateways),
+            )
+        return queries
+
+    def _take_found(self, need: _Need, found: dict[str, list[dict[str, Any]]]) -> None:
+        accounts = found.get("acct", [])
+        if need.email:
+            match = next(
+                (a["Id"] for a in accounts if (a.get("PersonEmail") or "").lower() == need.email),
+                None,
+            )
+            self._remember_email(need.email, match)
+        if need.account:
+            self._account = next(
+                (a["Id"] for a in accounts if a.get("Name") == self.default_account_name), None
+            )
+        if "pb" in found:
+            books = found["pb"]
+            self._pricebook = next(
+                (
+                    b["Id"]
+                    for b in books
+                    if b.get("Name") == self.price_book_name and not b.get("IsStandard")
+                ),
+                None,
+            ) or next((b["Id"] for b in books if b.get("Name") == self.price_book_name), None)
+            self._standard = next((b["Id"] for b in books if b.get("IsStandard")), None)
+        if need.channel:
+            channels = {c.get("SalesChannelName"): c["Id"] for c in found.get("sc", [])}
+            self._channel = channels.get(self._config.sales_channel_lookup_name) or channels.get(
+                self.sales_channel_name
+            )
+        self._found_products = {p["StockKeepingUnit"]: p["Id"] for p in found.get("prod", [])}
+        self._found_entries = {}
+        for entry in found.get("pbe", []):
+            self._found_entries.setdefault(entry["Product2Id"], {})[entry["Pricebook2Id"]] = entry[
+                "Id"
+            ]
+        self._found_methods = {m["Name"]: m for m in found.get("odm", [])}
+        for gateway in found.get("pgw", []):
+            self._gateways[gateway["PaymentGatewayName"]] = gateway["Id"]
+        missing = need.gateways - set(self._gateways)
+        if missing:
+            raise Rejected(
+                f"PaymentGateway {', '.join(sorted(missing))} not found in Salesforce; create it "
+                "or fix payment_gateway_name / cash_payment_gateway_name",
+                code="PAYMENT_GATEWAY_NOT_FOUND",
+                backend="salesforce",
+            )
+        for sku, product_id in self._found_products.items():
+            entry = self._found_entries.get(product_id, {}).get(self._pricebook or "")
+            if entry and sku in need.skus:
+                self._products[sku] = ProductRef(product_id, entry)
+
+    def _find_delivery_entries(self) -> None:
+        """Price-book entries of delivery products the merchant made (no connector SKU on them)."""
+        ids = [
+            m["ProductId"]
+            for m in self._found_methods.values()
+            if m.get("ProductId") and m["ProductId"] not in self._found_entries
+        ]
+        if not ids or self._pricebook is None:
+            return
+        rows = self._client.query(
+            soql(
+                "SELECT Id, Product2Id, Pricebook2Id FROM PricebookEntry "
+                "WHERE Product2Id IN {:in} AND Pricebook2Id IN {:in}",
+                ids,
+                [b for b in (self._pricebook, self._standard) if isinstance(b, str)],
+            )
+        )
+        for entry in rows:
+            self._found_entries.setdefault(entry["Product2Id"], {})[entry["Pricebook2Id"]] = entry[
+                "Id"
+            ]
+
+    # -- creation -----------------------------------------------------------------------------
+
+    def _create_missing(self, transaction: Transaction) -> None:
+        g = OrderGraph("lookups", self._config.api_version)
+        account = self._account
+        if account is None:
+            account = g.add("acct", "Account", {"Name": self.default_account_name})
+        pricebook = self._pricebook
+        if pricebook is None:
+            pricebook = g.add(
+                "pb",
+                "Pricebook2",
+                {
+                    "Name": self.price_book_name,
+                    "IsActive": True,
+                    "Description": "Created by omsbridge for POS orders",
+                },
+            )
+        channel = self._channel
+        if channel is None:
+            channel = g.add(
+                "sc",
+                "SalesChannel",
+                {"SalesChannelName": self.sales_channel_name, "Description": "Point of Sale"},
+            )
+        products: dict[str, str] = {}  # sku -> id or @{ref}
+        entries: dict[str, str] = {}  # sku -> pricebook entry id or @{ref}
+        need = self._needs(transaction)
+        wanted: dict[str, tuple[str, Decimal, bool]] = {
+            sku: (name, price, False) for sku, (name, price) in need.skus.items()
+        }
+        for name in need.methods:
+            method = self._found_methods.get(name)
+            if method is None or not method.get("ProductId"):
+                wanted[delivery_sku(name)] = (f"Delivery {name}", Decimal(0), True)
+        for n, (sku, (name, price, is_delivery)) in enumerate(sorted(wanted.items())):
+            product = self._found_products.get(sku)
+            if product is None:
+                body: dict[str, Any] = {
+                    "Name": name[:255],
+                    "StockKeepingUnit": sku,
+                    "IsActive": True,
+                }
+                if is_delivery:
+                    body["Family"] = "Delivery"
+                product = g.add(f"p{n}", "Product2", body)
+            products[sku] = product
+            entries[sku] = self._entry_nodes(g, f"p{n}", product, pricebook, price)
+        for name in sorted(need.methods):
+            method = self._found_methods.get(name)
+            if method is not None and method.get("ProductId"):
+                product_id = method["ProductId"]
+                entry = self._entry_nodes(g, f"m{len(g.nodes)}", product_id, pricebook, Decimal(0))
+                self._pending_method(name, method["Id"], product_id, entry)
+                continue
+            sku = delivery_sku(name)
+            method_id: str = method["Id"] if method is not None else ""
+            if method is None:
+                method_id = g.add(
+                    f"odm{len(g.nodes)}",
+                    "OrderDeliveryMethod",
+                    {
+                        "Name": name,
+                        "ReferenceNumber": name,
+                        "ProductId": products[sku],
+                        "IsActive": True,
+                    },
+                )
+            else:
+                g.add(
+                    f"odmu{len(g.nodes)}",
+                    "OrderDeliveryMethod",
+                    {"ProductId": products[sku]},
+                    method="PATCH",
+                    record=method["Id"],
+                )
+            self._pending_method(name, method_id, products[sku], entries[sku])
+        if g.nodes:
+            log.info("creating %d lookup record(s) for POS orders", len(g.nodes))
+            (result,) = self._client.graph([g.payload()], context="create lookup records")
+            if not result.successful:
+                raise result.error(context="create lookup records")
+            ids = {ref: node.id for ref, node in result.nodes.items()}
+        else:
+            ids = {}
+
+        def real(value: str | None) -> str | None:
+            if value and value.startswith("@{"):
+                return ids.get(value[2:-4])
+            return value
+
+        self._account = real(account)
+        self._pricebook = real(pricebook)
+        self._channel = real(channel)
+        for sku in need.skus:
+            product_id, entry_id = real(products.get(sku)), real(entries.get(sku))
+            if product_id and entry_id:
+                self._products[sku] = ProductRef(product_id, entry_id)
+        for name, (method_id, product_id, entry_id) in self._pending.items():
+            self._methods[name] = DeliveryMethodRef(
+                real(method_id) or "", real(product_id), real(entry_id)
+            )
+        self._pending.clear()
+
+    def _pending_method(
+        self, name: str, method_id: str, product: str | None, entry: str | None
+    ) -> None:
+        self._pending[name] = (method_id, product, entry)
+
+    def _entry_nodes(
+        self, g: OrderGraph, ref: str, product: str, pricebook: str, price: Decimal
+    ) -> str:
+        """Price-book entries a product still lacks (standard first); returns the custom entry."""
+        existing = self._found_entries.get(product, {}) if not product.startswith("@{") else {}
+        if (
+            isinstance(self._standard, str)
+            and self._standard not in existing
+            and pricebook != self._standard
+        ):
+            g.add(
+                f"{ref}s",
+                "PricebookEntry",
+                {
+                    "Pricebook2Id": self._standard,
+                    "Product2Id": product,
+                    "UnitPrice": price,
+                    "IsActive": True,
+                },
+            )
+        if not pricebook.startswith("@{") and pricebook in existing:
+            return existing[pricebook]
+        return g.add(
+            f"{ref}e",
+            "PricebookEntry",
+            {
+                "Pricebook2Id": pricebook,
+                "Product2Id": product,
+                "UnitPrice": price,
+                "IsActive": True,
+            },
+        )
+
+    def _remember_email(self, email: str, account_id: str | None) -> None:
+        self._emails[email] = account_id
+        self._emails.move_to_end(email)
+        while len(self._emails) > _EMAIL_CACHE_SIZE:
+            self._emails.popitem(last=False)
+
+    def cached_skus(self) -> Iterable[str]:
+        """SKUs whose product and price-book entry are known (for diagnostics)."""
+        return tuple(self._products)

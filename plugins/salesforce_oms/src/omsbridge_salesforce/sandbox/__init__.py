@@ -1,0 +1,60 @@
+"""A local, stateful Salesforce Order Management org that real Salesforce clients accept.
+
+Run it as a server on loopback::
+
+    from omsbridge_salesforce.sandbox import serve
+
+    with serve(seed="demo") as server:          # any free port; server.url = instance_url
+        token = server.token()["access_token"]  # password flow with the demo credentials
+        with server.client(token) as http:
+            http.get(f"/services/data/v{server.api_version}/query",
+                     params={"q": "SELECT Id, Name FROM Location"})
+
+or in-process (no socket) under httpx::
+
+    import httpx
+    from omsbridge_salesforce.sandbox import SalesforceSandbox
+
+    sandbox = SalesforceSandbox(seed="demo", query_page_size=2)
+    http = httpx.Client(transport=httpx.WSGITransport(app=sandbox),
+                        base_url="http://sandbox.local")
+
+or from the command line: ``omsbridge sandbox salesforce --port 8765 --seed demo``.
+
+With simple-salesforce (which always builds ``https://`` URLs), serve with ``tls=True`` and
+trust the self-signed certificate::
+
+    session = requests.Session()
+    session.trust_env = False          # else REQUESTS_CA_BUNDLE overrides `verify`
+    session.verify = server.cert_file
+    sf = Salesforce(instance_url=server.url, session_id=token, session=session)
+
+Tests control the org directly (``sandbox.clock.advance(3600)``,
+``sandbox.add_fault("error", status=503, path="*/composite/graph", count=2)``,
+``sandbox.set_api_budget(100)``, ``sandbox.restart()``, ``sandbox.reset("demo")``) or over
+HTTP (``/__sandbox__/faults``, ``/clock``, ``/reset``, ``/restart``, ``/config``, ``/info``).
+The pytest fixtures ``sf_sandbox``, ``sf_sandbox_demo`` and ``sf_sandbox_app`` live in
+:mod:`omsbridge_salesforce.sandbox.pytest_plugin`. See docs/sandbox-salesforce.md.
+"""
+
+from __future__ import annotations
+
+from .app import SalesforceSandbox, SandboxOptions
+from .faults import Fault
+from .schema import custom_field
+from .seed import CLIENT_ID, CLIENT_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME
+from .server import SandboxServer, serve
+
+__all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "PASSWORD",
+    "SECURITY_TOKEN",
+    "USERNAME",
+    "Fault",
+    "SalesforceSandbox",
+    "SandboxOptions",
+    "SandboxServer",
+    "custom_field",
+    "serve",
+]

@@ -1,0 +1,60 @@
+"""Plugin wiring, the graph hookspec, and the search SOQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sf_backend_helpers import config
+
+from omsbridge import Capability, OrderQuery
+from omsbridge.plugins import new_plugin_manager
+from omsbridge.registry import BackendRegistry
+from omsbridge_salesforce import plugin
+from omsbridge_salesforce.backend import SalesforceBackend
+from omsbridge_salesforce.search import decode_cursor, encode_cursor, search_soql
+
+
+def test_plugin_registers_backend_and_hookspec() -> None:
+    pm = new_plugin_manager()
+    pm.register(plugin, name="salesforce")
+    plugin.omsbridge_add_hookspecs(plugin_manager=pm)
+    assert pm.hook.omsbridge_salesforce_order_graph.has_spec()
+    registry = BackendRegistry.from_plugins(pm)
+    assert registry.get("salesforce") is SalesforceBackend
+    assert Capability.EVENTS not in SalesforceBackend.capabilities
+    assert Capability.POST_EXCHANGE in SalesforceBackend.capabilities
+
+
+def test_entry_point_plugin_loads() -> None:
+    registry = BackendRegistry.from_plugins()
+    assert "salesforce" in registry
+
+
+def test_search_soql_escapes_every_criterion() -> None:
+    query = OrderQuery(
+        order_number="1' OR Id != '",
+        email="o'brien@example.com",
+        first_name="A_%",
+        last_name="O'Brien",
+        placed_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    text, size, _ = search_soql(config(), query)
+    assert "OrderNumber = '1\\' OR Id != \\''" in text
+    assert "BillingEmailAddress = 'o\\'brien@example.com'" in text
+    assert "Account.FirstName LIKE 'A\\_\\%%'" in text
+    assert "OriginalOrder.Name LIKE '% O\\'Brien%'" in text
+    assert "OrderedDate >= 2026-01-01T00:00:00Z" in text
+    assert text.endswith("LIMIT 21") and size == 20
+
+
+def test_cursor_carries_the_criteria() -> None:
+    query = OrderQuery(email="a@example.com", page_size=5)
+    cursor = encode_cursor(
+        query,
+        {"OrderedDate": "2026-11-20T15:30:00.000+0000", "OrderNumber": "00000105", "Id": "1Os"},
+    )
+    state = decode_cursor(cursor)
+    assert state["email"] == "a@example.com" and state["n"] == 5
+    text, size, _ = search_soql(config(), OrderQuery(cursor=cursor))
+    assert "BillingEmailAddress = 'a@example.com'" in text
+    assert "OrderNumber < '00000105'" in text and size == 5
