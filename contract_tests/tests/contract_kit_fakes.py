@@ -123,6 +123,7 @@ class SalesOnly(MemoryBackend):
         if transaction.kind != TransactionKind.SALE:
             raise self._unsupported(f"post of a {transaction.kind}")
         return super().post(transaction)
+
     cancel_order = OrderBackend.cancel_order
     cancel_items = OrderBackend.cancel_items
     search_orders = OrderBackend.search_orders
@@ -181,7 +182,9 @@ class SalesServer:
         self.orders: dict[str, dict[str, Any]] = {}
         self.fault: int | None = None
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         request = Request(environ)
         return self._route(request)(environ, start_response)
 
@@ -254,7 +257,10 @@ class HttpSales(OrderBackend):
                 self._token = answer.json()["access_token"]
             response = self._http.post(
                 "/orders",
-                json={"transaction_id": transaction.transaction_id, "total": str(transaction.total)},
+                json={
+                    "transaction_id": transaction.transaction_id,
+                    "total": str(transaction.total),
+                },
                 headers={"Authorization": f"Bearer {self._token}"},
             )
         except httpx.TimeoutException as exc:
@@ -297,7 +303,9 @@ class HttpSalesHarness(Harness):
         self._server = None
         if self.live:
             self._server = make_server("127.0.0.1", 0, SalesServer(), threaded=True)
-            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             self._thread.start()
             self.url = f"http://127.0.0.1:{self._server.server_port}"
         HttpSalesHarness.started.append(self.live)
@@ -359,4 +367,3 @@ def register_all(pm: Any) -> None:
             register(NoHarnessBackend)
 
     pm.register(_OnlyBackend(), name="fake-no-harness")
-

@@ -22,7 +22,7 @@ WIDESPREAD = {"broken-float-money"}
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_the_suite_catches_the_defect(kit: pytest.Pytester, name: str) -> None:
     _, scenario_id = BROKEN[name]
-    result = kit.runpytest("--oms-backend", name)
+    result = kit.runpytest("--oms-backend", name, "--tb=short")
     failed = {
         line.split("::")[-1].split(" ")[0] for line in result.outlines if line.startswith("FAILED ")
     }

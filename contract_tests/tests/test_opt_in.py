@@ -59,7 +59,9 @@ def test_unknown_backend_is_a_usage_error_listing_the_installed_ones(kit: pytest
 def test_backend_without_harness_is_a_usage_error_saying_what_to_add(kit: pytest.Pytester) -> None:
     result = kit.runpytest("--oms-backend", "no-harness")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*no plugin registers a contract harness*omsbridge_contract_harnesses*"])
+    result.stdout.fnmatch_lines(
+        ["*no plugin registers a contract harness*omsbridge_contract_harnesses*"]
+    )
 
 
 def test_missing_capabilities_are_skips_with_reasons(kit: pytest.Pytester) -> None:
@@ -71,7 +73,9 @@ def test_missing_capabilities_are_skips_with_reasons(kit: pytest.Pytester) -> No
     reasons = re.findall(r"SKIPPED \[\d+\] \S+: (.*)", text)
     assert sum(int(n) for n in re.findall(r"SKIPPED \[(\d+)\]", text)) == outcomes["skipped"]
     assert any("does not declare capability SEARCH_ORDERS (search)" in r for r in reasons), reasons
-    assert any("does not declare capability GET_ORDER (order:detail)" in r for r in reasons), reasons
+    assert any("does not declare capability GET_ORDER (order:detail)" in r for r in reasons), (
+        reasons
+    )
     assert any("MinimalHarness does not implement inject_fault()" in r for r in reasons), reasons
     unsupported = kit.runpytest("--oms-backend", "sales-only", "-k", "unsupported_operations")
     unsupported.assert_outcomes(passed=1)
@@ -79,7 +83,9 @@ def test_missing_capabilities_are_skips_with_reasons(kit: pytest.Pytester) -> No
 
 def test_faults_the_harness_cannot_inject_are_skips_with_reasons(kit: pytest.Pytester) -> None:
     # http-sales's harness injects 5xx only.
-    result = kit.runpytest("--oms-backend", "http-sales", "-ra", "-k", "fault_timeout or fault_auth")
+    result = kit.runpytest(
+        "--oms-backend", "http-sales", "-ra", "-k", "fault_timeout or fault_auth"
+    )
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(
         [

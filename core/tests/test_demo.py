@@ -69,3 +69,26 @@ def test_demo_fails_when_nothing_runs(pm, monkeypatch, tmp_path):
     monkeypatch.setattr(plugins, "_default", pm)
     result = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path)])
     assert result.exit_code == 1
+
+
+def test_a_failed_step_fails_the_demo_and_skips_what_needs_it(demo_pm, tmp_path, monkeypatch):
+    from fakes import MemoryBackend
+
+    from omsbridge.errors import Rejected
+
+    original = MemoryBackend.post
+
+    def picky(self, txn):
+        if txn.transaction_id.endswith("-002"):
+            raise Rejected("card declined", code="DECLINED", backend="memory")
+        return original(self, txn)
+
+    monkeypatch.setattr(MemoryBackend, "post", picky)
+    report = run_demo(workdir=tmp_path, merchants=(("M1", "memory"),))
+    assert not report.ok
+    outcome = {o.step: o for o in report.outcomes}
+    assert outcome["card sale"].status == "failed"
+    assert "Rejected: card declined" in (outcome["card sale"].error or "")
+    assert outcome["return with receipt"].status == "skipped"
+    assert outcome["return with receipt"].error == "needs the card_sale step, which failed"
+    assert outcome["cash sale (anonymous)"].status == "ok"

@@ -57,7 +57,9 @@ class Chaos:
         self._lock = threading.Lock()
         self.counts = {"503": 0, "late": 0}
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if not (
             self.enabled
             and environ["REQUEST_METHOD"] == "POST"
@@ -176,10 +178,22 @@ def test_exactly_once_under_faults(spi, tmp_path):
 def _start_export(config: Path, lease: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            sys.executable, "-m", "omsbridge", "export", "run", "--config", str(config),
-            "--drain", "--max-time", "60", "--lease", str(lease), "--claim-size", "10",
+            sys.executable,
+            "-m",
+            "omsbridge",
+            "export",
+            "run",
+            "--config",
+            str(config),
+            "--drain",
+            "--max-time",
+            "60",
+            "--lease",
+            str(lease),
+            "--claim-size",
+            "10",
             "--no-progress",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ},

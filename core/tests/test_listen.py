@@ -112,7 +112,7 @@ def test_checkpoint_only_after_handling_and_restart_resumes(setup, tmp_path):
 
 
 def test_handler_failing_for_good_buries_the_events(setup):
-    bridge, feed, pos = setup
+    bridge, feed, _ = setup
 
     def broken(merchant, events):
         raise ValueError("cannot map store S-9")

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from faulty import FEEDS, OMS, Feed, FeedPlugin, FaultyOMS, config_text, make_sales
+from faulty import FEEDS, OMS, FaultyOMS, Feed, FeedPlugin, config_text, make_sales
 from test_export_posspi import posted_transactions, write_config
 from test_listen import Pos
 
@@ -62,7 +62,9 @@ def test_worker_exports_listens_and_stops(tmp_path, pm):
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        wait_for(lambda: len(worker.listeners) == 2 and all(li.checkpoint for li in worker.listeners))
+        wait_for(
+            lambda: len(worker.listeners) == 2 and all(li.checkpoint for li in worker.listeners)
+        )
         feed.emit("FO-1", "Allocated")
         wait_for(lambda: bool(pos.received))
         wait_for(lambda: bridge.store.stats(datetime.now(UTC)).total("done") == 40)
@@ -93,9 +95,19 @@ def spi(tmp_path, monkeypatch):
 def _start_worker(config) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            sys.executable, "-m", "omsbridge", "worker", "--config", str(config),
-            "--interval", "0.2", "--lease", "1", "--event-wait", "0.5",
-        ],  # fmt: skip
+            sys.executable,
+            "-m",
+            "omsbridge",
+            "worker",
+            "--config",
+            str(config),
+            "--interval",
+            "0.2",
+            "--lease",
+            "1",
+            "--event-wait",
+            "0.5",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ},

@@ -159,9 +159,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
-    """After a passing scenario, fail it if the cassette was not replayed exactly."""
-    result = yield
+    """Fail a scenario whose cassette was not replayed exactly, naming what differed (also when
+    the backend's own error for an unrecorded request is what ended the test)."""
     recording = item.stash.get(_RECORDING, None)
+    try:
+        result = yield
+    except Exception as exc:
+        if recording is not None and recording.unmatched:
+            raise AssertionError(recording.unmatched_message()) from exc
+        raise
     if recording is not None:
         recording.verify()
     return result
@@ -346,16 +352,25 @@ class _Recording:
         else:
             self._context.__exit__(None, None, None)
 
+    def unmatched_message(self) -> str:
+        """What the backend sent that the cassette does not hold, and how to re-record."""
+        listed = "\n  ".join(self.unmatched)
+        what = (
+            f"{self.path} does not hold"
+            if self.path.exists()
+            else f"there is no cassette {self.path} for"
+        )
+        return (
+            f"the backend sent {len(self.unmatched)} request(s) that {what} "
+            f"(a changed request, or a stale or missing cassette):\n  {listed}\n"
+            f"re-record with: {_rerecord_command(self.suite)}"
+        )
+
     def verify(self) -> None:
         """Fail unless the replay matched the cassette exactly."""
         rerecord = _rerecord_command(self.suite)
         if self.unmatched:
-            listed = "\n  ".join(self.unmatched)
-            raise AssertionError(
-                f"the backend sent {len(self.unmatched)} request(s) that {self.path} does not "
-                f"hold (a changed request, or a stale cassette):\n  {listed}\n"
-                f"re-record with: {rerecord}"
-            )
+            raise AssertionError(self.unmatched_message())
         if self.suite.replaying and not self.cassette.all_played:
             unplayed = [
                 f"{request.method} {request.uri}"

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pluggy
 
 from omsbridge.config import Config, MerchantConfig, load_config
@@ -348,7 +349,8 @@ class Bridge:
         except KeyError:
             raise UnknownMerchant(merchant_id, self.merchant_ids) from None
         backend_class = self.registry.get(config.backend)
-        backend = backend_class(config.settings, config.context())
+        context = attrs.evolve(config.context(), plugin_manager=self.plugin_manager)
+        backend = backend_class(config.settings, context)
         store = (lambda: self.store) if self._outbox else None
         return Merchant(config, backend, self.plugin_manager, store)
 

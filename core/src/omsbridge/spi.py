@@ -60,12 +60,16 @@ POST_CAPABILITY = {
 
 @attrs.frozen
 class MerchantContext:
-    """What a backend knows about the merchant it serves, besides its own settings."""
+    """What a backend knows about the merchant it serves, besides its own settings.
+
+    ``plugin_manager`` is the bridge's, for backends that call their own hooks.
+    """
 
     merchant_id: str
     locale: str | None = None
     region: str | None = None
     currency: str | None = None
+    plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from omsbridge.cli.backends import backends
 from omsbridge.cli.config_cmd import config
 from omsbridge.cli.demo_cmd import demo
 from omsbridge.cli.export_cmd import export
+from omsbridge.cli.orders import cancel, order, post, search
 from omsbridge.cli.sandbox import sandbox
 from omsbridge.cli.schema_cmd import schema
 from omsbridge.cli.validate import validate
@@ -36,7 +37,20 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for _command in (backends, config, demo, validate, schema, sandbox, export, worker):
+for _command in (
+    backends,
+    config,
+    demo,
+    validate,
+    schema,
+    sandbox,
+    export,
+    worker,
+    post,
+    search,
+    order,
+    cancel,
+):
     cli.add_command(_command)
 
 _plugins_added = False

@@ -277,6 +277,8 @@ def list_(
     from rich.table import Table
 
     table = Table("id", "merchant", "transaction", "state", "tries", "next try", "last error")
+    for column in table.columns:
+        column.overflow = "fold"  # ids and errors are for copying: wrap, never cut
     for e in entries:
         table.add_row(
             str(e.entry_id),
@@ -320,21 +322,13 @@ def show(entry_id: int, config_file: Path, payload: bool, as_json: bool) -> None
         click.echo(f"  order:    {entry.order_id} ({entry.order_number or '-'})")
     if entry.last_error:
         click.echo(f"  error:    {entry.last_error}")
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("at", "by", "outcome", "error", "code", "message", "ms")
+    click.echo("  history:")
     for a in attempts:
-        table.add_row(
-            _when(a.at),
-            a.source,
-            str(a.outcome),
-            a.error.error_class if a.error else "",
-            (a.error.code or "") if a.error else "",
-            a.error.message if a.error else "",
-            f"{a.latency_ms:.0f}" if a.latency_ms is not None else "",
-        )
-    Console().print(table)
+        latency = f"{a.latency_ms:.0f} ms" if a.latency_ms is not None else "-"
+        line = f"    {_when(a.at)}  {a.source:<8} {a.outcome!s:<12} {latency:>8}"
+        if a.error:
+            line += f"  {a.error}"
+        click.echo(line)
     if payload:
         click.echo(entry.payload)
 

@@ -82,6 +82,20 @@ def write_config(path: Path, merchants: Mapping[str, LocalServer]) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+class _MissingResult(KeyError):
+    """A step needs what an earlier, failed step would have produced."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Results(dict[str, Any]):
+    """Step results by key; a missing one means the step that makes it failed."""
+
+    def __missing__(self, key: str) -> Any:
+        raise _MissingResult(key)
+
+
 @contextmanager
 def _started(
     wanted: tuple[tuple[str, str], ...], report: DemoReport
@@ -124,7 +138,7 @@ def run_demo(
         with Bridge.from_config(config_path) as bridge:
             for merchant_id, server in running.items():
                 merchant = bridge.for_merchant(merchant_id)
-                state: dict[str, Any] = {}
+                state: dict[str, Any] = _Results()
                 for step in store_day(f"{merchant_id}-{stamp}"):
                     outcome = StepOutcome(merchant_id, server.backend, step.name, "ok")
                     if step.needs not in merchant.backend.capabilities:
@@ -134,7 +148,10 @@ def run_demo(
                         started = time.perf_counter()
                         try:
                             outcome.details = step.run(merchant, state)
-                        except (OMSBridgeError, AssertionError, KeyError) as exc:
+                        except _MissingResult as exc:
+                            outcome.status = "skipped"
+                            outcome.error = f"needs the {exc} step, which failed"
+                        except (OMSBridgeError, AssertionError) as exc:
                             outcome.status = "failed"
                             outcome.error = f"{type(exc).__name__}: {exc}"
                         outcome.seconds = time.perf_counter() - started

@@ -6,6 +6,7 @@ Write side: :class:`Transaction` with :class:`LineItem`, :class:`TaxLine`, :clas
 :class:`FulfillmentEvent`, :class:`FulfillmentUpdate`.
 """
 
+from omsbridge.model._checks import minor_units
 from omsbridge.model.common import Address, Adjustment, AdjustmentType, Customer, TaxLine
 from omsbridge.model.fulfillment import (
     EventBatch,
@@ -55,5 +56,5 @@ __all__ = [
     "FulfillmentOrder", "FulfillmentOrderLine", "FulfillmentType", "FulfillmentUpdate",
     "GiftCardTender", "LineItem", "LineKind", "OrderDetail", "OrderHit", "OrderLine", "OrderPage",
     "OrderQuery", "OriginalLine", "Payment", "PostResult", "Shipment", "TaxLine", "Tender",
-    "Transaction", "TransactionKind",
+    "Transaction", "TransactionKind", "minor_units",
 ]  # fmt: skip

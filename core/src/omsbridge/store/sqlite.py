@@ -618,12 +618,11 @@ class SqliteStore(Store):
         ):
             found.setdefault(row["merchant_id"], {})["attempts_failed"] = row["failed"]
         for row in self._read("SELECT * FROM merchants"):
-            fields = found.setdefault(row["merchant_id"], {})
             paused = _dt(row["paused_until"])
             if paused is not None and paused > now:
-                fields["paused_until"] = paused
+                found.setdefault(row["merchant_id"], {})["paused_until"] = paused
             if row["budget_remaining"] is not None:
-                fields["budget"] = ApiBudget(
+                found.setdefault(row["merchant_id"], {})["budget"] = ApiBudget(
                     row["budget_remaining"],
                     row["budget_limit"],
                     datetime.fromisoformat(row["budget_at"]),

@@ -90,7 +90,7 @@ class SalesforceBackend(OrderBackend):
         self.client = client or SalesforceClient(config)
         self.lookups = Lookups(self.client, config, merchant)
         self.changes = OrderChanges(self.client, config)
-        self._pm = plugin_manager
+        self._pm = plugin_manager or merchant.plugin_manager
 
     def __repr__(self) -> str:
         return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"

@@ -191,6 +191,10 @@ class SalesforceConfig:
     """OrderItem field holding the POS line id (copied to OrderItemSummary; used by returns)."""
     check_before_post: bool = False
     """Query the order by external id before posting: needed when that field is not unique."""
+    multi_currency: bool = True
+    """Send CurrencyIsoCode (orgs with multiple currencies); false for single-currency orgs."""
+    send_order_life_cycle_type: bool = True
+    """Set Order.OrderLifeCycleType = MANAGED; false where the org's flow decides it."""
     return_window_days: int | None = None
     """Returns are refused this many days after the order date (seed 004); unset: no limit."""
     connect_timeout: float = 5.0

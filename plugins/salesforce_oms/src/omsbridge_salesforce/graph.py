@@ -437,7 +437,10 @@ def build_order_graph(
 
     _adjustments(g, txn, ord_id, item_refs, places)
     sale_total = _sale_total(txn)
-    _payments(g, txn, refs, ord_id, account, ordered_at, exchange_credit, sale_total)
+    _payments(
+        g, txn, refs, ord_id, account, ordered_at, exchange_credit, sale_total,
+        config.multi_currency,
+    )  # fmt: skip
 
     g.add("act", "Order", {"Status": "Activated"}, method="PATCH", record=ord_id)
     g.nodes.append(
@@ -582,6 +585,7 @@ def _payments(
     when: str,
     exchange_credit: Decimal,
     sale_total: Decimal,
+    multi_currency: bool,
 ) -> None:
     tenders = [(i, t) for i, t in enumerate(txn.tenders) if t.amount > 0]
     currency = {"CurrencyIsoCode": txn.currency} if multi_currency else {}

@@ -324,14 +324,17 @@ class Lookups:
             for m in self._found_methods.values()
             if m.get("ProductId") and m["ProductId"] not in self._found_entries
         ]
-        if not ids or self._pricebook is None:
+        # A new merchant has no price book yet, but the org's standard book may already price
+        # the delivery product: look there too, or creating its standard entry is a duplicate.
+        books = [b for b in (self._pricebook, self._standard) if isinstance(b, str)]
+        if not ids or not books:
             return
         rows = self._client.query(
             soql(
                 "SELECT Id, Product2Id, Pricebook2Id FROM PricebookEntry "
                 "WHERE Product2Id IN {:in} AND Pricebook2Id IN {:in}",
                 ids,
-                [b for b in (self._pricebook, self._standard) if isinstance(b, str)],
+                books,
             )
         )
         for entry in rows:

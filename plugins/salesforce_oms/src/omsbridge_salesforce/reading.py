@@ -62,6 +62,12 @@ ITEM_FIELDS = (
 """OrderItemSummary fields every read needs (plus the configured external line id field)."""
 
 
+def order_id_of(summary: dict[str, Any]) -> str:
+    """The id the POS knows an order by: the original Order's (what ``post`` returned), so
+    search, detail and post agree; the OrderSummary id only when there is no original."""
+    return str(summary.get("OriginalOrderId") or summary["Id"])
+
+
 def as_decimal(value: Any) -> Decimal:
     """A Salesforce number (Decimal from the client, or None) as Decimal."""
     if value is None:
@@ -186,7 +192,7 @@ def hit(summary: Mapping[str, Any]) -> OrderHit:
     count = int(units) if units == units.to_integral_value() else len(items)
     customer = _customer(summary)
     return OrderHit(
-        order_id=summary["Id"],
+        order_id=order_id_of(summary),
         order_number=summary.get("OrderNumber") or "",
         placed_at=parse_datetime(summary.get("OrderedDate")) or datetime.now(UTC),
         total=_money(summary.get("GrandTotalAmount"), summary.get("CurrencyIsoCode")),
@@ -237,7 +243,7 @@ def order_detail(
         return_by = placed.date() + timedelta(days=config.return_window_days)
     original = summary.get("OriginalOrder") or {}
     return OrderDetail(
-        order_id=summary["Id"],
+        order_id=order_id_of(summary),
         order_number=summary.get("OrderNumber") or "",
         status=summary.get("Status") or "",
         placed_at=placed,
@@ -359,7 +365,9 @@ def fulfillment_order(config: SalesforceConfig, row: Mapping[str, Any]) -> Fulfi
             customer = None
     return FulfillmentOrder(
         fulfillment_order_id=row["Id"],
-        order_id=row.get("OrderSummaryId") or "",
+        order_id=(row.get("OrderSummary") or {}).get("OriginalOrderId")
+        or row.get("OrderSummaryId")
+        or "",
         status=row.get("Status") or "",
         kind=_kind(config, row),
         lines=lines,

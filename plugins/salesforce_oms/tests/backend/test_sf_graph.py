@@ -340,3 +340,10 @@ def test_graph_build_is_fast() -> None:
         build_order_graph(t, r, CFG)
     per_build = (time.process_time() - started) / runs
     assert per_build < 0.0005 * 3, f"{per_build * 1000:.3f} ms"  # target 0.5 ms; slack for CI
+
+
+def test_single_currency_org_and_org_owned_life_cycle() -> None:
+    cfg = config(multi_currency=False, send_order_life_cycle_type=False)
+    g = build_order_graph(sale([line(1, "A")]), refs("A"), cfg)
+    assert all("CurrencyIsoCode" not in n.get("body", {}) for n in g.nodes)
+    assert "OrderLifeCycleType" not in g.node("ord")["body"]

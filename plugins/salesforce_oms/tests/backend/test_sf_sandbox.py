@@ -466,3 +466,22 @@ def test_concurrent_cold_posts_create_reference_records_once(
     assert len(store.where("SalesChannel", SalesChannelName="SHOPNOW20140910-en_US-US-POS")) == 1
     assert len(store.where("Product2", StockKeepingUnit="A")) == 1
     assert backend.client.auth.token_requests == 1
+
+
+@pytest.mark.parametrize("flow", ["client_credentials", "jwt_bearer"])
+def test_other_auth_flows_against_the_sandbox(sf_sandbox: Any, flow: str) -> None:
+    from omsbridge import Secret
+
+    creds = sf_sandbox.sandbox.credentials
+    if flow == "jwt_bearer":
+        cfg = config(
+            sf_sandbox.url,
+            auth_flow=flow,
+            password=None,
+            client_secret=None,
+            private_key=Secret(creds["jwt_private_key_pem"], "t"),
+        )
+    else:
+        cfg = config(sf_sandbox.url, auth_flow=flow, username=None, password=None)
+    b = SalesforceBackend(cfg, MERCHANT)
+    assert b.post(sale([line(1, "A")])).created

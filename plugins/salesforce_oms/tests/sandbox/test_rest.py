@@ -305,3 +305,19 @@ def test_query_paging_with_next_records_url(api: Api) -> None:
     missing = api.get("query")
     assert missing.json()[0] == {"message": "SOQL statements cannot be empty or null",
                                  "errorCode": "MALFORMED_QUERY"}
+
+
+def test_upsert_with_several_matches_answers_300() -> None:
+    from sf_sandbox_helpers import in_process_client
+
+    from omsbridge_salesforce.sandbox import SalesforceSandbox, custom_field
+
+    legacy = custom_field("Legacy_Id__c", external_id=True, unique=False)
+    sandbox = SalesforceSandbox(custom_fields={"Account": [legacy]})
+    api = Api(in_process_client(sandbox), sandbox)
+    for name in ("one", "two"):
+        api.create("Account", {"Name": name, "Legacy_Id__c": "L-1"})
+    response = api.patch("sobjects/Account/Legacy_Id__c/L-1", {"Name": "x"})
+    assert response.status_code == 300
+    assert [u.split("/")[-2] for u in response.json()] == ["Account", "Account"]
+    sandbox.close()

@@ -270,7 +270,9 @@ class SalesforceSandbox:
             return self._token(request)
         if path == "/services/oauth2/revoke":
             token = request.form.get("token") or request.args.get("token") or ""
-            if not self.auth.revoke(token):
+            with self.lock:
+                revoked = self.auth.revoke(token)
+            if not revoked:
                 return _json(400, {"error": "unsupported_token_type",
                                    "error_description": "this token type is not supported"})
             return Response(status=200)
@@ -340,8 +342,6 @@ class SalesforceSandbox:
                                             request.headers)
         except SalesforceError as exc:
             result = Result(exc.status, exc.body())
-        if result.status == 300:
-            result = Result(300, result.body)
         response = _json(result.status, result.body, result.headers) \
             if result.body is not None or result.status not in (204, 304) \
             else Response(status=result.status, headers=result.headers)
@@ -465,6 +465,7 @@ def _valid_version(text: str) -> bool:
 
 class _Encoder(json.JSONEncoder):
     def default(self, o: Any) -> Any:
+        """Encode Decimals as numbers (Salesforce sends numbers, not strings)."""
         from decimal import Decimal
 
         if isinstance(o, Decimal):

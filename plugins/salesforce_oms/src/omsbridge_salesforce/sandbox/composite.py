@@ -310,7 +310,7 @@ class Composite:
         results: list[dict[str, Any]] = []
         failed = False
 
-        def run_one(item: Any) -> dict[str, Any]:
+        def _run_one(item: Any) -> dict[str, Any]:
             try:
                 with self.sb.store.transaction():
                     return op(item)
@@ -321,11 +321,11 @@ class Composite:
                 return {"id": rec_id, "success": False, "errors": [error]}
 
         if not all_or_none:
-            return Result(200, [run_one(i) for i in items])
+            return Result(200, [_run_one(i) for i in items])
         try:
             with self.sb.store.transaction():
                 for item in items:
-                    outcome = run_one(item)
+                    outcome = _run_one(item)
                     results.append(outcome)
                     failed = failed or not outcome["success"]
                 if failed:

@@ -508,15 +508,15 @@ class OrderManagement:
     def _balances(self, summary_id: str, before: dict[str, Decimal]) -> dict[str, float]:
         after = self._summary_snapshot(summary_id)
 
-        def delta(key: str) -> Decimal:
+        def _delta(key: str) -> Decimal:
             return before[key] - after[key]
 
-        product, delivery = delta("TotalAdjustedProductAmount"), delta("TotalAdjustedDeliveryAmount")
-        product_tax = delta("TotalAdjustedProductTaxAmount")
-        delivery_tax = delta("TotalAdjustedDeliveryTaxAmount")
+        product, delivery = _delta("TotalAdjustedProductAmount"), _delta("TotalAdjustedDeliveryAmount")
+        product_tax = _delta("TotalAdjustedProductTaxAmount")
+        delivery_tax = _delta("TotalAdjustedDeliveryTaxAmount")
         excess, refundable = self._funds(summary_id)
         values = {
-            "grandTotalAmount": delta("GrandTotalAmount"),
+            "grandTotalAmount": _delta("GrandTotalAmount"),
             "totalAdjDeliveryAmtWithTax": delivery + delivery_tax,
             "totalAdjDistAmountWithTax": ZERO,
             "totalAdjProductAmtWithTax": product + product_tax,
@@ -524,12 +524,12 @@ class OrderManagement:
             "totalAdjustedDeliveryTaxAmount": delivery_tax,
             "totalAdjustedProductAmount": product,
             "totalAdjustedProductTaxAmount": product_tax,
-            "totalAdjustmentDistributedAmount": delta("TotalAdjustmentDistributedAmount"),
+            "totalAdjustmentDistributedAmount": _delta("TotalAdjustmentDistributedAmount"),
             "totalAdjustmentDistributedTaxAmount": ZERO,
             "totalAmount": product + delivery,
             "totalExcessFundsAmount": excess,
             "totalRefundableAmount": refundable,
-            "totalTaxAmount": delta("TotalTaxAmount"),
+            "totalTaxAmount": _delta("TotalTaxAmount"),
         }
         return {k: float(_money(values[k])) for k in _CHANGE_BALANCE_KEYS}
 

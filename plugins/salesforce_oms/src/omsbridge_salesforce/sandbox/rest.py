@@ -192,19 +192,20 @@ class Rest:
                 "NOT_FOUND",
                 f"Provided external ID field does not exist or is not accessible: {ext_field}",
                 status=404)
+        key = "Id" if f is None or ext_field.lower() == "id" else f.name
+        matches = [r for r in self.sb.store.all(sobject.name)
+                   if isinstance(r.get(key), str) and r[key].lower() == value.lower()]
+        if len(matches) > 1:
+            # Several records share the external id: Salesforce lists them with 300.
+            return Result(300, [self.record_url(version, sobject.name, r["Id"]) for r in matches])
         if method in ("PATCH", "POST"):
             rec_id, created = self.sb.dml.upsert(sobject.name, ext_field, value, self._body(body))
             return Result(201 if created else 200,
                           {"id": rec_id, "success": True, "errors": [], "created": created},
                           {"Location": self.record_url(version, sobject.name, rec_id)}
                           if created else {})
-        matches = [r for r in self.sb.store.all(sobject.name)
-                   if isinstance(r.get(ext_field if f is None else f.name), str)
-                   and r[f.name if f else "Id"].lower() == value.lower()]
         if not matches:
             raise not_found()
-        if len(matches) > 1:
-            return Result(300, [self.record_url(version, sobject.name, r["Id"]) for r in matches])
         if method == "GET":
             return Result(200, self.serialize(version, sobject, matches[0],
                                               self._field_list(sobject, args.get("fields"))))
@@ -247,15 +248,15 @@ class Rest:
         query = soql.compile_query(self.sb.schema, text)
         store = self.sb.store
 
-        def rows(type_name: str, deleted: bool) -> list[dict[str, Any]]:
+        def _rows(type_name: str, deleted: bool) -> list[dict[str, Any]]:
             return store.all(type_name, include_deleted=deleted)
 
-        def lookup(_field: str, rec_id: str) -> dict[str, Any] | None:
+        def _lookup(_field: str, rec_id: str) -> dict[str, Any] | None:
             found = store.find(rec_id)
             return found[1] if found else None
 
         evaluator = soql.Evaluator(
-            self.sb.schema, rows, lookup, self.sb.clock.now().date(),
+            self.sb.schema, _rows, _lookup, self.sb.clock.now().date(),
             lambda t, i: self.record_url(version, t, i), output_value)
         return evaluator.run(query, include_deleted=include_deleted)
 

@@ -235,6 +235,7 @@ class _Parser:
     # token helpers
     @property
     def tok(self) -> Token:
+        """The current token."""
         return self.tokens[self.i]
 
     def _unexpected(self, tok: Token | None = None) -> SalesforceError:
@@ -265,6 +266,7 @@ class _Parser:
 
     # grammar
     def parse(self) -> Query:
+        """Parse the whole statement."""
         if self.tok.kind == "eof":
             raise SalesforceError("MALFORMED_QUERY", "SOQL statements cannot be empty or null")
         query = self._query(top=True)
@@ -497,6 +499,7 @@ class _Binder:
         self.text = text
 
     def bind(self, query: Query, parent: SObjectType | None = None) -> None:
+        """Resolve a (sub)query's object, fields and literals against the schema."""
         if parent is None:
             sobject = self.schema.get(query.from_name)
             if sobject is None:
@@ -546,6 +549,7 @@ class _Binder:
                              f"field '{term.ref.target.name}' can not be sorted in a query call")
 
     def bind_ref(self, sobject: SObjectType, ref: FieldRef) -> None:
+        """Resolve a dotted field path to its relationship hops and final field."""
         parts = ref.path.split(".")
         current = [sobject]
         if len(parts) > 1 and parts[0].lower() == sobject.name.lower() \
@@ -594,7 +598,7 @@ class _Binder:
     def _check_literal(self, target: Field, op: str, lit: Literal) -> None:
         t = target.type
 
-        def wrong(kind: str, quoted: bool) -> SalesforceError:
+        def _wrong(kind: str, quoted: bool) -> SalesforceError:
             how = "should be enclosed in quotes" if quoted else "should not be enclosed in quotes"
             return _error("INVALID_FIELD", self.text, lit.pos,
                           f"value of filter criterion for field '{target.name}' must be of "
@@ -610,7 +614,7 @@ class _Binder:
                          f"invalid operator on {t} field: LIKE")
         if t in ("id", "reference"):
             if lit.kind != "string":
-                raise wrong("id", True)
+                raise _wrong("id", True)
             if op != "LIKE":
                 try:
                     chars = decode_string(lit.raw)
@@ -626,24 +630,24 @@ class _Binder:
             return
         if t in _STRING_TYPES:
             if lit.kind != "string":
-                raise wrong("string", True)
+                raise _wrong("string", True)
             lit.value = self._like(lit) if op == "LIKE" else self._string(lit)
             return
         if t in NUMERIC_TYPES:
             if lit.kind != "number":
-                raise wrong("number", False)
+                raise _wrong("number", False)
             return
         if t == "boolean":
             if lit.kind != "boolean":
-                raise wrong("boolean", False)
+                raise _wrong("boolean", False)
             return
         if t == "date":
             if lit.kind not in ("date", "dateliteral"):
-                raise wrong("date", False)
+                raise _wrong("date", False)
             return
         if t == "datetime":
             if lit.kind not in ("datetime", "dateliteral"):
-                raise wrong("dateTime", False)
+                raise _wrong("dateTime", False)
             return
 
     def _bad_escape(self, lit: Literal, seq: str) -> SalesforceError:
