@@ -45,20 +45,21 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
+TEST_SUITES = [
+    ["core/tests"],
+    ["plugins/pos_spi/tests", "--ignore=plugins/pos_spi/tests/contract"],
+    ["plugins/salesforce_oms/tests", "--ignore=plugins/salesforce_oms/tests/contract"],
+    ["contract_tests/tests"],
+]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests of every distribution (the contract suite runs in `contract`)."""
+    """Unit and integration tests of every distribution, each on its own as it ships
+    (the shared contract suite runs in `contract`)."""
     _install_all(session)
-    session.run(
-        "pytest",
-        "core/tests",
-        "plugins/pos_spi/tests",
-        "plugins/salesforce_oms/tests",
-        "contract_tests/tests",
-        "--ignore=plugins/pos_spi/tests/contract",
-        "--ignore=plugins/salesforce_oms/tests/contract",
-        *session.posargs,
-    )
+    for suite in TEST_SUITES:
+        session.run("pytest", *suite, *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -81,6 +82,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the local servers; prints figures (never a pass/fail timing test)."""
     _install_all(session)
     session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
+    session.run("python", "core/bench/bench_export.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -5,24 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import vcr.serialize  # noqa: F401
+import yaml  # noqa: F401
+from contract_kit_fakes import INNER_CONFTEST
+
+# vcr and yaml are imported here, once: pytester's in-process runs forget the modules each run
+# imported, and a second copy of yaml next to vcr's first one cannot load cassettes.
 
 pytest_plugins = ["pytester"]
 
-INNER_CONFTEST = """
-pytest_plugins = ["omsbridge_contract.plugin"]
 
-
-def pytest_omsbridge_plugin_manager(config):
-    from omsbridge.plugins import new_plugin_manager
-
-    import contract_kit_fakes
-
-    pm = new_plugin_manager()
-    contract_kit_fakes.register_all(pm)
-    return pm
-"""
-"""A third party's conftest: the one opt-in line, plus (for fakes that are not installed
-through an entry point) the hook that hands the suite a plugin manager."""
+def pytest_configure(config: pytest.Config) -> None:
+    """The scenario markers, for tests that import the scenario modules outside a contract run."""
+    config.addinivalue_line("markers", "oms_contract: an omsbridge contract-suite scenario")
+    config.addinivalue_line("markers", "oms_scenario(info): the scenario's catalogue entry")
 
 
 @pytest.fixture

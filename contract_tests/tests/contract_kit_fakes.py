@@ -36,6 +36,23 @@ from omsbridge.spi import Capability, MerchantContext, OrderBackend
 from omsbridge_contract import Fault, Harness
 from omsbridge_contract.testing import MemoryBackend, MemoryHarness, store_named
 
+INNER_CONFTEST = """
+pytest_plugins = ["omsbridge_contract.plugin"]
+
+
+def pytest_omsbridge_plugin_manager(config):
+    from omsbridge.plugins import new_plugin_manager
+
+    import contract_kit_fakes
+
+    pm = new_plugin_manager()
+    contract_kit_fakes.register_all(pm)
+    return pm
+"""
+"""A third party's conftest: the one opt-in line, plus (for fakes that are not installed
+through an entry point) the hook that hands the suite a plugin manager."""
+
+
 # -- broken in-memory backends (one defect each) ----------------------------------------------
 
 
@@ -106,6 +123,19 @@ class NoReturnCheck(MemoryBackend):
 
     def _check_returnable(self, target: Any, want: Any, path: str) -> None:
         return None
+
+
+class DoublePostKnown(DoublePost):
+    """The same defect, declared by its harness as an expected failure."""
+
+    name = "broken-double-post-known"
+
+
+class DoublePostKnownHarness(MemoryHarness):
+    """Declares the idempotency scenario as a known failure."""
+
+    backend = "broken-double-post-known"
+    expected_failures = {"test_post_idempotent_repost": "ACME-123: re-posts are not deduplicated"}
 
 
 def _harness_for(backend: type[OrderBackend]) -> type[Harness]:
@@ -352,6 +382,7 @@ def register_all(pm: Any) -> None:
         (MemoryBackend, MemoryHarness),
         *((cls, _harness_for(cls)) for cls, _ in BROKEN.values()),
         (SalesOnly, MinimalHarness),
+        (DoublePostKnown, DoublePostKnownHarness),
         (HttpSales, HttpSalesHarness),
         (HttpSalesDouble, HttpSalesDoubleHarness),
     ]
@@ -364,6 +395,7 @@ def register_all(pm: Any) -> None:
         @staticmethod
         @hookimpl
         def omsbridge_register_backends(register: Callable[[type[OrderBackend]], None]) -> None:
+            """Offer a backend and no harness."""
             register(NoHarnessBackend)
 
     pm.register(_OnlyBackend(), name="fake-no-harness")

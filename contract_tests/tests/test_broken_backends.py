@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from contract_kit_fakes import BROKEN
 
 EXPECTED_MESSAGES = {
@@ -33,3 +32,11 @@ def test_the_suite_catches_the_defect(kit: pytest.Pytester, name: str) -> None:
             f"{name} has one defect, but these scenarios failed: {sorted(failed)}"
         )
     assert result.parseoutcomes()["passed"] > 20
+
+
+def test_a_known_failure_is_a_strict_xfail_with_its_reason(kit: pytest.Pytester) -> None:
+    result = kit.runpytest("--oms-backend", "broken-double-post-known", "-ra", "-k", "idempotent")
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*test_post_idempotent_repost*ACME-123*"])
+    fixed = kit.runpytest("--oms-backend", "memory", "-k", "idempotent")
+    fixed.assert_outcomes(passed=1)

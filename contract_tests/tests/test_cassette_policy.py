@@ -158,13 +158,13 @@ def _cassette(tmp_path: Path, request: str, response: str) -> Path:
         ("{uri: 'http://x/?access_token=abc'}", "{}", "query parameter 'access_token'"),
         (
             "{uri: 'http://x/'}",
-            "{body: {string: '{\"refresh_token\": \"5Aep861abc\"}'}}",
+            '{body: {string: \'{"refresh_token": "5Aep861abc"}\'}}',
             "'refresh_token'",
         ),
         ("{uri: 'http://x/'}", f"{{body: {{string: 'token {JWT}'}}}}", "JSON web token"),
         (
             "{uri: 'http://x/'}",
-            "{body: {string: '{\"instance_url\": \"https://acme.my.salesforce.com\"}'}}",
+            '{body: {string: \'{"instance_url": "https://acme.my.salesforce.com"}\'}}',
             "tenant-identifying",
         ),
         ("{uri: 'http://x/'}", "{body: {string: 'Cookie: JSESSIONID=ABCDEF123456'}}", "cookie"),
@@ -182,7 +182,7 @@ def test_the_scanner_accepts_scrubbed_values(tmp_path: Path) -> None:
         tmp_path,
         "{uri: 'http://x/?api_key=REDACTED', headers: {Authorization: [REDACTED]},"
         " body: 'client_secret=REDACTED&client_id=pos'}",
-        "{headers: {}, body: {string: '{\"access_token\":\"REDACTED\",\"token_type\":\"Bearer\"}'}}",
+        '{headers: {}, body: {string: \'{"access_token":"REDACTED","token_type":"Bearer"}\'}}',
     )
     assert scan_cassette(path) == []
 

@@ -38,7 +38,7 @@ def test_the_line_in_a_subfolder_conftest_like_a_plugin_repo(pytester: pytest.Py
     # A plugin's repo: its own unit tests next to tests/contract/conftest.py with the one line.
     from pathlib import Path
 
-    from conftest import INNER_CONFTEST
+    from contract_kit_fakes import INNER_CONFTEST
 
     pytester.syspathinsert(Path(__file__).parent)
     pytester.mkpydir("tests")
@@ -94,3 +94,18 @@ def test_faults_the_harness_cannot_inject_are_skips_with_reasons(kit: pytest.Pyt
         ],
         consecutive=False,
     )
+
+
+def test_only_the_one_line_uses_the_installed_backends(pytester: pytest.Pytester) -> None:
+    # No hook, no fakes: the plugin manager is omsbridge's, loaded from the entry points.
+    pytester.makeconftest('pytest_plugins = ["omsbridge_contract.plugin"]\n')
+    result = pytester.runpytest("--oms-backend", "no-such-backend")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*no backend named 'no-such-backend' is registered*"])
+
+
+def test_only_the_one_line_replays_an_installed_backend(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("omsbridge_posspi", reason="the pos-spi distribution is not installed")
+    pytester.makeconftest('pytest_plugins = ["omsbridge_contract.plugin"]\n')
+    result = pytester.runpytest("--oms-backend", "pos-spi", "-k", "test_sale_cash or cassettes")
+    result.assert_outcomes(passed=3)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from contract_kit_fakes import CLIENT_SECRET, TOKEN
+
 from omsbridge_contract.cassettes import REDACTED, scan_cassette
 
 SCENARIOS = "test_sale_cash or test_post_idempotent_repost or test_fault_server_error"
@@ -104,7 +104,8 @@ def test_missing_cassette_fails_with_the_rerecord_command(kit: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         [
             "*there is no cassette*test_sale_cash.yaml*",
-            "*re-record with: pytest --oms-backend http-sales --record-mode=rewrite*",
+            "*re-record with: pytest . --oms-backend http-sales --oms-cassettes *empty"
+            " --record-mode=rewrite -k test_sale_cash",
         ],
         consecutive=False,
     )

@@ -54,9 +54,18 @@ def start_server(latency_ms: float, db: Path) -> tuple[subprocess.Popen[bytes], 
     port = _free_port()
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "omsbridge", "sandbox", "pos-spi",
-            "--port", str(port), "--db", str(db), "--api-key", API_KEY,
-        ],  # fmt: skip
+            sys.executable,
+            "-m",
+            "omsbridge",
+            "sandbox",
+            "pos-spi",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--api-key",
+            API_KEY,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -172,7 +181,9 @@ def export_scenario(
         deadline = time.monotonic() + seconds if seconds else None
         job.run(deadline=deadline)
         took = time.perf_counter() - started
-        pending = bridge.store.stats(__import__("datetime").datetime.now(__import__("datetime").UTC)).total("pending")
+        pending = bridge.store.stats(
+            __import__("datetime").datetime.now(__import__("datetime").UTC)
+        ).total("pending")
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
     return {
         "orders": done,

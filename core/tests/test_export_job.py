@@ -335,3 +335,38 @@ def test_entries_of_unknown_merchants_are_left_alone(make_bridge):
     report = ExportJob(bridge, settings=SETTINGS).run()
     assert report.merchants[0].skipped == "not in the config"
     assert bridge.store.stats(datetime.now(UTC)).total("pending") == 1
+
+
+def test_export_tells_observers_and_dead_letters_unsupported_kinds(make_bridge, pm, example):
+    from omsbridge import Transaction, hookimpl, wire
+
+    told: list[tuple[str, str]] = []
+
+    class Pos:
+        @hookimpl
+        def omsbridge_order_posted(self, merchant_id, transaction, result):
+            told.append(("posted", transaction.transaction_id))
+
+        @hookimpl
+        def omsbridge_post_failed(self, merchant_id, transaction, error):
+            told.append((type(error).__name__, transaction.transaction_id))
+
+    pm.register(Pos())
+    for backend in ("faulty", "faulty-batch"):
+        told.clear()
+        OMS.clear()
+        bridge = make_bridge({"A": "a"}, backend=backend)
+        oms("a")
+        exchange = wire.structure(example("exchange"), Transaction)
+        [sale] = make_sales(1)
+        bridge.store.enqueue_many([("A", exchange), ("A", sale)])
+        report = ExportJob(bridge, settings=SETTINGS).run()
+        assert (report.total("dead"), report.total("created")) == (1, 1), backend
+        dead = bridge.store.find("A", exchange.transaction_id)
+        assert dead.last_error.error_class == "Unsupported"
+        assert told == [
+            ("Unsupported", exchange.transaction_id),
+            ("posted", sale.transaction_id),
+        ]
+        bridge.store.purge(states=list(EntryState), before=datetime.now(UTC) + timedelta(1))
+        bridge.close()

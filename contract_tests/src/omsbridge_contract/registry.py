@@ -13,6 +13,7 @@ a third party can deselect or xfail one by id. What it needs is data:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -22,7 +23,14 @@ import pytest
 from omsbridge.spi import Capability
 from omsbridge_contract.harness import Fault
 
-__all__ = ["SCENARIOS", "SCENARIO_MODULES", "ScenarioInfo", "scenario"]
+__all__ = [
+    "SCENARIOS",
+    "SCENARIO_MODULES",
+    "ScenarioInfo",
+    "catalogue_markdown",
+    "load_catalogue",
+    "scenario",
+]
 
 SCENARIO_MODULES = (
     "test_backend.py",
@@ -49,6 +57,9 @@ class ScenarioInfo:
     requires: tuple[Capability, ...] = ()
     harness: tuple[str, ...] = ()
     fault: Fault | None = None
+    undeclared: bool = False
+    module: str = ""
+    line: int = 0
 
     def needs(self) -> str:
         """What the scenario needs, as one line for the docs."""
@@ -56,11 +67,13 @@ class ScenarioInfo:
         parts += [f"harness `{h}()`" for h in self.harness]
         if self.fault is not None:
             parts.append(f"fault `{self.fault.value}`")
+        if self.undeclared:
+            parts.append("a capability left undeclared")
         return ", ".join(parts) or "nothing"
 
 
 SCENARIOS: dict[str, ScenarioInfo] = {}
-"""Every scenario by id, in definition order (filled when the scenario modules are imported)."""
+"""Every scenario by id (filled when the scenario modules are imported)."""
 
 
 def scenario(
@@ -70,8 +83,10 @@ def scenario(
     requires: Iterable[Capability] = (),
     harness: Iterable[str] = (),
     fault: Fault | None = None,
+    undeclared: bool = False,
 ) -> Callable[[F], F]:
-    """Declare a test function a contract scenario: its one-line summary and what it needs."""
+    """Declare a test function a contract scenario: its one-line summary and what it needs
+    (``undeclared``: a backend that declares every capability has nothing for it to check)."""
 
     def mark(function: F) -> F:
         info = ScenarioInfo(
@@ -81,11 +96,36 @@ def scenario(
             requires=tuple(requires),
             harness=tuple(harness),
             fault=fault,
+            undeclared=undeclared,
+            module=function.__module__.rsplit(".", 1)[-1] + ".py",
+            line=function.__code__.co_firstlineno,
         )
         if info.id in SCENARIOS and SCENARIOS[info.id].summary != summary:
             raise ValueError(f"scenario id {info.id!r} is defined twice")
         SCENARIOS[info.id] = info
+        function.__doc__ = function.__doc__ or summary
         function = pytest.mark.oms_contract(function)
         return pytest.mark.oms_scenario(info)(function)  # type: ignore[no-any-return]
 
     return mark
+
+
+def load_catalogue() -> dict[str, ScenarioInfo]:
+    """Import every scenario module and return the complete catalogue."""
+    for name in SCENARIO_MODULES:
+        importlib.import_module(f"omsbridge_contract.scenarios.{name.removesuffix('.py')}")
+    return SCENARIOS
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as the Markdown table of ``docs/contract-suite.md``
+    (``python -m omsbridge_contract`` prints it)."""
+    rows = [
+        "| id | area | what it proves | needs |",
+        "|---|---|---|---|",
+    ]
+    order = {name: i for i, name in enumerate(SCENARIO_MODULES)}
+    infos = sorted(load_catalogue().values(), key=lambda i: (order.get(i.module, 99), i.line))
+    for info in infos:
+        rows.append(f"| `{info.id}` | {info.area} | {info.summary} | {info.needs()} |")
+    return "\n".join(rows) + "\n"

@@ -70,13 +70,13 @@ from omsbridge_contract.harness import Fault, Harness, OnlineOrder
 __all__ = ["MemoryBackend", "MemoryConfig", "MemoryHarness", "MemoryStore", "memory_plugin"]
 
 ZERO = Decimal(0)
-_WAITING = {"ALLOCATED", "PICKED", "PACKED", "READY_FOR_PICKUP"}
+_WAITING = {"ALLOCATED", "IN_TRANSIT", "RECEIVED", "PICKED", "PACKED", "READY_FOR_PICKUP"}
 _STEPS: dict[FulfillmentAction, tuple[str, frozenset[str]]] = {
     FulfillmentAction.PICK: ("PICKED", frozenset({"ALLOCATED"})),
     FulfillmentAction.PACK: ("PACKED", frozenset({"ALLOCATED", "PICKED"})),
     FulfillmentAction.READY_FOR_PICKUP: (
         "READY_FOR_PICKUP",
-        frozenset({"ALLOCATED", "PICKED", "PACKED"}),
+        frozenset({"ALLOCATED", "RECEIVED", "PICKED", "PACKED"}),
     ),
     FulfillmentAction.PICKED_UP: ("PICKED_UP", frozenset({"READY_FOR_PICKUP"})),
     FulfillmentAction.SHIPPED: ("SHIPPED", frozenset({"ALLOCATED", "PICKED", "PACKED"})),
@@ -110,6 +110,7 @@ class _Line:
 
     @property
     def open(self) -> Decimal:
+        """Ordered but neither fulfilled nor cancelled."""
         return self.quantity - self.fulfilled - self.cancelled
 
 
@@ -129,10 +130,12 @@ class _Order:
     shipments: list[Shipment] = attrs.Factory(list)
 
     def line(self, number: int) -> _Line | None:
+        """The line with this number, if any."""
         return next((line for line in self.lines if line.line_number == number), None)
 
     @property
     def status(self) -> str:
+        """The order's status, from its lines' quantities."""
         sold = [line for line in self.lines if line.kind == LineKind.SALE]
         if not sold:
             return "COMPLETED"
@@ -663,7 +666,7 @@ class MemoryHarness(Harness):
                     order_id=order.order_id,
                     store_id=fo[0],
                     kind=fo[1],
-                    status="ALLOCATED",
+                    status="IN_TRANSIT" if fo[1] == FulfillmentKind.SHIP_TO_STORE else "ALLOCATED",
                     lines=[
                         (f"MFOL-{n}-{line.line_number}", line.line_number, line.quantity)
                         for line in order.lines
@@ -707,11 +710,13 @@ def memory_plugin(
         @staticmethod
         @hookimpl
         def omsbridge_register_backends(register: Callable[[type[OrderBackend]], None]) -> None:
+            """Offer the backend."""
             register(backend)
 
         @staticmethod
         @hookimpl(optionalhook=True)
         def omsbridge_contract_harnesses(register: Callable[[type[Harness]], None]) -> None:
+            """Offer its harness."""
             register(harness)
 
     return _Plugin()

@@ -44,6 +44,7 @@ from omsbridge.errors import (  # noqa: E402
 )
 from omsbridge.model import *  # noqa: E402,F403
 from omsbridge.model import __all__ as _model_all  # noqa: E402
+from omsbridge.outbox import Queued  # noqa: E402
 from omsbridge.registry import BackendInfo, BackendRegistry  # noqa: E402
 from omsbridge.spi import Capability, MerchantContext, OrderBackend  # noqa: E402
 
@@ -53,6 +54,7 @@ __all__ = [
     "AuthFailed", "BackendError", "BackendInfo", "BackendRegistry", "Bridge", "Capability",
     "Config", "ConfigError", "Conflict", "InvalidTransaction", "Issue", "Merchant",
     "MerchantConfig", "MerchantContext", "NotFound", "OMSBridgeError", "OrderBackend",
+    "Queued",
     "RateLimited", "Rejected", "RetryableError", "Secret", "TransientBackendError",
     "UnknownBackend", "UnknownMerchant", "Unsupported", "hookimpl", "load_config", "wire",
     *_model_all,

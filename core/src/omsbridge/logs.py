@@ -71,12 +71,21 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO, *, json_lines: bool = False) -> None:
-    """Send logs to stderr as text lines (or JSON lines) that carry the merchant and transaction."""
+    """Send logs to stderr as text lines (or JSON lines) that carry the merchant and transaction.
+
+    Like :func:`logging.basicConfig`, it leaves a root logger that someone else has set up (a
+    host application, pytest) alone, apart from the level; calling it again replaces only the
+    handler it installed itself.
+    """
+    root = logging.getLogger()
+    root.setLevel(level)
+    ours = [h for h in root.handlers if getattr(h, "_omsbridge", False)]
+    if root.handlers and not ours:
+        return
+    for old in ours:
+        root.removeHandler(old)
     handler = logging.StreamHandler()
+    handler._omsbridge = True  # type: ignore[attr-defined]
     handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)

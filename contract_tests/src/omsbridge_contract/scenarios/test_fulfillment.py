@@ -138,6 +138,25 @@ def test_bofis_shipped(oms: Contract) -> None:
 
 
 @scenario(
+    "ship to store: the parcel is received in the store (still waiting), made ready, picked up "
+    "(no longer waiting)",
+    area="fulfillment",
+    requires=[LIST, UPDATE],
+    harness=MAKE_FO,
+)
+def test_ship_to_store_received(oms: Contract) -> None:
+    fo_id = _make(oms, FulfillmentKind.SHIP_TO_STORE)
+    first = _listed_fo(oms, fo_id, FulfillmentKind.SHIP_TO_STORE)
+    _step(oms, fo_id, A.RECEIVED)
+    received = _waiting(oms)
+    assert fo_id in received, "a received parcel waits in the store for its customer"
+    assert received[fo_id].status != first.status, "receiving must change the status"
+    _step(oms, fo_id, A.READY_FOR_PICKUP)
+    _step(oms, fo_id, A.PICKED_UP)
+    assert fo_id not in _waiting(oms), "a picked-up parcel no longer waits on the store"
+
+
+@scenario(
     "BOPIS no-show: cancelled by the store (no longer waiting); a later pickup is a Conflict",
     area="fulfillment",
     requires=[LIST, UPDATE],

@@ -33,8 +33,10 @@ def cli(verbose: int) -> None:
       omsbridge backends
       omsbridge config check omsbridge.toml
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from omsbridge.logs import configure_logging
+
+    # The merchant and transaction id on every line (``-`` where a line has none).
+    configure_logging(logging.WARNING - 10 * min(verbose, 2))
 
 
 for _command in (

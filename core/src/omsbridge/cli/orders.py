@@ -3,7 +3,8 @@
 Every command takes ``--config FILE --merchant ID`` and goes through :class:`omsbridge.Bridge`,
 so it works with whatever backend the merchant is configured for (and its local sandbox).
 Errors print the error class, code and message and exit 1 (2 for a retryable error, so a
-script can tell "try again later" apart from "fix the input").
+script can tell "try again later" apart from "fix the input"); ``post`` exits 3 when the OMS
+could not take the transaction now and it waits in the outbox for the export job.
 """
 
 from __future__ import annotations
@@ -42,15 +43,30 @@ def _merchant_options(func: F) -> F:
     return func
 
 
+QUEUED_EXIT = 3
+"""Exit status of ``post`` when the OMS was unavailable and the transaction is in the outbox."""
+
+
 @contextmanager
 def _merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterator[Any]:
     """The merchant's backend; errors become a message and an exit status, never a traceback."""
     from omsbridge.bridge import Bridge
     from omsbridge.errors import BackendError, ConfigError, OMSBridgeError
 
+    from omsbridge.outbox import Queued
+
     try:
         with Bridge.from_config(config_file) as bridge:
             yield bridge.for_merchant(merchant_id)
+    except Queued as exc:
+        # Not a failure the caller must act on: the export job will post it.
+        message = f"{exc.transaction_id} queued as outbox entry {exc.entry_id}: {exc.error}"
+        if as_json:
+            emit_json({"ok": True, "queued": True, "entry_id": exc.entry_id,
+                       "transaction_id": exc.transaction_id, "error": str(exc.error)})  # fmt: skip
+        else:
+            click.echo(message, err=True)
+        sys.exit(QUEUED_EXIT)
     except ConfigError as exc:
         _fail(as_json, "ConfigError", None, str(exc), [(i.path, i.message) for i in exc.issues])
     except BackendError as exc:

@@ -169,36 +169,52 @@ class ExportJob:
             log.error("cannot build the merchant's backend: %s", exc)
             report.skipped = f"backend not available: {exc}"
             return report
-        lease = self.settings.lease_seconds
         try:
-            while not stop.is_set() and not _past(deadline):
-                if not self.store.acquire_merchant(merchant_id, self.owner, lease):
-                    if drain:
-                        # Another worker, or a killed one whose lease has not run out yet.
-                        stop.wait(min(lease, 1.0))
-                        continue
-                    if report.posted == 0:
-                        report.skipped = "another worker holds the merchant"
-                    log.info("another worker is posting this merchant; leaving it")
-                    break
-                paused = self.store.paused_until(merchant_id)
-                if paused is not None:
-                    report.paused_until = paused
-                    if drain and self._wait_until(paused, stop, deadline):
-                        continue
-                    break
-                entries = self.store.claim(
-                    merchant_id, self.owner, limit=self.settings.claim_size, lease_seconds=lease
-                )
-                if not entries:
-                    due = self.store.next_due(merchant_id) if drain else None
-                    if due is not None and self._wait_until(due, stop, deadline):
-                        continue
-                    break
-                self._post_entries(merchant, entries, report, log, stop)
+            self._work_merchant(merchant, report, log, drain, stop, deadline)
+        except Exception as exc:
+            # One merchant's failure (its store writes, a bug) must not stop the others.
+            log.exception("export of this merchant stopped: %s", exc)
+            report.skipped = f"stopped by an error: {type(exc).__name__}: {exc}"
         finally:
             self.store.release_merchant(merchant_id, self.owner)
         return report
+
+    def _work_merchant(
+        self,
+        merchant: Merchant,
+        report: MerchantReport,
+        log: MerchantLog,
+        drain: bool,
+        stop: threading.Event,
+        deadline: float | None,
+    ) -> None:
+        merchant_id = merchant.merchant_id
+        lease = self.settings.lease_seconds
+        while not stop.is_set() and not _past(deadline):
+            if not self.store.acquire_merchant(merchant_id, self.owner, lease):
+                if drain:
+                    # Another worker, or a killed one whose lease has not run out yet.
+                    stop.wait(min(lease, 1.0))
+                    continue
+                if report.posted == 0:
+                    report.skipped = "another worker holds the merchant"
+                log.info("another worker is posting this merchant; leaving it")
+                break
+            paused = self.store.paused_until(merchant_id)
+            if paused is not None:
+                report.paused_until = paused
+                if drain and self._wait_until(paused, stop, deadline):
+                    continue
+                break
+            entries = self.store.claim(
+                merchant_id, self.owner, limit=self.settings.claim_size, lease_seconds=lease
+            )
+            if not entries:
+                due = self.store.next_due(merchant_id) if drain else None
+                if due is not None and self._wait_until(due, stop, deadline):
+                    continue
+                break
+            self._post_entries(merchant, entries, report, log, stop)
 
     def _wait_until(self, when: datetime, stop: threading.Event, deadline: float | None) -> bool:
         """Sleep until ``when`` (or the deadline, or a stop); True if the run goes on."""
@@ -218,10 +234,18 @@ class ExportJob:
     ) -> None:
         size = max(1, merchant.backend.max_batch_size)
         position = 0
+        lease = self.settings.lease_seconds
+        renewed = time.monotonic()
         try:
             while position < len(entries):
                 if stop.is_set():
                     raise _Stop
+                if time.monotonic() - renewed > lease / 3:
+                    # A slow OMS must not let the merchant's lease run out under us; if it did
+                    # and another worker took the merchant over, leave the rest to it.
+                    if not self.store.acquire_merchant(merchant.merchant_id, self.owner, lease):
+                        raise _Stop
+                    renewed = time.monotonic()
                 chunk = entries[position : position + size]
                 position += len(chunk)
                 if size == 1:

@@ -20,7 +20,6 @@ from omsbridge import wire
 from omsbridge.model import Customer, FulfillmentKind
 from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder
 from omsbridge_posspi.server import (
-    DEFAULT_API_KEY,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     ServerHandle,
@@ -34,7 +33,7 @@ _REPLAY_URL = "http://127.0.0.1:9"
 """Where the backend points when replaying: never contacted (ports are not matched)."""
 
 _SECRET_FILE = "pos-spi-client-secret.txt"
-_EPOCH = "2000-01-01T00:00:00+00:00"
+_ROUTED_AT = "2026-11-20T12:00:00+00:00"  # when the web shop placed a routed order (fixed)
 _LASTING = 1_000_000  # a server fault "count": in force until the harness clears it
 
 _SERVER_FAULTS: dict[Fault, dict[str, Any]] = {
@@ -105,20 +104,16 @@ class PosSpiHarness(Harness):
         self._admin("POST", "/__admin__/reset")
 
     def order_count(self) -> int:
-        """Every order the server holds, counted by a search over all dates."""
-        response = self.http.get(
-            "/orders",
-            params={"placed_from": _EPOCH, "page_size": "1"},
-            headers={"X-API-Key": DEFAULT_API_KEY},
-        )
-        response.raise_for_status()
-        return int(response.json()["total_size"])
+        """Every order the server holds (sales, returns, exchanges, web orders)."""
+        return int(self._admin("GET", "/__admin__/stats")["orders"])
 
     def seed_online_order(self, order: OnlineOrder) -> str:
-        """An order placed on the web shop, shipped from another store (or still open)."""
+        """An order placed on the web shop and shipped from elsewhere (or still open): no store
+        has a fulfillment order for it."""
         seeded = self._seed(
-            store_id="STORE-202",
-            kind=FulfillmentKind.SHIP_FROM_STORE,
+            store_id=None,
+            kind=None,
+            placed_at=order.placed_at.isoformat(),
             customer=order.customer,
             currency=order.currency,
             lines=[
@@ -144,6 +139,7 @@ class PosSpiHarness(Harness):
             customer=customer,
             currency="USD",
             lines=[{"sku": f"SKU-{ref}", "quantity": "2", "unit_price": "15.00"}],
+            placed_at=_ROUTED_AT,
             fulfilled=False,
         )
         return str(seeded["fulfillment_order"]["fulfillment_order_id"])

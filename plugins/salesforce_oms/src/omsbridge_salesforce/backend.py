@@ -4,7 +4,9 @@ A sale is one composite graph (one API call for a warm merchant), idempotent on 
 id through a unique external-id field on Order. Returns and exchanges go through the Connect
 actions on the original order summary; cancels through cancel-item / submit-cancel. Reads
 aggregate order summaries, item summaries, payments, fulfillment orders and shipments.
-Fulfillment events (CometD) are not offered yet: ``events`` raises Unsupported.
+Fulfillment events come from ``/event/FOStatusChangedEvent`` over CometD (with replay, and a
+catch-up query when the stored replay id is past retention): see
+:mod:`omsbridge_salesforce.streaming`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from omsbridge import (
     CancelResult,
     Capability,
     Conflict,
+    EventBatch,
     FulfillmentOrder,
     FulfillmentUpdate,
     MerchantContext,
@@ -39,15 +42,12 @@ from omsbridge_salesforce.changes import OrderChanges
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
+from omsbridge_salesforce.importing import FulfillmentImport
 from omsbridge_salesforce.lookups import Lookups
-from omsbridge_salesforce.reading import (
-    fulfillment_order,
-    fulfillment_order_query,
-    hit,
-    order_detail,
-)
+from omsbridge_salesforce.reading import fulfillment_order_query, hit, order_detail
 from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.soql import soql
+from omsbridge_salesforce.streaming import FulfillmentFeed
 
 __all__ = ["SalesforceBackend"]
 
@@ -74,6 +74,7 @@ class SalesforceBackend(OrderBackend):
             Capability.GET_ORDER,
             Capability.FULFILLMENT_ORDERS,
             Capability.UPDATE_FULFILLMENT,
+            Capability.EVENTS,
         }
     )
 
@@ -90,13 +91,23 @@ class SalesforceBackend(OrderBackend):
         self.client = client or SalesforceClient(config)
         self.lookups = Lookups(self.client, config, merchant)
         self.changes = OrderChanges(self.client, config)
+        self.imports = FulfillmentImport(self.client, config)
+        self.feed = FulfillmentFeed(
+            self.client.auth,
+            config.api_version,
+            self.imports.catch_up_events,
+            merchant_id=merchant.merchant_id,
+            statuses=config.statuses_to_process,
+            connect_timeout=config.connect_timeout,
+        )
         self._pm = plugin_manager or merchant.plugin_manager
 
     def __repr__(self) -> str:
         return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
 
     def close(self) -> None:
-        """Close the HTTP connections."""
+        """End the CometD session and close the HTTP connections."""
+        self.feed.close()
         self.client.close()
 
     # -- post ---------------------------------------------------------------------------------
@@ -295,27 +306,24 @@ class SalesforceBackend(OrderBackend):
         )
 
     def fulfillment_orders(self, *, store_id: str | None = None) -> Sequence[FulfillmentOrder]:
-        """Open fulfillment orders (those in ``statuses_to_process``, matching ``filter_query``),
-        for one store through the configured ORDER_STORE_ID Location field."""
-        where = ["StatusCategory NOT IN ('Closed', 'Canceled', 'Rejected')"]
-        if self.config.statuses_to_process:
-            where.append(soql("Status IN {:in}", list(self.config.statuses_to_process)))
-        if self.config.filter_query:
-            where.append(self.config.filter_query)
-        if store_id is not None:
-            field = self.config.store_id_field
-            if field is None:
-                raise Rejected(
-                    "fulfillment orders by store need a custom_fields entry for ORDER_STORE_ID "
-                    "on LOCATION (e.g. warehouseID__c)",
-                    code="NO_STORE_FIELD",
-                    backend=self.name,
-                )
-            where.append(soql(f"FulfilledFromLocation.{field} = {{}}", store_id))
-        rows = self.client.query(fulfillment_order_query(self.config, where))
-        return [fulfillment_order(self.config, row) for row in rows]
+        """Importable fulfillment orders (open, in ``statuses_to_process``, matching
+        ``filter_query``), for one store through the configured ORDER_STORE_ID Location field;
+        lines carry their share of taxes and adjustments."""
+        return self.imports.for_store(store_id)
+
+    def fulfillment_orders_by_id(self, ids: Sequence[str]) -> Sequence[FulfillmentOrder]:
+        """The named fulfillment orders that are importable (what the event listener fetches
+        for a batch of events: one query, however many orders are open)."""
+        return self.imports.by_ids(ids)
 
     def update_fulfillment(self, update: FulfillmentUpdate) -> None:
         """PATCH the fulfillment order's Status (mapped through ``fulfillment_statuses``);
-        CANCEL cancels its lines (cancel-item) and sets ``status_canceled_value``."""
+        CANCEL cancels its lines (cancel-item) and sets ``status_canceled_value``; SHIPPED adds
+        a Shipment with the tracking; RECEIVED (ship to store) marks the inbound Shipment
+        delivered and records received quantities (see docs/salesforce.md)."""
         self.changes.update_fulfillment(update)
+
+    def events(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
+        """FOStatusChangedEvent after ``checkpoint`` (a replay id; None: from now), waiting up
+        to ``wait`` seconds; only new statuses in ``statuses_to_process`` are returned."""
+        return self.feed.events(checkpoint, wait)

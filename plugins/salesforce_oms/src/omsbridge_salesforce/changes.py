@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +36,7 @@ from omsbridge import (
     Rejected,
     Transaction,
 )
-from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.client import SalesforceClient, error_from
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import (
     as_decimal,
@@ -436,53 +436,173 @@ class OrderChanges:
     # -- fulfillment --------------------------------------------------------------------------
 
     def update_fulfillment(self, update: FulfillmentUpdate) -> None:
-        """Write a store's step to the FulfillmentOrder (status, cancelled lines, shipment)."""
+        """Write a store's step to the FulfillmentOrder (the seed's PATCH of ``Status``).
+
+        * CANCEL (no-show, unavailable item): ``cancel-item`` for the given lines (all open
+          lines when none are given), then ``Status = status_canceled_value`` once nothing is
+          left open — the merchant's flow keys on that value;
+        * REJECT (BOFIS: the store cannot fulfil): ``Status`` = the REJECT status, so Order
+          Management re-routes it;
+        * SHIPPED: ``Status``, plus a Shipment with the carrier and tracking number;
+        * RECEIVED (ship to store): see :meth:`_receive`;
+        * the others: ``Status`` as mapped by ``fulfillment_statuses``.
+        """
         fo_id = update.fulfillment_order_id
-        status = self._config.fulfillment_status(update.action)
         if update.action == FulfillmentAction.CANCEL:
-            lines = [(line.line_id, line.quantity) for line in update.lines]
-            if not lines:
-                rows = self._client.query(
-                    soql(
-                        "SELECT Id, Quantity FROM FulfillmentOrderLineItem WHERE FulfillmentOrderId = {} "
-                        "AND Quantity > 0",
-                        fo_id,
-                    )
-                )
-                lines = [(r["Id"], as_decimal(r["Quantity"])) for r in rows]
-            if lines:
-                self._cancel_fo_lines(fo_id, lines)
-            if not update.lines:
-                self._client.update("FulfillmentOrder", fo_id, {"Status": status})
+            self._cancel_fulfillment(update)
             return
+        if update.action == FulfillmentAction.RECEIVED:
+            self._receive(update)
+            return
+        status = self._config.fulfillment_status(update.action)
         self._client.update("FulfillmentOrder", fo_id, {"Status": status})
         if update.action == FulfillmentAction.SHIPPED and (
             update.tracking_number or update.carrier
         ):
-            fo = self._client.get(
-                "FulfillmentOrder",
+            self._create_shipment(update)
+
+    def _fo_lines(self, fo_id: str, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+        fields = ", ".join(["Id", "Quantity", *extra])
+        return self._client.query(
+            soql(
+                f"SELECT {fields} FROM FulfillmentOrderLineItem WHERE FulfillmentOrderId = {{}} "
+                "AND TypeCode = 'Product'",
                 fo_id,
-                [
-                    "OrderSummaryId",
-                    "FulfilledToName",
-                    "FulfilledToStreet",
-                    "FulfilledToCity",
-                    "FulfilledToState",
-                    "FulfilledToPostalCode",
-                    "FulfilledToCountry",
-                ],
             )
-            shipment = {
-                "FulfillmentOrderId": fo_id,
-                "OrderSummaryId": fo.get("OrderSummaryId"),
-                "ShipToName": fo.get("FulfilledToName") or "Customer",
-                "TrackingNumber": update.tracking_number,
-                "Provider": update.carrier,
-                "Status": "Shipped",
+        )
+
+    def _cancel_fulfillment(self, update: FulfillmentUpdate) -> None:
+        fo_id = update.fulfillment_order_id
+        lines = [(line.line_id, line.quantity) for line in update.lines]
+        remaining: Decimal | None = None
+        if not lines:
+            rows = self._fo_lines(fo_id)
+            lines = [
+                (r["Id"], as_decimal(r["Quantity"])) for r in rows if as_decimal(r["Quantity"]) > 0
+            ]
+            remaining = _ZERO
+        if lines:
+            self._cancel_fo_lines(fo_id, lines)
+        if remaining is None:
+            remaining = sum((as_decimal(r["Quantity"]) for r in self._fo_lines(fo_id)), _ZERO)
+        if remaining <= 0:
+            self._client.update(
+                "FulfillmentOrder", fo_id, {"Status": self._config.status_canceled_value}
+            )
+
+    def _create_shipment(self, update: FulfillmentUpdate) -> None:
+        fo_id = update.fulfillment_order_id
+        fo = self._client.get(
+            "FulfillmentOrder",
+            fo_id,
+            [
+                "OrderSummaryId",
+                "FulfilledToName",
+                "FulfilledToStreet",
+                "FulfilledToCity",
+                "FulfilledToState",
+                "FulfilledToPostalCode",
+                "FulfilledToCountry",
+            ],
+        )
+        shipment = {
+            "FulfillmentOrderId": fo_id,
+            "OrderSummaryId": fo.get("OrderSummaryId"),
+            "ShipToName": fo.get("FulfilledToName") or "Customer",
+            "TrackingNumber": update.tracking_number,
+            "Provider": update.carrier,
+            "Status": "Shipped",
+        }
+        for part in ("Street", "City", "State", "PostalCode", "Country"):
+            if fo.get(f"FulfilledTo{part}"):
+                shipment[f"ShipTo{part}"] = fo[f"FulfilledTo{part}"]
+        if update.occurred_at is not None:
+            shipment["ShipmentDate"] = update.occurred_at.isoformat()
+        self._client.create("Shipment", {k: v for k, v in shipment.items() if v is not None})
+
+    def _receive(self, update: FulfillmentUpdate) -> None:
+        """Ship to store: the parcel (or part of it) arrived in the store.
+
+        With ``received_quantity_field`` configured, each line's field gets the quantity
+        received added (more than expected is refused). Once everything is in — a receipt
+        without lines, or the lines' totals reaching their quantities — the fulfillment
+        order's Shipments become ``Delivered`` (with ``ActualDeliveryDate``) and its Status
+        the RECEIVED status. A partial receipt leaves the Status alone."""
+        fo_id = update.fulfillment_order_id
+        field = self._config.received_quantity_field
+        if update.lines and field is None:
+            raise Rejected(
+                "a partial ship-to-store receipt needs received_quantity_field (a number field "
+                "on FulfillmentOrderLineItem that keeps the quantity received)",
+                code="NO_RECEIVED_FIELD",
+                backend="salesforce",
+            )
+        complete = True
+        if field is not None:
+            rows = {r["Id"]: r for r in self._fo_lines(fo_id, [field])}
+            received = {line_id: as_decimal(r.get(field)) for line_id, r in rows.items()}
+            wanted = {p.line_id: p.quantity for p in update.lines} or {
+                line_id: as_decimal(r["Quantity"]) - received[line_id]
+                for line_id, r in rows.items()
             }
-            for part in ("Street", "City", "State", "PostalCode", "Country"):
-                if fo.get(f"FulfilledTo{part}"):
-                    shipment[f"ShipTo{part}"] = fo[f"FulfilledTo{part}"]
-            if update.occurred_at is not None:
-                shipment["ShipmentDate"] = update.occurred_at.isoformat()
-            self._client.create("Shipment", {k: v for k, v in shipment.items() if v is not None})
+            issues = []
+            for index, (line_id, quantity) in enumerate(wanted.items()):
+                row = rows.get(line_id)
+                if row is None:
+                    issues.append(
+                        Issue(f"lines[{index}].line_id", f"{fo_id} has no line {line_id}")
+                    )
+                elif received[line_id] + quantity > as_decimal(row["Quantity"]):
+                    issues.append(
+                        Issue(
+                            f"lines[{index}].quantity",
+                            f"receives {quantity} of {line_id} but only "
+                            f"{as_decimal(row['Quantity']) - received[line_id]} is expected",
+                        )
+                    )
+            if issues:
+                raise InvalidTransaction(issues, code="RECEIPT_NOT_POSSIBLE", backend="salesforce")
+            changes = [
+                (line_id, received[line_id] + quantity)
+                for line_id, quantity in wanted.items()
+                if quantity > 0
+            ]
+            self._update_lines(field, changes)
+            received.update(dict(changes))
+            complete = all(
+                received[line_id] >= as_decimal(r["Quantity"]) for line_id, r in rows.items()
+            )
+        if not complete:
+            return
+        when = (update.occurred_at or datetime.now(UTC)).isoformat()
+        shipments = self._client.query(
+            soql(
+                "SELECT Id FROM Shipment WHERE FulfillmentOrderId = {} AND Status != 'Delivered'",
+                fo_id,
+            )
+        )
+        for shipment in shipments:
+            self._client.update(
+                "Shipment", shipment["Id"], {"Status": "Delivered", "ActualDeliveryDate": when}
+            )
+        status = self._config.fulfillment_status(FulfillmentAction.RECEIVED)
+        self._client.update("FulfillmentOrder", fo_id, {"Status": status})
+
+    def _update_lines(self, field: str, changes: list[tuple[str, Decimal]]) -> None:
+        for start in range(0, len(changes), 25):
+            chunk = changes[start : start + 25]
+            results = self._client.composite(
+                [
+                    {
+                        "method": "PATCH",
+                        "url": self._client.sobject_path("FulfillmentOrderLineItem", line_id),
+                        "referenceId": f"line{n}",
+                        "body": {field: quantity},
+                    }
+                    for n, (line_id, quantity) in enumerate(chunk)
+                ],
+                all_or_none=True,
+            )
+            for result in results.values():
+                if not result.ok:
+                    raise error_from(result.status, result.body, context="record receipt")

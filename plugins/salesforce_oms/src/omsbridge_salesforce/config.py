@@ -177,6 +177,9 @@ class SalesforceConfig:
         factory=dict, converter=_merge(DEFAULT_FULFILLMENT_STATUSES)
     )
     """FulfillmentAction -> FulfillmentOrder Status value, over the defaults."""
+    received_quantity_field: str | None = None
+    """Number field on FulfillmentOrderLineItem where ship-to-store receipts add the quantity
+    received (e.g. ``POS_Quantity_Received__c``); needed for partial receipts."""
     default_account_name: str = "{merchant_id}-{locale}-{region}"
     """Account used when the customer is unknown; placeholders merchant_id, locale, region."""
     price_book_name: str = "{merchant_id}-{locale}-{region}"
@@ -225,6 +228,14 @@ class SalesforceConfig:
             value = getattr(self, name)
             if check.text(value, name) and not _FIELD_NAME.match(value):
                 check.add(name, f"must be a Salesforce field API name, got {value!r}")
+        if self.received_quantity_field is not None and not (
+            isinstance(self.received_quantity_field, str)
+            and _FIELD_NAME.match(self.received_quantity_field)
+        ):
+            check.add(
+                "received_quantity_field",
+                f"must be a Salesforce field API name, got {self.received_quantity_field!r}",
+            )
         for name in ("default_account_name", "price_book_name", "sales_channel_name"):
             self._check_template(check, name)
         for name in ("status_canceled_value", "sales_channel_lookup_name"):

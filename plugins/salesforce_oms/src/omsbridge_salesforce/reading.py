@@ -287,16 +287,18 @@ def fulfillment_order_query(
         "OrderSummary.OriginalOrderId, OrderSummary.BillingEmailAddress, Status, StatusCategory, "
         "Type, DeliveryMethod.Name, FulfilledToName, FulfilledToStreet, FulfilledToCity, "
         "FulfilledToState, FulfilledToPostalCode, FulfilledToCountry, FulfilledToEmailAddress, "
-        "FulfilledToPhone, CreatedDate, GrandTotalAmount, CurrencyIsoCode, "
+        "FulfilledToPhone, CreatedDate, LastModifiedDate, GrandTotalAmount, CurrencyIsoCode, "
         f"FulfilledFromLocationId{store}, "
         "(SELECT Id, Quantity, QuantityCanceled, UnitPrice, TypeCode, OrderItemSummaryId, "
-        "OrderItemSummary.StockKeepingUnit, OrderItemSummary.LineNumber, OrderItemSummary.Name "
-        "FROM FulfillmentOrderLineItems) "
+        "OrderItemSummary.StockKeepingUnit, OrderItemSummary.LineNumber, OrderItemSummary.Name, "
+        "OrderItemSummary.QuantityOrdered FROM FulfillmentOrderLineItems) "
         f"FROM FulfillmentOrder WHERE {conditions} ORDER BY CreatedDate ASC LIMIT {limit}"
     )
 
 
 def _kind(config: SalesforceConfig, row: Mapping[str, Any]) -> FulfillmentKind:
+    """The kind from the delivery method: the configured ``delivery_methods`` first, then the
+    method's name (ship to store, pickup), then whether there is a street to ship to."""
     method = (row.get("DeliveryMethod") or {}).get("Name") or ""
     for pos_method, name in config.delivery_methods.items():
         if name == method:
@@ -305,7 +307,10 @@ def _kind(config: SalesforceConfig, row: Mapping[str, Any]) -> FulfillmentKind:
             if pos_method.startswith("ONLINE"):
                 return FulfillmentKind.SHIP_FROM_STORE
             return FulfillmentKind.PICKUP
-    if "pick" in (row.get("Type") or "").lower() or "pick" in method.lower():
+    words = re.sub(r"[\s_-]+", " ", method.lower())
+    if "ship to store" in words:
+        return FulfillmentKind.SHIP_TO_STORE
+    if "pick" in (row.get("Type") or "").lower() or "pick" in words:
         return FulfillmentKind.PICKUP
     return (
         FulfillmentKind.SHIP_FROM_STORE if row.get("FulfilledToStreet") else FulfillmentKind.PICKUP

@@ -21,7 +21,7 @@ def test_plugin_registers_backend_and_hookspec() -> None:
     assert pm.hook.omsbridge_salesforce_order_graph.has_spec()
     registry = BackendRegistry.from_plugins(pm)
     assert registry.get("salesforce") is SalesforceBackend
-    assert Capability.EVENTS not in SalesforceBackend.capabilities
+    assert Capability.EVENTS in SalesforceBackend.capabilities  # FOStatusChangedEvent (issue 6)
     assert Capability.POST_EXCHANGE in SalesforceBackend.capabilities
 
 

@@ -26,9 +26,13 @@ class Api:
     def login(self) -> str:
         """Get a fresh access token (password flow) and use it from now on."""
         creds = self.sandbox.credentials
-        response = self.http.post("/services/oauth2/token", data={
-            "grant_type": "password", **{k: creds[k] for k in (
-                "client_id", "client_secret", "username", "password")}})
+        response = self.http.post(
+            "/services/oauth2/token",
+            data={
+                "grant_type": "password",
+                **{k: creds[k] for k in ("client_id", "client_secret", "username", "password")},
+            },
+        )
         assert response.status_code == 200, response.text
         token = response.json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -67,95 +71,212 @@ class Api:
 
 def in_process_client(sandbox: SalesforceSandbox, token: str | None = None) -> httpx.Client:
     """An httpx client talking to the sandbox through WSGI (no socket)."""
-    http = httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                        base_url="http://sandbox.local")
+    http = httpx.Client(transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.local")
     if token is None:
-        response = http.post("/services/oauth2/token", data={
-            "grant_type": "password", **{k: sandbox.credentials[k] for k in (
-                "client_id", "client_secret", "username", "password")}})
+        response = http.post(
+            "/services/oauth2/token",
+            data={
+                "grant_type": "password",
+                **{
+                    k: sandbox.credentials[k]
+                    for k in ("client_id", "client_secret", "username", "password")
+                },
+            },
+        )
         token = response.json()["access_token"]
     http.headers["Authorization"] = f"Bearer {token}"
     return http
 
 
-def order_graph(demo: dict[str, Any], graph_id: str = "g1", *, email: str | None = None,
-                lines: tuple[tuple[str, int], ...] = (("TEE-BLK-M", 2), ("BELT-LTH-90", 1)),
-                method: str = "IN_STORE-DEFAULT", activate: bool = True,
-                wallet: bool = False, txn: str | None = None, with_adjustment: bool = True,
-                version: str = VERSION, lifecycle: str | None = None) -> dict[str, Any]:
+def order_graph(
+    demo: dict[str, Any],
+    graph_id: str = "g1",
+    *,
+    email: str | None = None,
+    lines: tuple[tuple[str, int], ...] = (("TEE-BLK-M", 2), ("BELT-LTH-90", 1)),
+    method: str = "IN_STORE-DEFAULT",
+    activate: bool = True,
+    wallet: bool = False,
+    txn: str | None = None,
+    with_adjustment: bool = True,
+    version: str = VERSION,
+    lifecycle: str | None = None,
+) -> dict[str, Any]:
     """The POS sale graph the connector posts: Draft order, group, items, taxes, adjustment,
     payment group, payment method, payment, then activation."""
     base = f"/services/data/v{version}/sobjects"
     account = demo["accounts"][email or "amanda.freeman@example.com"]
     nodes: list[dict[str, Any]] = []
     order_body: dict[str, Any] = {
-        "AccountId": account, "EffectiveDate": "2026-01-05", "Status": "Draft",
-        "Pricebook2Id": demo["pricebook_id"], "SalesChannelId": demo["sales_channels"]["POS"],
-        "OrderedDate": "2026-01-05T10:15:00Z", "BillingEmailAddress": "amanda.freeman@example.com",
+        "AccountId": account,
+        "EffectiveDate": "2026-01-05",
+        "Status": "Draft",
+        "Pricebook2Id": demo["pricebook_id"],
+        "SalesChannelId": demo["sales_channels"]["POS"],
+        "OrderedDate": "2026-01-05T10:15:00Z",
+        "BillingEmailAddress": "amanda.freeman@example.com",
     }
     if txn:
         order_body["POS_Transaction_Id__c"] = txn
     if lifecycle:
         order_body["OrderLifeCycleType"] = lifecycle
-    nodes.append({"method": "POST", "url": f"{base}/Order", "referenceId": "refOrder",
-                  "body": order_body})
-    nodes.append({"method": "POST", "url": f"{base}/OrderDeliveryGroup", "referenceId": "refOdg",
-                  "body": {"OrderId": "@{refOrder.id}", "DeliverToName": "Amanda Freeman",
-                           "OrderDeliveryMethodId": demo["delivery_methods"][method]}})
+    nodes.append(
+        {"method": "POST", "url": f"{base}/Order", "referenceId": "refOrder", "body": order_body}
+    )
+    nodes.append(
+        {
+            "method": "POST",
+            "url": f"{base}/OrderDeliveryGroup",
+            "referenceId": "refOdg",
+            "body": {
+                "OrderId": "@{refOrder.id}",
+                "DeliverToName": "Amanda Freeman",
+                "OrderDeliveryMethodId": demo["delivery_methods"][method],
+            },
+        }
+    )
     if with_adjustment:
-        nodes.append({"method": "POST", "url": f"{base}/OrderAdjustmentGroup",
-                      "referenceId": "refAdjGroup",
-                      "body": {"OrderId": "@{refOrder.id}", "Name": "PROMO10",
-                               "Type": "Header"}})
+        nodes.append(
+            {
+                "method": "POST",
+                "url": f"{base}/OrderAdjustmentGroup",
+                "referenceId": "refAdjGroup",
+                "body": {"OrderId": "@{refOrder.id}", "Name": "PROMO10", "Type": "Header"},
+            }
+        )
     total = 0.0
-    prices = {"TEE-BLK-M": 25.0, "TEE-WHT-L": 25.0, "SNK-RUN-42": 120.0, "BELT-LTH-90": 45.0,
-              "TOTE-CNV": 30.0}
+    prices = {
+        "TEE-BLK-M": 25.0,
+        "TEE-WHT-L": 25.0,
+        "SNK-RUN-42": 120.0,
+        "BELT-LTH-90": 45.0,
+        "TOTE-CNV": 30.0,
+    }
     for index, (sku, qty) in enumerate(lines):
         price = prices[sku]
         ref = f"refItem{index}"
-        nodes.append({"method": "POST", "url": f"{base}/OrderItem", "referenceId": ref, "body": {
-            "OrderId": "@{refOrder.id}", "OrderDeliveryGroupId": "@{refOdg.id}",
-            "PricebookEntryId": demo["pricebook_entries"][sku],
-            "Product2Id": demo["products"][sku], "Quantity": qty, "UnitPrice": price,
-            "ListPrice": price, "TotalLineAmount": price * qty, "Type": "Order Product",
-            "POS_Line_Id__c": f"{txn or 'line'}-{index}"}})
+        nodes.append(
+            {
+                "method": "POST",
+                "url": f"{base}/OrderItem",
+                "referenceId": ref,
+                "body": {
+                    "OrderId": "@{refOrder.id}",
+                    "OrderDeliveryGroupId": "@{refOdg.id}",
+                    "PricebookEntryId": demo["pricebook_entries"][sku],
+                    "Product2Id": demo["products"][sku],
+                    "Quantity": qty,
+                    "UnitPrice": price,
+                    "ListPrice": price,
+                    "TotalLineAmount": price * qty,
+                    "Type": "Order Product",
+                    "POS_Line_Id__c": f"{txn or 'line'}-{index}",
+                },
+            }
+        )
         tax = round(price * qty * 0.08, 2)
-        nodes.append({"method": "POST", "url": f"{base}/OrderItemTaxLineItem",
-                      "referenceId": f"refTax{index}", "body": {
-                          "OrderItemId": f"@{{{ref}.id}}", "Name": "Sales Tax",
-                          "Type": "Actual", "Amount": tax, "Rate": 8,
-                          "TaxEffectiveDate": "2026-01-05"}})
+        nodes.append(
+            {
+                "method": "POST",
+                "url": f"{base}/OrderItemTaxLineItem",
+                "referenceId": f"refTax{index}",
+                "body": {
+                    "OrderItemId": f"@{{{ref}.id}}",
+                    "Name": "Sales Tax",
+                    "Type": "Actual",
+                    "Amount": tax,
+                    "Rate": 8,
+                    "TaxEffectiveDate": "2026-01-05",
+                },
+            }
+        )
         total += price * qty + tax
         if with_adjustment and index == 0:
-            nodes.append({"method": "POST", "url": f"{base}/OrderItemAdjustmentLineItem",
-                          "referenceId": "refAdj0", "body": {
-                              "OrderItemId": f"@{{{ref}.id}}",
-                              "OrderAdjustmentGroupId": "@{refAdjGroup.id}",
-                              "Name": "PROMO10", "Amount": -5.0}})
+            nodes.append(
+                {
+                    "method": "POST",
+                    "url": f"{base}/OrderItemAdjustmentLineItem",
+                    "referenceId": "refAdj0",
+                    "body": {
+                        "OrderItemId": f"@{{{ref}.id}}",
+                        "OrderAdjustmentGroupId": "@{refAdjGroup.id}",
+                        "Name": "PROMO10",
+                        "Amount": -5.0,
+                    },
+                }
+            )
             total -= 5.0
-    nodes.append({"method": "POST", "url": f"{base}/PaymentGroup", "referenceId": "refPg",
-                  "body": {"SourceObjectId": "@{refOrder.id}"}})
+    nodes.append(
+        {
+            "method": "POST",
+            "url": f"{base}/PaymentGroup",
+            "referenceId": "refPg",
+            "body": {"SourceObjectId": "@{refOrder.id}"},
+        }
+    )
     if wallet:
-        nodes.append({"method": "POST", "url": f"{base}/DigitalWallet", "referenceId": "refPm",
-                      "body": {"ProcessingMode": "External", "Status": "Active",
-                               "AccountId": account, "NickName": "Cash", "Type": "Cash",
-                               "PaymentGatewayId": demo["payment_gateways"]["CashPOS"]}})
+        nodes.append(
+            {
+                "method": "POST",
+                "url": f"{base}/DigitalWallet",
+                "referenceId": "refPm",
+                "body": {
+                    "ProcessingMode": "External",
+                    "Status": "Active",
+                    "AccountId": account,
+                    "NickName": "Cash",
+                    "Type": "Cash",
+                    "PaymentGatewayId": demo["payment_gateways"]["CashPOS"],
+                },
+            }
+        )
     else:
-        nodes.append({"method": "POST", "url": f"{base}/CardPaymentMethod", "referenceId": "refPm",
-                      "body": {"ProcessingMode": "External", "Status": "Active",
-                               "AccountId": account, "CardType": "Visa",
-                               "CardHolderName": "Amanda Freeman", "ExpiryMonth": 12,
-                               "ExpiryYear": 2030, "CardCategory": "CreditCard",
-                               "InputCardNumber": "4111111111111111",
-                               "PaymentGatewayId": demo["payment_gateways"]["DemoGateway"]}})
-    nodes.append({"method": "POST", "url": f"{base}/Payment", "referenceId": "refPay", "body": {
-        "Amount": round(total, 2), "AccountId": account, "ProcessingMode": "External",
-        "Status": "Processed", "Type": "Sale", "PaymentGroupId": "@{refPg.id}",
-        "PaymentMethodId": "@{refPm.id}", "GatewayRefNumber": "pos-123",
-        "Date": "2026-01-05T10:15:00Z"}})
+        nodes.append(
+            {
+                "method": "POST",
+                "url": f"{base}/CardPaymentMethod",
+                "referenceId": "refPm",
+                "body": {
+                    "ProcessingMode": "External",
+                    "Status": "Active",
+                    "AccountId": account,
+                    "CardType": "Visa",
+                    "CardHolderName": "Amanda Freeman",
+                    "ExpiryMonth": 12,
+                    "ExpiryYear": 2030,
+                    "CardCategory": "CreditCard",
+                    "InputCardNumber": "4111111111111111",
+                    "PaymentGatewayId": demo["payment_gateways"]["DemoGateway"],
+                },
+            }
+        )
+    nodes.append(
+        {
+            "method": "POST",
+            "url": f"{base}/Payment",
+            "referenceId": "refPay",
+            "body": {
+                "Amount": round(total, 2),
+                "AccountId": account,
+                "ProcessingMode": "External",
+                "Status": "Processed",
+                "Type": "Sale",
+                "PaymentGroupId": "@{refPg.id}",
+                "PaymentMethodId": "@{refPm.id}",
+                "GatewayRefNumber": "pos-123",
+                "Date": "2026-01-05T10:15:00Z",
+            },
+        }
+    )
     if activate:
-        nodes.append({"method": "PATCH", "url": f"{base}/Order/@{{refOrder.id}}",
-                      "referenceId": "refActivate", "body": {"Status": "Activated"}})
+        nodes.append(
+            {
+                "method": "PATCH",
+                "url": f"{base}/Order/@{{refOrder.id}}",
+                "referenceId": "refActivate",
+                "body": {"Status": "Activated"},
+            }
+        )
     return {"graphId": graph_id, "compositeRequest": nodes}
 
 
@@ -179,8 +300,12 @@ def sale(api: Api, **kwargs: Any) -> dict[str, Any]:
     order_id = node(result, 0, "refOrder")["body"]["id"]
     summaries = api.rows(f"SELECT Id FROM OrderSummary WHERE OriginalOrderId = '{order_id}'")
     summary_id = summaries[0]["Id"] if summaries else None
-    items = api.rows(
-        "SELECT Id, QuantityOrdered, OriginalOrderItem.Product2.StockKeepingUnit, TypeCode "
-        f"FROM OrderItemSummary WHERE OrderSummaryId = '{summary_id}' ORDER BY LineNumber"
-    ) if summary_id else []
+    items = (
+        api.rows(
+            "SELECT Id, QuantityOrdered, OriginalOrderItem.Product2.StockKeepingUnit, TypeCode "
+            f"FROM OrderItemSummary WHERE OrderSummaryId = '{summary_id}' ORDER BY LineNumber"
+        )
+        if summary_id
+        else []
+    )
     return {"order_id": order_id, "summary_id": summary_id, "items": items, "result": result}

@@ -30,14 +30,25 @@ def _post(server: SandboxServer, **form: str) -> httpx.Response:
 
 
 def _password(server: SandboxServer, **overrides: str) -> httpx.Response:
-    form = {"grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-            "username": USERNAME, "password": PASSWORD, **overrides}
+    form = {
+        "grant_type": "password",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "username": USERNAME,
+        "password": PASSWORD,
+        **overrides,
+    }
     return _post(server, **form)
 
 
 def _assertion(server: SandboxServer, key: str | None = None, **claims: Any) -> str:
-    payload = {"iss": CLIENT_ID, "sub": USERNAME, "aud": "https://login.salesforce.com",
-               "exp": int(server.sandbox.clock.timestamp()) + 180, **claims}
+    payload = {
+        "iss": CLIENT_ID,
+        "sub": USERNAME,
+        "aud": "https://login.salesforce.com",
+        "exp": int(server.sandbox.clock.timestamp()) + 180,
+        **claims,
+    }
     private = key or server.sandbox.credentials["jwt_private_key_pem"]
     return jwt.encode(payload, private, algorithm="RS256")
 
@@ -46,16 +57,24 @@ def test_password_flow_response_shape_and_signature(sf_sandbox: SandboxServer) -
     response = _password(sf_sandbox)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "instance_url", "id", "token_type", "issued_at",
-                         "signature"}
+    assert set(body) == {
+        "access_token",
+        "instance_url",
+        "id",
+        "token_type",
+        "issued_at",
+        "signature",
+    }
     assert body["instance_url"] == sf_sandbox.url
     assert body["token_type"] == "Bearer"
     org15 = sf_sandbox.sandbox.org_id[:15]
     assert body["access_token"].startswith(org15 + "!")
     assert body["issued_at"].isdigit() and len(body["issued_at"]) == 13  # milliseconds
-    expected = base64.b64encode(hmac.new(CLIENT_SECRET.encode(),
-                                         (body["id"] + body["issued_at"]).encode(),
-                                         hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(
+            CLIENT_SECRET.encode(), (body["id"] + body["issued_at"]).encode(), hashlib.sha256
+        ).digest()
+    ).decode()
     assert body["signature"] == expected
     assert "refresh_token" not in body
     with_token = _password(sf_sandbox, password=PASSWORD + SECURITY_TOKEN)
@@ -64,15 +83,19 @@ def test_password_flow_response_shape_and_signature(sf_sandbox: SandboxServer) -
     assert identity.json()["username"] == USERNAME
 
 
-@pytest.mark.parametrize(("overrides", "error", "description"), [
-    ({"password": "nope"}, "invalid_grant", "authentication failure"),
-    ({"username": "ghost@example.com"}, "invalid_grant", "authentication failure"),
-    ({"client_id": "unknown"}, "invalid_client_id", "client identifier invalid"),
-    ({"client_secret": "wrong"}, "invalid_client", "invalid client credentials"),
-    ({"grant_type": "magic"}, "unsupported_grant_type", "grant type not supported"),
-])
-def test_token_errors(sf_sandbox: SandboxServer, overrides: dict[str, str], error: str,
-                      description: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "error", "description"),
+    [
+        ({"password": "nope"}, "invalid_grant", "authentication failure"),
+        ({"username": "ghost@example.com"}, "invalid_grant", "authentication failure"),
+        ({"client_id": "unknown"}, "invalid_client_id", "client identifier invalid"),
+        ({"client_secret": "wrong"}, "invalid_client", "invalid client credentials"),
+        ({"grant_type": "magic"}, "unsupported_grant_type", "grant type not supported"),
+    ],
+)
+def test_token_errors(
+    sf_sandbox: SandboxServer, overrides: dict[str, str], error: str, description: str
+) -> None:
     response = _password(sf_sandbox, **overrides)
     assert response.status_code == 400
     assert response.json() == {"error": error, "error_description": description}
@@ -80,8 +103,12 @@ def test_token_errors(sf_sandbox: SandboxServer, overrides: dict[str, str], erro
 
 
 def test_client_credentials_flow(sf_sandbox: SandboxServer) -> None:
-    response = _post(sf_sandbox, grant_type="client_credentials", client_id=CLIENT_ID,
-                     client_secret=CLIENT_SECRET)
+    response = _post(
+        sf_sandbox,
+        grant_type="client_credentials",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token_format"] == "opaque" and body["scope"]
@@ -99,13 +126,22 @@ def test_jwt_bearer_flow(sf_sandbox: SandboxServer) -> None:
     other_key, _ = generate_key_pair()
     cases = [
         (_assertion(sf_sandbox, key=other_key), "invalid_grant", "invalid assertion"),
-        (_assertion(sf_sandbox, aud="https://evil.example.com"), "invalid_grant",
-         "audience is invalid"),
-        (_assertion(sf_sandbox, exp=int(sf_sandbox.sandbox.clock.timestamp()) - 10),
-         "invalid_grant", "expired authorization code"),
+        (
+            _assertion(sf_sandbox, aud="https://evil.example.com"),
+            "invalid_grant",
+            "audience is invalid",
+        ),
+        (
+            _assertion(sf_sandbox, exp=int(sf_sandbox.sandbox.clock.timestamp()) - 10),
+            "invalid_grant",
+            "expired authorization code",
+        ),
         (_assertion(sf_sandbox, iss="nobody"), "invalid_client_id", "client identifier invalid"),
-        (_assertion(sf_sandbox, sub="ghost@example.com"), "invalid_grant",
-         "user hasn't approved this consumer"),
+        (
+            _assertion(sf_sandbox, sub="ghost@example.com"),
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ),
         ("not-a-jwt", "invalid_grant", "invalid assertion"),
     ]
     for assertion, error, description in cases:
@@ -130,43 +166,88 @@ def test_jwt_with_configured_certificate() -> None:
     import datetime as dt
 
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     with serve(jwt_certificate_pem=pem) as server:
         assert server.sandbox.credentials["jwt_private_key_pem"] is None
-        response = _post(server, grant_type="urn:ietf:params:oauth:grant-type:jwt-bearer",
-                         assertion=_assertion(server, key=private_pem))
+        response = _post(
+            server,
+            grant_type="urn:ietf:params:oauth:grant-type:jwt-bearer",
+            assertion=_assertion(server, key=private_pem),
+        )
         assert response.status_code == 200
 
 
 def test_refresh_token_flow_and_rotation(sf_sandbox: SandboxServer) -> None:
-    control = httpx.post(f"{sf_sandbox.url}/__sandbox__/refresh-token",
-                         json={"username": USERNAME, "client_id": CLIENT_ID})
+    control = httpx.post(
+        f"{sf_sandbox.url}/__sandbox__/refresh-token",
+        json={"username": USERNAME, "client_id": CLIENT_ID},
+    )
     refresh = control.json()["refresh_token"]
-    ok = _post(sf_sandbox, grant_type="refresh_token", refresh_token=refresh,
-               client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    ok = _post(
+        sf_sandbox,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
     assert ok.status_code == 200 and "refresh_token" not in ok.json()
-    wrong_secret = _post(sf_sandbox, grant_type="refresh_token", refresh_token=refresh,
-                         client_id=CLIENT_ID, client_secret="bad")
+    wrong_secret = _post(
+        sf_sandbox,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        client_id=CLIENT_ID,
+        client_secret="bad",
+    )
     assert wrong_secret.json()["error"] == "invalid_client"
-    unknown = _post(sf_sandbox, grant_type="refresh_token", refresh_token="5Aepnope",
-                    client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    assert unknown.json() == {"error": "invalid_grant",
-                              "error_description": "expired access/refresh token"}
+    unknown = _post(
+        sf_sandbox,
+        grant_type="refresh_token",
+        refresh_token="5Aepnope",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
+    assert unknown.json() == {
+        "error": "invalid_grant",
+        "error_description": "expired access/refresh token",
+    }
     sf_sandbox.sandbox.auth.apps[CLIENT_ID].refresh_token_rotation = True
-    rotated = _post(sf_sandbox, grant_type="refresh_token", refresh_token=refresh,
-                    client_id=CLIENT_ID, client_secret=CLIENT_SECRET).json()
+    rotated = _post(
+        sf_sandbox,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    ).json()
     assert rotated["refresh_token"] != refresh
-    old = _post(sf_sandbox, grant_type="refresh_token", refresh_token=refresh,
-                client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    old = _post(
+        sf_sandbox,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
     assert old.status_code == 400
-    revoke = httpx.post(f"{sf_sandbox.url}/services/oauth2/revoke",
-                        data={"token": rotated["refresh_token"]})
+    revoke = httpx.post(
+        f"{sf_sandbox.url}/services/oauth2/revoke", data={"token": rotated["refresh_token"]}
+    )
     assert revoke.status_code == 200
-    revoked = _post(sf_sandbox, grant_type="refresh_token", refresh_token=rotated["refresh_token"],
-                    client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    revoked = _post(
+        sf_sandbox,
+        grant_type="refresh_token",
+        refresh_token=rotated["refresh_token"],
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+    )
     assert revoked.status_code == 400
 
 
@@ -179,10 +260,14 @@ def test_tokens_expire_with_the_clock_and_rest_answers_401(sf_sandbox: SandboxSe
         sandbox.clock.advance(61)
         expired = http.get(f"{BASE}/sobjects/Account")
         assert expired.status_code == 401
-        assert expired.json() == [{"message": "Session expired or invalid",
-                                   "errorCode": "INVALID_SESSION_ID"}]
-        for path in ("query?q=SELECT+Id+FROM+Account", "composite/graph",
-                     "commerce/order-management/order-summaries"):
+        assert expired.json() == [
+            {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+        ]
+        for path in (
+            "query?q=SELECT+Id+FROM+Account",
+            "composite/graph",
+            "commerce/order-management/order-summaries",
+        ):
             method = "GET" if path.startswith("query") else "POST"
             assert http.request(method, f"{BASE}/{path}", json={}).status_code == 401
     fresh = sf_sandbox.token()["access_token"]

@@ -20,7 +20,10 @@ from omsbridge_salesforce.sandbox.cli import command
 def _start(*args: str) -> tuple[subprocess.Popen[str], str, str]:
     process = subprocess.Popen(
         [sys.executable, "-u", "-m", "omsbridge_salesforce.sandbox.cli", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     banner = ""
     while "control" not in banner:  # the banner ends with the control endpoint line
@@ -40,9 +43,16 @@ def _stop(process: subprocess.Popen[str], url: str) -> None:
 
 
 def _token(url: str) -> str:
-    response = httpx.post(f"{url}/services/oauth2/token", data={
-        "grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "username": USERNAME, "password": PASSWORD})
+    response = httpx.post(
+        f"{url}/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "username": USERNAME,
+            "password": PASSWORD,
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
@@ -51,8 +61,19 @@ def test_command_name_and_options() -> None:
     assert command.name == "salesforce"
     result = CliRunner().invoke(command, ["--help"])
     assert result.exit_code == 0
-    for option in ("--port", "--host", "--seed", "--state", "--token-lifetime", "--latency-ms",
-                   "--error-rate", "--api-budget", "--fault", "--tls", "--page-size"):
+    for option in (
+        "--port",
+        "--host",
+        "--seed",
+        "--state",
+        "--token-lifetime",
+        "--latency-ms",
+        "--error-rate",
+        "--api-budget",
+        "--fault",
+        "--tls",
+        "--page-size",
+    ):
         assert option in result.output
     refused = CliRunner().invoke(command, ["--host", "0.0.0.0"])
     assert refused.exit_code != 0  # loopback only
@@ -63,8 +84,18 @@ def test_command_name_and_options() -> None:
 def test_cli_process_with_flags_and_state_file(tmp_path: Path) -> None:
     state = tmp_path / "org.sqlite"
     fault = json.dumps({"kind": "error", "status": 503, "path": "*/limits", "count": 1})
-    process, url, banner = _start("--seed", "demo", "--state", str(state), "--api-budget", "50",
-                                  "--token-lifetime", "600", "--fault", fault)
+    process, url, banner = _start(
+        "--seed",
+        "demo",
+        "--state",
+        str(state),
+        "--api-budget",
+        "50",
+        "--token-lifetime",
+        "600",
+        "--fault",
+        fault,
+    )
     try:
         token = _token(url)
         headers = {"Authorization": f"Bearer {token}"}
@@ -74,33 +105,54 @@ def test_cli_process_with_flags_and_state_file(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/services/data/v62.0/limits", headers=headers).status_code == 503
         limits = httpx.get(f"{url}/services/data/v62.0/limits", headers=headers)
         assert limits.json()["DailyApiRequests"]["Max"] == 50
-        created = httpx.post(f"{url}/services/data/v62.0/sobjects/Account", headers=headers,
-                             json={"Name": "Kept across processes"}).json()
+        created = httpx.post(
+            f"{url}/services/data/v62.0/sobjects/Account",
+            headers=headers,
+            json={"Name": "Kept across processes"},
+        ).json()
     finally:
         _stop(process, url)
     assert "client id" in banner and CLIENT_ID in banner
     process, url, _ = _start("--state", str(state))
     try:
         headers = {"Authorization": f"Bearer {token}"}  # the old token survives the restart
-        got = httpx.get(f"{url}/services/data/v62.0/sobjects/Account/{created['id']}",
-                        headers=headers)
+        got = httpx.get(
+            f"{url}/services/data/v62.0/sobjects/Account/{created['id']}", headers=headers
+        )
         assert got.status_code == 200 and got.json()["Name"] == "Kept across processes"
-        stores = httpx.get(f"{url}/services/data/v62.0/query", headers=headers, params={
-            "q": "SELECT COUNT() FROM Location WHERE warehouseID__c LIKE 'store%'"})
+        stores = httpx.get(
+            f"{url}/services/data/v62.0/query",
+            headers=headers,
+            params={"q": "SELECT COUNT() FROM Location WHERE warehouseID__c LIKE 'store%'"},
+        )
         assert stores.json()["totalSize"] == 2
-        shake = httpx.post(f"{url}/cometd/62.0", headers=headers, json=[
-            {"channel": "/meta/connect", "clientId": "from-before-the-restart",
-             "connectionType": "long-polling"}]).json()
+        shake = httpx.post(
+            f"{url}/cometd/62.0",
+            headers=headers,
+            json=[
+                {
+                    "channel": "/meta/connect",
+                    "clientId": "from-before-the-restart",
+                    "connectionType": "long-polling",
+                }
+            ],
+        ).json()
         assert shake[0]["error"] == "403::Unknown client"
     finally:
         _stop(process, url)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("omsbridge.cli") is None,
-                    reason="the core omsbridge CLI is not importable")
+@pytest.mark.skipif(
+    importlib.util.find_spec("omsbridge.cli") is None,
+    reason="the core omsbridge CLI is not importable",
+)
 def test_through_the_omsbridge_cli() -> None:
-    result = subprocess.run([sys.executable, "-m", "omsbridge", "sandbox", "salesforce",
-                             "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "omsbridge", "sandbox", "salesforce", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "Salesforce Order Management sandbox" in result.stdout
     assert "--seed" in result.stdout

@@ -29,8 +29,9 @@ def test_latency(sf_sandbox: SandboxServer) -> None:
 def test_seeded_error_rate_is_reproducible() -> None:
     def statuses(seed: int) -> list[int]:
         sandbox = SalesforceSandbox(error_rate=0.5, error_status=500, rng_seed=seed)
-        client = httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                              base_url="http://sandbox.local")
+        client = httpx.Client(
+            transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.local"
+        )
         out = [client.get("/services/data").status_code for _ in range(20)]
         sandbox.close()
         return out
@@ -42,9 +43,16 @@ def test_seeded_error_rate_is_reproducible() -> None:
 
 
 def test_error_body_shapes(sf_sandbox: SandboxServer) -> None:
-    _control(sf_sandbox, "faults", {"faults": [
-        {"kind": "error", "status": 503, "path": "*/limits", "count": 1},
-        {"kind": "error", "status": 500, "path": "*/sobjects", "count": 1}]})
+    _control(
+        sf_sandbox,
+        "faults",
+        {
+            "faults": [
+                {"kind": "error", "status": 503, "path": "*/limits", "count": 1},
+                {"kind": "error", "status": 500, "path": "*/sobjects", "count": 1},
+            ]
+        },
+    )
     with sf_sandbox.client() as http:
         unavailable = http.get(f"{BASE}/limits")
         assert unavailable.status_code == 503
@@ -56,9 +64,11 @@ def test_error_body_shapes(sf_sandbox: SandboxServer) -> None:
 
 
 def test_next_two_graph_calls_answer_503(sf_sandbox_demo: SandboxServer, api: Api) -> None:
-    _control(sf_sandbox_demo, "faults",
-             {"kind": "error", "status": 503, "path": "*/composite/graph", "method": "POST",
-              "count": 2})
+    _control(
+        sf_sandbox_demo,
+        "faults",
+        {"kind": "error", "status": 503, "path": "*/composite/graph", "method": "POST", "count": 2},
+    )
     listed = httpx.get(f"{sf_sandbox_demo.url}/__sandbox__/faults").json()["faults"]
     assert listed[0]["count"] == 2
     graph = order_graph(api.sandbox.demo, txn="F-503")
@@ -70,8 +80,7 @@ def test_next_two_graph_calls_answer_503(sf_sandbox_demo: SandboxServer, api: Ap
     assert httpx.get(f"{sf_sandbox_demo.url}/__sandbox__/faults").json()["faults"] == []
 
 
-def test_timeout_before_commit_changes_nothing(sf_sandbox_demo: SandboxServer,
-                                               api: Api) -> None:
+def test_timeout_before_commit_changes_nothing(sf_sandbox_demo: SandboxServer, api: Api) -> None:
     api.sandbox.add_fault("timeout", path="*/composite/graph", hold_seconds=0.6, count=1)
     graph = order_graph(api.sandbox.demo, txn="T-before")
     with pytest.raises(httpx.ReadTimeout):
@@ -81,8 +90,9 @@ def test_timeout_before_commit_changes_nothing(sf_sandbox_demo: SandboxServer,
 
 
 def test_timeout_after_commit_keeps_the_change(sf_sandbox_demo: SandboxServer, api: Api) -> None:
-    api.sandbox.add_fault("timeout", path="*/composite/graph", hold_seconds=0.6,
-                          after_commit=True, count=1)
+    api.sandbox.add_fault(
+        "timeout", path="*/composite/graph", hold_seconds=0.6, after_commit=True, count=1
+    )
     graph = order_graph(api.sandbox.demo, txn="T-after")
     with pytest.raises(httpx.ReadTimeout):
         api.post("composite/graph", {"graphs": [graph]}, timeout=0.3)
@@ -127,8 +137,9 @@ def test_clock_control(sf_sandbox: SandboxServer) -> None:
     now = httpx.get(f"{sf_sandbox.url}/__sandbox__/clock").json()
     moved = _control(sf_sandbox, "clock", {"advance": 3600}).json()
     assert moved["now"] > now["now"]
-    frozen = _control(sf_sandbox, "clock", {"set": "2030-01-01T00:00:00+00:00",
-                                            "freeze": True}).json()
+    frozen = _control(
+        sf_sandbox, "clock", {"set": "2030-01-01T00:00:00+00:00", "freeze": True}
+    ).json()
     assert frozen == {"now": "2030-01-01T00:00:00+00:00", "frozen": True}
     time.sleep(0.05)
     assert httpx.get(f"{sf_sandbox.url}/__sandbox__/clock").json()["now"] == frozen["now"]
@@ -137,13 +148,21 @@ def test_clock_control(sf_sandbox: SandboxServer) -> None:
 
 def test_reset_and_config(sf_sandbox: SandboxServer) -> None:
     with sf_sandbox.client() as http:
-        assert http.get(f"{BASE}/query", params={"q": "SELECT COUNT() FROM Location"}).json()[
-            "totalSize"] == 0
+        assert (
+            http.get(f"{BASE}/query", params={"q": "SELECT COUNT() FROM Location"}).json()[
+                "totalSize"
+            ]
+            == 0
+        )
     info = _control(sf_sandbox, "reset", {"seed": "demo"}).json()
     assert info["demo"]["locations"]["store-001"]
     with sf_sandbox.client() as http:  # tokens were wiped by the reset: log in again
-        assert http.get(f"{BASE}/query", params={"q": "SELECT COUNT() FROM Location"}).json()[
-            "totalSize"] == 3
+        assert (
+            http.get(f"{BASE}/query", params={"q": "SELECT COUNT() FROM Location"}).json()[
+                "totalSize"
+            ]
+            == 3
+        )
     configured = _control(sf_sandbox, "config", {"query_page_size": 2}).json()
     assert configured["options"]["query_page_size"] == 2
     assert _control(sf_sandbox, "config", {"nope": 1}).status_code == 400
@@ -177,5 +196,6 @@ def test_state_file_survives_a_new_process(tmp_path: object) -> None:
             assert got.status_code == 200 and got.json()["Name"] == "Persisted"
             fresh = http.post(f"{BASE}/sobjects/Account", json={"Name": "After"}).json()
             assert fresh["id"] != created["id"]
-            assert http.get(f"{BASE}/sobjects/FulfillmentOrder/{fo_id}").json()[
-                "Status"] == "Pickpack"
+            assert (
+                http.get(f"{BASE}/sobjects/FulfillmentOrder/{fo_id}").json()["Status"] == "Pickpack"
+            )

@@ -45,8 +45,14 @@ def _rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def _token_form(**overrides: str) -> dict[str, str]:
-    return {"grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-            "username": USERNAME, "password": PASSWORD, **overrides}
+    return {
+        "grant_type": "password",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "username": USERNAME,
+        "password": PASSWORD,
+        **overrides,
+    }
 
 
 def _case_auth_success(api: Api) -> tuple[Any, Any]:
@@ -65,9 +71,15 @@ def _case_auth_error(api: Api) -> tuple[Any, Any]:
 
 
 def _case_refresh_error(api: Api) -> tuple[Any, Any]:
-    response = api.http.post("/services/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": "expired", "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET})
+    response = api.http.post(
+        "/services/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "expired",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
+    )
     recorded = _load("restforce__refresh_error_response.json")
     assert response.json() == recorded  # identical, not only the same shape
     return shape(recorded), shape(response.json())
@@ -123,24 +135,34 @@ def _case_query_nested(api: Api) -> tuple[Any, Any]:
     # Whizbang -> Account: Checkbox -> IsPersonAccount, Text -> AccountNumber,
     # Date/DateTime -> an Order's EffectiveDate/CreatedDate through the child subquery.
     parent = api.create("Account", {"Name": "Parent Whizbang", "AccountNumber": "Hello"})
-    child = api.create("Account", {"Name": "Hi there!", "AccountNumber": "x",
-                                   "ParentId": parent})
+    child = api.create("Account", {"Name": "Hi there!", "AccountNumber": "x", "ParentId": parent})
     api.create("Account", {"Name": "Child Whizbang", "ParentId": child})
     records = api.query(
         "SELECT IsPersonAccount, AccountNumber, Parent.Name, Parent.AccountNumber, "
-        f"(SELECT Name FROM ChildAccounts) FROM Account WHERE Id = '{child}'")
+        f"(SELECT Name FROM ChildAccounts) FROM Account WHERE Id = '{child}'"
+    )
     recorded = _load("restforce__query_success_response.json")
     rec = recorded["records"][0]
-    rec = {k: v for k, v in rec.items() if k not in ("Date_Label", "DateTime_Label",
-                                                     "Picklist_Multiselect_Label")}
-    recorded["records"][0] = _rename(rec, {
-        "Checkbox_Label": "IsPersonAccount", "Text_Label": "AccountNumber",
-        "ParentWhizbang__r": "Parent", "Whizbangs__r": "ChildAccounts"})
+    rec = {
+        k: v
+        for k, v in rec.items()
+        if k not in ("Date_Label", "DateTime_Label", "Picklist_Multiselect_Label")
+    }
+    recorded["records"][0] = _rename(
+        rec,
+        {
+            "Checkbox_Label": "IsPersonAccount",
+            "Text_Label": "AccountNumber",
+            "ParentWhizbang__r": "Parent",
+            "Whizbangs__r": "ChildAccounts",
+        },
+    )
     parent_rel = recorded["records"][0]["Parent"]
     recorded["records"][0]["Parent"] = _rename(parent_rel, {"Text_Label": "AccountNumber"})
     dated = api.rows("SELECT EffectiveDate, CreatedDate FROM Order LIMIT 1")[0]
-    assert shape(dated["EffectiveDate"]) == shape(_load(
-        "restforce__query_success_response.json")["records"][0]["Date_Label"])
+    assert shape(dated["EffectiveDate"]) == shape(
+        _load("restforce__query_success_response.json")["records"][0]["Date_Label"]
+    )
     assert dated["CreatedDate"].endswith("+0000") and len(dated["CreatedDate"]) == 28
     return shape(recorded), shape(records)
 
@@ -160,8 +182,7 @@ def _case_query_first_page(api: Api) -> tuple[Any, Any]:
     api.create("Account", {"Name": "b", "AccountNumber": "Last Page"})
     first, _ = _paged(api)
     recorded = _load("restforce__query_paginated_first_page.json")
-    recorded["records"] = [_rename(r, {"Text_Label": "AccountNumber"})
-                           for r in recorded["records"]]
+    recorded["records"] = [_rename(r, {"Text_Label": "AccountNumber"}) for r in recorded["records"]]
     return shape(recorded), shape(first)
 
 
@@ -170,8 +191,7 @@ def _case_query_last_page(api: Api) -> tuple[Any, Any]:
     api.create("Account", {"Name": "b", "AccountNumber": "Last Page"})
     _, last = _paged(api)
     recorded = _load("restforce__query_paginated_last_page.json")
-    recorded["records"] = [_rename(r, {"Text_Label": "AccountNumber"})
-                           for r in recorded["records"]]
+    recorded["records"] = [_rename(r, {"Text_Label": "AccountNumber"}) for r in recorded["records"]]
     return shape(recorded), shape(last)
 
 
@@ -182,40 +202,68 @@ def _composite(api: Api, requests: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _case_composite_not_found(api: Api) -> tuple[Any, Any]:
-    body = _composite(api, [{"method": "GET", "url": f"{BASE}/sobjects/Foo",
-                             "referenceId": "CCI__RefId__0__"}])
+    body = _composite(
+        api, [{"method": "GET", "url": f"{BASE}/sobjects/Foo", "referenceId": "CCI__RefId__0__"}]
+    )
     recorded = _load("cumulusci__composite_subrequest_NOT_FOUND_404.json")
     assert body == recorded
     return shape(recorded), shape(body)
 
 
 def _case_composite_invalid_type(api: Api) -> tuple[Any, Any]:
-    body = _composite(api, [
-        {"method": "GET", "url": f"{BASE}/query?q=select+count()+from+Account",
-         "referenceId": "refAccount"},
-        {"method": "GET", "url": f"{BASE}/query?q=select+count()+from+XYZZY",
-         "referenceId": "refXYZZY"}])
+    body = _composite(
+        api,
+        [
+            {
+                "method": "GET",
+                "url": f"{BASE}/query?q=select+count()+from+Account",
+                "referenceId": "refAccount",
+            },
+            {
+                "method": "GET",
+                "url": f"{BASE}/query?q=select+count()+from+XYZZY",
+                "referenceId": "refXYZZY",
+            },
+        ],
+    )
     recorded = _load("cumulusci__composite_query_INVALID_TYPE_400.json")
     assert body["compositeResponse"][1] == recorded["compositeResponse"][1]
     return shape(recorded), shape(body)
 
 
 def _case_composite_two_queries(api: Api) -> tuple[Any, Any]:
-    body = _composite(api, [
-        {"method": "GET", "url": f"{BASE}/query?q=SELECT+Id+FROM+Account+WHERE+Name='none'",
-         "referenceId": "one"},
-        {"method": "GET", "url": f"{BASE}/query?q=SELECT+Id+FROM+Account+WHERE+Name='none'",
-         "referenceId": "two"}])
+    body = _composite(
+        api,
+        [
+            {
+                "method": "GET",
+                "url": f"{BASE}/query?q=SELECT+Id+FROM+Account+WHERE+Name='none'",
+                "referenceId": "one",
+            },
+            {
+                "method": "GET",
+                "url": f"{BASE}/query?q=SELECT+Id+FROM+Account+WHERE+Name='none'",
+                "referenceId": "two",
+            },
+        ],
+    )
     return shape(_load("cumulusci__composite_two_queries_200.json")), shape(body)
 
 
 def _case_composite_304(api: Api) -> tuple[Any, Any]:
     acct = api.create("Account", {"Name": "cached"})
-    body = _composite(api, [
-        {"method": "GET", "url": f"{BASE}/sobjects/Account/{acct}",
-         "referenceId": f"CCI__RefId__{i}__",
-         "httpHeaders": {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}}
-        for i in range(3)])
+    body = _composite(
+        api,
+        [
+            {
+                "method": "GET",
+                "url": f"{BASE}/sobjects/Account/{acct}",
+                "referenceId": f"CCI__RefId__{i}__",
+                "httpHeaders": {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+            }
+            for i in range(3)
+        ],
+    )
     recorded = _load("cumulusci__composite_304_with_headers_MANUALLY_EDITED.json")
     # The recording's headers also carry an ETag (manually edited); the sandbox sends
     # Last-Modified only, so compare everything but the header map's keys.
@@ -225,23 +273,36 @@ def _case_composite_304(api: Api) -> tuple[Any, Any]:
 
 
 def _case_collections_create(api: Api) -> tuple[Any, Any]:
-    response = api.post("composite/sobjects", {"allOrNone": False, "records": [
-        {"Name": "Sitwell-Bluth", "attributes": {"type": "Account"}}]})
+    response = api.post(
+        "composite/sobjects",
+        {
+            "allOrNone": False,
+            "records": [{"Name": "Sitwell-Bluth", "attributes": {"type": "Account"}}],
+        },
+    )
     return shape(_load("cumulusci__composite_sobjects_create_200.json")), shape(response.json())
 
 
 def _case_collections_create_restforce(api: Api) -> tuple[Any, Any]:
-    response = api.post("composite/sobjects", {"records": [
-        {"Name": "x", "attributes": {"type": "Account"}}]})
+    response = api.post(
+        "composite/sobjects", {"records": [{"Name": "x", "attributes": {"type": "Account"}}]}
+    )
     return shape(_load("restforce__composite_sobjects_success_response.json")), shape(
-        response.json())
+        response.json()
+    )
 
 
 def _case_collections_upsert(api: Api) -> tuple[Any, Any]:
-    response = api.patch("composite/sobjects/Account/POS_Customer_Id__c", {
-        "allOrNone": False, "records": [
-            {"attributes": {"type": "Account"}, "POS_Customer_Id__c": f"c{i}",
-             "Name": f"C {i}"} for i in range(16)]})
+    response = api.patch(
+        "composite/sobjects/Account/POS_Customer_Id__c",
+        {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Account"}, "POS_Customer_Id__c": f"c{i}", "Name": f"C {i}"}
+                for i in range(16)
+            ],
+        },
+    )
     body = response.json()
     assert len(body) == 16 and all(r["created"] for r in body)
     return shape(_load("cumulusci__composite_sobjects_upsert_by_extid_200.json")), shape(body)
@@ -276,8 +337,7 @@ CASES = {
     "cumulusci__composite_sobjects_create_200.json": _case_collections_create,
     "restforce__composite_sobjects_success_response.json": _case_collections_create_restforce,
     "cumulusci__composite_sobjects_upsert_by_extid_200.json": _case_collections_upsert,
-    "restforce__composite_sobjects_destroy_REQUIRED_FIELD_MISSING.json":
-        _case_collections_destroy,
+    "restforce__composite_sobjects_destroy_REQUIRED_FIELD_MISSING.json": _case_collections_destroy,
 }
 
 

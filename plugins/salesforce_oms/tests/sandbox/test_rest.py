@@ -13,27 +13,64 @@ from omsbridge_salesforce.sandbox import SandboxServer, ids
 from omsbridge_salesforce.sandbox.schema import default_schema
 
 BRIEF_OBJECTS = [
-    "Account", "Product2", "Pricebook2", "PricebookEntry", "SalesChannel", "OrderDeliveryMethod",
-    "Order", "OrderItem", "OrderDeliveryGroup", "OrderItemTaxLineItem", "OrderAdjustmentGroup",
-    "OrderItemAdjustmentLineItem", "PaymentGroup", "CardPaymentMethod", "DigitalWallet",
-    "Payment", "PaymentAuthorization", "PaymentGateway", "Location", "OrderSummary",
-    "OrderItemSummary", "OrderDeliveryGroupSummary", "OrderPaymentSummary",
-    "OrderAdjustmentGroupSummary", "FulfillmentOrder", "FulfillmentOrderLineItem", "Shipment",
-    "Invoice", "CreditMemo", "Refund", "ReturnOrder", "ReturnOrderLineItem",
+    "Account",
+    "Product2",
+    "Pricebook2",
+    "PricebookEntry",
+    "SalesChannel",
+    "OrderDeliveryMethod",
+    "Order",
+    "OrderItem",
+    "OrderDeliveryGroup",
+    "OrderItemTaxLineItem",
+    "OrderAdjustmentGroup",
+    "OrderItemAdjustmentLineItem",
+    "PaymentGroup",
+    "CardPaymentMethod",
+    "DigitalWallet",
+    "Payment",
+    "PaymentAuthorization",
+    "PaymentGateway",
+    "Location",
+    "OrderSummary",
+    "OrderItemSummary",
+    "OrderDeliveryGroupSummary",
+    "OrderPaymentSummary",
+    "OrderAdjustmentGroupSummary",
+    "FulfillmentOrder",
+    "FulfillmentOrderLineItem",
+    "Shipment",
+    "Invoice",
+    "CreditMemo",
+    "Refund",
+    "ReturnOrder",
+    "ReturnOrderLineItem",
 ]
 
 
 def _draft_order(api: Api) -> str:
     demo = api.sandbox.demo
-    return api.create("Order", {"AccountId": demo["accounts"]["DEMO-en_US-US"],
-                                "EffectiveDate": "2026-01-05", "Status": "Draft",
-                                "Pricebook2Id": demo["pricebook_id"]})
+    return api.create(
+        "Order",
+        {
+            "AccountId": demo["accounts"]["DEMO-en_US-US"],
+            "EffectiveDate": "2026-01-05",
+            "Status": "Draft",
+            "Pricebook2Id": demo["pricebook_id"],
+        },
+    )
 
 
 def _order_item(api: Api) -> str:
-    return api.create("OrderItem", {
-        "OrderId": _draft_order(api), "Quantity": 1, "UnitPrice": 25,
-        "PricebookEntryId": api.sandbox.demo["pricebook_entries"]["TEE-BLK-M"]})
+    return api.create(
+        "OrderItem",
+        {
+            "OrderId": _draft_order(api),
+            "Quantity": 1,
+            "UnitPrice": 25,
+            "PricebookEntryId": api.sandbox.demo["pricebook_entries"]["TEE-BLK-M"],
+        },
+    )
 
 
 def _payment_method() -> dict[str, Any]:
@@ -46,49 +83,87 @@ MINIMAL: dict[str, Callable[[Api], dict[str, Any]]] = {
     "Product2": lambda api: {"Name": "Widget"},
     "Pricebook2": lambda api: {"Name": "Book"},
     "PricebookEntry": lambda api: {
-        "Pricebook2Id": api.sandbox.demo["standard_pricebook_id"], "UnitPrice": 3,
-        "Product2Id": api.create("Product2", {"Name": "Widget"})},
+        "Pricebook2Id": api.sandbox.demo["standard_pricebook_id"],
+        "UnitPrice": 3,
+        "Product2Id": api.create("Product2", {"Name": "Widget"}),
+    },
     "SalesChannel": lambda api: {"SalesChannelName": "Kiosk"},
     "OrderDeliveryMethod": lambda api: {"Name": "Courier"},
-    "Order": lambda api: {"AccountId": api.sandbox.demo["accounts"]["DEMO-en_US-US"],
-                          "EffectiveDate": "2026-01-05", "Status": "Draft"},
+    "Order": lambda api: {
+        "AccountId": api.sandbox.demo["accounts"]["DEMO-en_US-US"],
+        "EffectiveDate": "2026-01-05",
+        "Status": "Draft",
+    },
     "OrderDeliveryGroup": lambda api: {
-        "OrderId": _draft_order(api), "DeliverToName": "Ann",
-        "OrderDeliveryMethodId": api.sandbox.demo["delivery_methods"]["ONLINE-DEFAULT"]},
+        "OrderId": _draft_order(api),
+        "DeliverToName": "Ann",
+        "OrderDeliveryMethodId": api.sandbox.demo["delivery_methods"]["ONLINE-DEFAULT"],
+    },
     "OrderItem": lambda api: {
-        "OrderId": _draft_order(api), "Quantity": 1, "UnitPrice": 25,
-        "PricebookEntryId": api.sandbox.demo["pricebook_entries"]["TEE-BLK-M"]},
+        "OrderId": _draft_order(api),
+        "Quantity": 1,
+        "UnitPrice": 25,
+        "PricebookEntryId": api.sandbox.demo["pricebook_entries"]["TEE-BLK-M"],
+    },
     "OrderItemTaxLineItem": lambda api: {
-        "OrderItemId": _order_item(api), "Name": "VAT", "Type": "Actual", "Amount": 2,
-        "TaxEffectiveDate": "2026-01-05"},
-    "OrderAdjustmentGroup": lambda api: {"OrderId": _draft_order(api), "Name": "P",
-                                         "Type": "Header"},
-    "OrderItemAdjustmentLineItem": lambda api: {"OrderItemId": _order_item(api), "Name": "P",
-                                                "Amount": -1},
+        "OrderItemId": _order_item(api),
+        "Name": "VAT",
+        "Type": "Actual",
+        "Amount": 2,
+        "TaxEffectiveDate": "2026-01-05",
+    },
+    "OrderAdjustmentGroup": lambda api: {
+        "OrderId": _draft_order(api),
+        "Name": "P",
+        "Type": "Header",
+    },
+    "OrderItemAdjustmentLineItem": lambda api: {
+        "OrderItemId": _order_item(api),
+        "Name": "P",
+        "Amount": -1,
+    },
     "PaymentGateway": lambda api: {"PaymentGatewayName": "GW", "Status": "Active"},
     "PaymentGroup": lambda api: {"SourceObjectId": _draft_order(api)},
     "CardPaymentMethod": lambda api: _payment_method(),
     "DigitalWallet": lambda api: _payment_method(),
     "AlternativePaymentMethod": lambda api: _payment_method(),
-    "PaymentAuthorization": lambda api: {"Amount": 5, "ProcessingMode": "External",
-                                         "Status": "Processed"},
-    "Payment": lambda api: {"Amount": 5, "ProcessingMode": "External", "Status": "Processed",
-                            "Type": "Sale"},
+    "PaymentAuthorization": lambda api: {
+        "Amount": 5,
+        "ProcessingMode": "External",
+        "Status": "Processed",
+    },
+    "Payment": lambda api: {
+        "Amount": 5,
+        "ProcessingMode": "External",
+        "Status": "Processed",
+        "Type": "Sale",
+    },
     "Location": lambda api: {"Name": "Kiosk", "warehouseID__c": "kiosk-1"},
     "FulfillmentOrder": lambda api: {
         "DeliveryMethodId": api.sandbox.demo["delivery_methods"]["ONLINE-DEFAULT"],
-        "Status": "Draft", "Type": "Warehouse", "FulfilledToName": "Ann"},
+        "Status": "Draft",
+        "Type": "Warehouse",
+        "FulfilledToName": "Ann",
+    },
     "FulfillmentOrderLineItem": lambda api: {
         "FulfillmentOrderId": api.sandbox.demo["orders"][0]["fulfillment_order_id"],
-        "Quantity": 1, "Type": "Order Product", "TypeCode": "Product"},
+        "Quantity": 1,
+        "Type": "Order Product",
+        "TypeCode": "Product",
+    },
     "Shipment": lambda api: {"ShipToName": "Ann", "TrackingNumber": "1Z"},
     "Invoice": lambda api: {},
     "CreditMemo": lambda api: {},
-    "Refund": lambda api: {"Amount": 5, "ProcessingMode": "External", "Status": "Processed",
-                           "Type": "Unreferenced"},
+    "Refund": lambda api: {
+        "Amount": 5,
+        "ProcessingMode": "External",
+        "Status": "Processed",
+        "Type": "Unreferenced",
+    },
     "ReturnOrder": lambda api: {"Status": "Draft"},
-    "ReturnOrderLineItem": lambda api: {"ReturnOrderId": api.create("ReturnOrder",
-                                                                    {"Status": "Draft"})},
+    "ReturnOrderLineItem": lambda api: {
+        "ReturnOrderId": api.create("ReturnOrder", {"Status": "Draft"})
+    },
 }
 SCHEMA = default_schema()
 CREATEABLE = [t.name for t in SCHEMA.types() if t.createable]
@@ -116,8 +191,10 @@ def test_crud_for_every_createable_object(demo_app: Api, type_name: str) -> None
     prefix = SCHEMA.get(type_name).key_prefix  # type: ignore[union-attr]
     assert len(rec_id) == 18 and rec_id.startswith(prefix) and ids.is_valid(rec_id)
     record = api.record(type_name, rec_id)
-    assert record["attributes"] == {"type": type_name,
-                                    "url": f"{BASE}/sobjects/{type_name}/{rec_id}"}
+    assert record["attributes"] == {
+        "type": type_name,
+        "url": f"{BASE}/sobjects/{type_name}/{rec_id}",
+    }
     assert record["Id"] == rec_id and record["IsDeleted"] is False
     by_15 = api.get(f"sobjects/{type_name}/{rec_id[:15]}")
     assert by_15.status_code == 200
@@ -133,8 +210,9 @@ def test_crud_for_every_createable_object(demo_app: Api, type_name: str) -> None
     assert api.delete(f"sobjects/{type_name}/{rec_id}").status_code == 204
     assert api.get(f"sobjects/{type_name}/{rec_id}").status_code == 404
     assert api.rows(f"SELECT Id FROM {type_name} WHERE Id = '{rec_id}'") == []
-    deleted = api.query(f"SELECT Id, IsDeleted FROM {type_name} WHERE Id = '{rec_id}'",
-                        all_rows=True)["records"]
+    deleted = api.query(
+        f"SELECT Id, IsDeleted FROM {type_name} WHERE Id = '{rec_id}'", all_rows=True
+    )["records"]
     assert deleted[0]["IsDeleted"] is True
 
 
@@ -158,54 +236,104 @@ def test_field_errors(api: Api) -> None:
 
     assert error(api.post("sobjects/Contact", {"FirstName": "x"})) == {
         "message": "Required fields are missing: [LastName]",
-        "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["LastName"]}
+        "errorCode": "REQUIRED_FIELD_MISSING",
+        "fields": ["LastName"],
+    }
     assert error(api.post("sobjects/Account", {"Name": "x", "foo": 1})) == {
-        "message": "No such column 'foo' on sobject of type Account", "errorCode": "INVALID_FIELD"}
-    assert error(api.post("sobjects/Contact", {"LastName": "x", "AccountId": "xyz"}))[
-        "errorCode"] == "MALFORMED_ID"
+        "message": "No such column 'foo' on sobject of type Account",
+        "errorCode": "INVALID_FIELD",
+    }
+    assert (
+        error(api.post("sobjects/Contact", {"LastName": "x", "AccountId": "xyz"}))["errorCode"]
+        == "MALFORMED_ID"
+    )
     assert error(api.patch("sobjects/Account/xyz", {"Name": "x"}))["errorCode"] == "MALFORMED_ID"
     missing_account = ids.make_id("001", 999_999_999)
     assert error(api.post("sobjects/Contact", {"LastName": "x", "AccountId": missing_account})) == {
-        "message": "invalid cross reference id", "errorCode": "INVALID_CROSS_REFERENCE_KEY",
-        "fields": ["AccountId"]}
-    assert error(api.post("sobjects/Contact", {
-        "LastName": "x", "AccountId": demo["products"]["TEE-BLK-M"]}))[
-        "errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
-    assert error(api.post("sobjects/Product2", {"Name": "dup", "StockKeepingUnit": "TEE-BLK-M"}))[
-        "errorCode"] == "DUPLICATE_VALUE"
-    assert error(api.post("sobjects/Payment", {
-        "Amount": 1, "ProcessingMode": "External", "Status": "Done", "Type": "Sale"})) == {
+        "message": "invalid cross reference id",
+        "errorCode": "INVALID_CROSS_REFERENCE_KEY",
+        "fields": ["AccountId"],
+    }
+    assert (
+        error(
+            api.post(
+                "sobjects/Contact", {"LastName": "x", "AccountId": demo["products"]["TEE-BLK-M"]}
+            )
+        )["errorCode"]
+        == "FIELD_INTEGRITY_EXCEPTION"
+    )
+    assert (
+        error(api.post("sobjects/Product2", {"Name": "dup", "StockKeepingUnit": "TEE-BLK-M"}))[
+            "errorCode"
+        ]
+        == "DUPLICATE_VALUE"
+    )
+    assert error(
+        api.post(
+            "sobjects/Payment",
+            {"Amount": 1, "ProcessingMode": "External", "Status": "Done", "Type": "Sale"},
+        )
+    ) == {
         "message": "Status: bad value for restricted picklist field: Done",
-        "errorCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "fields": ["Status"]}
-    assert error(api.post("sobjects/Order", {
-        "AccountId": demo["accounts"]["DEMO-en_US-US"], "EffectiveDate": "05/01/2026",
-        "Status": "Draft"}))["errorCode"] == "JSON_PARSER_ERROR"
-    assert error(api.post("sobjects/Account", {"Name": "x" * 300}))["errorCode"] == \
-        "STRING_TOO_LONG"
-    assert error(api.post("sobjects/Account", {"LastName": "x", "PersonEmail": "nope"}))[
-        "errorCode"] == "INVALID_EMAIL_ADDRESS"
-    assert error(api.post("sobjects/Account", {"Name": "x", "IsPersonAccount": True}))[
-        "errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
-    raw = api.http.post(f"{BASE}/sobjects/Account", content=b"{not json",
-                        headers={"Content-Type": "application/json"})
+        "errorCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "fields": ["Status"],
+    }
+    assert (
+        error(
+            api.post(
+                "sobjects/Order",
+                {
+                    "AccountId": demo["accounts"]["DEMO-en_US-US"],
+                    "EffectiveDate": "05/01/2026",
+                    "Status": "Draft",
+                },
+            )
+        )["errorCode"]
+        == "JSON_PARSER_ERROR"
+    )
+    assert (
+        error(api.post("sobjects/Account", {"Name": "x" * 300}))["errorCode"] == "STRING_TOO_LONG"
+    )
+    assert (
+        error(api.post("sobjects/Account", {"LastName": "x", "PersonEmail": "nope"}))["errorCode"]
+        == "INVALID_EMAIL_ADDRESS"
+    )
+    assert (
+        error(api.post("sobjects/Account", {"Name": "x", "IsPersonAccount": True}))["errorCode"]
+        == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    )
+    raw = api.http.post(
+        f"{BASE}/sobjects/Account",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert raw.status_code == 400 and raw.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
     assert api.get("sobjects/Account/001000000000000AAA").json() == [
-        {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+        {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}
+    ]
     assert api.get("sobjects/Nope").status_code == 404
     assert api.post("sobjects/Account/describe", {}).status_code == 405
-    std_entry = api.post("sobjects/PricebookEntry", {
-        "Pricebook2Id": demo["pricebook_id"], "UnitPrice": 1,
-        "Product2Id": api.create("Product2", {"Name": "No standard price"})})
+    std_entry = api.post(
+        "sobjects/PricebookEntry",
+        {
+            "Pricebook2Id": demo["pricebook_id"],
+            "UnitPrice": 1,
+            "Product2Id": api.create("Product2", {"Name": "No standard price"}),
+        },
+    )
     assert error(std_entry)["errorCode"] == "STANDARD_PRICE_NOT_DEFINED"
 
 
 def test_person_accounts(api: Api) -> None:
-    person = api.create("Account", {"FirstName": "Ada", "LastName": "Lovelace",
-                                    "PersonEmail": "ada@example.com"})
+    person = api.create(
+        "Account", {"FirstName": "Ada", "LastName": "Lovelace", "PersonEmail": "ada@example.com"}
+    )
     record = api.record("Account", person)
     assert record["IsPersonAccount"] is True and record["Name"] == "Ada Lovelace"
-    rows = api.rows("SELECT Id, Name, PersonEmail, IsPersonAccount FROM Account "
-                    "WHERE PersonEmail = 'ADA@example.com'")
+    rows = api.rows(
+        "SELECT Id, Name, PersonEmail, IsPersonAccount FROM Account "
+        "WHERE PersonEmail = 'ADA@example.com'"
+    )
     assert [r["Id"] for r in rows] == [person]
     business = api.create("Account", {"Name": "Biz"})
     assert api.record("Account", business)["IsPersonAccount"] is False
@@ -226,8 +354,12 @@ def test_upsert_by_external_id(api: Api) -> None:
     assert got.status_code == 200 and got.json()["Id"] == body["id"]
     bad = api.patch("sobjects/Account/Namez/x", {"Name": "x"})
     assert bad.status_code == 404
-    assert bad.json() == [{"message": "Provided external ID field does not exist or is not "
-                                      "accessible: Namez", "errorCode": "NOT_FOUND"}]
+    assert bad.json() == [
+        {
+            "message": "Provided external ID field does not exist or is not accessible: Namez",
+            "errorCode": "NOT_FOUND",
+        }
+    ]
     location = api.patch("sobjects/Location/warehouseID__c/store-009", {"Name": "New Store"})
     assert location.status_code == 201
     sku = api.patch("sobjects/Product2/StockKeepingUnit/TEE-BLK-M", {"Name": "Tee renamed"})
@@ -239,11 +371,13 @@ def test_read_with_fields_and_if_modified_since(api: Api) -> None:
     response = api.get(f"sobjects/Account/{acct}", params={"fields": "Name,Id"})
     assert set(response.json()) == {"attributes", "Name", "Id"}
     assert api.get(f"sobjects/Account/{acct}", params={"fields": "Nope"}).status_code == 400
-    later = api.get(f"sobjects/Account/{acct}",
-                    headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
+    later = api.get(
+        f"sobjects/Account/{acct}", headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}
+    )
     assert later.status_code == 304
-    earlier = api.get(f"sobjects/Account/{acct}",
-                      headers={"If-Modified-Since": "Fri, 01 Jan 2010 00:00:00 GMT"})
+    earlier = api.get(
+        f"sobjects/Account/{acct}", headers={"If-Modified-Since": "Fri, 01 Jan 2010 00:00:00 GMT"}
+    )
     assert earlier.status_code == 200
 
 
@@ -275,14 +409,16 @@ def test_api_budget_limits_and_header(sf_sandbox: SandboxServer) -> None:
             assert http.get(f"{BASE}/sobjects").status_code == 200
         refused = http.get(f"{BASE}/limits")
         assert refused.status_code == 403
-        assert refused.json() == [{"message": "TotalRequests Limit exceeded.",
-                                   "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+        assert refused.json() == [
+            {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+        ]
         assert refused.headers["Sforce-Limit-Info"] == "api-usage=5/5"
         sandbox.clock.advance(24 * 3600 + 1)  # the window is a rolling 24 hours
         again = http.get(f"{BASE}/limits")
         assert again.status_code == 200 and again.json()["DailyApiRequests"]["Remaining"] == 4
-        control = httpx.post(f"{sf_sandbox.url}/__sandbox__/faults",
-                             json={"api_budget": 100, "api_used": 100})
+        control = httpx.post(
+            f"{sf_sandbox.url}/__sandbox__/faults", json={"api_budget": 100, "api_used": 100}
+        )
         assert control.json()["api_used"] == 100
         assert http.get(f"{BASE}/limits").status_code == 403
 
@@ -303,8 +439,10 @@ def test_query_paging_with_next_records_url(api: Api) -> None:
     assert names == sorted(names) and len(names) == 7
     assert api.get(f"{BASE}/query/01gXXXXXXXXXXXXXXX-3").status_code == 400
     missing = api.get("query")
-    assert missing.json()[0] == {"message": "SOQL statements cannot be empty or null",
-                                 "errorCode": "MALFORMED_QUERY"}
+    assert missing.json()[0] == {
+        "message": "SOQL statements cannot be empty or null",
+        "errorCode": "MALFORMED_QUERY",
+    }
 
 
 def test_upsert_with_several_matches_answers_300() -> None:

@@ -18,8 +18,12 @@ def sf(sf_sandbox_demo: SandboxServer) -> Salesforce:
     session = requests.Session()
     session.trust_env = False  # a CA bundle from the environment would override `verify`
     session.verify = sf_sandbox_demo.cert_file
-    return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
-                      session=session, version="62.0")
+    return Salesforce(
+        instance_url=token["instance_url"],
+        session_id=token["access_token"],
+        session=session,
+        version="62.0",
+    )
 
 
 pytestmark = pytest.mark.sf_sandbox(tls=True, query_page_size=3)
@@ -29,8 +33,7 @@ def test_query_and_query_all_across_pages(sf: Salesforce, sf_sandbox_demo: Sandb
     assert sf_sandbox_demo.url.startswith("https://127.0.0.1:")
     first = sf.query("SELECT Id, StockKeepingUnit FROM Product2 ORDER BY StockKeepingUnit")
     assert first["done"] is False and len(first["records"]) == 3
-    everything = sf.query_all("SELECT Id, StockKeepingUnit FROM Product2 ORDER BY "
-                              "StockKeepingUnit")
+    everything = sf.query_all("SELECT Id, StockKeepingUnit FROM Product2 ORDER BY StockKeepingUnit")
     assert everything["totalSize"] == 7 and len(everything["records"]) == 7
     skus = [r["StockKeepingUnit"] for r in everything["records"]]
     assert skus == sorted(skus)
@@ -40,8 +43,9 @@ def test_query_and_query_all_across_pages(sf: Salesforce, sf_sandbox_demo: Sandb
 
 
 def test_sobject_create_update_upsert_get(sf: Salesforce) -> None:
-    created = sf.Account.create({"FirstName": "Grace", "LastName": "Hopper",
-                                 "PersonEmail": "grace@example.com"})
+    created = sf.Account.create(
+        {"FirstName": "Grace", "LastName": "Hopper", "PersonEmail": "grace@example.com"}
+    )
     assert created["success"] is True
     assert sf.Account.get(created["id"])["IsPersonAccount"] is True
     assert sf.Account.update(created["id"], {"PersonEmail": "grace.h@example.com"}) == 204
@@ -58,8 +62,9 @@ def test_sobject_create_update_upsert_get(sf: Salesforce) -> None:
     assert sf.Account.delete(created["id"]) == 204
 
 
-def test_restful_composite_graph_and_connect_actions(sf: Salesforce,
-                                                     sf_sandbox_demo: SandboxServer) -> None:
+def test_restful_composite_graph_and_connect_actions(
+    sf: Salesforce, sf_sandbox_demo: SandboxServer
+) -> None:
     demo = sf_sandbox_demo.sandbox.demo
     graph = order_graph(demo, txn="SS-1", method="ONLINE-DEFAULT")
     result = sf.restful("composite/graph", method="POST", json={"graphs": [graph]})
@@ -67,13 +72,24 @@ def test_restful_composite_graph_and_connect_actions(sf: Salesforce,
     order_id = result["graphs"][0]["graphResponse"]["compositeResponse"][0]["body"]["id"]
     summary = sf.query(f"SELECT Id FROM OrderSummary WHERE OriginalOrderId = '{order_id}'")
     summary_id = summary["records"][0]["Id"]
-    items = sf.query("SELECT Id FROM OrderItemSummary WHERE TypeCode = 'Product' AND "
-                     f"OrderSummaryId = '{summary_id}' ORDER BY LineNumber")["records"]
+    items = sf.query(
+        "SELECT Id FROM OrderItemSummary WHERE TypeCode = 'Product' AND "
+        f"OrderSummaryId = '{summary_id}' ORDER BY LineNumber"
+    )["records"]
     cancel = sf.restful(
         f"commerce/order-management/order-summaries/{summary_id}/actions/submit-cancel",
-        method="POST", json={"changeItems": [{"orderItemSummaryId": items[0]["Id"],
-                                              "quantity": 1, "reason": "Wrong Item",
-                                              "shippingReductionFlag": False}]})
+        method="POST",
+        json={
+            "changeItems": [
+                {
+                    "orderItemSummaryId": items[0]["Id"],
+                    "quantity": 1,
+                    "reason": "Wrong Item",
+                    "shippingReductionFlag": False,
+                }
+            ]
+        },
+    )
     assert cancel["success"] is True and cancel["changeOrderId"].startswith("801")
     fo_id = demo["orders"][0]["fulfillment_order_id"]
     assert sf.FulfillmentOrder.update(fo_id, {"Status": "Pickpack"}) == 204

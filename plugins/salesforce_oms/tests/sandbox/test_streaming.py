@@ -18,8 +18,9 @@ CHANNEL = "/event/FOStatusChangedEvent"
 class Bayeux:
     """A minimal CometD long-polling client, enough to drive the sandbox like a real one."""
 
-    def __init__(self, server: SandboxServer, token: str | None = None,
-                 version: str = "62.0") -> None:
+    def __init__(
+        self, server: SandboxServer, token: str | None = None, version: str = "62.0"
+    ) -> None:
         self.server = server
         self.token = token or server.token()["access_token"]
         self.http = httpx.Client(base_url=server.url, timeout=10)
@@ -33,15 +34,21 @@ class Bayeux:
             message.setdefault("id", str(self._id))
             if self.client_id and "clientId" not in message:
                 message["clientId"] = self.client_id
-        response = self.http.post(self.path, json=list(messages),
-                                  headers={"Authorization": f"Bearer {self.token}"})
+        response = self.http.post(
+            self.path, json=list(messages), headers={"Authorization": f"Bearer {self.token}"}
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
     def handshake(self) -> dict[str, Any]:
-        reply = self.send({"channel": "/meta/handshake", "version": "1.0",
-                           "minimumVersion": "1.0",
-                           "supportedConnectionTypes": ["long-polling"]})[0]
+        reply = self.send(
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "minimumVersion": "1.0",
+                "supportedConnectionTypes": ["long-polling"],
+            }
+        )[0]
         if reply["successful"]:
             self.client_id = reply["clientId"]
         return reply
@@ -54,8 +61,11 @@ class Bayeux:
 
     def connect(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         replies = self.send({"channel": "/meta/connect", "connectionType": "long-polling"})
-        events = [r for r in replies if r.get("channel") == CHANNEL
-                  or r.get("channel", "").startswith("/event/")]
+        events = [
+            r
+            for r in replies
+            if r.get("channel") == CHANNEL or r.get("channel", "").startswith("/event/")
+        ]
         meta = next(r for r in replies if r.get("channel") == "/meta/connect")
         return events, meta
 
@@ -71,8 +81,9 @@ def _patch_status(api: Api, fo_id: str, status: str) -> None:
     assert api.patch(f"sobjects/FulfillmentOrder/{fo_id}", {"Status": status}).status_code == 204
 
 
-def test_handshake_subscribe_connect_and_live_events(sf_sandbox_demo: SandboxServer,
-                                                     api: Api) -> None:
+def test_handshake_subscribe_connect_and_live_events(
+    sf_sandbox_demo: SandboxServer, api: Api
+) -> None:
     client = Bayeux(sf_sandbox_demo)
     shake = client.handshake()
     assert shake["successful"] is True
@@ -80,8 +91,13 @@ def test_handshake_subscribe_connect_and_live_events(sf_sandbox_demo: SandboxSer
     assert shake["supportedConnectionTypes"] == ["long-polling"]
     assert shake["version"] == "1.0" and shake["channel"] == "/meta/handshake"
     sub = client.subscribe(-1)
-    assert sub == {"channel": "/meta/subscribe", "id": sub["id"], "clientId": client.client_id,
-                   "subscription": CHANNEL, "successful": True}
+    assert sub == {
+        "channel": "/meta/subscribe",
+        "id": sub["id"],
+        "clientId": client.client_id,
+        "subscription": CHANNEL,
+        "successful": True,
+    }
     events, meta = client.connect()  # the first connect answers at once
     assert events == [] and meta["successful"] is True
     assert meta["advice"] == {"interval": 0, "timeout": 500, "reconnect": "retry"}
@@ -96,8 +112,9 @@ def test_handshake_subscribe_connect_and_live_events(sf_sandbox_demo: SandboxSer
     assert payload["FulfillmentOrderId"] == fo_id
     assert payload["OldStatus"] == "Allocated" and payload["OldStatusCategory"] == "Activated"
     assert payload["NewStatusCategory"] == "Fulfilling"
-    assert payload["OrderSummaryId"] == sf_sandbox_demo.sandbox.demo["orders"][0][
-        "order_summary_id"]
+    assert (
+        payload["OrderSummaryId"] == sf_sandbox_demo.sandbox.demo["orders"][0]["order_summary_id"]
+    )
     assert payload["CreatedDate"].endswith("+0000") and payload["CreatedById"].startswith("005")
     assert first["data"]["event"]["EventUuid"] == payload["EventUuid"]
     assert len(payload["EventUuid"]) == 36
@@ -134,10 +151,12 @@ def test_replay_explicit_and_invalid(sf_sandbox_demo: SandboxServer) -> None:
     assert reply["successful"] is False
     assert reply["error"] == (
         f"400::The replayId {{{seeded[-1] + 10_000}}} you provided was invalid.  Please provide "
-        "a valid ID, -2 to replay all events, or -1 to replay only new events.")
+        "a valid ID, -2 to replay all events, or -1 to replay only new events."
+    )
     unknown_channel = invalid.subscribe(-1, channel="/event/Nope__e")
     assert unknown_channel["error"] == (
-        "400::The channel you requested to subscribe to does not exist {/event/Nope__e}")
+        "400::The channel you requested to subscribe to does not exist {/event/Nope__e}"
+    )
     for c in (explicit, invalid):
         c.close()
 
@@ -173,41 +192,76 @@ def test_retention_window_follows_the_clock(sf_sandbox_demo: SandboxServer, api:
 
 
 def test_events_come_from_composite_and_actions_but_not_rolled_back_graphs(
-        sf_sandbox_demo: SandboxServer, api: Api) -> None:
+    sf_sandbox_demo: SandboxServer, api: Api
+) -> None:
     client = Bayeux(sf_sandbox_demo)
     client.handshake()
     client.subscribe(-1)
     client.connect()
     fo_id = _fo(sf_sandbox_demo)
-    ok = {"graphId": "fo", "compositeRequest": [{
-        "method": "PATCH", "url": f"{BASE}/sobjects/FulfillmentOrder/{fo_id}",
-        "referenceId": "s", "body": {"Status": "Pickpack"}}]}
-    rolled = {"graphId": "rb", "compositeRequest": [
-        {"method": "PATCH", "url": f"{BASE}/sobjects/FulfillmentOrder/{_fo(sf_sandbox_demo, 1)}",
-         "referenceId": "s", "body": {"Status": "Pickpack"}},
-        {"method": "POST", "url": f"{BASE}/sobjects/Account", "referenceId": "bad", "body": {}}]}
+    ok = {
+        "graphId": "fo",
+        "compositeRequest": [
+            {
+                "method": "PATCH",
+                "url": f"{BASE}/sobjects/FulfillmentOrder/{fo_id}",
+                "referenceId": "s",
+                "body": {"Status": "Pickpack"},
+            }
+        ],
+    }
+    rolled = {
+        "graphId": "rb",
+        "compositeRequest": [
+            {
+                "method": "PATCH",
+                "url": f"{BASE}/sobjects/FulfillmentOrder/{_fo(sf_sandbox_demo, 1)}",
+                "referenceId": "s",
+                "body": {"Status": "Pickpack"},
+            },
+            {"method": "POST", "url": f"{BASE}/sobjects/Account", "referenceId": "bad", "body": {}},
+        ],
+    }
     result = post_graph(api, ok, rolled)
     assert [g["isSuccessful"] for g in result["graphs"]] == [True, False]
-    composite = api.post("composite", {"compositeRequest": [{
-        "method": "PATCH", "url": f"{BASE}/sobjects/FulfillmentOrder/{fo_id}",
-        "referenceId": "c", "body": {"Status": "Pack Complete"}}]})
+    composite = api.post(
+        "composite",
+        {
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": f"{BASE}/sobjects/FulfillmentOrder/{fo_id}",
+                    "referenceId": "c",
+                    "body": {"Status": "Pack Complete"},
+                }
+            ]
+        },
+    )
     assert composite.status_code == 200
-    lines = api.rows(f"SELECT Id, Quantity FROM FulfillmentOrderLineItem "
-                     f"WHERE FulfillmentOrderId = '{fo_id}'")
-    cancel = api.post(f"commerce/fulfillment/fulfillment-orders/{fo_id}/actions/cancel-item",
-                      {"fulfillmentOrderLineItemsToCancel": [
-                          {"fulfillmentOrderLineItemId": r["Id"], "quantity": r["Quantity"]}
-                          for r in lines]})
+    lines = api.rows(
+        f"SELECT Id, Quantity FROM FulfillmentOrderLineItem WHERE FulfillmentOrderId = '{fo_id}'"
+    )
+    cancel = api.post(
+        f"commerce/fulfillment/fulfillment-orders/{fo_id}/actions/cancel-item",
+        {
+            "fulfillmentOrderLineItemsToCancel": [
+                {"fulfillmentOrderLineItemId": r["Id"], "quantity": r["Quantity"]} for r in lines
+            ]
+        },
+    )
     assert cancel.status_code == 201
     events, _ = client.connect()
-    statuses = [(e["data"]["payload"]["FulfillmentOrderId"], e["data"]["payload"]["NewStatus"])
-                for e in events]
+    statuses = [
+        (e["data"]["payload"]["FulfillmentOrderId"], e["data"]["payload"]["NewStatus"])
+        for e in events
+    ]
     assert statuses == [(fo_id, "Pickpack"), (fo_id, "Pack Complete"), (fo_id, "Canceled")]
     client.close()
 
 
-def test_new_fulfillment_orders_and_summaries_publish(sf_sandbox_demo: SandboxServer,
-                                                      api: Api) -> None:
+def test_new_fulfillment_orders_and_summaries_publish(
+    sf_sandbox_demo: SandboxServer, api: Api
+) -> None:
     client = Bayeux(sf_sandbox_demo)
     client.handshake()
     client.subscribe(-1)
@@ -218,11 +272,21 @@ def test_new_fulfillment_orders_and_summaries_publish(sf_sandbox_demo: SandboxSe
     events, _ = client.connect()
     assert [e["channel"] for e in events] == ["/event/OrderSummaryCreatedEvent"]
     assert events[0]["data"]["payload"]["OrderId"] == order_id
+    summary_id = events[0]["data"]["payload"]["OrderSummaryId"]
+    client.subscribe(-1, channel="/event/OrderSumStatusChangedEvent")
+    assert (
+        api.patch(f"sobjects/OrderSummary/{summary_id}", {"Status": "Approved"}).status_code == 204
+    )
+    events, _ = client.connect()
+    assert [
+        (e["data"]["payload"]["OldStatus"], e["data"]["payload"]["NewStatus"]) for e in events
+    ] == [("Created", "Approved")]
     client.close()
 
 
-def test_long_poll_waits_without_blocking_other_requests(sf_sandbox_demo: SandboxServer,
-                                                         api: Api) -> None:
+def test_long_poll_waits_without_blocking_other_requests(
+    sf_sandbox_demo: SandboxServer, api: Api
+) -> None:
     sf_sandbox_demo.sandbox.configure(long_poll_timeout=3.0)
     client = Bayeux(sf_sandbox_demo)
     client.handshake()
@@ -249,7 +313,8 @@ def test_long_poll_waits_without_blocking_other_requests(sf_sandbox_demo: Sandbo
 
 
 def test_restart_forgets_clients_and_expired_token_fails_connect(
-        sf_sandbox_demo: SandboxServer) -> None:
+    sf_sandbox_demo: SandboxServer,
+) -> None:
     sandbox = sf_sandbox_demo.sandbox
     client = Bayeux(sf_sandbox_demo)
     client.handshake()
@@ -258,9 +323,14 @@ def test_restart_forgets_clients_and_expired_token_fails_connect(
     control = httpx.post(f"{sf_sandbox_demo.url}/__sandbox__/restart")
     assert control.status_code == 200
     _, meta = client.connect()
-    assert meta == {"channel": "/meta/connect", "id": meta["id"], "clientId": client.client_id,
-                    "successful": False, "error": "403::Unknown client",
-                    "advice": {"reconnect": "handshake", "interval": 0}}
+    assert meta == {
+        "channel": "/meta/connect",
+        "id": meta["id"],
+        "clientId": client.client_id,
+        "successful": False,
+        "error": "403::Unknown client",
+        "advice": {"reconnect": "handshake", "interval": 0},
+    }
     sub = client.subscribe(-1)
     assert sub["error"] == "403::Unknown client"
     assert client.handshake()["successful"]
@@ -276,11 +346,18 @@ def test_restart_forgets_clients_and_expired_token_fails_connect(
     assert meta["error"] == "401::Authentication invalid"
     assert meta["advice"] == {"reconnect": "none", "interval": 0}
     denied = client.handshake()
-    assert denied == {"channel": "/meta/handshake", "id": denied["id"],
-                      "ext": {"sfdc": {"failureReason": "401::Authentication invalid"},
-                              "replay": True, "payload.format": True},
-                      "advice": {"reconnect": "none"}, "error": "403::Handshake denied",
-                      "successful": False}
+    assert denied == {
+        "channel": "/meta/handshake",
+        "id": denied["id"],
+        "ext": {
+            "sfdc": {"failureReason": "401::Authentication invalid"},
+            "replay": True,
+            "payload.format": True,
+        },
+        "advice": {"reconnect": "none"},
+        "error": "403::Handshake denied",
+        "successful": False,
+    }
     client.close()
 
 
@@ -290,19 +367,29 @@ def test_cometd_url_and_transport_errors(sf_sandbox_demo: SandboxServer) -> None
     assert no_version.status_code == 400
     assert no_version.text == "API version in the URI is mandatory. URI format: '/cometd/66.0'"
     assert httpx.post(f"{url}/cometd/36.0", json=[]).status_code == 400
-    anonymous = httpx.post(f"{url}/cometd/62.0", json=[{
-        "channel": "/meta/handshake", "supportedConnectionTypes": ["long-polling"]}]).json()[0]
+    anonymous = httpx.post(
+        f"{url}/cometd/62.0",
+        json=[{"channel": "/meta/handshake", "supportedConnectionTypes": ["long-polling"]}],
+    ).json()[0]
     assert anonymous["error"] == "403::Handshake denied"
     assert anonymous["ext"]["sfdc"]["failureReason"] == "401::Request requires authentication"
     token = sf_sandbox_demo.token()["access_token"]
-    websocket = httpx.post(f"{url}/cometd/62.0", headers={"Authorization": f"OAuth {token}"},
-                           json=[{"channel": "/meta/handshake",
-                                  "supportedConnectionTypes": ["websocket"]}]).json()[0]
+    websocket = httpx.post(
+        f"{url}/cometd/62.0",
+        headers={"Authorization": f"OAuth {token}"},
+        json=[{"channel": "/meta/handshake", "supportedConnectionTypes": ["websocket"]}],
+    ).json()[0]
     assert websocket["error"] == "400::Invalid connection type"
-    big = httpx.post(f"{url}/cometd/62.0", content=b"[" + b" " * 40_000 + b"]",
-                     headers={"Authorization": f"Bearer {token}"})
+    big = httpx.post(
+        f"{url}/cometd/62.0",
+        content=b"[" + b" " * 40_000 + b"]",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert big.status_code == 413
-    shake = httpx.post(f"{url}/cometd/62.0", headers={"Authorization": f"Bearer {token}"},
-                       json={"channel": "/meta/handshake"})
+    shake = httpx.post(
+        f"{url}/cometd/62.0",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"channel": "/meta/handshake"},
+    )
     assert shake.json()[0]["successful"] is True
     assert "BAYEUX_BROWSER" in shake.cookies

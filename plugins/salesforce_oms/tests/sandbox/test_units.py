@@ -18,9 +18,16 @@ from omsbridge_salesforce.sandbox import (
 from omsbridge_salesforce.sandbox.schema import default_schema
 from omsbridge_salesforce.sandbox.store import Store
 
-REAL_IDS = ["001R00000064wdtIAA", "0a3xx0000000085AAA", "801R0000000EAAkIAO",
-            "0015500001QdQWaAAN", "0037e00001WZ30qAAD", "0039H00000BbbFBQAZ",
-            "0067e00000K8i71AAB", "a00E0000004D5lsIAC"]
+REAL_IDS = [
+    "001R00000064wdtIAA",
+    "0a3xx0000000085AAA",
+    "801R0000000EAAkIAO",
+    "0015500001QdQWaAAN",
+    "0037e00001WZ30qAAD",
+    "0039H00000BbbFBQAZ",
+    "0067e00000K8i71AAB",
+    "a00E0000004D5lsIAC",
+]
 
 
 @pytest.mark.parametrize("real", REAL_IDS)
@@ -47,12 +54,32 @@ def test_key_prefixes_are_unique_and_known_ones_match() -> None:
     schema = default_schema()
     prefixes = {t.name: t.key_prefix for t in schema.types()}
     assert len(set(prefixes.values())) == len(prefixes)
-    assert {k: prefixes[k] for k in ("Account", "Order", "OrderItem", "OrderSummary",
-                                     "OrderItemSummary", "FulfillmentOrder", "Location",
-                                     "Product2", "Pricebook2", "PricebookEntry")} == {
-        "Account": "001", "Order": "801", "OrderItem": "802", "OrderSummary": "1Os",
-        "OrderItemSummary": "10u", "FulfillmentOrder": "0a3", "Location": "131",
-        "Product2": "01t", "Pricebook2": "01s", "PricebookEntry": "01u"}
+    assert {
+        k: prefixes[k]
+        for k in (
+            "Account",
+            "Order",
+            "OrderItem",
+            "OrderSummary",
+            "OrderItemSummary",
+            "FulfillmentOrder",
+            "Location",
+            "Product2",
+            "Pricebook2",
+            "PricebookEntry",
+        )
+    } == {
+        "Account": "001",
+        "Order": "801",
+        "OrderItem": "802",
+        "OrderSummary": "1Os",
+        "OrderItemSummary": "10u",
+        "FulfillmentOrder": "0a3",
+        "Location": "131",
+        "Product2": "01t",
+        "Pricebook2": "01s",
+        "PricebookEntry": "01u",
+    }
 
 
 def test_store_nested_transactions_roll_back(tmp_path: Path) -> None:
@@ -83,20 +110,29 @@ def test_store_nested_transactions_roll_back(tmp_path: Path) -> None:
 def test_custom_fields_option() -> None:
     loyalty = custom_field("Loyalty_Tier__c", "picklist", picklist=("Gold", "Silver"))
     sandbox = SalesforceSandbox(custom_fields={"Account": [loyalty]})
-    client = httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                          base_url="http://sandbox.local")
-    token = client.post("/services/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": sandbox.credentials["client_id"],
-        "client_secret": sandbox.credentials["client_secret"]}).json()["access_token"]
+    client = httpx.Client(
+        transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.local"
+    )
+    token = client.post(
+        "/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sandbox.credentials["client_id"],
+            "client_secret": sandbox.credentials["client_secret"],
+        },
+    ).json()["access_token"]
     client.headers["Authorization"] = f"Bearer {token}"
-    ok = client.post("/services/data/v62.0/sobjects/Account",
-                     json={"Name": "x", "Loyalty_Tier__c": "Gold"})
+    ok = client.post(
+        "/services/data/v62.0/sobjects/Account", json={"Name": "x", "Loyalty_Tier__c": "Gold"}
+    )
     assert ok.status_code == 201
-    bad = client.post("/services/data/v62.0/sobjects/Account",
-                      json={"Name": "x", "Loyalty_Tier__c": "Bronze"})
+    bad = client.post(
+        "/services/data/v62.0/sobjects/Account", json={"Name": "x", "Loyalty_Tier__c": "Bronze"}
+    )
     assert bad.json()[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-    rows = client.get("/services/data/v62.0/query",
-                      params={"q": "SELECT Loyalty_Tier__c FROM Account"}).json()
+    rows = client.get(
+        "/services/data/v62.0/query", params={"q": "SELECT Loyalty_Tier__c FROM Account"}
+    ).json()
     assert rows["records"][0]["Loyalty_Tier__c"] == "Gold"
     sandbox.close()
 
@@ -113,8 +149,9 @@ def test_serve_handle_and_loopback_only() -> None:
 
 def test_sf_sandbox_fixture_is_empty_and_fresh(sf_sandbox: SandboxServer) -> None:
     with sf_sandbox.client() as http:
-        rows = http.get("/services/data/v62.0/query",
-                        params={"q": "SELECT Name, IsStandard FROM Pricebook2"}).json()
+        rows = http.get(
+            "/services/data/v62.0/query", params={"q": "SELECT Name, IsStandard FROM Pricebook2"}
+        ).json()
     assert [r["Name"] for r in rows["records"]] == ["Standard Price Book"]
     assert sf_sandbox.sandbox.demo["standard_pricebook_id"]
 
@@ -126,13 +163,19 @@ def test_marker_options_reach_the_fixture(sf_sandbox_demo: SandboxServer) -> Non
 
 
 def test_in_process_app_fixture(sf_sandbox_app: SalesforceSandbox) -> None:
-    client = httpx.Client(transport=httpx.WSGITransport(app=sf_sandbox_app),
-                          base_url="http://sandbox.local")
-    body = client.post("/services/oauth2/token", data={
-        "grant_type": "password", "client_id": sf_sandbox_app.credentials["client_id"],
-        "client_secret": sf_sandbox_app.credentials["client_secret"],
-        "username": sf_sandbox_app.credentials["username"],
-        "password": sf_sandbox_app.credentials["password"]}).json()
+    client = httpx.Client(
+        transport=httpx.WSGITransport(app=sf_sandbox_app), base_url="http://sandbox.local"
+    )
+    body = client.post(
+        "/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": sf_sandbox_app.credentials["client_id"],
+            "client_secret": sf_sandbox_app.credentials["client_secret"],
+            "username": sf_sandbox_app.credentials["username"],
+            "password": sf_sandbox_app.credentials["password"],
+        },
+    ).json()
     assert body["instance_url"] == "http://sandbox.local"
     sf_sandbox_app.reset("demo")
     assert sf_sandbox_app.demo["orders"]
@@ -140,18 +183,25 @@ def test_in_process_app_fixture(sf_sandbox_app: SalesforceSandbox) -> None:
 
 def test_internal_errors_answer_500_and_are_recorded() -> None:
     sandbox = SalesforceSandbox()
-    client = httpx.Client(transport=httpx.WSGITransport(app=sandbox),
-                          base_url="http://sandbox.local")
+    client = httpx.Client(
+        transport=httpx.WSGITransport(app=sandbox), base_url="http://sandbox.local"
+    )
 
     def explode(*args: object, **kwargs: object) -> None:
         raise KeyError("boom")
 
     sandbox.rest.dispatch = explode  # type: ignore[method-assign]
-    token = client.post("/services/oauth2/token", data={
-        "grant_type": "client_credentials", "client_id": sandbox.credentials["client_id"],
-        "client_secret": sandbox.credentials["client_secret"]}).json()["access_token"]
-    response = client.get("/services/data/v62.0/limits",
-                          headers={"Authorization": f"Bearer {token}"})
+    token = client.post(
+        "/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sandbox.credentials["client_id"],
+            "client_secret": sandbox.credentials["client_secret"],
+        },
+    ).json()["access_token"]
+    response = client.get(
+        "/services/data/v62.0/limits", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 500
     assert response.json()[0]["errorCode"] == "UNKNOWN_EXCEPTION"
     assert "KeyError" in sandbox.internal_errors[0]

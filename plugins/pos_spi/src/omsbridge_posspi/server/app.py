@@ -101,6 +101,8 @@ class SeedRequest:
     ship_to: Address | None = None
     fulfilled: bool = False
     placed_at: datetime | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
 
 
 Handler = Callable[..., Response]

@@ -149,6 +149,7 @@ FO_STATUSES = (
     "READY_FOR_PICKUP", "PICKED_UP", "SHIPPED", "CANCELLED", "REJECTED",
 )  # fmt: skip
 _TERMINAL = {"PICKED_UP", "SHIPPED", "CANCELLED", "REJECTED"}
+_INBOUND = {"IN_TRANSIT", "PARTIALLY_RECEIVED"}  # a ship-to-store parcel still on its way
 _ALL_KINDS = frozenset(FulfillmentKind)
 _PICKUP_KINDS = frozenset({FulfillmentKind.PICKUP, FulfillmentKind.SHIP_TO_STORE})
 _STEPS: dict[FulfillmentAction, tuple[str, frozenset[str], frozenset[FulfillmentKind]]] = {
@@ -663,7 +664,7 @@ class SpiStore:
                         fulfillment_order_id=s["fulfillment_order_id"],
                         carrier=s["carrier"],
                         tracking_number=s["tracking_number"],
-                        status="SHIPPED",
+                        status=self._shipment_status(s["fulfillment_order_id"]),
                         shipped_at=datetime.fromisoformat(s["shipped_at"]),
                     )
                     for s in shipments
@@ -673,6 +674,16 @@ class SpiStore:
                 transaction_id=row["transaction_id"],
                 return_by=(placed_at + self.return_window).date() if for_return else None,
             )
+
+    def _shipment_status(self, fo_id: str) -> str:
+        """SHIPPED for a parcel the store sent; for a ship-to-store parcel (inbound to the
+        store) IN_TRANSIT until the store received all of it, then DELIVERED."""
+        fo = self._fo_row(fo_id)
+        if fo["kind"] != FulfillmentKind.SHIP_TO_STORE:
+            return "SHIPPED"
+        if fo["status"] in _INBOUND:
+            return "IN_TRANSIT"
+        return "CANCELLED" if fo["status"] in ("CANCELLED", "REJECTED") else "DELIVERED"
 
     @staticmethod
     def _order_line(row: sqlite3.Row) -> OrderLine:
@@ -1139,6 +1150,8 @@ class SpiStore:
         ship_to: Address | None = None,
         fulfilled: bool = False,
         placed_at: datetime | None = None,
+        carrier: str | None = None,
+        tracking_number: str | None = None,
     ) -> SeededOrder:
         """Create an online order (as the web shop would) with one fulfillment order at a store.
 
@@ -1146,6 +1159,8 @@ class SpiStore:
         ``store_id``; ``kind=None`` makes an order shipped from elsewhere, with no fulfillment
         order. With ``fulfilled=True`` the goods are already with the customer (ready for a BORIS
         return); otherwise they are open (ready to be cancelled or fulfilled).
+        A SHIP_TO_STORE order with a ``tracking_number`` (and ``carrier``) also gets its inbound
+        shipment (the ASN): IN_TRANSIT until the store has received everything, then DELIVERED.
         """
         kind = FulfillmentKind(kind) if kind is not None else None
         if kind is not None and not store_id:
@@ -1210,6 +1225,19 @@ class SpiStore:
                     ship_to=ship_to,
                     status=final if fulfilled else None,
                 )
+                if kind == FulfillmentKind.SHIP_TO_STORE and (tracking_number or carrier):
+                    self._db.execute(
+                        "INSERT INTO shipments(shipment_id, fulfillment_order_id, order_id, "
+                        "carrier, tracking_number, shipped_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            f"SH-{self._next('shipment'):06d}",
+                            fo_id,
+                            order_id,
+                            carrier,
+                            tracking_number,
+                            placed_at.isoformat(),
+                        ),
+                    )
             self._refresh_status(order_id)
         return SeededOrder(
             self.order_detail(order_id), self.fulfillment_order(fo_id) if fo_id else None

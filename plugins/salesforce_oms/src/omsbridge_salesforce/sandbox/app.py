@@ -112,8 +112,9 @@ class SalesforceSandbox:
         if self.options.latency_ms:
             self.faults.add(Fault("latency", latency_ms=self.options.latency_ms))
         if self.options.error_rate:
-            self.faults.add(Fault("error", rate=self.options.error_rate,
-                                  status=self.options.error_status))
+            self.faults.add(
+                Fault("error", rate=self.options.error_rate, status=self.options.error_status)
+            )
 
     def reset(self, seed: str | None = None) -> None:
         """Wipe every record, token, event and fault and load *seed* (``empty`` or ``demo``)."""
@@ -168,8 +169,9 @@ class SalesforceSandbox:
         if self.options.state_path:
             self.persist_tokens()
             self._persist_events()
-            self.store.save_meta("usage", {"calls": self.usage.snapshot(),
-                                           "max": self.usage.maximum})
+            self.store.save_meta(
+                "usage", {"calls": self.usage.snapshot(), "max": self.usage.maximum}
+            )
 
     def _restore_runtime(self) -> None:
         self.auth.restore(self.store.load_meta("tokens") or [])
@@ -218,9 +220,12 @@ class SalesforceSandbox:
     def info(self, base_url: str = "") -> dict[str, Any]:
         """Credentials, seeded ids and settings — what ``GET /__sandbox__/info`` answers."""
         return {
-            "url": base_url.rstrip("/"), "org_id": self.org_id,
-            "api_version": f"{MAX_VERSION}.0", "credentials": self.credentials,
-            "demo": self.demo, "clock": self.clock.now().isoformat(),
+            "url": base_url.rstrip("/"),
+            "org_id": self.org_id,
+            "api_version": f"{MAX_VERSION}.0",
+            "credentials": self.credentials,
+            "demo": self.demo,
+            "clock": self.clock.now().isoformat(),
             "options": {k: v for k, v in self.options.__dict__.items() if k != "custom_fields"},
             "faults": [f.to_json() for f in self.faults.list()],
             "api_usage": {"used": self.usage.used, "max": self.usage.maximum},
@@ -273,15 +278,28 @@ class SalesforceSandbox:
             with self.lock:
                 revoked = self.auth.revoke(token)
             if not revoked:
-                return _json(400, {"error": "unsupported_token_type",
-                                   "error_description": "this token type is not supported"})
+                return _json(
+                    400,
+                    {
+                        "error": "unsupported_token_type",
+                        "error_description": "this token type is not supported",
+                    },
+                )
             return Response(status=200)
         if path.startswith("/id/"):
             return self._identity(request)
         if path == "/services/data":
-            return _json(200, [
-                {"label": _release_label(v), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
-                for v in range(MIN_VERSION, MAX_VERSION + 1)])
+            return _json(
+                200,
+                [
+                    {
+                        "label": _release_label(v),
+                        "url": f"/services/data/v{v}.0",
+                        "version": f"{v}.0",
+                    }
+                    for v in range(MIN_VERSION, MAX_VERSION + 1)
+                ],
+            )
         if path.startswith("/services/data/"):
             return self._rest(request)
         if path == "/cometd" or path.startswith("/cometd/"):
@@ -292,9 +310,15 @@ class SalesforceSandbox:
 
     def _token(self, request: Request) -> Response:
         if request.method != "POST":
-            return _json(405, [{"errorCode": "METHOD_NOT_ALLOWED",
-                                "message": f"HTTP Method '{request.method}' not allowed. "
-                                           "Allowed are POST"}])
+            return _json(
+                405,
+                [
+                    {
+                        "errorCode": "METHOD_NOT_ALLOWED",
+                        "message": f"HTTP Method '{request.method}' not allowed. Allowed are POST",
+                    }
+                ],
+            )
         form = {k: v for k, v in request.form.items()}
         try:
             with self.lock:
@@ -305,9 +329,14 @@ class SalesforceSandbox:
 
     def _identity(self, request: Request) -> Response:
         try:
-            token = self.auth.check(request.headers.get("Authorization")
-                                    or (f"Bearer {request.args['oauth_token']}"
-                                        if "oauth_token" in request.args else None))
+            token = self.auth.check(
+                request.headers.get("Authorization")
+                or (
+                    f"Bearer {request.args['oauth_token']}"
+                    if "oauth_token" in request.args
+                    else None
+                )
+            )
         except SalesforceError as exc:
             return _json(403 if exc.status == 401 else exc.status, "Bad_OAuth_Token")
         return _json(200, self.auth.identity(token, request.host_url))
@@ -315,7 +344,7 @@ class SalesforceSandbox:
     # --- REST ----------------------------------------------------------------------------
 
     def _rest(self, request: Request) -> Response:
-        rest_path = request.path[len("/services/data/"):]
+        rest_path = request.path[len("/services/data/") :]
         version_part, _, remainder = rest_path.partition("/")
         if not (version_part.startswith("v") and _valid_version(version_part[1:])):
             return _json(404, not_found().body())
@@ -332,19 +361,31 @@ class SalesforceSandbox:
             try:
                 body = json.loads(raw)
             except ValueError as exc:
-                return self._limit_headers(_json(400, [{
-                    "message": f"Unexpected character: {exc.msg} at [line:{exc.lineno}, "
-                               f"column:{exc.colno}]", "errorCode": "JSON_PARSER_ERROR"}]))
+                return self._limit_headers(
+                    _json(
+                        400,
+                        [
+                            {
+                                "message": f"Unexpected character: {exc.msg} at "
+                                f"[line:{exc.lineno}, column:{exc.colno}]",
+                                "errorCode": "JSON_PARSER_ERROR",
+                            }
+                        ],
+                    )
+                )
         args = {k: v for k, v in request.args.items()}
         try:
             with self.lock:
-                result = self.rest.dispatch(request.method, version, remainder, args, body,
-                                            request.headers)
+                result = self.rest.dispatch(
+                    request.method, version, remainder, args, body, request.headers
+                )
         except SalesforceError as exc:
             result = Result(exc.status, exc.body())
-        response = _json(result.status, result.body, result.headers) \
-            if result.body is not None or result.status not in (204, 304) \
+        response = (
+            _json(result.status, result.body, result.headers)
+            if result.body is not None or result.status not in (204, 304)
             else Response(status=result.status, headers=result.headers)
+        )
         return self._limit_headers(response)
 
     def _limit_headers(self, response: Response) -> Response:
@@ -354,11 +395,16 @@ class SalesforceSandbox:
     # --- CometD --------------------------------------------------------------------------
 
     def _cometd(self, request: Request) -> Response:
-        version = request.path[len("/cometd/"):].strip("/") if request.path.startswith(
-            "/cometd/") else ""
+        version = (
+            request.path[len("/cometd/") :].strip("/")
+            if request.path.startswith("/cometd/")
+            else ""
+        )
         if not version:
-            return Response(f"API version in the URI is mandatory. URI format: "
-                            f"'/cometd/{MAX_VERSION}.0'", status=400)
+            return Response(
+                f"API version in the URI is mandatory. URI format: '/cometd/{MAX_VERSION}.0'",
+                status=400,
+            )
         if not _valid_version(version) or int(float(version)) < 37:
             return Response(f"Unsupported API version: {version}", status=400)
         if request.method != "POST":
@@ -375,14 +421,18 @@ class SalesforceSandbox:
         replies = self.cometd.handle(messages, request.headers.get("Authorization"))
         response = _json(200, replies)
         if any(r.get("channel") == "/meta/handshake" and r.get("successful") for r in replies):
-            response.set_cookie("BAYEUX_BROWSER", ids.make_id("0Bx", int(time.time()) % 10**6),
-                                path="/", httponly=True)
+            response.set_cookie(
+                "BAYEUX_BROWSER",
+                ids.make_id("0Bx", int(time.time()) % 10**6),
+                path="/",
+                httponly=True,
+            )
         return response
 
     # --- control endpoints ------------------------------------------------------------------
 
     def _control(self, request: Request) -> Response:
-        name = request.path[len(CONTROL_PREFIX):].strip("/")
+        name = request.path[len(CONTROL_PREFIX) :].strip("/")
         try:
             payload = request.get_json(silent=True) if request.get_data() else {}
             if payload is None:
@@ -391,8 +441,9 @@ class SalesforceSandbox:
         except (ValueError, TypeError, KeyError) as exc:
             return _json(400, {"error": str(exc)})
 
-    def _control_action(self, name: str, method: str, payload: dict[str, Any],
-                        host_url: str) -> Response:
+    def _control_action(
+        self, name: str, method: str, payload: dict[str, Any], host_url: str
+    ) -> Response:
         if name == "info":
             return _json(200, self.info(host_url))
         if name == "faults":
@@ -400,9 +451,15 @@ class SalesforceSandbox:
                 self.faults.clear()
             elif method == "POST":
                 self._configure_faults(payload)
-            return _json(200, {"faults": [f.to_json() for f in self.faults.list()],
-                               "api_budget": self.usage.maximum, "api_used": self.usage.used,
-                               "token_lifetime": self.options.token_lifetime})
+            return _json(
+                200,
+                {
+                    "faults": [f.to_json() for f in self.faults.list()],
+                    "api_budget": self.usage.maximum,
+                    "api_used": self.usage.used,
+                    "token_lifetime": self.options.token_lifetime,
+                },
+            )
         if name == "clock":
             if method == "POST":
                 if payload.get("freeze"):
@@ -447,9 +504,15 @@ class SalesforceSandbox:
             self.set_token_lifetime(float(payload["token_lifetime"]))
         specs = payload.get("faults", [])
         if "kind" in payload:
-            specs = [*specs, {k: v for k, v in payload.items()
-                              if k not in ("clear", "seed", "api_budget", "api_used",
-                                           "token_lifetime", "faults")}]
+            specs = [
+                *specs,
+                {
+                    k: v
+                    for k, v in payload.items()
+                    if k
+                    not in ("clear", "seed", "api_budget", "api_used", "token_lifetime", "faults")
+                },
+            ]
         parsed = [Fault.from_json(spec) for spec in specs]
         for fault in parsed:
             self.faults.add(fault)
@@ -478,10 +541,10 @@ class _Encoder(json.JSONEncoder):
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    response = Response(json.dumps(body, cls=_Encoder), status=status,
-                        content_type="application/json;charset=UTF-8")
+    response = Response(
+        json.dumps(body, cls=_Encoder), status=status, content_type="application/json;charset=UTF-8"
+    )
     if headers:
         for key, value in Headers(headers).items():
             response.headers[key] = value
     return response
-

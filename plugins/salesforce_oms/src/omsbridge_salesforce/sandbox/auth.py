@@ -55,8 +55,9 @@ class ConnectedApp:
     client_credentials_user: str | None = None
     preauthorized_users: set[str] = field(default_factory=set)
     refresh_token_rotation: bool = False
-    flows: set[str] = field(default_factory=lambda: {
-        "password", "client_credentials", JWT_GRANT, "refresh_token"})
+    flows: set[str] = field(
+        default_factory=lambda: {"password", "client_credentials", JWT_GRANT, "refresh_token"}
+    )
 
 
 @dataclass
@@ -92,10 +93,14 @@ class OAuthError(Exception):
 def generate_key_pair() -> tuple[str, str]:
     """A fresh RSA key pair as (private key PEM, public key PEM), for JWT bearer tests."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -211,8 +216,7 @@ class Auth:
             app = self._client(form)
             user = self.users.get(form.get("username", "").lower())
             password = form.get("password", "")
-            if user is None or password not in (user.password,
-                                                user.password + user.security_token):
+            if user is None or password not in (user.password, user.password + user.security_token):
                 raise OAuthError("invalid_grant", "authentication failure")
             self._allowed(app, grant)
             return self._response(self._issue("access", user, app), app, instance_url)
@@ -222,8 +226,13 @@ class Auth:
             if not app.client_credentials_user:
                 raise OAuthError("invalid_grant", "no client credentials user enabled")
             user = self.users[app.client_credentials_user.lower()]
-            return self._response(self._issue("access", user, app), app, instance_url,
-                                  scope="api", token_format="opaque")
+            return self._response(
+                self._issue("access", user, app),
+                app,
+                instance_url,
+                scope="api",
+                token_format="opaque",
+            )
         if grant == JWT_GRANT:
             return self._jwt(form, instance_url)
         if grant == "refresh_token":
@@ -233,8 +242,9 @@ class Auth:
             if refresh is None or refresh.kind != "refresh" or refresh.client_id != app.client_id:
                 raise OAuthError("invalid_grant", "expired access/refresh token")
             user = next(u for u in self.users.values() if u.id == refresh.user_id)
-            body = self._response(self._issue("access", user, app), app, instance_url,
-                                  scope="api refresh_token")
+            body = self._response(
+                self._issue("access", user, app), app, instance_url, scope="api refresh_token"
+            )
             if app.refresh_token_rotation:
                 self.revoke(refresh.value)
                 body["refresh_token"] = self._issue("refresh", user, app).value
@@ -245,8 +255,9 @@ class Auth:
         app = self.apps.get(form.get("client_id", ""))
         if app is None:
             raise OAuthError("invalid_client_id", "client identifier invalid")
-        if secret_required and not hmac.compare_digest(form.get("client_secret", ""),
-                                                       app.client_secret):
+        if secret_required and not hmac.compare_digest(
+            form.get("client_secret", ""), app.client_secret
+        ):
             raise OAuthError("invalid_client", "invalid client credentials")
         return app
 
@@ -270,8 +281,11 @@ class Auth:
         audiences = [*JWT_AUDIENCES, instance_url.rstrip("/")]
         try:
             claims = jwt.decode(
-                assertion, _public_key(app.certificate_pem), algorithms=["RS256"],
-                audience=audiences, options={"verify_exp": False, "require": ["exp", "sub"]},
+                assertion,
+                _public_key(app.certificate_pem),
+                algorithms=["RS256"],
+                audience=audiences,
+                options={"verify_exp": False, "require": ["exp", "sub"]},
             )
         except jwt.InvalidAudienceError:
             raise OAuthError("invalid_grant", "audience is invalid") from None
@@ -283,22 +297,37 @@ class Auth:
         if float(claims["exp"]) <= self.sb.clock.timestamp():
             raise OAuthError("invalid_grant", "expired authorization code")
         user = self.users.get(str(claims["sub"]).lower())
-        if user is None or (app.preauthorized_users
-                            and user.username.lower() not in app.preauthorized_users):
+        if user is None or (
+            app.preauthorized_users and user.username.lower() not in app.preauthorized_users
+        ):
             raise OAuthError("invalid_grant", "user hasn't approved this consumer")
-        return self._response(self._issue("access", user, app), app, instance_url,
-                              scope="api", sign=False)
+        return self._response(
+            self._issue("access", user, app), app, instance_url, scope="api", sign=False
+        )
 
-    def _response(self, token: Token, app: ConnectedApp, instance_url: str, *,
-                  scope: str | None = None, token_format: str | None = None,
-                  sign: bool = True) -> dict[str, Any]:
+    def _response(
+        self,
+        token: Token,
+        app: ConnectedApp,
+        instance_url: str,
+        *,
+        scope: str | None = None,
+        token_format: str | None = None,
+        sign: bool = True,
+    ) -> dict[str, Any]:
         issued_at = str(int(token.issued_at * 1000))
         identity = f"{instance_url.rstrip('/')}/id/{self.sb.org_id}/{token.user_id}"
-        body: dict[str, Any] = {"access_token": token.value, "instance_url": instance_url.rstrip("/"),
-                                "id": identity, "token_type": "Bearer", "issued_at": issued_at}
+        body: dict[str, Any] = {
+            "access_token": token.value,
+            "instance_url": instance_url.rstrip("/"),
+            "id": identity,
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+        }
         if sign:
-            digest = hmac.new(app.client_secret.encode(), (identity + issued_at).encode(),
-                              hashlib.sha256).digest()
+            digest = hmac.new(
+                app.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256
+            ).digest()
             body["signature"] = base64.b64encode(digest).decode()
         if scope:
             body["scope"] = scope
@@ -311,12 +340,21 @@ class Auth:
         user = next(u for u in self.users.values() if u.id == token.user_id)
         base = instance_url.rstrip("/")
         return {
-            "id": f"{base}/id/{self.sb.org_id}/{user.id}", "asserted_user": True,
-            "user_id": user.id, "organization_id": self.sb.org_id, "username": user.username,
-            "display_name": f"{user.first_name} {user.last_name}".strip(), "email": user.email,
-            "active": True, "user_type": "STANDARD", "language": "en_US", "locale": "en_US",
+            "id": f"{base}/id/{self.sb.org_id}/{user.id}",
+            "asserted_user": True,
+            "user_id": user.id,
+            "organization_id": self.sb.org_id,
+            "username": user.username,
+            "display_name": f"{user.first_name} {user.last_name}".strip(),
+            "email": user.email,
+            "active": True,
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_US",
             "utcOffset": 0,
-            "urls": {"rest": f"{base}/services/data/v{{version}}/",
-                     "sobjects": f"{base}/services/data/v{{version}}/sobjects/",
-                     "query": f"{base}/services/data/v{{version}}/query/"},
+            "urls": {
+                "rest": f"{base}/services/data/v{{version}}/",
+                "sobjects": f"{base}/services/data/v{{version}}/sobjects/",
+                "query": f"{base}/services/data/v{{version}}/query/",
+            },
         }

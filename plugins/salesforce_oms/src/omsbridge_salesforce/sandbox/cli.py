@@ -25,45 +25,116 @@ def _faults(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 
 
 @click.command(name="salesforce")
-@click.option("--port", type=int, default=8765, show_default=True,
-              help="TCP port (0 picks a free one).")
-@click.option("--host", type=click.Choice(LOOPBACK_HOSTS), default="127.0.0.1",
-              show_default=True, help="Loopback address to bind.")
-@click.option("--seed", type=click.Choice(SEEDS), default="empty", show_default=True,
-              help="Initial data: 'demo' loads products, stores, BOPIS orders.")
-@click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite file that keeps records, tokens and events across restarts.")
+@click.option(
+    "--port", type=int, default=8765, show_default=True, help="TCP port (0 picks a free one)."
+)
+@click.option(
+    "--host",
+    type=click.Choice(LOOPBACK_HOSTS),
+    default="127.0.0.1",
+    show_default=True,
+    help="Loopback address to bind.",
+)
+@click.option(
+    "--seed",
+    type=click.Choice(SEEDS),
+    default="empty",
+    show_default=True,
+    help="Initial data: 'demo' loads products, stores, BOPIS orders.",
+)
+@click.option(
+    "--state",
+    "state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file that keeps records, tokens and events across restarts.",
+)
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a self-signed certificate.")
-@click.option("--token-lifetime", type=float, default=7200.0, show_default=True,
-              help="Access-token lifetime in seconds.")
-@click.option("--api-budget", type=int, default=100_000, show_default=True,
-              help="DailyApiRequests maximum; past it calls answer REQUEST_LIMIT_EXCEEDED.")
+@click.option(
+    "--token-lifetime",
+    type=float,
+    default=7200.0,
+    show_default=True,
+    help="Access-token lifetime in seconds.",
+)
+@click.option(
+    "--api-budget",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="DailyApiRequests maximum; past it calls answer REQUEST_LIMIT_EXCEEDED.",
+)
 @click.option("--latency-ms", type=int, default=0, help="Latency added to every request.")
-@click.option("--error-rate", type=float, default=0.0,
-              help="Fraction of requests answered with --error-status (seeded RNG).")
-@click.option("--error-status", type=click.Choice(["500", "503"]), default="503",
-              show_default=True, help="Status of --error-rate errors.")
+@click.option(
+    "--error-rate",
+    type=float,
+    default=0.0,
+    help="Fraction of requests answered with --error-status (seeded RNG).",
+)
+@click.option(
+    "--error-status",
+    type=click.Choice(["500", "503"]),
+    default="503",
+    show_default=True,
+    help="Status of --error-rate errors.",
+)
 @click.option("--rng-seed", type=int, default=0, help="Seed of the fault RNG.")
-@click.option("--page-size", type=int, default=2000, show_default=True,
-              help="Records per SOQL page before nextRecordsUrl.")
-@click.option("--long-poll-timeout", type=float, default=110.0, show_default=True,
-              help="Seconds a CometD /meta/connect waits for events.")
-@click.option("--jwt-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="PEM certificate or public key that verifies JWT bearer assertions "
-                   "(default: a generated demo key pair).")
-@click.option("--fault", "faults", multiple=True, callback=_faults,
-              help='Fault rule as JSON, e.g. \'{"kind":"error","path":"*/composite/graph",'
-                   '"count":2}\' (repeatable).')
-def command(port: int, host: str, seed: str, state: Path | None, tls: bool,
-            token_lifetime: float, api_budget: int, latency_ms: int, error_rate: float,
-            error_status: str, rng_seed: int, page_size: int, long_poll_timeout: float,
-            jwt_cert: Path | None, faults: list[Fault]) -> None:
+@click.option(
+    "--page-size",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Records per SOQL page before nextRecordsUrl.",
+)
+@click.option(
+    "--long-poll-timeout",
+    type=float,
+    default=110.0,
+    show_default=True,
+    help="Seconds a CometD /meta/connect waits for events.",
+)
+@click.option(
+    "--jwt-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate or public key that verifies JWT bearer assertions "
+    "(default: a generated demo key pair).",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    callback=_faults,
+    help='Fault rule as JSON, e.g. \'{"kind":"error","path":"*/composite/graph",'
+    '"count":2}\' (repeatable).',
+)
+def command(
+    port: int,
+    host: str,
+    seed: str,
+    state: Path | None,
+    tls: bool,
+    token_lifetime: float,
+    api_budget: int,
+    latency_ms: int,
+    error_rate: float,
+    error_status: str,
+    rng_seed: int,
+    page_size: int,
+    long_poll_timeout: float,
+    jwt_cert: Path | None,
+    faults: list[Fault],
+) -> None:
     """Run a local Salesforce Order Management sandbox until interrupted."""
     options: dict[str, Any] = {
-        "seed": seed, "state_path": str(state) if state else None,
-        "token_lifetime": token_lifetime, "api_budget": api_budget, "latency_ms": latency_ms,
-        "error_rate": error_rate, "error_status": int(error_status), "rng_seed": rng_seed,
-        "query_page_size": page_size, "long_poll_timeout": long_poll_timeout,
+        "seed": seed,
+        "state_path": str(state) if state else None,
+        "token_lifetime": token_lifetime,
+        "api_budget": api_budget,
+        "latency_ms": latency_ms,
+        "error_rate": error_rate,
+        "error_status": int(error_status),
+        "rng_seed": rng_seed,
+        "query_page_size": page_size,
+        "long_poll_timeout": long_poll_timeout,
         "jwt_certificate_pem": jwt_cert.read_text() if jwt_cert else None,
     }
     sandbox = SalesforceSandbox(**options)

@@ -29,8 +29,7 @@ MAX_GRAPH_FAILURES = 14
 MAX_SUBREQUESTS = 25
 MAX_COLLECTION = 200
 
-HALTED = ("The transaction was rolled back since another operation in the same transaction "
-          "failed.")
+HALTED = "The transaction was rolled back since another operation in the same transaction failed."
 _REF = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 _DATA_URL = re.compile(r"^/services/data/v(\d+\.\d)/(.*)$")
 
@@ -43,8 +42,12 @@ class _NodeFailed(Exception):
 
 
 def _halted(reference_id: str | None) -> dict[str, Any]:
-    return {"body": [{"errorCode": "PROCESSING_HALTED", "message": HALTED}],
-            "httpHeaders": {}, "httpStatusCode": 400, "referenceId": reference_id}
+    return {
+        "body": [{"errorCode": "PROCESSING_HALTED", "message": HALTED}],
+        "httpHeaders": {},
+        "httpStatusCode": 400,
+        "referenceId": reference_id,
+    }
 
 
 def _invalid(message: str, code: str = "INVALID_INPUT") -> SalesforceError:
@@ -57,8 +60,15 @@ class Composite:
     def __init__(self, sandbox: SalesforceSandbox) -> None:
         self.sb = sandbox
 
-    def dispatch(self, method: str, version: str, parts: list[str], args: Mapping[str, str],
-                 body: Any, headers: Mapping[str, str]) -> Result:
+    def dispatch(
+        self,
+        method: str,
+        version: str,
+        parts: list[str],
+        args: Mapping[str, str],
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> Result:
         """Route ``/composite[/...]``."""
         if not parts:
             if method != "POST":
@@ -90,18 +100,23 @@ class Composite:
     def _lookup(m: re.Match[str], refs: dict[str, Any]) -> Any:
         name, path = m.group(1), m.group(2)
         if name not in refs or refs[name] is None:
-            raise _invalid(f"Invalid reference specified. No value for {name}{path} found in "
-                           f"{name}. Provided referenceId ('{name}') must start with a letter "
-                           "or a number, and it can contain only letters, numbers and "
-                           "underscores ('_').", "PROCESSING_HALTED")
+            raise _invalid(
+                f"Invalid reference specified. No value for {name}{path} found in "
+                f"{name}. Provided referenceId ('{name}') must start with a letter "
+                "or a number, and it can contain only letters, numbers and "
+                "underscores ('_').",
+                "PROCESSING_HALTED",
+            )
         current = refs[name]
         for step in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", path):
             key, index = step
             try:
                 current = current[key] if key else current[int(index)]
             except (KeyError, IndexError, TypeError):
-                raise _invalid(f"Invalid reference specified. No value for {name}{path} found "
-                               f"in {name}.", "PROCESSING_HALTED") from None
+                raise _invalid(
+                    f"Invalid reference specified. No value for {name}{path} found in {name}.",
+                    "PROCESSING_HALTED",
+                ) from None
         return current
 
     @staticmethod
@@ -109,8 +124,9 @@ class Composite:
         text = json.dumps(value) if not isinstance(value, str) else value
         return {m.group(1) for m in _REF.finditer(text)}
 
-    def _run(self, version: str, request: dict[str, Any], refs: dict[str, Any], *,
-             graph: bool) -> Result:
+    def _run(
+        self, version: str, request: dict[str, Any], refs: dict[str, Any], *, graph: bool
+    ) -> Result:
         method = str(request.get("method", "")).upper()
         url = self._resolve(request.get("url", ""), refs)
         body = self._resolve(request["body"], refs) if "body" in request else NO_BODY
@@ -121,16 +137,22 @@ class Composite:
         rest_path = m.group(2)
         head = rest_path.strip("/").split("/")[0]
         allowed = ("sobjects",) if graph else ("sobjects", "query", "queryAll", "composite")
-        if head not in allowed or rest_path.strip("/").startswith(("composite/graph",)) or (
-                head == "composite" and not rest_path.strip("/").startswith("composite/sobjects")):
-            raise _invalid(f"The URL {split.path} is not supported in a composite "
-                           f"{'graph' if graph else 'request'}.")
+        if (
+            head not in allowed
+            or rest_path.strip("/").startswith(("composite/graph",))
+            or (head == "composite" and not rest_path.strip("/").startswith("composite/sobjects"))
+        ):
+            raise _invalid(
+                f"The URL {split.path} is not supported in a composite "
+                f"{'graph' if graph else 'request'}."
+            )
         args = dict(parse_qsl(split.query))
         headers = request.get("httpHeaders") or {}
         return self.sb.rest.dispatch(method, m.group(1), rest_path, args, body, headers)
 
-    def _safe_run(self, version: str, request: dict[str, Any], refs: dict[str, Any], *,
-                  graph: bool) -> Result:
+    def _safe_run(
+        self, version: str, request: dict[str, Any], refs: dict[str, Any], *, graph: bool
+    ) -> Result:
         try:
             return self._run(version, request, refs, graph=graph)
         except SalesforceError as exc:
@@ -138,8 +160,12 @@ class Composite:
 
     @staticmethod
     def _entry(result: Result, reference_id: str | None) -> dict[str, Any]:
-        return {"body": result.body, "httpHeaders": dict(result.headers),
-                "httpStatusCode": result.status, "referenceId": reference_id}
+        return {
+            "body": result.body,
+            "httpHeaders": dict(result.headers),
+            "httpStatusCode": result.status,
+            "referenceId": reference_id,
+        }
 
     # --- graph ---------------------------------------------------------------------------
 
@@ -149,8 +175,9 @@ class Composite:
         if not isinstance(graphs, list) or not graphs:
             raise _invalid("The request must contain a non-empty 'graphs' array.")
         if len(graphs) > MAX_GRAPHS:
-            raise _invalid(f"Too many graphs in the request: {len(graphs)}. The maximum is "
-                           f"{MAX_GRAPHS}.")
+            raise _invalid(
+                f"Too many graphs in the request: {len(graphs)}. The maximum is {MAX_GRAPHS}."
+            )
         seen_ids: set[str] = set()
         kinds: set[tuple[str, str, str]] = set()
         total = 0
@@ -158,24 +185,35 @@ class Composite:
             if not isinstance(g, dict) or not isinstance(g.get("compositeRequest"), list):
                 raise _invalid("Each graph needs a graphId and a compositeRequest array.")
             graph_id = g.get("graphId")
-            if not isinstance(graph_id, str) or not re.match(r"^[A-Za-z0-9]", graph_id) \
-                    or len(graph_id) >= 40:
-                raise _invalid(f"Invalid graphId: {graph_id!r}. A graphId must start with an "
-                               "alphanumeric character and be shorter than 40 characters.")
+            if (
+                not isinstance(graph_id, str)
+                or not re.match(r"^[A-Za-z0-9]", graph_id)
+                or len(graph_id) >= 40
+            ):
+                raise _invalid(
+                    f"Invalid graphId: {graph_id!r}. A graphId must start with an "
+                    "alphanumeric character and be shorter than 40 characters."
+                )
             if graph_id in seen_ids:
                 raise _invalid(f"Duplicate graphId: {graph_id}.")
             seen_ids.add(graph_id)
             nodes = g["compositeRequest"]
             total += len(nodes)
             if len(nodes) > MAX_NODES:
-                raise _invalid(f"Graph {graph_id} has {len(nodes)} nodes; the maximum is "
-                               f"{MAX_NODES}.")
+                raise _invalid(
+                    f"Graph {graph_id} has {len(nodes)} nodes; the maximum is {MAX_NODES}."
+                )
             depth: dict[str, int] = {}
             for node in nodes:
-                if not isinstance(node, dict) or not node.get("referenceId") \
-                        or not node.get("method") or not node.get("url"):
-                    raise _invalid(f"Every node of graph {graph_id} needs method, url and "
-                                   "referenceId.")
+                if (
+                    not isinstance(node, dict)
+                    or not node.get("referenceId")
+                    or not node.get("method")
+                    or not node.get("url")
+                ):
+                    raise _invalid(
+                        f"Every node of graph {graph_id} needs method, url and referenceId."
+                    )
                 ref = node["referenceId"]
                 if ref in depth:
                     raise _invalid(f"Duplicate referenceId {ref} in graph {graph_id}.")
@@ -185,27 +223,44 @@ class Composite:
                     raise _invalid(f"Graph {graph_id} is deeper than {MAX_DEPTH}.")
                 m = _DATA_URL.match(urlsplit(str(node["url"])).path)
                 if m is None or not m.group(2).strip("/").startswith("sobjects/"):
-                    raise _invalid(f"Node {ref} of graph {graph_id}: only sObject resources "
-                                   f"can be graph nodes, not {node['url']}.")
+                    raise _invalid(
+                        f"Node {ref} of graph {graph_id}: only sObject resources "
+                        f"can be graph nodes, not {node['url']}."
+                    )
                 sobject = m.group(2).strip("/").split("/")[1]
                 kinds.add((m.group(1), str(node["method"]).upper(), sobject.lower()))
         if total > MAX_NODES:
             raise _invalid(f"The request has {total} nodes; the maximum is {MAX_NODES}.")
         if len(kinds) > MAX_DIFFERENT_NODES:
-            raise _invalid(f"The request uses {len(kinds)} different nodes; the maximum is "
-                           f"{MAX_DIFFERENT_NODES}.")
+            raise _invalid(
+                f"The request uses {len(kinds)} different nodes; the maximum is "
+                f"{MAX_DIFFERENT_NODES}."
+            )
         out = []
         failures = 0
         for g in graphs:
             if failures > MAX_GRAPH_FAILURES:
-                out.append({"graphId": g["graphId"], "graphResponse": {"compositeResponse": [
-                    _halted(n["referenceId"]) for n in g["compositeRequest"]]},
-                    "isSuccessful": False})
+                out.append(
+                    {
+                        "graphId": g["graphId"],
+                        "graphResponse": {
+                            "compositeResponse": [
+                                _halted(n["referenceId"]) for n in g["compositeRequest"]
+                            ]
+                        },
+                        "isSuccessful": False,
+                    }
+                )
                 continue
             response, ok = self._run_graph(version, g["compositeRequest"])
             failures += 0 if ok else 1
-            out.append({"graphId": g["graphId"],
-                        "graphResponse": {"compositeResponse": response}, "isSuccessful": ok})
+            out.append(
+                {
+                    "graphId": g["graphId"],
+                    "graphResponse": {"compositeResponse": response},
+                    "isSuccessful": ok,
+                }
+            )
         return Result(200, {"graphs": out})
 
     def _run_graph(self, version: str, nodes: list[dict[str, Any]]) -> tuple[list[Any], bool]:
@@ -233,13 +288,18 @@ class Composite:
         if not isinstance(requests, list) or not requests:
             raise _invalid("The request must contain a non-empty 'compositeRequest' array.")
         if len(requests) > MAX_SUBREQUESTS:
-            raise SalesforceError("LIMIT_EXCEEDED",
-                                  f"Too many subrequests ({len(requests)}). The limit is "
-                                  f"{MAX_SUBREQUESTS}.")
+            raise SalesforceError(
+                "LIMIT_EXCEEDED",
+                f"Too many subrequests ({len(requests)}). The limit is {MAX_SUBREQUESTS}.",
+            )
         refs_seen: set[str] = set()
         for req in requests:
-            if not isinstance(req, dict) or not req.get("referenceId") or not req.get("url") \
-                    or not req.get("method"):
+            if (
+                not isinstance(req, dict)
+                or not req.get("referenceId")
+                or not req.get("url")
+                or not req.get("method")
+            ):
                 raise _invalid("Every subrequest needs method, url and referenceId.")
             if req["referenceId"] in refs_seen:
                 raise _invalid(f"Duplicate referenceId: {req['referenceId']}")
@@ -258,8 +318,9 @@ class Composite:
                         results.append(self._entry(result, req["referenceId"]))
             except _NodeFailed as failed:
                 response = [_halted(r["referenceId"]) for r in requests]
-                response[failed.index] = self._entry(failed.result,
-                                                     requests[failed.index]["referenceId"])
+                response[failed.index] = self._entry(
+                    failed.result, requests[failed.index]["referenceId"]
+                )
                 return Result(200, {"compositeResponse": response})
             return Result(200, {"compositeResponse": results})
         results = []
@@ -271,8 +332,9 @@ class Composite:
 
     # --- sObject collections ------------------------------------------------------------
 
-    def collections(self, method: str, version: str, parts: list[str], args: Mapping[str, str],
-                    body: Any) -> Result:
+    def collections(
+        self, method: str, version: str, parts: list[str], args: Mapping[str, str], body: Any
+    ) -> Result:
         """``/composite/sobjects`` create (POST), update (PATCH), delete (DELETE), retrieve
         (GET ``/{Type}``) and upsert (PATCH ``/{Type}/{ExtField}``)."""
         if method == "DELETE" and not parts:
@@ -280,8 +342,9 @@ class Composite:
             if not raw:
                 raise SalesforceError("REQUIRED_FIELD_MISSING", "At least 1 Id is required.")
             self._check_size(len(raw))
-            return self._each(raw, args.get("allOrNone", "false").lower() == "true",
-                              self._delete_one)
+            return self._each(
+                raw, args.get("allOrNone", "false").lower() == "true", self._delete_one
+            )
         if method == "GET" and len(parts) == 1:
             return self._retrieve(version, parts[0], args)
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
@@ -295,16 +358,18 @@ class Composite:
             return self._each(records, all_or_none, self._update_one)
         if method == "PATCH" and len(parts) == 2:
             type_name, ext_field = parts
-            return self._each(records, all_or_none,
-                              lambda r: self._upsert_one(type_name, ext_field, r))
+            return self._each(
+                records, all_or_none, lambda r: self._upsert_one(type_name, ext_field, r)
+            )
         raise method_not_allowed(method, ["GET", "POST", "PATCH", "DELETE"])
 
     @staticmethod
     def _check_size(n: int) -> None:
         if n > MAX_COLLECTION:
-            raise SalesforceError("EXCEEDED_ID_LIMIT",
-                                  "record limit reached. cannot submit more than 200 records "
-                                  "into this call")
+            raise SalesforceError(
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records into this call",
+            )
 
     def _each(self, items: list[Any], all_or_none: bool, op: Any) -> Result:
         results: list[dict[str, Any]] = []
@@ -315,8 +380,11 @@ class Composite:
                 with self.sb.store.transaction():
                     return op(item)
             except SalesforceError as exc:
-                error = {"statusCode": exc.error_code, "message": exc.message,
-                         "fields": exc.fields or []}
+                error = {
+                    "statusCode": exc.error_code,
+                    "message": exc.message,
+                    "fields": exc.fields or [],
+                }
                 rec_id = item if isinstance(item, str) else None
                 return {"id": rec_id, "success": False, "errors": [error]}
 
@@ -331,11 +399,16 @@ class Composite:
                 if failed:
                     raise _NodeFailed(0, Result(400))
         except _NodeFailed:
-            rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                      "message": "Record rolled back because not all records were valid and the "
-                                 "request was using AllOrNone header", "fields": []}
-            results = [r if not r["success"] else
-                       {"id": None, "success": False, "errors": [rolled]} for r in results]
+            rolled = {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the "
+                "request was using AllOrNone header",
+                "fields": [],
+            }
+            results = [
+                r if not r["success"] else {"id": None, "success": False, "errors": [rolled]}
+                for r in results
+            ]
         return Result(200, results)
 
     @staticmethod
@@ -357,11 +430,15 @@ class Composite:
         fields = {k: v for k, v in record.items() if k.lower() != "id"}
         rec_id = record.get("id") or record.get("Id")
         if not rec_id:
-            raise SalesforceError("MISSING_ARGUMENT", "Id not specified in an update call",
-                                  fields=["Id"])
+            raise SalesforceError(
+                "MISSING_ARGUMENT", "Id not specified in an update call", fields=["Id"]
+            )
         self.sb.dml.update(type_name, rec_id, fields)
-        return {"id": self.sb.store.find(rec_id)[1]["Id"], "success": True,  # type: ignore[index]
-                "errors": []}
+        return {
+            "id": self.sb.store.find(rec_id)[1]["Id"],
+            "success": True,  # type: ignore[index]
+            "errors": [],
+        }
 
     def _upsert_one(self, type_name: str, ext_field: str, record: Any) -> dict[str, Any]:
         if self._type_of(record).lower() != type_name.lower():
@@ -371,18 +448,25 @@ class Composite:
             if key.lower() == ext_field.lower():
                 value = val
         if value in (None, ""):
-            raise SalesforceError("REQUIRED_FIELD_MISSING",
-                                  f"Required fields are missing: [{ext_field}]", fields=[ext_field])
+            raise SalesforceError(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{ext_field}]",
+                fields=[ext_field],
+            )
         rec_id, created = self.sb.dml.upsert(type_name, ext_field, str(value), record)
         return {"id": rec_id, "success": True, "errors": [], "created": created}
 
     def _delete_one(self, rec_id: str) -> dict[str, Any]:
         found = self.sb.store.find(rec_id)
         if found is None:
-            raise SalesforceError("ENTITY_IS_DELETED" if self.sb.store.find(
-                rec_id, include_deleted=True) else "INVALID_CROSS_REFERENCE_KEY",
-                "entity is deleted" if self.sb.store.find(rec_id, include_deleted=True)
-                else "invalid cross reference id")
+            raise SalesforceError(
+                "ENTITY_IS_DELETED"
+                if self.sb.store.find(rec_id, include_deleted=True)
+                else "INVALID_CROSS_REFERENCE_KEY",
+                "entity is deleted"
+                if self.sb.store.find(rec_id, include_deleted=True)
+                else "invalid cross reference id",
+            )
         self.sb.dml.delete(found[0], found[1]["Id"])
         return {"id": found[1]["Id"], "success": True, "errors": []}
 
@@ -395,6 +479,9 @@ class Composite:
         out = []
         for rec_id in raw:
             found = self.sb.store.find(rec_id)
-            out.append(self.sb.rest.serialize(version, sobject, found[1], fields)
-                       if found and found[0] == sobject.name else None)
+            out.append(
+                self.sb.rest.serialize(version, sobject, found[1], fields)
+                if found and found[0] == sobject.name
+                else None
+            )
         return Result(200, out)

@@ -116,8 +116,16 @@ class FaultInjector:
 def error_body(status: int) -> list[dict[str, str]]:
     """Salesforce's body for an injected 5xx."""
     if status == 503:
-        return [{"errorCode": "SERVER_UNAVAILABLE",
-                 "message": "Server temporarily unavailable. Please try again later."}]
-    return [{"errorCode": "UNKNOWN_EXCEPTION",
-             "message": "An unexpected error occurred. Please include this ErrorId if you "
-                        "contact support: 1048576001-12345 (-1465237521)"}]
+        return [
+            {
+                "errorCode": "SERVER_UNAVAILABLE",
+                "message": "Server temporarily unavailable. Please try again later.",
+            }
+        ]
+    return [
+        {
+            "errorCode": "UNKNOWN_EXCEPTION",
+            "message": "An unexpected error occurred. Please include this ErrorId if you "
+            "contact support: 1048576001-12345 (-1465237521)",
+        }
+    ]

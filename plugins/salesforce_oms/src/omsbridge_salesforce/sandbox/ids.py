@@ -33,7 +33,8 @@ def to18(value: str) -> str:
 
 
 def is_valid(value: object) -> bool:
-    """Whether *value* is a well-formed 15-character id or an 18-character id with a valid checksum."""
+    """Whether *value* is a well-formed 15-character id, or an 18-character one with a valid
+    checksum."""
     if not isinstance(value, str) or not _SHAPE.match(value):
         return False
     if len(value) == 18:

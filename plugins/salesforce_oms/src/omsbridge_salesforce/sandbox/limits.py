@@ -38,8 +38,9 @@ class ApiUsage:
         with self._lock:
             self._prune()
             if len(self._calls) >= self.maximum:
-                raise SalesforceError("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
-                                      status=403)
+                raise SalesforceError(
+                    "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", status=403
+                )
             self._calls.append(self.clock.timestamp())
 
     def set(self, *, maximum: int | None = None, used: int | None = None) -> None:
@@ -77,7 +78,9 @@ class ApiUsage:
             "DailyStreamingApiEvents": {"Max": 10000, "Remaining": 10000},
             "DataStorageMB": {"Max": 5, "Remaining": 5},
             "DurableStreamingApiConcurrentClients": {
-                "Max": 20, "Remaining": max(20 - streaming_clients, 0)},
+                "Max": 20,
+                "Remaining": max(20 - streaming_clients, 0),
+            },
             "FileStorageMB": {"Max": 20, "Remaining": 20},
             "SingleEmail": {"Max": 15, "Remaining": 15},
             "StreamingApiConcurrentClients": {"Max": 20, "Remaining": 20},

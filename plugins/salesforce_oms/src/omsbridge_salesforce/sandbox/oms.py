@@ -36,11 +36,20 @@ CENT = Decimal("0.01")
 _CLOSED = "Closed"
 
 _CHANGE_BALANCE_KEYS = (
-    "grandTotalAmount", "totalAdjDeliveryAmtWithTax", "totalAdjDistAmountWithTax",
-    "totalAdjProductAmtWithTax", "totalAdjustedDeliveryAmount", "totalAdjustedDeliveryTaxAmount",
-    "totalAdjustedProductAmount", "totalAdjustedProductTaxAmount",
-    "totalAdjustmentDistributedAmount", "totalAdjustmentDistributedTaxAmount", "totalAmount",
-    "totalExcessFundsAmount", "totalRefundableAmount", "totalTaxAmount",
+    "grandTotalAmount",
+    "totalAdjDeliveryAmtWithTax",
+    "totalAdjDistAmountWithTax",
+    "totalAdjProductAmtWithTax",
+    "totalAdjustedDeliveryAmount",
+    "totalAdjustedDeliveryTaxAmount",
+    "totalAdjustedProductAmount",
+    "totalAdjustedProductTaxAmount",
+    "totalAdjustmentDistributedAmount",
+    "totalAdjustmentDistributedTaxAmount",
+    "totalAmount",
+    "totalExcessFundsAmount",
+    "totalRefundableAmount",
+    "totalTaxAmount",
 )
 
 
@@ -55,8 +64,9 @@ def _money(value: Decimal) -> Decimal:
 class ConnectError(SalesforceError):
     """A Connect action refused: answers the "Error with Output" array."""
 
-    def __init__(self, error_code: str, message: str, output: dict[str, Any],
-                 status: int = 400) -> None:
+    def __init__(
+        self, error_code: str, message: str, output: dict[str, Any], status: int = 400
+    ) -> None:
         out = dict(output)
         out["success"] = False
         out["errors"] = [{"errorCode": error_code, "message": message}]
@@ -88,6 +98,7 @@ class OrderManagement:
         dml.on_before("OrderDeliveryGroup", self._delivery_group_before)
         dml.on_before("FulfillmentOrder", self._fo_before)
         dml.on_after("FulfillmentOrder", self._fo_after)
+        dml.on_after("OrderSummary", self._summary_after)
 
     @property
     def dml(self) -> Dml:
@@ -105,25 +116,32 @@ class OrderManagement:
         if rec.get("RelatedOrderId"):
             return  # change orders are built by the actions below
         activating = rec["Status"] == "Activated" and (old is None or old["Status"] != "Activated")
-        deactivating = (old is not None and old["Status"] == "Activated"
-                        and rec["Status"] == "Draft")
+        deactivating = old is not None and old["Status"] == "Activated" and rec["Status"] == "Draft"
         if deactivating and self.sb.store.where("OrderSummary", OriginalOrderId=rec["Id"]):
             raise SalesforceError(
                 "FIELD_INTEGRITY_EXCEPTION",
                 "You can't change the status of an order that has an order summary.",
-                fields=["Status"])
+                fields=["Status"],
+            )
         if activating:
             if old is None or not self.sb.store.where("OrderItem", OrderId=rec["Id"]):
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
                     "You can't activate this order because it has no order products.",
-                    fields=["Status"])
+                    fields=["Status"],
+                )
             rec["ActivatedDate"] = format_datetime(self.sb.clock.now())
 
     def _order_after(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
-        activated = rec["Status"] == "Activated" and old is not None and old["Status"] != "Activated"
-        if (activated and not rec.get("RelatedOrderId") and self.sb.options.auto_order_summary
-                and rec.get("OrderLifeCycleType", "MANAGED") == "MANAGED"):
+        activated = (
+            rec["Status"] == "Activated" and old is not None and old["Status"] != "Activated"
+        )
+        if (
+            activated
+            and not rec.get("RelatedOrderId")
+            and self.sb.options.auto_order_summary
+            and rec.get("OrderLifeCycleType", "MANAGED") == "MANAGED"
+        ):
             # Stand-in for the org's record-triggered flow "Order activated -> create summary";
             # it runs inside the same transaction, like a flow in the graph's transaction.
             self._create_summary(rec, "MANAGED")
@@ -136,34 +154,42 @@ class OrderManagement:
         if old is None and order["Status"] == "Activated" and not order.get("RelatedOrderId"):
             raise SalesforceError(
                 "FIELD_INTEGRITY_EXCEPTION",
-                "You can't add order products to an activated order.", fields=["OrderId"])
+                "You can't add order products to an activated order.",
+                fields=["OrderId"],
+            )
         if old is None:
             if order.get("Pricebook2Id") is None:
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
                     "field integrity exception: PricebookEntryId (pricebook entry has no "
-                    "pricebook on the order)", fields=["PricebookEntryId"])
+                    "pricebook on the order)",
+                    fields=["PricebookEntryId"],
+                )
             if entry["Pricebook2Id"] != order["Pricebook2Id"]:
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
                     "field integrity exception: PricebookEntryId (pricebook entry is in a "
                     "different pricebook than the one assigned to the order)",
-                    fields=["PricebookEntryId"])
+                    fields=["PricebookEntryId"],
+                )
             if rec.get("Product2Id") is None:
                 rec["Product2Id"] = entry["Product2Id"]
             elif rec["Product2Id"] != entry["Product2Id"]:
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
                     "field integrity exception: PricebookEntryId, Product2Id (pricebook entry "
-                    "product does not match the order product)", fields=["Product2Id"])
+                    "product does not match the order product)",
+                    fields=["Product2Id"],
+                )
         group_id = rec.get("OrderDeliveryGroupId")
         if group_id:
             group = self._get("OrderDeliveryGroup", group_id)
             if group is not None and group["OrderId"] != rec["OrderId"]:
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
-                    "The order delivery group must belong to the same order as the order "
-                    "product.", fields=["OrderDeliveryGroupId"])
+                    "The order delivery group must belong to the same order as the order product.",
+                    fields=["OrderDeliveryGroupId"],
+                )
         rec["TypeCode"] = "Charge" if rec.get("Type") == "Delivery Charge" else "Product"
         if rec.get("Type") is None:
             rec["Type"] = "Order Product"
@@ -183,11 +209,17 @@ class OrderManagement:
 
     def _delivery_group_before(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         order = self._get("Order", rec["OrderId"])
-        if old is None and order is not None and order["Status"] == "Activated" \
-                and not order.get("RelatedOrderId"):
-            raise SalesforceError("FIELD_INTEGRITY_EXCEPTION",
-                                  "You can't add a delivery group to an activated order.",
-                                  fields=["OrderId"])
+        if (
+            old is None
+            and order is not None
+            and order["Status"] == "Activated"
+            and not order.get("RelatedOrderId")
+        ):
+            raise SalesforceError(
+                "FIELD_INTEGRITY_EXCEPTION",
+                "You can't add a delivery group to an activated order.",
+                fields=["OrderId"],
+            )
 
     def _tax_before(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         item = self._get("OrderItem", rec["OrderItemId"])
@@ -206,14 +238,22 @@ class OrderManagement:
             raise SalesforceError(
                 "FIELD_INTEGRITY_EXCEPTION",
                 "The adjustment group must belong to the same order as the order product.",
-                fields=["OrderAdjustmentGroupId"])
+                fields=["OrderAdjustmentGroupId"],
+            )
 
     def _adjustment_after(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         self._refresh_item_rollups(rec["OrderItemId"])
         group_id = rec.get("OrderAdjustmentGroupId")
         if group_id:
-            total = sum((_d(a["Amount"]) for a in self.sb.store.where(
-                "OrderItemAdjustmentLineItem", OrderAdjustmentGroupId=group_id)), ZERO)
+            total = sum(
+                (
+                    _d(a["Amount"])
+                    for a in self.sb.store.where(
+                        "OrderItemAdjustmentLineItem", OrderAdjustmentGroupId=group_id
+                    )
+                ),
+                ZERO,
+            )
             self.sb.store.update("OrderAdjustmentGroup", group_id, {"TotalAmount": total})
 
     def _refresh_item_rollups(self, item_id: str) -> None:
@@ -221,10 +261,17 @@ class OrderManagement:
         item = store.get("OrderItem", item_id)
         if item is None:
             return
-        tax = sum((_d(x["Amount"]) for x in store.where("OrderItemTaxLineItem",
-                                                         OrderItemId=item_id)), ZERO)
-        adj = sum((_d(x["Amount"]) for x in store.where("OrderItemAdjustmentLineItem",
-                                                         OrderItemId=item_id)), ZERO)
+        tax = sum(
+            (_d(x["Amount"]) for x in store.where("OrderItemTaxLineItem", OrderItemId=item_id)),
+            ZERO,
+        )
+        adj = sum(
+            (
+                _d(x["Amount"])
+                for x in store.where("OrderItemAdjustmentLineItem", OrderItemId=item_id)
+            ),
+            ZERO,
+        )
         store.update("OrderItem", item_id, {"TotalTaxAmount": tax, "TotalAdjustmentAmount": adj})
         self._refresh_order_totals(item["OrderId"])
 
@@ -233,12 +280,19 @@ class OrderManagement:
         if store.get("Order", order_id) is None:
             return
         items = store.where("OrderItem", OrderId=order_id)
-        total = sum((_d(i["TotalLineAmount"]) + _d(i["TotalAdjustmentAmount"]) for i in items),
-                    ZERO)
+        total = sum(
+            (_d(i["TotalLineAmount"]) + _d(i["TotalAdjustmentAmount"]) for i in items), ZERO
+        )
         tax = sum((_d(i["TotalTaxAmount"]) for i in items), ZERO)
-        store.update("Order", order_id, {"TotalAmount": _money(total),
-                                         "TotalTaxAmount": _money(tax),
-                                         "GrandTotalAmount": _money(total + tax)})
+        store.update(
+            "Order",
+            order_id,
+            {
+                "TotalAmount": _money(total),
+                "TotalTaxAmount": _money(tax),
+                "GrandTotalAmount": _money(total + tax),
+            },
+        )
 
     # --- FulfillmentOrder status and events -------------------------------------------------
 
@@ -253,8 +307,9 @@ class OrderManagement:
         if old_status == rec["Status"]:
             return
         if rec["StatusCategory"] == _CLOSED and (old is None or old["StatusCategory"] != _CLOSED):
-            for line in self.sb.store.where("FulfillmentOrderLineItem",
-                                            FulfillmentOrderId=rec["Id"]):
+            for line in self.sb.store.where(
+                "FulfillmentOrderLineItem", FulfillmentOrderId=rec["Id"]
+            ):
                 ois = self._get("OrderItemSummary", line.get("OrderItemSummaryId"))
                 if ois is not None:
                     self._bump(ois, QuantityFulfilled=_d(line["Quantity"]))
@@ -269,6 +324,18 @@ class OrderManagement:
         }
         self.publish("/event/FOStatusChangedEvent", payload)
 
+    def _summary_after(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
+        if old is not None and old["Status"] != rec["Status"]:
+            self.publish(
+                "/event/OrderSumStatusChangedEvent",
+                {
+                    "OrderId": rec["OriginalOrderId"],
+                    "OrderSummaryId": rec["Id"],
+                    "OldStatus": old["Status"],
+                    "NewStatus": rec["Status"],
+                },
+            )
+
     def publish(self, channel: str, payload: dict[str, Any]) -> None:
         """Publish a platform event when the current transaction commits."""
         payload = dict(payload)
@@ -279,46 +346,76 @@ class OrderManagement:
 
     # --- OrderSummary creation --------------------------------------------------------------
 
-    def _create_summary(self, order: Record, lifecycle: str, *, name: str | None = None,
-                        external_reference: str | None = None,
-                        business_model: str | None = None) -> str:
+    def _create_summary(
+        self,
+        order: Record,
+        lifecycle: str,
+        *,
+        name: str | None = None,
+        external_reference: str | None = None,
+        business_model: str | None = None,
+    ) -> str:
         store = self.sb.store
         create = self.dml.create
-        summary_id = create("OrderSummary", {
-            "OriginalOrderId": order["Id"], "AccountId": order["AccountId"],
-            "OrderNumber": name or order["OrderNumber"], "Status": "Created",
-            "OrderLifeCycleType": lifecycle, "SalesChannelId": order.get("SalesChannelId"),
-            "OrderedDate": order.get("OrderedDate") or order["CreatedDate"],
-            "BillingEmailAddress": order.get("BillingEmailAddress"),
-            "BillingPhoneNumber": order.get("BillingPhoneNumber"),
-            **{f"Billing{p}": order.get(f"Billing{p}")
-               for p in ("Street", "City", "State", "PostalCode", "Country")},
-            "Pricebook2Id": order.get("Pricebook2Id"),
-            "CurrencyIsoCode": order.get("CurrencyIsoCode"),
-            "ExternalReferenceIdentifier": external_reference,
-            "BusinessModel": business_model, "OwnerId": order.get("OwnerId"),
-            "POS_Transaction_Id__c": order.get("POS_Transaction_Id__c"),
-        }, system=True)
+        summary_id = create(
+            "OrderSummary",
+            {
+                "OriginalOrderId": order["Id"],
+                "AccountId": order["AccountId"],
+                "OrderNumber": name or order["OrderNumber"],
+                "Status": "Created",
+                "OrderLifeCycleType": lifecycle,
+                "SalesChannelId": order.get("SalesChannelId"),
+                "OrderedDate": order.get("OrderedDate") or order["CreatedDate"],
+                "BillingEmailAddress": order.get("BillingEmailAddress"),
+                "BillingPhoneNumber": order.get("BillingPhoneNumber"),
+                **{
+                    f"Billing{p}": order.get(f"Billing{p}")
+                    for p in ("Street", "City", "State", "PostalCode", "Country")
+                },
+                "Pricebook2Id": order.get("Pricebook2Id"),
+                "CurrencyIsoCode": order.get("CurrencyIsoCode"),
+                "ExternalReferenceIdentifier": external_reference,
+                "BusinessModel": business_model,
+                "OwnerId": order.get("OwnerId"),
+                "POS_Transaction_Id__c": order.get("POS_Transaction_Id__c"),
+            },
+            system=True,
+        )
         group_map: dict[str, str] = {}
         for group in store.where("OrderDeliveryGroup", OrderId=order["Id"]):
-            group_map[group["Id"]] = create("OrderDeliveryGroupSummary", {
-                "OrderSummaryId": summary_id, "OriginalOrderDeliveryGroupId": group["Id"],
-                "OrderDeliveryMethodId": group["OrderDeliveryMethodId"],
-                "DeliverToName": group["DeliverToName"],
-                **{f"DeliverTo{p}": group.get(f"DeliverTo{p}")
-                   for p in ("Street", "City", "State", "PostalCode", "Country")},
-                "EmailAddress": group.get("EmailAddress"), "PhoneNumber": group.get("PhoneNumber"),
-            }, system=True)
+            group_map[group["Id"]] = create(
+                "OrderDeliveryGroupSummary",
+                {
+                    "OrderSummaryId": summary_id,
+                    "OriginalOrderDeliveryGroupId": group["Id"],
+                    "OrderDeliveryMethodId": group["OrderDeliveryMethodId"],
+                    "DeliverToName": group["DeliverToName"],
+                    **{
+                        f"DeliverTo{p}": group.get(f"DeliverTo{p}")
+                        for p in ("Street", "City", "State", "PostalCode", "Country")
+                    },
+                    "EmailAddress": group.get("EmailAddress"),
+                    "PhoneNumber": group.get("PhoneNumber"),
+                },
+                system=True,
+            )
         adj_group_map: dict[str, str] = {}
         for group in store.where("OrderAdjustmentGroup", OrderId=order["Id"]):
-            adj_group_map[group["Id"]] = create("OrderAdjustmentGroupSummary", {
-                "OrderSummaryId": summary_id, "OriginalOrderAdjustmentGroupId": group["Id"],
-                "Name": group["Name"], "Type": group["Type"],
-                "Description": group.get("Description"), "TotalAmount": group.get("TotalAmount"),
-            }, system=True)
+            adj_group_map[group["Id"]] = create(
+                "OrderAdjustmentGroupSummary",
+                {
+                    "OrderSummaryId": summary_id,
+                    "OriginalOrderAdjustmentGroupId": group["Id"],
+                    "Name": group["Name"],
+                    "Type": group["Type"],
+                    "Description": group.get("Description"),
+                    "TotalAmount": group.get("TotalAmount"),
+                },
+                system=True,
+            )
         instant = set(self.sb.options.instantly_fulfilled_delivery_methods)
-        for line_number, item in enumerate(store.where("OrderItem", OrderId=order["Id"]),
-                                           start=1):
+        for line_number, item in enumerate(store.where("OrderItem", OrderId=order["Id"]), start=1):
             product = store.get("Product2", item["Product2Id"]) or {}
             quantity = _d(item["Quantity"])
             fulfilled = ZERO
@@ -327,43 +424,75 @@ class OrderManagement:
                 method = store.get("OrderDeliveryMethod", group["OrderDeliveryMethodId"]) or {}
                 if method.get("Name") in instant:
                     fulfilled = quantity  # the org's flow closes take-with sales at once
-            ois_id = create("OrderItemSummary", {
-                "OrderSummaryId": summary_id, "OriginalOrderItemId": item["Id"],
-                "Product2Id": item["Product2Id"], "StockKeepingUnit": product.get("StockKeepingUnit"),
-                "ProductCode": product.get("ProductCode"),
-                "Name": product.get("Name") or item.get("Description"),
-                "Description": item.get("Description"), "Type": item["Type"],
-                "TypeCode": item["TypeCode"], "LineNumber": line_number,
-                "OrderDeliveryGroupSummaryId": group_map.get(item.get("OrderDeliveryGroupId") or ""),
-                "QuantityOrdered": quantity, "QuantityCanceled": ZERO,
-                "QuantityAllocated": fulfilled, "QuantityFulfilled": fulfilled,
-                "QuantityReturnInitiated": ZERO, "QuantityReturned": ZERO,
-                "UnitPrice": item["UnitPrice"], "ListPrice": item.get("ListPrice"),
-                "TotalLineAmount": item["TotalLineAmount"], "TotalPrice": item["TotalPrice"],
-                "TotalTaxAmount": item["TotalTaxAmount"],
-                "TotalAdjustmentAmount": item["TotalAdjustmentAmount"],
-                "POS_Line_Id__c": item.get("POS_Line_Id__c"),
-            }, system=True)
+            ois_id = create(
+                "OrderItemSummary",
+                {
+                    "OrderSummaryId": summary_id,
+                    "OriginalOrderItemId": item["Id"],
+                    "Product2Id": item["Product2Id"],
+                    "StockKeepingUnit": product.get("StockKeepingUnit"),
+                    "ProductCode": product.get("ProductCode"),
+                    "Name": product.get("Name") or item.get("Description"),
+                    "Description": item.get("Description"),
+                    "Type": item["Type"],
+                    "TypeCode": item["TypeCode"],
+                    "LineNumber": line_number,
+                    "OrderDeliveryGroupSummaryId": group_map.get(
+                        item.get("OrderDeliveryGroupId") or ""
+                    ),
+                    "QuantityOrdered": quantity,
+                    "QuantityCanceled": ZERO,
+                    "QuantityAllocated": fulfilled,
+                    "QuantityFulfilled": fulfilled,
+                    "QuantityReturnInitiated": ZERO,
+                    "QuantityReturned": ZERO,
+                    "UnitPrice": item["UnitPrice"],
+                    "ListPrice": item.get("ListPrice"),
+                    "TotalLineAmount": item["TotalLineAmount"],
+                    "TotalPrice": item["TotalPrice"],
+                    "TotalTaxAmount": item["TotalTaxAmount"],
+                    "TotalAdjustmentAmount": item["TotalAdjustmentAmount"],
+                    "POS_Line_Id__c": item.get("POS_Line_Id__c"),
+                },
+                system=True,
+            )
             self._refresh_ois(ois_id)
             for tax in store.where("OrderItemTaxLineItem", OrderItemId=item["Id"]):
-                create("OrderItemTaxLineItemSummary", {
-                    "OrderItemSummaryId": ois_id, "OrderSummaryId": summary_id,
-                    "OriginalOrderItemTaxLineItemId": tax["Id"], "Name": tax["Name"],
-                    "Type": tax["Type"], "Amount": tax["Amount"], "Rate": tax.get("Rate"),
-                    "TaxEffectiveDate": tax["TaxEffectiveDate"],
-                }, system=True)
+                create(
+                    "OrderItemTaxLineItemSummary",
+                    {
+                        "OrderItemSummaryId": ois_id,
+                        "OrderSummaryId": summary_id,
+                        "OriginalOrderItemTaxLineItemId": tax["Id"],
+                        "Name": tax["Name"],
+                        "Type": tax["Type"],
+                        "Amount": tax["Amount"],
+                        "Rate": tax.get("Rate"),
+                        "TaxEffectiveDate": tax["TaxEffectiveDate"],
+                    },
+                    system=True,
+                )
             for adj in store.where("OrderItemAdjustmentLineItem", OrderItemId=item["Id"]):
-                create("OrderItemAdjustmentLineSummary", {
-                    "OrderItemSummaryId": ois_id, "OrderSummaryId": summary_id,
-                    "OrderAdjustmentGroupSummaryId": adj_group_map.get(
-                        adj.get("OrderAdjustmentGroupId") or ""),
-                    "OriginalOrderItemAdjustmentLineItemId": adj["Id"], "Name": adj["Name"],
-                    "Amount": adj["Amount"],
-                }, system=True)
+                create(
+                    "OrderItemAdjustmentLineSummary",
+                    {
+                        "OrderItemSummaryId": ois_id,
+                        "OrderSummaryId": summary_id,
+                        "OrderAdjustmentGroupSummaryId": adj_group_map.get(
+                            adj.get("OrderAdjustmentGroupId") or ""
+                        ),
+                        "OriginalOrderItemAdjustmentLineItemId": adj["Id"],
+                        "Name": adj["Name"],
+                        "Amount": adj["Amount"],
+                    },
+                    system=True,
+                )
         self._create_payment_summaries(order, summary_id)
         self._refresh_summary(summary_id)
-        self.publish("/event/OrderSummaryCreatedEvent",
-                     {"OrderId": order["Id"], "OrderSummaryId": summary_id})
+        self.publish(
+            "/event/OrderSummaryCreatedEvent",
+            {"OrderId": order["Id"], "OrderSummaryId": summary_id},
+        )
         return summary_id
 
     def _create_payment_summaries(self, order: Record, summary_id: str) -> None:
@@ -375,8 +504,9 @@ class OrderManagement:
                     method_id = pay.get("PaymentMethodId")
                     if not method_id:
                         continue
-                    entry = by_method.setdefault(method_id, {"auth": ZERO, "captured": ZERO,
-                                                             "sale": False, "rows": []})
+                    entry = by_method.setdefault(
+                        method_id, {"auth": ZERO, "captured": ZERO, "sale": False, "rows": []}
+                    )
                     entry["rows"].append((kind, pay["Id"]))
                     if pay["Status"] != "Processed":
                         continue
@@ -388,17 +518,26 @@ class OrderManagement:
         for method_id, entry in by_method.items():
             found = store.find(method_id)
             method = found[1] if found else {}
-            label = (f"{method.get('CardType') or 'Card'} ****{method.get('CardLastFour')}"
-                     if method.get("CardLastFour") else method.get("NickName")
-                     or (found[0] if found else "Payment"))
-            ops_id = self.dml.create("OrderPaymentSummary", {
-                "OrderSummaryId": summary_id, "PaymentMethodId": method_id, "Method": label,
-                "FullName": method.get("CardHolderName"),
-                "Type": "Sale" if entry["sale"] else "Authorization",
-                "AuthorizationAmount": entry["auth"] or entry["captured"],
-                "CapturedAmount": entry["captured"], "RefundedAmount": ZERO,
-                "BalanceAmount": entry["captured"],
-            }, system=True)
+            label = (
+                f"{method.get('CardType') or 'Card'} ****{method.get('CardLastFour')}"
+                if method.get("CardLastFour")
+                else method.get("NickName") or (found[0] if found else "Payment")
+            )
+            ops_id = self.dml.create(
+                "OrderPaymentSummary",
+                {
+                    "OrderSummaryId": summary_id,
+                    "PaymentMethodId": method_id,
+                    "Method": label,
+                    "FullName": method.get("CardHolderName"),
+                    "Type": "Sale" if entry["sale"] else "Authorization",
+                    "AuthorizationAmount": entry["auth"] or entry["captured"],
+                    "CapturedAmount": entry["captured"],
+                    "RefundedAmount": ZERO,
+                    "BalanceAmount": entry["captured"],
+                },
+                system=True,
+            )
             for kind, rec_id in entry["rows"]:
                 self.dml.update(kind, rec_id, {"OrderPaymentSummaryId": ops_id}, system=True)
 
@@ -438,20 +577,27 @@ class OrderManagement:
             status = "PARTIALLYALLOCATED"
         else:
             status = "ORDERED"
-        store.update("OrderItemSummary", ois_id, {
-            "QuantityNetOrdered": net,
-            "QuantityAvailableToFulfill": net - allocated,
-            "QuantityAvailableToCancel": net - allocated,
-            "QuantityAvailableToReturn": fulfilled - returned - initiated,
-            "AdjustedLineAmount": _money((line + adjustment) * share),
-            "TotalAmtWithTax": _money((line + adjustment + tax) * share),
-            "Status": status,
-        })
+        store.update(
+            "OrderItemSummary",
+            ois_id,
+            {
+                "QuantityNetOrdered": net,
+                "QuantityAvailableToFulfill": net - allocated,
+                "QuantityAvailableToCancel": net - allocated,
+                "QuantityAvailableToReturn": fulfilled - returned - initiated,
+                "AdjustedLineAmount": _money((line + adjustment) * share),
+                "TotalAmtWithTax": _money((line + adjustment + tax) * share),
+                "Status": status,
+            },
+        )
 
     def _line_amounts(self, o: Record) -> tuple[Decimal, Decimal]:
         ordered = _d(o["QuantityOrdered"])
-        share = ((ordered - _d(o["QuantityCanceled"]) - _d(o["QuantityReturned"])) / ordered
-                 if ordered else ZERO)
+        share = (
+            (ordered - _d(o["QuantityCanceled"]) - _d(o["QuantityReturned"])) / ordered
+            if ordered
+            else ZERO
+        )
         amount = _money((_d(o["TotalLineAmount"]) + _d(o["TotalAdjustmentAmount"])) * share)
         return amount, _money(_d(o["TotalTaxAmount"]) * share)
 
@@ -467,38 +613,60 @@ class OrderManagement:
                 product += amount
                 product_tax += tax
                 distributed += _d(o["TotalAdjustmentAmount"])
-        store.update("OrderSummary", summary_id, {
-            "TotalAdjustedProductAmount": product, "TotalAdjustedDeliveryAmount": delivery,
-            "TotalAdjustedProductTaxAmount": product_tax,
-            "TotalAdjustedDeliveryTaxAmount": delivery_tax,
-            "TotalProductAmount": product, "TotalDeliveryAmount": delivery,
-            "TotalTaxAmount": product_tax + delivery_tax,
-            "TotalAdjustmentDistributedAmount": distributed,
-            "GrandTotalAmount": product + delivery + product_tax + delivery_tax,
-        })
+        store.update(
+            "OrderSummary",
+            summary_id,
+            {
+                "TotalAdjustedProductAmount": product,
+                "TotalAdjustedDeliveryAmount": delivery,
+                "TotalAdjustedProductTaxAmount": product_tax,
+                "TotalAdjustedDeliveryTaxAmount": delivery_tax,
+                "TotalProductAmount": product,
+                "TotalDeliveryAmount": delivery,
+                "TotalTaxAmount": product_tax + delivery_tax,
+                "TotalAdjustmentDistributedAmount": distributed,
+                "GrandTotalAmount": product + delivery + product_tax + delivery_tax,
+            },
+        )
 
     def _summary_snapshot(self, summary_id: str) -> dict[str, Decimal]:
         s = self.sb.store.get("OrderSummary", summary_id)
         assert s is not None
-        keys = ("GrandTotalAmount", "TotalAdjustedProductAmount", "TotalAdjustedDeliveryAmount",
-                "TotalAdjustedProductTaxAmount", "TotalAdjustedDeliveryTaxAmount",
-                "TotalTaxAmount", "TotalAdjustmentDistributedAmount")
+        keys = (
+            "GrandTotalAmount",
+            "TotalAdjustedProductAmount",
+            "TotalAdjustedDeliveryAmount",
+            "TotalAdjustedProductTaxAmount",
+            "TotalAdjustedDeliveryTaxAmount",
+            "TotalTaxAmount",
+            "TotalAdjustmentDistributedAmount",
+        )
         return {k: _d(s[k]) for k in keys}
 
     def _funds(self, summary_id: str) -> tuple[Decimal, Decimal]:
         """(excess funds, refundable amount) of a summary."""
         store = self.sb.store
-        captured = sum((_d(p["CapturedAmount"]) - _d(p["RefundedAmount"])
-                        for p in store.where("OrderPaymentSummary", OrderSummaryId=summary_id)),
-                       ZERO)
+        captured = sum(
+            (
+                _d(p["CapturedAmount"]) - _d(p["RefundedAmount"])
+                for p in store.where("OrderPaymentSummary", OrderSummaryId=summary_id)
+            ),
+            ZERO,
+        )
         summary = store.get("OrderSummary", summary_id)
         assert summary is not None
-        credited = sum((_d(c["Balance"]) for c in store.where(
-            "CreditMemo", ReferenceEntityId=summary_id)), ZERO)
-        uncredited_returns = sum((
-            -_d(o["GrandTotalAmount"]) for o in store.where(
-                "Order", RelatedOrderId=summary["OriginalOrderId"])
-            if o.get("_ChangeKind") == "return" and not o.get("_CreditMemoId")), ZERO)
+        credited = sum(
+            (_d(c["Balance"]) for c in store.where("CreditMemo", ReferenceEntityId=summary_id)),
+            ZERO,
+        )
+        uncredited_returns = sum(
+            (
+                -_d(o["GrandTotalAmount"])
+                for o in store.where("Order", RelatedOrderId=summary["OriginalOrderId"])
+                if o.get("_ChangeKind") == "return" and not o.get("_CreditMemoId")
+            ),
+            ZERO,
+        )
         net_total = _d(summary["GrandTotalAmount"])
         # Returned goods are still inside "captured - net_total"; report them as refundable
         # change orders rather than as excess funds.
@@ -511,7 +679,10 @@ class OrderManagement:
         def _delta(key: str) -> Decimal:
             return before[key] - after[key]
 
-        product, delivery = _delta("TotalAdjustedProductAmount"), _delta("TotalAdjustedDeliveryAmount")
+        product, delivery = (
+            _delta("TotalAdjustedProductAmount"),
+            _delta("TotalAdjustedDeliveryAmount"),
+        )
         product_tax = _delta("TotalAdjustedProductTaxAmount")
         delivery_tax = _delta("TotalAdjustedDeliveryTaxAmount")
         excess, refundable = self._funds(summary_id)
@@ -535,16 +706,18 @@ class OrderManagement:
 
     # --- Connect: order summaries -----------------------------------------------------------
 
-    def _summary_or_error(self, summary_id: str, output: dict[str, Any], *,
-                          managed: bool = True) -> Record:
+    def _summary_or_error(
+        self, summary_id: str, output: dict[str, Any], *, managed: bool = True
+    ) -> Record:
         summary = self._get("OrderSummary", summary_id)
         if summary is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
         if managed and summary["OrderLifeCycleType"] != "MANAGED":
             raise ConnectError(
                 "INVALID_API_INPUT",
-                "This action can run only on an order summary whose OrderLifeCycleType is "
-                "MANAGED.", output)
+                "This action can run only on an order summary whose OrderLifeCycleType is MANAGED.",
+                output,
+            )
         return summary
 
     def create_order_summary(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -554,38 +727,47 @@ class OrderManagement:
         if order is None:
             raise ConnectError("INVALID_API_INPUT", "Invalid orderId.", output)
         if order["Status"] != "Activated":
-            raise ConnectError("INVALID_API_INPUT",
-                               "The order must be activated before you can create an order "
-                               "summary.", output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                "The order must be activated before you can create an order summary.",
+                output,
+            )
         lifecycle = body.get("orderLifeCycleType") or "MANAGED"
         if lifecycle not in ("MANAGED", "UNMANAGED"):
-            raise ConnectError("INVALID_API_INPUT",
-                               f"Invalid orderLifeCycleType: {lifecycle}", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", f"Invalid orderLifeCycleType: {lifecycle}", output
+            )
         if self.sb.store.where("OrderSummary", OriginalOrderId=order["Id"]):
-            raise ConnectError("INVALID_API_INPUT",
-                               "An order summary already exists for this order.", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "An order summary already exists for this order.", output
+            )
         ext = body.get("externalReferenceIdentifier")
         if ext and self.sb.store.where("OrderSummary", ExternalReferenceIdentifier=ext):
-            raise ConnectError("DUPLICATE_VALUE",
-                               "An order summary with this externalReferenceIdentifier "
-                               "already exists.", output)
+            raise ConnectError(
+                "DUPLICATE_VALUE",
+                "An order summary with this externalReferenceIdentifier already exists.",
+                output,
+            )
         with self.sb.store.transaction():
-            summary_id = self._create_summary(order, lifecycle, name=body.get("name"),
-                                              external_reference=ext,
-                                              business_model=body.get("businessModel"))
+            summary_id = self._create_summary(
+                order,
+                lifecycle,
+                name=body.get("name"),
+                external_reference=ext,
+                business_model=body.get("businessModel"),
+            )
         return {"orderSummaryId": summary_id, "success": True, "errors": []}
 
-    def change(self, summary_id: str, body: dict[str, Any], *, kind: str,
-               preview: bool) -> dict[str, Any]:
+    def change(
+        self, summary_id: str, body: dict[str, Any], *, kind: str, preview: bool
+    ) -> dict[str, Any]:
         """preview-/submit-cancel and preview-/submit-return."""
         output: dict[str, Any] = {"changeBalances": None}
-        output["orderSummaryId" if preview else "changeOrderId"] = (
-            summary_id if preview else None)
+        output["orderSummaryId" if preview else "changeOrderId"] = summary_id if preview else None
         summary = self._summary_or_error(summary_id, output)
         items = body.get("changeItems") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            raise ConnectError("INVALID_API_INPUT", "Missing required input: changeItems",
-                               output)
+            raise ConnectError("INVALID_API_INPUT", "Missing required input: changeItems", output)
         try:
             with self.sb.store.transaction():
                 before = self._summary_snapshot(summary["Id"])
@@ -599,37 +781,45 @@ class OrderManagement:
         result.update({"changeOrderId": change_order_id, "success": True, "errors": []})
         return result
 
-    def _apply_change(self, summary: Record, items: list[Any], kind: str,
-                      output: dict[str, Any]) -> str:
+    def _apply_change(
+        self, summary: Record, items: list[Any], kind: str, output: dict[str, Any]
+    ) -> str:
         store = self.sb.store
         seen: dict[str, Decimal] = {}
         plan: list[tuple[Record, Decimal, bool]] = []
         for raw in items:
             if not isinstance(raw, dict):
-                raise ConnectError("INVALID_API_INPUT", "Each change item must be an object.",
-                                   output)
+                raise ConnectError(
+                    "INVALID_API_INPUT", "Each change item must be an object.", output
+                )
             for key in ("orderItemSummaryId", "quantity", "reason", "shippingReductionFlag"):
                 if raw.get(key) is None:
-                    raise ConnectError("INVALID_API_INPUT",
-                                       f"Missing required input: changeItems.{key}", output)
+                    raise ConnectError(
+                        "INVALID_API_INPUT", f"Missing required input: changeItems.{key}", output
+                    )
             ois = self._get("OrderItemSummary", raw["orderItemSummaryId"])
             if ois is None or ois["OrderSummaryId"] != summary["Id"]:
                 raise ConnectError(
                     "INVALID_API_INPUT",
                     f"The OrderItemSummary {raw['orderItemSummaryId']} doesn't belong to this "
-                    "order summary.", output)
+                    "order summary.",
+                    output,
+                )
             if ois["TypeCode"] == "Charge":
-                raise ConnectError("INVALID_API_INPUT",
-                                   "You can't cancel or return a delivery charge directly; use "
-                                   "shippingReductionFlag.", output)
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    "You can't cancel or return a delivery charge directly; use "
+                    "shippingReductionFlag.",
+                    output,
+                )
             try:
                 quantity = _d(raw["quantity"])
             except ArithmeticError:
-                raise ConnectError("INVALID_API_INPUT", "quantity must be a number.",
-                                   output) from None
+                raise ConnectError(
+                    "INVALID_API_INPUT", "quantity must be a number.", output
+                ) from None
             if quantity <= 0:
-                raise ConnectError("INVALID_API_INPUT", "quantity must be greater than 0.",
-                                   output)
+                raise ConnectError("INVALID_API_INPUT", "quantity must be greater than 0.", output)
             seen[ois["Id"]] = seen.get(ois["Id"], ZERO) + quantity
             field = "QuantityAvailableToCancel" if kind == "cancel" else "QuantityAvailableToReturn"
             available = _d(ois[field])
@@ -639,18 +829,27 @@ class OrderManagement:
                     "INVALID_API_INPUT",
                     f"The quantity to {verb} ({seen[ois['Id']]:g}) is more than the quantity "
                     f"available to {verb} ({available:g}) for OrderItemSummary {ois['Id']}.",
-                    output)
+                    output,
+                )
             plan.append((ois, quantity, bool(raw["shippingReductionFlag"])))
         original = store.get("Order", summary["OriginalOrderId"])
         assert original is not None
-        change_id = self.dml.create("Order", {
-            "AccountId": original["AccountId"], "EffectiveDate": self.sb.clock.now().date().isoformat(),
-            "Status": "Draft", "Pricebook2Id": original.get("Pricebook2Id"),
-            "RelatedOrderId": original["Id"], "OriginalOrderId": original["Id"],
-            "IsReductionOrder": True, "SalesChannelId": original.get("SalesChannelId"),
-            "CurrencyIsoCode": original.get("CurrencyIsoCode"),
-            "OrderLifeCycleType": original.get("OrderLifeCycleType"),
-        }, system=True)
+        change_id = self.dml.create(
+            "Order",
+            {
+                "AccountId": original["AccountId"],
+                "EffectiveDate": self.sb.clock.now().date().isoformat(),
+                "Status": "Draft",
+                "Pricebook2Id": original.get("Pricebook2Id"),
+                "RelatedOrderId": original["Id"],
+                "OriginalOrderId": original["Id"],
+                "IsReductionOrder": True,
+                "SalesChannelId": original.get("SalesChannelId"),
+                "CurrencyIsoCode": original.get("CurrencyIsoCode"),
+                "OrderLifeCycleType": original.get("OrderLifeCycleType"),
+            },
+            system=True,
+        )
         store.update("Order", change_id, {"_ChangeKind": kind})
         groups_touched: set[str] = set()
         for ois, quantity, reduce_shipping in plan:
@@ -661,8 +860,11 @@ class OrderManagement:
                 groups_touched.add(ois["OrderDeliveryGroupSummaryId"])
         for group_id in groups_touched:
             lines = store.where("OrderItemSummary", OrderDeliveryGroupSummaryId=group_id)
-            if all(_d(o["QuantityNetOrdered"]) - _d(o["QuantityReturned"]) <= 0
-                   for o in lines if o["TypeCode"] == "Product"):
+            if all(
+                _d(o["QuantityNetOrdered"]) - _d(o["QuantityReturned"]) <= 0
+                for o in lines
+                if o["TypeCode"] == "Product"
+            ):
                 for charge in (o for o in lines if o["TypeCode"] == "Charge"):
                     remaining = _d(charge["QuantityNetOrdered"]) - _d(charge["QuantityReturned"])
                     if remaining > 0:
@@ -678,18 +880,29 @@ class OrderManagement:
         assert item is not None
         ordered = _d(ois["QuantityOrdered"])
         share = quantity / ordered
-        line_id = self.dml.create("OrderItem", {
-            "OrderId": change_id, "PricebookEntryId": item["PricebookEntryId"],
-            "Product2Id": item["Product2Id"], "Quantity": -quantity,
-            "UnitPrice": item["UnitPrice"], "Type": item["Type"],
-            "TotalLineAmount": _money(-_d(item["TotalLineAmount"]) * share),
-            "OrderDeliveryGroupId": None,
-        }, system=True)
-        store.update("OrderItem", line_id, {
-            "OriginalOrderItemId": item["Id"],
-            "TotalTaxAmount": _money(-_d(item["TotalTaxAmount"]) * share),
-            "TotalAdjustmentAmount": _money(-_d(item["TotalAdjustmentAmount"]) * share),
-        })
+        line_id = self.dml.create(
+            "OrderItem",
+            {
+                "OrderId": change_id,
+                "PricebookEntryId": item["PricebookEntryId"],
+                "Product2Id": item["Product2Id"],
+                "Quantity": -quantity,
+                "UnitPrice": item["UnitPrice"],
+                "Type": item["Type"],
+                "TotalLineAmount": _money(-_d(item["TotalLineAmount"]) * share),
+                "OrderDeliveryGroupId": None,
+            },
+            system=True,
+        )
+        store.update(
+            "OrderItem",
+            line_id,
+            {
+                "OriginalOrderItemId": item["Id"],
+                "TotalTaxAmount": _money(-_d(item["TotalTaxAmount"]) * share),
+                "TotalAdjustmentAmount": _money(-_d(item["TotalAdjustmentAmount"]) * share),
+            },
+        )
         self._refresh_order_totals(change_id)
 
     def create_credit_memo(self, summary_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -698,28 +911,43 @@ class OrderManagement:
         summary = self._summary_or_error(summary_id, output)
         change_ids = body.get("changeOrderIds") if isinstance(body, dict) else None
         if not isinstance(change_ids, list) or not change_ids:
-            raise ConnectError("INVALID_API_INPUT", "Missing required input: changeOrderIds",
-                               output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "Missing required input: changeOrderIds", output
+            )
         total = tax = ZERO
         orders = []
         for raw in change_ids:
             order = self._get("Order", raw)
             if order is None or order.get("RelatedOrderId") != summary["OriginalOrderId"]:
-                raise ConnectError("INVALID_API_INPUT",
-                                   f"{raw} isn't a change order of this order summary.", output)
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    f"{raw} isn't a change order of this order summary.",
+                    output,
+                )
             if order.get("_CreditMemoId"):
-                raise ConnectError("INVALID_API_INPUT",
-                                   f"The change order {raw} already has a credit memo.", output)
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    f"The change order {raw} already has a credit memo.",
+                    output,
+                )
             orders.append(order)
             total += -_d(order["TotalAmount"])
             tax += -_d(order["TotalTaxAmount"])
         with self.sb.store.transaction():
-            memo_id = self.dml.create("CreditMemo", {
-                "ReferenceEntityId": summary["Id"], "BillingAccountId": summary["AccountId"],
-                "Status": "Posted", "TotalAmount": _money(total), "TotalTaxAmount": _money(tax),
-                "TotalAmountWithTax": _money(total + tax), "Balance": _money(total + tax),
-                "CreditMemoDate": self.sb.clock.now().date().isoformat(),
-            }, system=True)
+            memo_id = self.dml.create(
+                "CreditMemo",
+                {
+                    "ReferenceEntityId": summary["Id"],
+                    "BillingAccountId": summary["AccountId"],
+                    "Status": "Posted",
+                    "TotalAmount": _money(total),
+                    "TotalTaxAmount": _money(tax),
+                    "TotalAmountWithTax": _money(total + tax),
+                    "Balance": _money(total + tax),
+                    "CreditMemoDate": self.sb.clock.now().date().isoformat(),
+                },
+                system=True,
+            )
             for order in orders:
                 self.sb.store.update("Order", order["Id"], {"_CreditMemoId": memo_id})
         return {"creditMemoId": memo_id, "success": True, "errors": []}
@@ -728,20 +956,28 @@ class OrderManagement:
         """POST .../async-actions/ensure-refunds-async (refunds are processed at once)."""
         output: dict[str, Any] = {"backgroundOperationId": None}
         summary = self._summary_or_error(summary_id, output)
-        if not isinstance(body, dict) or (body.get("creditMemoId") is None
-                                          and body.get("excessFundsAmount") is None):
-            raise ConnectError("INVALID_API_INPUT",
-                               "Provide a creditMemoId, an excessFundsAmount, or both.", output)
+        if not isinstance(body, dict) or (
+            body.get("creditMemoId") is None and body.get("excessFundsAmount") is None
+        ):
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                "Provide a creditMemoId, an excessFundsAmount, or both.",
+                output,
+            )
         memo = None
         amount = ZERO
         if body.get("creditMemoId") is not None:
             memo = self._get("CreditMemo", body["creditMemoId"])
             if memo is None or memo["ReferenceEntityId"] != summary["Id"]:
-                raise ConnectError("INVALID_API_INPUT",
-                                   "The credit memo doesn't belong to this order summary.", output)
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    "The credit memo doesn't belong to this order summary.",
+                    output,
+                )
             if _d(memo["Balance"]) <= 0:
-                raise ConnectError("INVALID_API_INPUT",
-                                   "The credit memo has already been refunded.", output)
+                raise ConnectError(
+                    "INVALID_API_INPUT", "The credit memo has already been refunded.", output
+                )
             amount += _d(memo["Balance"])
         if body.get("excessFundsAmount") is not None:
             excess_requested = _d(body["excessFundsAmount"])
@@ -750,15 +986,21 @@ class OrderManagement:
                 raise ConnectError(
                     "INVALID_API_INPUT",
                     f"excessFundsAmount ({excess_requested:f}) is more than the excess funds "
-                    f"available ({excess:f}).", output)
+                    f"available ({excess:f}).",
+                    output,
+                )
             amount += excess_requested
         payments = self.sb.store.where("OrderPaymentSummary", OrderSummaryId=summary["Id"])
-        refundable = sum((_d(p["CapturedAmount"]) - _d(p["RefundedAmount"]) for p in payments),
-                         ZERO)
+        refundable = sum(
+            (_d(p["CapturedAmount"]) - _d(p["RefundedAmount"]) for p in payments), ZERO
+        )
         if amount > refundable:
-            raise ConnectError("INVALID_API_INPUT",
-                               f"The refund amount ({amount:f}) is more than the captured "
-                               f"amount available to refund ({refundable:f}).", output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                f"The refund amount ({amount:f}) is more than the captured "
+                f"amount available to refund ({refundable:f}).",
+                output,
+            )
         with self.sb.store.transaction():
             remaining = amount
             for ops in payments:
@@ -766,17 +1008,29 @@ class OrderManagement:
                 portion = min(available, remaining)
                 if portion <= 0:
                     continue
-                self.dml.create("Refund", {
-                    "Amount": portion, "ProcessingMode": "External", "Status": "Processed",
-                    "Type": "Referenced", "AccountId": summary["AccountId"],
-                    "PaymentMethodId": ops["PaymentMethodId"], "OrderPaymentSummaryId": ops["Id"],
-                    "CreditMemoId": memo["Id"] if memo else None,
-                    "Date": format_datetime(self.sb.clock.now()),
-                }, system=True)
-                self.sb.store.update("OrderPaymentSummary", ops["Id"], {
-                    "RefundedAmount": _d(ops["RefundedAmount"]) + portion,
-                    "BalanceAmount": _d(ops["BalanceAmount"]) - portion,
-                })
+                self.dml.create(
+                    "Refund",
+                    {
+                        "Amount": portion,
+                        "ProcessingMode": "External",
+                        "Status": "Processed",
+                        "Type": "Referenced",
+                        "AccountId": summary["AccountId"],
+                        "PaymentMethodId": ops["PaymentMethodId"],
+                        "OrderPaymentSummaryId": ops["Id"],
+                        "CreditMemoId": memo["Id"] if memo else None,
+                        "Date": format_datetime(self.sb.clock.now()),
+                    },
+                    system=True,
+                )
+                self.sb.store.update(
+                    "OrderPaymentSummary",
+                    ops["Id"],
+                    {
+                        "RefundedAmount": _d(ops["RefundedAmount"]) + portion,
+                        "BalanceAmount": _d(ops["BalanceAmount"]) - portion,
+                    },
+                )
                 remaining -= portion
             if memo is not None:
                 self.sb.store.update("CreditMemo", memo["Id"], {"Balance": ZERO})
@@ -789,20 +1043,30 @@ class OrderManagement:
         summary = self._summary_or_error(summary_id, output)
         invoice = self._get("Invoice", _require(body, "invoiceId", output))
         if invoice is None or invoice["ReferenceEntityId"] not in (
-                summary["Id"], *[f["Id"] for f in self.sb.store.where(
-                    "FulfillmentOrder", OrderSummaryId=summary["Id"])]):
-            raise ConnectError("INVALID_API_INPUT",
-                               "The invoice doesn't belong to this order summary.", output)
+            summary["Id"],
+            *[
+                f["Id"]
+                for f in self.sb.store.where("FulfillmentOrder", OrderSummaryId=summary["Id"])
+            ],
+        ):
+            raise ConnectError(
+                "INVALID_API_INPUT", "The invoice doesn't belong to this order summary.", output
+            )
         with self.sb.store.transaction():
             self.sb.store.update("Invoice", invoice["Id"], {"Balance": ZERO})
             operation_id = self._background_operation("EnsureFunds")
         return {"backgroundOperationId": operation_id, "success": True, "errors": []}
 
     def _background_operation(self, name: str) -> str:
-        return self.dml.create("BackgroundOperation", {
-            "Name": name, "Status": "Complete",
-            "FinishedAt": format_datetime(self.sb.clock.now()),
-        }, system=True)
+        return self.dml.create(
+            "BackgroundOperation",
+            {
+                "Name": name,
+                "Status": "Complete",
+                "FinishedAt": format_datetime(self.sb.clock.now()),
+            },
+            system=True,
+        )
 
     # --- Connect: fulfillment --------------------------------------------------------------
 
@@ -810,16 +1074,20 @@ class OrderManagement:
         """POST /commerce/fulfillment/fulfillment-orders."""
         output: dict[str, Any] = {"fulfillmentOrderIds": None}
         summary = self._summary_or_error(_require(body, "orderSummaryId", output), output)
-        group = self._get("OrderDeliveryGroupSummary",
-                          _require(body, "orderDeliveryGroupSummaryId", output))
+        group = self._get(
+            "OrderDeliveryGroupSummary", _require(body, "orderDeliveryGroupSummaryId", output)
+        )
         if group is None or group["OrderSummaryId"] != summary["Id"]:
-            raise ConnectError("INVALID_API_INPUT",
-                               "The order delivery group summary doesn't belong to the order "
-                               "summary.", output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                "The order delivery group summary doesn't belong to the order summary.",
+                output,
+            )
         groups = body.get("fulfillmentGroups")
         if not isinstance(groups, list) or not groups:
-            raise ConnectError("INVALID_API_INPUT",
-                               "Missing required input: fulfillmentGroups", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "Missing required input: fulfillmentGroups", output
+            )
         created: list[str] = []
         with self.sb.store.transaction():
             for fg in groups:
@@ -828,65 +1096,100 @@ class OrderManagement:
 
     def _create_fo(self, summary: Record, group: Record, fg: Any, output: dict[str, Any]) -> str:
         if not isinstance(fg, dict):
-            raise ConnectError("INVALID_API_INPUT", "Each fulfillment group must be an object.",
-                               output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "Each fulfillment group must be an object.", output
+            )
         location = self._get("Location", fg.get("fulfilledFromLocationId"))
         if location is None:
-            raise ConnectError("INVALID_API_INPUT",
-                               f"Invalid fulfilledFromLocationId: {fg.get('fulfilledFromLocationId')}",
-                               output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                f"Invalid fulfilledFromLocationId: {fg.get('fulfilledFromLocationId')}",
+                output,
+            )
         lines = fg.get("orderItemSummaries")
         if not isinstance(lines, list) or not lines:
-            raise ConnectError("INVALID_API_INPUT",
-                               "Missing required input: fulfillmentGroups.orderItemSummaries",
-                               output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                "Missing required input: fulfillmentGroups.orderItemSummaries",
+                output,
+            )
         kind = fg.get("fulfillmentType") or "Warehouse"
-        fo_id = self.dml.create("FulfillmentOrder", {
-            "OrderSummaryId": summary["Id"], "AccountId": summary["AccountId"],
-            "OrderId": summary["OriginalOrderId"], "FulfilledFromLocationId": location["Id"],
-            "DeliveryMethodId": group["OrderDeliveryMethodId"], "Status": "Allocated",
-            "Type": kind, "FulfilledToName": group["DeliverToName"],
-            **{f"FulfilledTo{p}": group.get(f"DeliverTo{p}")
-               for p in ("Street", "City", "State", "PostalCode", "Country")},
-            "FulfilledToEmailAddress": group.get("EmailAddress"),
-            "FulfilledToPhone": group.get("PhoneNumber"),
-            "CurrencyIsoCode": summary.get("CurrencyIsoCode") or "USD",
-        }, system=True)
+        fo_id = self.dml.create(
+            "FulfillmentOrder",
+            {
+                "OrderSummaryId": summary["Id"],
+                "AccountId": summary["AccountId"],
+                "OrderId": summary["OriginalOrderId"],
+                "FulfilledFromLocationId": location["Id"],
+                "DeliveryMethodId": group["OrderDeliveryMethodId"],
+                "Status": "Allocated",
+                "Type": kind,
+                "FulfilledToName": group["DeliverToName"],
+                **{
+                    f"FulfilledTo{p}": group.get(f"DeliverTo{p}")
+                    for p in ("Street", "City", "State", "PostalCode", "Country")
+                },
+                "FulfilledToEmailAddress": group.get("EmailAddress"),
+                "FulfilledToPhone": group.get("PhoneNumber"),
+                "CurrencyIsoCode": summary.get("CurrencyIsoCode") or "USD",
+            },
+            system=True,
+        )
         product_total = delivery_total = tax_total = ZERO
         for line in lines:
             ois = self._get("OrderItemSummary", (line or {}).get("orderItemSummaryId"))
             if ois is None or ois.get("OrderDeliveryGroupSummaryId") != group["Id"]:
-                raise ConnectError("INVALID_API_INPUT",
-                                   f"The OrderItemSummary {(line or {}).get('orderItemSummaryId')}"
-                                   " doesn't belong to the order delivery group summary.", output)
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    f"The OrderItemSummary {(line or {}).get('orderItemSummaryId')}"
+                    " doesn't belong to the order delivery group summary.",
+                    output,
+                )
             quantity = _d(line.get("quantity"))
             available = _d(ois["QuantityAvailableToFulfill"])
             if quantity <= 0 or quantity > available:
                 raise ConnectError(
                     "INVALID_API_INPUT",
                     f"The quantity ({quantity:g}) is more than the quantity available to fulfill "
-                    f"({available:g}) for OrderItemSummary {ois['Id']}.", output)
+                    f"({available:g}) for OrderItemSummary {ois['Id']}.",
+                    output,
+                )
             share = quantity / _d(ois["QuantityOrdered"])
             amount = _money(_d(ois["TotalLineAmount"]) * share)
-            self.dml.create("FulfillmentOrderLineItem", {
-                "FulfillmentOrderId": fo_id, "OrderItemSummaryId": ois["Id"],
-                "OrderItemId": ois["OriginalOrderItemId"], "Product2Id": ois["Product2Id"],
-                "Quantity": quantity, "OriginalQuantity": quantity, "Type": ois["Type"],
-                "TypeCode": ois["TypeCode"], "UnitPrice": ois["UnitPrice"],
-                "TotalLineAmount": amount, "QuantityCanceled": ZERO,
-                "Description": ois.get("Name"),
-            }, system=True)
+            self.dml.create(
+                "FulfillmentOrderLineItem",
+                {
+                    "FulfillmentOrderId": fo_id,
+                    "OrderItemSummaryId": ois["Id"],
+                    "OrderItemId": ois["OriginalOrderItemId"],
+                    "Product2Id": ois["Product2Id"],
+                    "Quantity": quantity,
+                    "OriginalQuantity": quantity,
+                    "Type": ois["Type"],
+                    "TypeCode": ois["TypeCode"],
+                    "UnitPrice": ois["UnitPrice"],
+                    "TotalLineAmount": amount,
+                    "QuantityCanceled": ZERO,
+                    "Description": ois.get("Name"),
+                },
+                system=True,
+            )
             if ois["TypeCode"] == "Charge":
                 delivery_total += amount
             else:
                 product_total += amount
             tax_total += _money(_d(ois["TotalTaxAmount"]) * share)
             self._bump(ois, QuantityAllocated=quantity)
-        self.sb.store.update("FulfillmentOrder", fo_id, {
-            "TotalProductAmount": product_total, "TotalDeliveryAmount": delivery_total,
-            "TotalTaxAmount": tax_total,
-            "GrandTotalAmount": product_total + delivery_total + tax_total,
-        })
+        self.sb.store.update(
+            "FulfillmentOrder",
+            fo_id,
+            {
+                "TotalProductAmount": product_total,
+                "TotalDeliveryAmount": delivery_total,
+                "TotalTaxAmount": tax_total,
+                "GrandTotalAmount": product_total + delivery_total + tax_total,
+            },
+        )
         return fo_id
 
     def cancel_fo_items(self, fo_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -896,39 +1199,55 @@ class OrderManagement:
         if fo is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
         if fo["StatusCategory"] in (_CLOSED, "Canceled"):
-            raise ConnectError("INVALID_API_INPUT",
-                               f"You can't cancel items on a fulfillment order with status "
-                               f"{fo['Status']}.", output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                f"You can't cancel items on a fulfillment order with status {fo['Status']}.",
+                output,
+            )
         lines = body.get("fulfillmentOrderLineItemsToCancel") if isinstance(body, dict) else None
         if not isinstance(lines, list) or not lines:
-            raise ConnectError("INVALID_API_INPUT",
-                               "Missing required input: fulfillmentOrderLineItemsToCancel",
-                               output)
+            raise ConnectError(
+                "INVALID_API_INPUT",
+                "Missing required input: fulfillmentOrderLineItemsToCancel",
+                output,
+            )
         with self.sb.store.transaction():
             for raw in lines:
-                line = self._get("FulfillmentOrderLineItem",
-                                 (raw or {}).get("fulfillmentOrderLineItemId"))
+                line = self._get(
+                    "FulfillmentOrderLineItem", (raw or {}).get("fulfillmentOrderLineItemId")
+                )
                 if line is None or line["FulfillmentOrderId"] != fo["Id"]:
-                    raise ConnectError("INVALID_API_INPUT",
-                                       "The fulfillment order line item doesn't belong to this "
-                                       "fulfillment order.", output)
+                    raise ConnectError(
+                        "INVALID_API_INPUT",
+                        "The fulfillment order line item doesn't belong to this fulfillment order.",
+                        output,
+                    )
                 quantity = _d((raw or {}).get("quantity"))
                 if quantity <= 0 or quantity > _d(line["Quantity"]):
                     raise ConnectError(
                         "INVALID_API_INPUT",
                         f"The quantity to cancel ({quantity:g}) is more than the quantity on "
-                        f"the fulfillment order line item ({_d(line['Quantity']):g}).", output)
-                self.sb.store.update("FulfillmentOrderLineItem", line["Id"], {
-                    "Quantity": _d(line["Quantity"]) - quantity,
-                    "QuantityCanceled": _d(line["QuantityCanceled"]) + quantity,
-                })
+                        f"the fulfillment order line item ({_d(line['Quantity']):g}).",
+                        output,
+                    )
+                self.sb.store.update(
+                    "FulfillmentOrderLineItem",
+                    line["Id"],
+                    {
+                        "Quantity": _d(line["Quantity"]) - quantity,
+                        "QuantityCanceled": _d(line["QuantityCanceled"]) + quantity,
+                    },
+                )
                 ois = self._get("OrderItemSummary", line.get("OrderItemSummaryId"))
                 if ois is not None:
                     self._bump(ois, QuantityAllocated=-quantity)
-            if all(_d(x["Quantity"]) <= 0 for x in self.sb.store.where(
-                    "FulfillmentOrderLineItem", FulfillmentOrderId=fo["Id"])):
-                self.dml.update("FulfillmentOrder", fo["Id"], {"Status": "Canceled"},
-                                system=True)
+            if all(
+                _d(x["Quantity"]) <= 0
+                for x in self.sb.store.where(
+                    "FulfillmentOrderLineItem", FulfillmentOrderId=fo["Id"]
+                )
+            ):
+                self.dml.update("FulfillmentOrder", fo["Id"], {"Status": "Canceled"}, system=True)
         return {"success": True, "errors": []}
 
     def create_invoice(self, fo_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -938,17 +1257,25 @@ class OrderManagement:
         if fo is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
         if self.sb.store.where("Invoice", ReferenceEntityId=fo["Id"]):
-            raise ConnectError("INVALID_API_INPUT",
-                               "This fulfillment order already has an invoice.", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "This fulfillment order already has an invoice.", output
+            )
         with self.sb.store.transaction():
             total = _d(fo["TotalProductAmount"]) + _d(fo["TotalDeliveryAmount"])
-            invoice_id = self.dml.create("Invoice", {
-                "ReferenceEntityId": fo["Id"], "BillingAccountId": fo.get("AccountId"),
-                "Status": "Posted", "TotalAmount": total, "TotalTaxAmount": fo["TotalTaxAmount"],
-                "TotalAmountWithTax": _d(fo["GrandTotalAmount"]),
-                "Balance": _d(fo["GrandTotalAmount"]),
-                "InvoiceDate": self.sb.clock.now().date().isoformat(),
-            }, system=True)
+            invoice_id = self.dml.create(
+                "Invoice",
+                {
+                    "ReferenceEntityId": fo["Id"],
+                    "BillingAccountId": fo.get("AccountId"),
+                    "Status": "Posted",
+                    "TotalAmount": total,
+                    "TotalTaxAmount": fo["TotalTaxAmount"],
+                    "TotalAmountWithTax": _d(fo["GrandTotalAmount"]),
+                    "Balance": _d(fo["GrandTotalAmount"]),
+                    "InvoiceDate": self.sb.clock.now().date().isoformat(),
+                },
+                system=True,
+            )
         return {"invoiceId": invoice_id, "success": True, "errors": []}
 
     # --- Connect: return orders -------------------------------------------------------------
@@ -959,33 +1286,43 @@ class OrderManagement:
         summary = self._summary_or_error(_require(body, "orderSummaryId", output), output)
         lifecycle = _require(body, "returnOrderLifeCycleType", output)
         if lifecycle not in ("Managed", "Unmanaged"):
-            raise ConnectError("INVALID_API_INPUT",
-                               f"Invalid returnOrderLifeCycleType: {lifecycle}", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", f"Invalid returnOrderLifeCycleType: {lifecycle}", output
+            )
         lines = body.get("returnOrderLineItems")
         if not isinstance(lines, list) or not lines:
-            raise ConnectError("INVALID_API_INPUT",
-                               "Missing required input: returnOrderLineItems", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "Missing required input: returnOrderLineItems", output
+            )
         with self.sb.store.transaction():
-            return_id = self.dml.create("ReturnOrder", {
-                "OrderSummaryId": summary["Id"], "AccountId": summary["AccountId"],
-                "OrderId": summary["OriginalOrderId"],
-                "Status": body.get("status") or "Submitted",
-                "ReturnOrderLifeCycleType": lifecycle,
-                "SourceLocationId": body.get("sourceLocationId"),
-                "DestinationLocationId": body.get("destinationLocationId"),
-            }, system=True)
+            return_id = self.dml.create(
+                "ReturnOrder",
+                {
+                    "OrderSummaryId": summary["Id"],
+                    "AccountId": summary["AccountId"],
+                    "OrderId": summary["OriginalOrderId"],
+                    "Status": body.get("status") or "Submitted",
+                    "ReturnOrderLifeCycleType": lifecycle,
+                    "SourceLocationId": body.get("sourceLocationId"),
+                    "DestinationLocationId": body.get("destinationLocationId"),
+                },
+                system=True,
+            )
             seen: dict[str, Decimal] = {}
             for raw in lines:
                 raw = raw or {}
                 ois = self._get("OrderItemSummary", raw.get("orderItemSummaryId"))
                 if ois is None or ois["OrderSummaryId"] != summary["Id"]:
-                    raise ConnectError("INVALID_API_INPUT",
-                                       "The OrderItemSummary doesn't belong to the order summary.",
-                                       output)
+                    raise ConnectError(
+                        "INVALID_API_INPUT",
+                        "The OrderItemSummary doesn't belong to the order summary.",
+                        output,
+                    )
                 expected = _d(raw.get("quantityExpected"))
                 if expected <= 0:
-                    raise ConnectError("INVALID_API_INPUT",
-                                       "quantityExpected must be greater than 0.", output)
+                    raise ConnectError(
+                        "INVALID_API_INPUT", "quantityExpected must be greater than 0.", output
+                    )
                 if lifecycle == "Managed":
                     seen[ois["Id"]] = seen.get(ois["Id"], ZERO) + expected
                     available = _d(ois["QuantityAvailableToReturn"])
@@ -994,15 +1331,23 @@ class OrderManagement:
                             "INVALID_API_INPUT",
                             f"The quantity expected ({seen[ois['Id']]:g}) is more than the "
                             f"quantity available to return ({available:g}) for "
-                            f"OrderItemSummary {ois['Id']}.", output)
-                self.dml.create("ReturnOrderLineItem", {
-                    "ReturnOrderId": return_id, "OrderItemSummaryId": ois["Id"],
-                    "OrderItemId": ois["OriginalOrderItemId"], "Product2Id": ois["Product2Id"],
-                    "QuantityExpected": expected,
-                    "QuantityReceived": _d(raw.get("quantityReceived")),
-                    "ReasonForReturn": raw.get("reasonForReturn"),
-                    "CanReduceShipping": bool(raw.get("canReduceShipping")),
-                }, system=True)
+                            f"OrderItemSummary {ois['Id']}.",
+                            output,
+                        )
+                self.dml.create(
+                    "ReturnOrderLineItem",
+                    {
+                        "ReturnOrderId": return_id,
+                        "OrderItemSummaryId": ois["Id"],
+                        "OrderItemId": ois["OriginalOrderItemId"],
+                        "Product2Id": ois["Product2Id"],
+                        "QuantityExpected": expected,
+                        "QuantityReceived": _d(raw.get("quantityReceived")),
+                        "ReasonForReturn": raw.get("reasonForReturn"),
+                        "CanReduceShipping": bool(raw.get("canReduceShipping")),
+                    },
+                    system=True,
+                )
                 if lifecycle == "Managed":
                     self._bump(ois, QuantityReturnInitiated=expected)
         return {"returnOrderId": return_id, "success": True, "errors": []}
@@ -1014,12 +1359,14 @@ class OrderManagement:
         if ro is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
         if ro["ReturnOrderLifeCycleType"] != "Managed":
-            raise ConnectError("INVALID_API_INPUT",
-                               "Only Managed return orders can be processed.", output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "Only Managed return orders can be processed.", output
+            )
         items = body.get("returnOrderItems") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
-            raise ConnectError("INVALID_API_INPUT", "Missing required input: returnOrderItems",
-                               output)
+            raise ConnectError(
+                "INVALID_API_INPUT", "Missing required input: returnOrderItems", output
+            )
         summary = self._get("OrderSummary", ro["OrderSummaryId"])
         assert summary is not None
         splits: list[dict[str, Any]] = []
@@ -1029,13 +1376,17 @@ class OrderManagement:
                 raw = raw or {}
                 line = self._get("ReturnOrderLineItem", raw.get("returnOrderLineItemId"))
                 if line is None or line["ReturnOrderId"] != ro["Id"]:
-                    raise ConnectError("INVALID_API_INPUT",
-                                       "The return order line item doesn't belong to this "
-                                       "return order.", output)
+                    raise ConnectError(
+                        "INVALID_API_INPUT",
+                        "The return order line item doesn't belong to this return order.",
+                        output,
+                    )
                 if line["IsProcessed"]:
-                    raise ConnectError("INVALID_API_INPUT",
-                                       f"The return order line item {line['Id']} was already "
-                                       "processed.", output)
+                    raise ConnectError(
+                        "INVALID_API_INPUT",
+                        f"The return order line item {line['Id']} was already processed.",
+                        output,
+                    )
                 returned = _d(raw.get("quantityReturned"))
                 to_cancel = _d(raw.get("quantityToCancel"))
                 rejected = _d(raw.get("quantityRejected"))
@@ -1044,75 +1395,141 @@ class OrderManagement:
                     raise ConnectError(
                         "INVALID_API_INPUT",
                         f"The quantities returned, rejected and canceled are more than the "
-                        f"quantity expected ({expected:g}).", output)
+                        f"quantity expected ({expected:g}).",
+                        output,
+                    )
                 ois = self._get("OrderItemSummary", line["OrderItemSummaryId"])
                 assert ois is not None
                 handled = returned + to_cancel + rejected
-                self.sb.store.update("ReturnOrderLineItem", line["Id"], {
-                    "QuantityReturned": returned, "QuantityToCancel": to_cancel,
-                    "QuantityRejected": rejected,
-                    "QuantityReceived": _d(raw.get("quantityReceived") or returned),
-                    "ReasonForRejection": raw.get("reasonForRejection"), "IsProcessed": True,
-                    "QuantityExpected": handled,
-                })
+                self.sb.store.update(
+                    "ReturnOrderLineItem",
+                    line["Id"],
+                    {
+                        "QuantityReturned": returned,
+                        "QuantityToCancel": to_cancel,
+                        "QuantityRejected": rejected,
+                        "QuantityReceived": _d(raw.get("quantityReceived") or returned),
+                        "ReasonForRejection": raw.get("reasonForRejection"),
+                        "IsProcessed": True,
+                        "QuantityExpected": handled,
+                    },
+                )
                 self._bump(ois, QuantityReturnInitiated=-handled)
                 if returned > 0:
-                    change_items.append({"orderItemSummaryId": ois["Id"], "quantity": returned,
-                                         "reason": line.get("ReasonForReturn") or "Other",
-                                         "shippingReductionFlag": bool(line["CanReduceShipping"])})
+                    change_items.append(
+                        {
+                            "orderItemSummaryId": ois["Id"],
+                            "quantity": returned,
+                            "reason": line.get("ReasonForReturn") or "Other",
+                            "shippingReductionFlag": bool(line["CanReduceShipping"]),
+                        }
+                    )
                 leftover = expected - handled
                 if leftover > 0:
-                    split_id = self.dml.create("ReturnOrderLineItem", {
-                        "ReturnOrderId": ro["Id"], "OrderItemSummaryId": ois["Id"],
-                        "OrderItemId": line.get("OrderItemId"), "Product2Id": line.get("Product2Id"),
-                        "QuantityExpected": leftover, "ReasonForReturn": line.get("ReasonForReturn"),
-                        "CanReduceShipping": line["CanReduceShipping"],
-                    }, system=True)
-                    splits.append({"returnOrderLineItemId": line["Id"],
-                                   "splitReturnOrderLineItemId": split_id})
+                    split_id = self.dml.create(
+                        "ReturnOrderLineItem",
+                        {
+                            "ReturnOrderId": ro["Id"],
+                            "OrderItemSummaryId": ois["Id"],
+                            "OrderItemId": line.get("OrderItemId"),
+                            "Product2Id": line.get("Product2Id"),
+                            "QuantityExpected": leftover,
+                            "ReasonForReturn": line.get("ReasonForReturn"),
+                            "CanReduceShipping": line["CanReduceShipping"],
+                        },
+                        system=True,
+                    )
+                    splits.append(
+                        {
+                            "returnOrderLineItemId": line["Id"],
+                            "splitReturnOrderLineItemId": split_id,
+                        }
+                    )
             change_order_id = None
             if change_items:
                 change_order_id = self._apply_change(summary, change_items, "return", output)
                 for line in self.sb.store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"]):
                     if line["IsProcessed"] and not line.get("ChangeOrderId"):
-                        self.sb.store.update("ReturnOrderLineItem", line["Id"],
-                                             {"ChangeOrderId": change_order_id})
-            if all(x["IsProcessed"] for x in self.sb.store.where("ReturnOrderLineItem",
-                                                                 ReturnOrderId=ro["Id"])):
+                        self.sb.store.update(
+                            "ReturnOrderLineItem", line["Id"], {"ChangeOrderId": change_order_id}
+                        )
+            if all(
+                x["IsProcessed"]
+                for x in self.sb.store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"])
+            ):
                 self.sb.store.update("ReturnOrder", ro["Id"], {"Status": "Closed"})
-        return {"changeOrderId": change_order_id, "returnLineItemSplits": splits,
-                "success": True, "errors": []}
+        return {
+            "changeOrderId": change_order_id,
+            "returnLineItemSplits": splits,
+            "success": True,
+            "errors": [],
+        }
 
     def routes(self) -> list[tuple[str, str, Callable[..., dict[str, Any]]]]:
         """(method, path pattern, handler) of every Connect resource this module serves."""
         base = "commerce/order-management/order-summaries/<id>"
         return [
-            ("POST", "commerce/order-management/order-summaries",
-             lambda body: self.create_order_summary(body)),
-            ("POST", f"{base}/actions/preview-cancel",
-             lambda body, id: self.change(id, body, kind="cancel", preview=True)),
-            ("POST", f"{base}/actions/submit-cancel",
-             lambda body, id: self.change(id, body, kind="cancel", preview=False)),
-            ("POST", f"{base}/actions/preview-return",
-             lambda body, id: self.change(id, body, kind="return", preview=True)),
-            ("POST", f"{base}/actions/submit-return",
-             lambda body, id: self.change(id, body, kind="return", preview=False)),
-            ("POST", f"{base}/actions/create-credit-memo",
-             lambda body, id: self.create_credit_memo(id, body)),
-            ("POST", f"{base}/async-actions/ensure-refunds-async",
-             lambda body, id: self.ensure_refunds(id, body)),
-            ("POST", f"{base}/async-actions/ensure-funds-async",
-             lambda body, id: self.ensure_funds(id, body)),
-            ("POST", "commerce/fulfillment/fulfillment-orders",
-             lambda body: self.create_fulfillment_orders(body)),
-            ("POST", "commerce/fulfillment/fulfillment-orders/<id>/actions/cancel-item",
-             lambda body, id: self.cancel_fo_items(id, body)),
-            ("POST", "commerce/fulfillment/fulfillment-orders/<id>/actions/create-invoice",
-             lambda body, id: self.create_invoice(id, body)),
-            ("POST", "commerce/returns/return-orders",
-             lambda body: self.create_return_order(body)),
-            ("POST", "commerce/returns/return-orders/<id>/actions/return-items",
-             lambda body, id: self.return_items(id, body)),
+            (
+                "POST",
+                "commerce/order-management/order-summaries",
+                lambda body: self.create_order_summary(body),
+            ),
+            (
+                "POST",
+                f"{base}/actions/preview-cancel",
+                lambda body, id: self.change(id, body, kind="cancel", preview=True),
+            ),
+            (
+                "POST",
+                f"{base}/actions/submit-cancel",
+                lambda body, id: self.change(id, body, kind="cancel", preview=False),
+            ),
+            (
+                "POST",
+                f"{base}/actions/preview-return",
+                lambda body, id: self.change(id, body, kind="return", preview=True),
+            ),
+            (
+                "POST",
+                f"{base}/actions/submit-return",
+                lambda body, id: self.change(id, body, kind="return", preview=False),
+            ),
+            (
+                "POST",
+                f"{base}/actions/create-credit-memo",
+                lambda body, id: self.create_credit_memo(id, body),
+            ),
+            (
+                "POST",
+                f"{base}/async-actions/ensure-refunds-async",
+                lambda body, id: self.ensure_refunds(id, body),
+            ),
+            (
+                "POST",
+                f"{base}/async-actions/ensure-funds-async",
+                lambda body, id: self.ensure_funds(id, body),
+            ),
+            (
+                "POST",
+                "commerce/fulfillment/fulfillment-orders",
+                lambda body: self.create_fulfillment_orders(body),
+            ),
+            (
+                "POST",
+                "commerce/fulfillment/fulfillment-orders/<id>/actions/cancel-item",
+                lambda body, id: self.cancel_fo_items(id, body),
+            ),
+            (
+                "POST",
+                "commerce/fulfillment/fulfillment-orders/<id>/actions/create-invoice",
+                lambda body, id: self.create_invoice(id, body),
+            ),
+            ("POST", "commerce/returns/return-orders", lambda body: self.create_return_order(body)),
+            (
+                "POST",
+                "commerce/returns/return-orders/<id>/actions/return-items",
+                lambda body, id: self.return_items(id, body),
+            ),
         ]
 
 

@@ -29,8 +29,10 @@ FIXTURE_DEFAULTS: dict[str, Any] = {"long_poll_timeout": 0.5}
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``sf_sandbox`` marker."""
     config.addinivalue_line(
-        "markers", "sf_sandbox(**options): options for the sf_sandbox* fixtures "
-                   "(SalesforceSandbox options, plus tls=True)")
+        "markers",
+        "sf_sandbox(**options): options for the sf_sandbox* fixtures "
+        "(SalesforceSandbox options, plus tls=True)",
+    )
 
 
 def _options(request: pytest.FixtureRequest, seed: str) -> tuple[dict[str, Any], bool]:

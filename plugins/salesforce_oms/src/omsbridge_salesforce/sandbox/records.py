@@ -46,9 +46,17 @@ AUTONUMBER_FORMATS: dict[str, str] = {
     "ReturnOrderLineItem.ReturnOrderLineItemNumber": "ROLI-{:08d}",
 }
 
-_PERSON_FIELDS = ("FirstName", "LastName", "PersonEmail", "PersonMobilePhone",
-                  "PersonMailingStreet", "PersonMailingCity", "PersonMailingState",
-                  "PersonMailingPostalCode", "PersonMailingCountry")
+_PERSON_FIELDS = (
+    "FirstName",
+    "LastName",
+    "PersonEmail",
+    "PersonMobilePhone",
+    "PersonMailingStreet",
+    "PersonMailingCity",
+    "PersonMailingState",
+    "PersonMailingPostalCode",
+    "PersonMailingCountry",
+)
 
 Hook = Callable[["Dml", str, Record, Record | None], None]
 
@@ -109,9 +117,7 @@ class Dml:
         """The schema entry for *type_name*, or INVALID_TYPE / NOT_FOUND as Salesforce says."""
         sobject = self.sb.schema.get(type_name)
         if sobject is None:
-            raise SalesforceError(
-                "NOT_FOUND", "The requested resource does not exist", status=404
-            )
+            raise SalesforceError("NOT_FOUND", "The requested resource does not exist", status=404)
         return sobject
 
     def create(self, type_name: str, body: Any, *, system: bool = False) -> str:
@@ -136,10 +142,17 @@ class Dml:
         rec_id = self.sb.store.new_id(sobject.name)
         self._check_lock_fault(rec_id)
         user = self.sb.user_id
-        record.update({
-            "Id": rec_id, "IsDeleted": False, "CreatedDate": now, "CreatedById": user,
-            "LastModifiedDate": now, "LastModifiedById": user, "SystemModstamp": now,
-        })
+        record.update(
+            {
+                "Id": rec_id,
+                "IsDeleted": False,
+                "CreatedDate": now,
+                "CreatedById": user,
+                "LastModifiedDate": now,
+                "LastModifiedById": user,
+                "SystemModstamp": now,
+            }
+        )
         for key, fmt in AUTONUMBER_FORMATS.items():
             t, fname = key.split(".")
             if t == sobject.name and record.get(fname) is None:
@@ -169,8 +182,9 @@ class Dml:
         new = dict(current)
         new.update(changes)
         now = format_datetime(self.sb.clock.now())
-        new.update({"LastModifiedDate": now, "LastModifiedById": self.sb.user_id,
-                    "SystemModstamp": now})
+        new.update(
+            {"LastModifiedDate": now, "LastModifiedById": self.sb.user_id, "SystemModstamp": now}
+        )
         for hook in self.before.get(sobject.name, []):
             hook(self, sobject.name, new, old)
         self._check_required(sobject, new)
@@ -191,9 +205,11 @@ class Dml:
             )
         self._check_lock_fault(current["Id"])
         with self.sb.store.transaction():
-            self.sb.store.update(sobject.name, current["Id"], {
-                "IsDeleted": True, "SystemModstamp": format_datetime(self.sb.clock.now())
-            })
+            self.sb.store.update(
+                sobject.name,
+                current["Id"],
+                {"IsDeleted": True, "SystemModstamp": format_datetime(self.sb.clock.now())},
+            )
 
     def upsert(self, type_name: str, ext_field: str, value: str, body: Any) -> tuple[str, bool]:
         """Upsert on an external-id field: returns (id, created)."""
@@ -202,8 +218,7 @@ class Dml:
             if ids.normalize(value) and self.sb.store.get(sobject.name, ids.to18(value)):
                 self.update(sobject.name, value, body)
                 return ids.to18(value), False
-            raise SalesforceError("NOT_FOUND", "The requested resource does not exist",
-                                  status=404)
+            raise SalesforceError("NOT_FOUND", "The requested resource does not exist", status=404)
         f = sobject.field(ext_field)
         if f is None or not f.external_id:
             raise SalesforceError(
@@ -220,11 +235,15 @@ class Dml:
                         "doesn't match the value in the URL.",
                         fields=[f.name],
                     )
-        matches = [r for r in self.sb.store.all(sobject.name)
-                   if isinstance(r.get(f.name), str) and r[f.name].lower() == value.lower()]
+        matches = [
+            r
+            for r in self.sb.store.all(sobject.name)
+            if isinstance(r.get(f.name), str) and r[f.name].lower() == value.lower()
+        ]
         if len(matches) > 1:
             raise SalesforceError(
-                "MULTIPLE_CHOICES", "more than one record found for external id field",
+                "MULTIPLE_CHOICES",
+                "more than one record found for external id field",
                 status=300,
                 extra={"records": [self.sb.record_url(sobject.name, r["Id"]) for r in matches]},
             )
@@ -241,14 +260,14 @@ class Dml:
         norm = ids.normalize(rec_id)
         rec = self.sb.store.get(sobject.name, norm) if norm else None
         if rec is None:
-            raise SalesforceError("NOT_FOUND", "The requested resource does not exist",
-                                  status=404)
+            raise SalesforceError("NOT_FOUND", "The requested resource does not exist", status=404)
         return rec
 
     # --- validation ----------------------------------------------------------------------
 
-    def _coerce_body(self, sobject: SObjectType, body: Any, *, creating: bool,
-                     system: bool) -> Record:
+    def _coerce_body(
+        self, sobject: SObjectType, body: Any, *, creating: bool, system: bool
+    ) -> Record:
         if not isinstance(body, dict):
             raise SalesforceError(
                 "JSON_PARSER_ERROR",
@@ -322,8 +341,11 @@ class Dml:
             return self._coerce_reference(f, value)
         if isinstance(value, dict | list):
             raise self._deserialize_error("string", value)
-        text = value if isinstance(value, str) else (
-            ("true" if value else "false") if isinstance(value, bool) else str(value))
+        text = (
+            value
+            if isinstance(value, str)
+            else (("true" if value else "false") if isinstance(value, bool) else str(value))
+        )
         if t == "picklist" and f.picklist is not None and f.restricted and text not in f.picklist:
             raise SalesforceError(
                 "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -331,8 +353,9 @@ class Dml:
                 fields=[f.name],
             )
         if t == "email" and text and not _EMAIL.match(text):
-            raise SalesforceError("INVALID_EMAIL_ADDRESS",
-                                  f"{f.name}: invalid email address: {text}", fields=[f.name])
+            raise SalesforceError(
+                "INVALID_EMAIL_ADDRESS", f"{f.name}: invalid email address: {text}", fields=[f.name]
+            )
         if len(text) > f.length:
             raise SalesforceError(
                 "STRING_TOO_LONG",
@@ -344,7 +367,8 @@ class Dml:
     def _coerce_reference(self, f: Field, value: Any) -> str:
         if not isinstance(value, str) or not ids.is_valid(value):
             raise SalesforceError(
-                "MALFORMED_ID", f"{_label(f)}: id value of incorrect type: {value}",
+                "MALFORMED_ID",
+                f"{_label(f)}: id value of incorrect type: {value}",
                 fields=[f.name],
             )
         norm = ids.to18(value)
@@ -352,19 +376,32 @@ class Dml:
         if target is None or target.name not in f.references:
             raise SalesforceError(
                 "FIELD_INTEGRITY_EXCEPTION",
-                f"{_label(f)}: id value of incorrect type: {value}", fields=[f.name],
+                f"{_label(f)}: id value of incorrect type: {value}",
+                fields=[f.name],
             )
         if self.sb.store.get(target.name, norm) is None:
-            raise SalesforceError("INVALID_CROSS_REFERENCE_KEY",
-                                  "invalid cross reference id", fields=[f.name])
+            raise SalesforceError(
+                "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[f.name]
+            )
         return norm
 
     @staticmethod
     def _deserialize_error(kind: str, value: Any) -> SalesforceError:
-        token = "VALUE_STRING" if isinstance(value, str) else (
-            "VALUE_TRUE" if value is True else "VALUE_FALSE" if value is False else
-            "START_OBJECT" if isinstance(value, dict) else
-            "START_ARRAY" if isinstance(value, list) else "VALUE_NUMBER_INT")
+        token = (
+            "VALUE_STRING"
+            if isinstance(value, str)
+            else (
+                "VALUE_TRUE"
+                if value is True
+                else "VALUE_FALSE"
+                if value is False
+                else "START_OBJECT"
+                if isinstance(value, dict)
+                else "START_ARRAY"
+                if isinstance(value, list)
+                else "VALUE_NUMBER_INT"
+            )
+        )
         return SalesforceError(
             "JSON_PARSER_ERROR",
             f"Cannot deserialize instance of {kind} from {token} value {value} or request may "
@@ -373,11 +410,15 @@ class Dml:
 
     @staticmethod
     def _check_required(sobject: SObjectType, record: Record) -> None:
-        missing = [f.name for f in sobject.fields.values()
-                   if f.required and record.get(f.name) in (None, "")]
+        missing = [
+            f.name
+            for f in sobject.fields.values()
+            if f.required and record.get(f.name) in (None, "")
+        ]
         if missing:
             raise SalesforceError(
-                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
                 fields=missing,
             )
 
@@ -430,8 +471,11 @@ def _account_rules(dml: Dml, type_name: str, record: Record, old: Record | None)
                 fields=["Name"],
             )
         if not record.get("LastName"):
-            raise SalesforceError("REQUIRED_FIELD_MISSING",
-                                  "Required fields are missing: [LastName]", fields=["LastName"])
+            raise SalesforceError(
+                "REQUIRED_FIELD_MISSING",
+                "Required fields are missing: [LastName]",
+                fields=["LastName"],
+            )
         record["IsPersonAccount"] = True
         record["Name"] = " ".join(p for p in (record.get("FirstName"), record["LastName"]) if p)
         return
@@ -439,12 +483,14 @@ def _account_rules(dml: Dml, type_name: str, record: Record, old: Record | None)
     if used:
         raise SalesforceError(
             "INVALID_FIELD_FOR_INSERT_UPDATE",
-            f"Business Account may not use Person Account field {used[0]}", fields=used,
+            f"Business Account may not use Person Account field {used[0]}",
+            fields=used,
         )
     record["IsPersonAccount"] = False
     if not record.get("Name"):
-        raise SalesforceError("REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]",
-                              fields=["Name"])
+        raise SalesforceError(
+            "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", fields=["Name"]
+        )
 
 
 def _pricebook_entry_rules(dml: Dml, type_name: str, record: Record, old: Record | None) -> None:
@@ -461,14 +507,16 @@ def _pricebook_entry_rules(dml: Dml, type_name: str, record: Record, old: Record
     if any(e["Pricebook2Id"] == book["Id"] for e in entries):
         raise SalesforceError(
             "DUPLICATE_VALUE",
-            "This price definition already exists in this price book", fields=[],
+            "This price definition already exists in this price book",
+            fields=[],
         )
     if not book["IsStandard"]:
         standard = {b["Id"] for b in store.where("Pricebook2", IsStandard=True)}
         if not any(e["Pricebook2Id"] in standard for e in entries):
             raise SalesforceError(
                 "STANDARD_PRICE_NOT_DEFINED",
-                "Before creating a custom price, create a standard price.", fields=[],
+                "Before creating a custom price, create a standard price.",
+                fields=[],
             )
 
 

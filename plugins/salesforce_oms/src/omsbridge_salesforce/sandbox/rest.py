@@ -59,8 +59,15 @@ class Rest:
 
     # --- entry point ---------------------------------------------------------------------
 
-    def dispatch(self, method: str, version: str, path: str, args: Mapping[str, str],
-                 body: Any, headers: Mapping[str, str]) -> Result:
+    def dispatch(
+        self,
+        method: str,
+        version: str,
+        path: str,
+        args: Mapping[str, str],
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> Result:
         """Serve one REST request (``path`` is relative to ``/services/data/vXX.X/``)."""
         parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
         head = parts[0] if parts else ""
@@ -71,7 +78,9 @@ class Rest:
             return self._sobjects(method, version, parts[1:], args, body, headers)
         if head in ("query", "queryAll"):
             self._only(method, "GET")
-            return self._query(version, parts[1:], args, headers, include_deleted=head == "queryAll")
+            return self._query(
+                version, parts[1:], args, headers, include_deleted=head == "queryAll"
+            )
         if head == "limits" and len(parts) == 1:
             self._only(method, "GET")
             return Result(200, self.sb.usage.limits_body(self.sb.cometd.client_count))
@@ -88,8 +97,10 @@ class Rest:
 
     def _resources(self, version: str) -> dict[str, str]:
         base = f"/services/data/v{version}"
-        return {name: f"{base}/{name}" for name in (
-            "sobjects", "query", "queryAll", "limits", "composite", "commerce")}
+        return {
+            name: f"{base}/{name}"
+            for name in ("sobjects", "query", "queryAll", "limits", "composite", "commerce")
+        }
 
     # --- sObjects ------------------------------------------------------------------------
 
@@ -97,11 +108,20 @@ class Rest:
         """The ``attributes.url`` of a record."""
         return f"/services/data/v{version}/sobjects/{type_name}/{rec_id}"
 
-    def serialize(self, version: str, sobject: SObjectType, record: dict[str, Any],
-                  fields: list[Field] | None = None) -> dict[str, Any]:
+    def serialize(
+        self,
+        version: str,
+        sobject: SObjectType,
+        record: dict[str, Any],
+        fields: list[Field] | None = None,
+    ) -> dict[str, Any]:
         """A record as the REST API returns it (``attributes`` first)."""
-        out: dict[str, Any] = {"attributes": {
-            "type": sobject.name, "url": self.record_url(version, sobject.name, record["Id"])}}
+        out: dict[str, Any] = {
+            "attributes": {
+                "type": sobject.name,
+                "url": self.record_url(version, sobject.name, record["Id"]),
+            }
+        }
         for f in fields or list(sobject.fields.values()):
             out[f.name] = output_value(f, record.get(f.name))
         return out
@@ -112,20 +132,35 @@ class Rest:
             raise not_found()
         return sobject
 
-    def _sobjects(self, method: str, version: str, parts: list[str], args: Mapping[str, str],
-                  body: Any, headers: Mapping[str, str]) -> Result:
+    def _sobjects(
+        self,
+        method: str,
+        version: str,
+        parts: list[str],
+        args: Mapping[str, str],
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> Result:
         if not parts:
             self._only(method, "GET")
             return Result(200, self._describe_global(version))
         sobject = self._type(parts[0])
         if len(parts) == 1:
             if method == "GET":
-                return Result(200, {"objectDescribe": self._describe(version, sobject, full=False),
-                                    "recentItems": []})
+                return Result(
+                    200,
+                    {
+                        "objectDescribe": self._describe(version, sobject, full=False),
+                        "recentItems": [],
+                    },
+                )
             self._only(method, "GET", "POST")
             rec_id = self.sb.dml.create(sobject.name, self._body(body))
-            return Result(201, {"id": rec_id, "success": True, "errors": []},
-                          {"Location": self.record_url(version, sobject.name, rec_id)})
+            return Result(
+                201,
+                {"id": rec_id, "success": True, "errors": []},
+                {"Location": self.record_url(version, sobject.name, rec_id)},
+            )
         if len(parts) == 2 and parts[1] == "describe":
             self._only(method, "GET")
             return Result(200, self._describe(version, sobject, full=True))
@@ -141,8 +176,16 @@ class Rest:
             raise SalesforceError("JSON_PARSER_ERROR", "The request body is empty.")
         return body
 
-    def _record(self, method: str, version: str, sobject: SObjectType, rec_id: str,
-                args: Mapping[str, str], body: Any, headers: Mapping[str, str]) -> Result:
+    def _record(
+        self,
+        method: str,
+        version: str,
+        sobject: SObjectType,
+        rec_id: str,
+        args: Mapping[str, str],
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> Result:
         if method in ("GET", "HEAD"):
             record = self.sb.dml.get_or_404(sobject, rec_id)
             since = headers.get("If-Modified-Since")
@@ -150,17 +193,24 @@ class Rest:
             if since:
                 try:
                     if modified.replace(microsecond=0) <= parsedate_to_datetime(since):
-                        return Result(304, None, {"Last-Modified": http_date(modified, usegmt=True)})
+                        return Result(
+                            304, None, {"Last-Modified": http_date(modified, usegmt=True)}
+                        )
                 except (TypeError, ValueError):
                     pass
             fields = self._field_list(sobject, args.get("fields"))
-            return Result(200, self.serialize(version, sobject, record, fields),
-                          {"Last-Modified": http_date(modified, usegmt=True)})
+            return Result(
+                200,
+                self.serialize(version, sobject, record, fields),
+                {"Last-Modified": http_date(modified, usegmt=True)},
+            )
         if method == "PATCH":
             if not ids.is_valid(rec_id):
-                raise SalesforceError("MALFORMED_ID",
-                                      f"{sobject.name} ID: id value of incorrect type: {rec_id}",
-                                      fields=["Id"])
+                raise SalesforceError(
+                    "MALFORMED_ID",
+                    f"{sobject.name} ID: id value of incorrect type: {rec_id}",
+                    fields=["Id"],
+                )
             self.sb.dml.update(sobject.name, rec_id, self._body(body))
             return Result(204)
         if method == "DELETE":
@@ -180,35 +230,53 @@ class Rest:
                     f"No such column '{name}' on entity '{sobject.name}'. If you are attempting "
                     "to use a custom field, be sure to append the '__c' after the custom field "
                     "name. Please reference your WSDL or the describe call for the appropriate "
-                    "names.")
+                    "names.",
+                )
             out.append(f)
         return out
 
-    def _by_external_id(self, method: str, version: str, sobject: SObjectType, ext_field: str,
-                        value: str, args: Mapping[str, str], body: Any) -> Result:
+    def _by_external_id(
+        self,
+        method: str,
+        version: str,
+        sobject: SObjectType,
+        ext_field: str,
+        value: str,
+        args: Mapping[str, str],
+        body: Any,
+    ) -> Result:
         f = sobject.field(ext_field)
         if ext_field.lower() != "id" and (f is None or not f.external_id):
             raise SalesforceError(
                 "NOT_FOUND",
                 f"Provided external ID field does not exist or is not accessible: {ext_field}",
-                status=404)
+                status=404,
+            )
         key = "Id" if f is None or ext_field.lower() == "id" else f.name
-        matches = [r for r in self.sb.store.all(sobject.name)
-                   if isinstance(r.get(key), str) and r[key].lower() == value.lower()]
+        matches = [
+            r
+            for r in self.sb.store.all(sobject.name)
+            if isinstance(r.get(key), str) and r[key].lower() == value.lower()
+        ]
         if len(matches) > 1:
             # Several records share the external id: Salesforce lists them with 300.
             return Result(300, [self.record_url(version, sobject.name, r["Id"]) for r in matches])
         if method in ("PATCH", "POST"):
             rec_id, created = self.sb.dml.upsert(sobject.name, ext_field, value, self._body(body))
-            return Result(201 if created else 200,
-                          {"id": rec_id, "success": True, "errors": [], "created": created},
-                          {"Location": self.record_url(version, sobject.name, rec_id)}
-                          if created else {})
+            return Result(
+                201 if created else 200,
+                {"id": rec_id, "success": True, "errors": [], "created": created},
+                {"Location": self.record_url(version, sobject.name, rec_id)} if created else {},
+            )
         if not matches:
             raise not_found()
         if method == "GET":
-            return Result(200, self.serialize(version, sobject, matches[0],
-                                              self._field_list(sobject, args.get("fields"))))
+            return Result(
+                200,
+                self.serialize(
+                    version, sobject, matches[0], self._field_list(sobject, args.get("fields"))
+                ),
+            )
         if method == "DELETE":
             self.sb.dml.delete(sobject.name, matches[0]["Id"])
             return Result(204)
@@ -222,24 +290,39 @@ class Rest:
 
     def _describe(self, version: str, sobject: SObjectType, *, full: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "name": sobject.name, "label": sobject.label, "labelPlural": sobject.label + "s",
-            "keyPrefix": sobject.key_prefix, "custom": False, "createable": sobject.createable,
-            "updateable": sobject.updateable, "deletable": sobject.deletable, "queryable": True,
-            "retrieveable": True, "searchable": True, "urls": self._urls(version, sobject),
+            "name": sobject.name,
+            "label": sobject.label,
+            "labelPlural": sobject.label + "s",
+            "keyPrefix": sobject.key_prefix,
+            "custom": False,
+            "createable": sobject.createable,
+            "updateable": sobject.updateable,
+            "deletable": sobject.deletable,
+            "queryable": True,
+            "retrieveable": True,
+            "searchable": True,
+            "urls": self._urls(version, sobject),
         }
         if full:
             out["fields"] = [describe_field(f) for f in sobject.fields.values()]
             out["childRelationships"] = [
-                {"childSObject": child.name, "field": f.name, "relationshipName": name,
-                 "cascadeDelete": False}
+                {
+                    "childSObject": child.name,
+                    "field": f.name,
+                    "relationshipName": name,
+                    "cascadeDelete": False,
+                }
                 for name, (child, f) in self.sb.schema.children(sobject.name).items()
             ]
             out["recordTypeInfos"] = []
         return out
 
     def _describe_global(self, version: str) -> dict[str, Any]:
-        return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [
-            self._describe(version, t, full=False) for t in self.sb.schema.types()]}
+        return {
+            "encoding": "UTF-8",
+            "maxBatchSize": 200,
+            "sobjects": [self._describe(version, t, full=False) for t in self.sb.schema.types()],
+        }
 
     # --- SOQL ------------------------------------------------------------------------------
 
@@ -256,12 +339,24 @@ class Rest:
             return found[1] if found else None
 
         evaluator = soql.Evaluator(
-            self.sb.schema, _rows, _lookup, self.sb.clock.now().date(),
-            lambda t, i: self.record_url(version, t, i), output_value)
+            self.sb.schema,
+            _rows,
+            _lookup,
+            self.sb.clock.now().date(),
+            lambda t, i: self.record_url(version, t, i),
+            output_value,
+        )
         return evaluator.run(query, include_deleted=include_deleted)
 
-    def _query(self, version: str, parts: list[str], args: Mapping[str, str],
-               headers: Mapping[str, str], *, include_deleted: bool) -> Result:
+    def _query(
+        self,
+        version: str,
+        parts: list[str],
+        args: Mapping[str, str],
+        headers: Mapping[str, str],
+        *,
+        include_deleted: bool,
+    ) -> Result:
         endpoint = "queryAll" if include_deleted else "query"
         if parts:
             return self._next_page(version, endpoint, parts[0])
@@ -270,7 +365,9 @@ class Rest:
             raise SalesforceError("MALFORMED_QUERY", "SOQL statements cannot be empty or null")
         result = self.run_query(text, include_deleted=include_deleted, version=version)
         size = self._page_size(headers)
-        return Result(200, self._page(version, endpoint, result.records, result.total_size, 0, size))
+        return Result(
+            200, self._page(version, endpoint, result.records, result.total_size, 0, size)
+        )
 
     def _page_size(self, headers: Mapping[str, str]) -> int:
         size = self.sb.options.query_page_size
@@ -282,13 +379,22 @@ class Rest:
             size = min(size, max(200, min(int(m.group(1)), 2000)))
         return size
 
-    def _page(self, version: str, endpoint: str, records: list[dict[str, Any]], total: int,
-              start: int, size: int) -> dict[str, Any]:
-        chunk = records[start:start + size]
+    def _page(
+        self,
+        version: str,
+        endpoint: str,
+        records: list[dict[str, Any]],
+        total: int,
+        start: int,
+        size: int,
+    ) -> dict[str, Any]:
+        chunk = records[start : start + size]
         body: dict[str, Any] = {"totalSize": total, "done": start + size >= len(records)}
         if not body["done"]:
             locator = self._store_cursor(records, size, endpoint)
-            body["nextRecordsUrl"] = f"/services/data/v{version}/{endpoint}/{locator}-{start + size}"
+            body["nextRecordsUrl"] = (
+                f"/services/data/v{version}/{endpoint}/{locator}-{start + size}"
+            )
         body["records"] = chunk
         return body
 
@@ -333,8 +439,9 @@ class Rest:
                 raise method_not_allowed(method, [route_method])
             payload = {} if body is NO_BODY else body
             if not isinstance(payload, dict):
-                raise SalesforceError("JSON_PARSER_ERROR",
-                                      "The request body must be a JSON object.")
+                raise SalesforceError(
+                    "JSON_PARSER_ERROR", "The request body must be a JSON object."
+                )
             kwargs = {"id": m.group("id")} if "id" in m.groupdict() else {}
             return Result(201, handler(payload, **kwargs))
         raise not_found()

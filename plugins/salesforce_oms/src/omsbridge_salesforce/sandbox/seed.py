@@ -59,13 +59,32 @@ def load_org(sandbox: SalesforceSandbox, seed: str, *, create_records: bool) -> 
     auth = sandbox.auth
     auth.users.clear()
     auth.apps.clear()
-    auth.add_user(User(sandbox.user_id, USERNAME, PASSWORD, SECURITY_TOKEN, "Integration",
-                       "User", "integration@omsbridge.sandbox"))
-    auth.add_app(ConnectedApp(CLIENT_ID, CLIENT_SECRET, "omsbridge", certificate_pem=certificate,
-                              client_credentials_user=USERNAME))
+    auth.add_user(
+        User(
+            sandbox.user_id,
+            USERNAME,
+            PASSWORD,
+            SECURITY_TOKEN,
+            "Integration",
+            "User",
+            "integration@omsbridge.sandbox",
+        )
+    )
+    auth.add_app(
+        ConnectedApp(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            "omsbridge",
+            certificate_pem=certificate,
+            client_credentials_user=USERNAME,
+        )
+    )
     sandbox.credentials = {
-        "username": USERNAME, "password": PASSWORD, "security_token": SECURITY_TOKEN,
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "security_token": SECURITY_TOKEN,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
         "jwt_private_key_pem": None if sandbox.options.jwt_certificate_pem else private_pem,
         "jwt_audience": "https://login.salesforce.com",
     }
@@ -74,10 +93,16 @@ def load_org(sandbox: SalesforceSandbox, seed: str, *, create_records: bool) -> 
         return
     with sandbox.store.transaction():
         _insert_user(sandbox, sandbox.user_id, "Integration", "User", USERNAME)
-        _insert_user(sandbox, ids.make_id("005", 1_000_002), None, "Automated Process",
-                     "autoproc@omsbridge.sandbox")
-        standard = sandbox.dml.create("Pricebook2", {"Name": "Standard Price Book",
-                                                     "IsActive": True}, system=True)
+        _insert_user(
+            sandbox,
+            ids.make_id("005", 1_000_002),
+            None,
+            "Automated Process",
+            "autoproc@omsbridge.sandbox",
+        )
+        standard = sandbox.dml.create(
+            "Pricebook2", {"Name": "Standard Price Book", "IsActive": True}, system=True
+        )
         sandbox.store.update("Pricebook2", standard, {"IsStandard": True})
         sandbox.demo = {"standard_pricebook_id": standard}
         if seed == "demo":
@@ -85,20 +110,32 @@ def load_org(sandbox: SalesforceSandbox, seed: str, *, create_records: bool) -> 
     sandbox.store.save_meta("demo", sandbox.demo)
 
 
-def _insert_user(sandbox: SalesforceSandbox, user_id: str, first: str | None, last: str,
-                 username: str) -> None:
+def _insert_user(
+    sandbox: SalesforceSandbox, user_id: str, first: str | None, last: str, username: str
+) -> None:
     # Users are not createable through the API; the org simply has them.
     now = format_datetime(sandbox.clock.now())
     sobject = sandbox.schema.get("User")
     assert sobject is not None
     record: dict[str, Any] = {f: None for f in sobject.fields}
-    record.update({
-        "Id": user_id, "Username": username, "FirstName": first, "LastName": last,
-        "Name": " ".join(p for p in (first, last) if p), "Email": username,
-        "Alias": last[:8].lower(), "IsActive": True, "IsDeleted": False, "CreatedDate": now,
-        "CreatedById": sandbox.user_id, "LastModifiedDate": now,
-        "LastModifiedById": sandbox.user_id, "SystemModstamp": now,
-    })
+    record.update(
+        {
+            "Id": user_id,
+            "Username": username,
+            "FirstName": first,
+            "LastName": last,
+            "Name": " ".join(p for p in (first, last) if p),
+            "Email": username,
+            "Alias": last[:8].lower(),
+            "IsActive": True,
+            "IsDeleted": False,
+            "CreatedDate": now,
+            "CreatedById": sandbox.user_id,
+            "LastModifiedDate": now,
+            "LastModifiedById": sandbox.user_id,
+            "SystemModstamp": now,
+        }
+    )
     sandbox.store.insert("User", record)
 
 
@@ -134,51 +171,130 @@ def _demo(sb: SalesforceSandbox, standard: str) -> None:
     demo["products"] = {}
     demo["pricebook_entries"] = {}
     for name, sku, family, price in _PRODUCTS:
-        product = create("Product2", {"Name": name, "StockKeepingUnit": sku, "ProductCode": sku,
-                                      "Family": family, "IsActive": True})
-        create("PricebookEntry", {"Pricebook2Id": standard, "Product2Id": product,
-                                  "UnitPrice": price, "IsActive": True})
-        entry = create("PricebookEntry", {"Pricebook2Id": merchant_book, "Product2Id": product,
-                                          "UnitPrice": price, "IsActive": True})
+        product = create(
+            "Product2",
+            {
+                "Name": name,
+                "StockKeepingUnit": sku,
+                "ProductCode": sku,
+                "Family": family,
+                "IsActive": True,
+            },
+        )
+        create(
+            "PricebookEntry",
+            {"Pricebook2Id": standard, "Product2Id": product, "UnitPrice": price, "IsActive": True},
+        )
+        entry = create(
+            "PricebookEntry",
+            {
+                "Pricebook2Id": merchant_book,
+                "Product2Id": product,
+                "UnitPrice": price,
+                "IsActive": True,
+            },
+        )
         demo["products"][sku] = product
         demo["pricebook_entries"][sku] = entry
-    demo["sales_channels"] = {name: create("SalesChannel", {"SalesChannelName": name})
-                              for name in ("POS", f"{MERCHANT_KEY}-POS", "Web Store")}
+    demo["sales_channels"] = {
+        name: create("SalesChannel", {"SalesChannelName": name})
+        for name in ("POS", f"{MERCHANT_KEY}-POS", "Web Store")
+    }
     demo["delivery_methods"] = {
-        name: create("OrderDeliveryMethod", {"Name": name, "ReferenceNumber": name,
-                                             "ProductId": demo["products"][sku], "IsActive": True})
-        for name, sku in _DELIVERY_METHODS}
+        name: create(
+            "OrderDeliveryMethod",
+            {
+                "Name": name,
+                "ReferenceNumber": name,
+                "ProductId": demo["products"][sku],
+                "IsActive": True,
+            },
+        )
+        for name, sku in _DELIVERY_METHODS
+    }
     demo["locations"] = {
-        store_id: create("Location", {"Name": name, "LocationType": kind,
-                                      "IsInventoryLocation": True, "warehouseID__c": store_id,
-                                      "ExternalReference": store_id})
-        for name, kind, store_id in _LOCATIONS}
+        store_id: create(
+            "Location",
+            {
+                "Name": name,
+                "LocationType": kind,
+                "IsInventoryLocation": True,
+                "warehouseID__c": store_id,
+                "ExternalReference": store_id,
+            },
+        )
+        for name, kind, store_id in _LOCATIONS
+    }
     demo["payment_gateways"] = {
-        name: create("PaymentGateway", {"PaymentGatewayName": name, "Status": "Active",
-                                        "ExternalReference": name.lower()})
-        for name in ("DemoGateway", "CashPOS")}
+        name: create(
+            "PaymentGateway",
+            {"PaymentGatewayName": name, "Status": "Active", "ExternalReference": name.lower()},
+        )
+        for name in ("DemoGateway", "CashPOS")
+    }
     demo["accounts"] = {
         MERCHANT_KEY: create("Account", {"Name": MERCHANT_KEY}),
-        "amanda.freeman@example.com": create("Account", {
-            "FirstName": "Amanda", "LastName": "Freeman",
-            "PersonEmail": "amanda.freeman@example.com", "PersonMobilePhone": "+1 415 555 0101",
-            "BillingCity": "San Francisco", "BillingCountry": "US"}),
-        "ben.ortiz@example.com": create("Account", {
-            "FirstName": "Ben", "LastName": "Ortiz", "PersonEmail": "ben.ortiz@example.com",
-            "BillingCity": "Oakland", "BillingCountry": "US"}),
+        "amanda.freeman@example.com": create(
+            "Account",
+            {
+                "FirstName": "Amanda",
+                "LastName": "Freeman",
+                "PersonEmail": "amanda.freeman@example.com",
+                "PersonMobilePhone": "+1 415 555 0101",
+                "BillingCity": "San Francisco",
+                "BillingCountry": "US",
+            },
+        ),
+        "ben.ortiz@example.com": create(
+            "Account",
+            {
+                "FirstName": "Ben",
+                "LastName": "Ortiz",
+                "PersonEmail": "ben.ortiz@example.com",
+                "BillingCity": "Oakland",
+                "BillingCountry": "US",
+            },
+        ),
     }
     demo["orders"] = [
-        _online_order(sb, "amanda.freeman@example.com", [("TEE-BLK-M", 1), ("TOTE-CNV", 1)],
-                      "Store Pickup", "store-001", kind="BOPIS"),
-        _online_order(sb, "ben.ortiz@example.com", [("SNK-RUN-42", 1)], "Store Pickup",
-                      "store-002", kind="BOPIS"),
-        _online_order(sb, "amanda.freeman@example.com", [("BELT-LTH-90", 1)],
-                      "Standard Shipping", "wh-001", kind="SHIPPED", fulfill=True),
+        _online_order(
+            sb,
+            "amanda.freeman@example.com",
+            [("TEE-BLK-M", 1), ("TOTE-CNV", 1)],
+            "Store Pickup",
+            "store-001",
+            kind="BOPIS",
+        ),
+        _online_order(
+            sb,
+            "ben.ortiz@example.com",
+            [("SNK-RUN-42", 1)],
+            "Store Pickup",
+            "store-002",
+            kind="BOPIS",
+        ),
+        _online_order(
+            sb,
+            "amanda.freeman@example.com",
+            [("BELT-LTH-90", 1)],
+            "Standard Shipping",
+            "wh-001",
+            kind="SHIPPED",
+            fulfill=True,
+        ),
     ]
 
 
-def _online_order(sb: SalesforceSandbox, email: str, lines: list[tuple[str, int]], method: str,
-                  location: str, *, kind: str, fulfill: bool = False) -> dict[str, Any]:
+def _online_order(
+    sb: SalesforceSandbox,
+    email: str,
+    lines: list[tuple[str, int]],
+    method: str,
+    location: str,
+    *,
+    kind: str,
+    fulfill: bool = False,
+) -> dict[str, Any]:
     """One online (web store) order, activated (-> OrderSummary) with a FulfillmentOrder."""
     create = sb.dml.create
     demo = sb.demo
@@ -186,17 +302,32 @@ def _online_order(sb: SalesforceSandbox, email: str, lines: list[tuple[str, int]
     person = sb.store.get("Account", account)
     assert person is not None
     today = sb.clock.now()
-    order = create("Order", {
-        "AccountId": account, "EffectiveDate": today.date().isoformat(), "Status": "Draft",
-        "Pricebook2Id": demo["pricebook_id"], "SalesChannelId": demo["sales_channels"]["Web Store"],
-        "OrderedDate": today.isoformat(), "BillingEmailAddress": email,
-        "BillingCity": person.get("BillingCity"), "BillingCountry": "US", "Type": "Online",
-    })
-    group = create("OrderDeliveryGroup", {
-        "OrderId": order, "OrderDeliveryMethodId": demo["delivery_methods"][method],
-        "DeliverToName": person["Name"], "EmailAddress": email,
-        "DeliverToCity": person.get("BillingCity"), "DeliverToCountry": "US",
-    })
+    order = create(
+        "Order",
+        {
+            "AccountId": account,
+            "EffectiveDate": today.date().isoformat(),
+            "Status": "Draft",
+            "Pricebook2Id": demo["pricebook_id"],
+            "SalesChannelId": demo["sales_channels"]["Web Store"],
+            "OrderedDate": today.isoformat(),
+            "BillingEmailAddress": email,
+            "BillingCity": person.get("BillingCity"),
+            "BillingCountry": "US",
+            "Type": "Online",
+        },
+    )
+    group = create(
+        "OrderDeliveryGroup",
+        {
+            "OrderId": order,
+            "OrderDeliveryMethodId": demo["delivery_methods"][method],
+            "DeliverToName": person["Name"],
+            "EmailAddress": email,
+            "DeliverToCity": person.get("BillingCity"),
+            "DeliverToCountry": "US",
+        },
+    )
     total = Decimal(0)
     charge_sku = "DELIVERY-PICKUP" if method == "Store Pickup" else "DELIVERY-SHIP"
     for sku, qty in [*lines, (charge_sku, 1)]:
@@ -204,48 +335,94 @@ def _online_order(sb: SalesforceSandbox, email: str, lines: list[tuple[str, int]
         assert entry is not None
         price = entry["UnitPrice"]
         line_total = price * qty
-        item = create("OrderItem", {
-            "OrderId": order, "PricebookEntryId": entry["Id"], "Quantity": qty,
-            "UnitPrice": price, "ListPrice": price, "TotalLineAmount": line_total,
-            "Type": "Delivery Charge" if sku.startswith("DELIVERY") else "Order Product",
-            "OrderDeliveryGroupId": group,
-        })
+        item = create(
+            "OrderItem",
+            {
+                "OrderId": order,
+                "PricebookEntryId": entry["Id"],
+                "Quantity": qty,
+                "UnitPrice": price,
+                "ListPrice": price,
+                "TotalLineAmount": line_total,
+                "Type": "Delivery Charge" if sku.startswith("DELIVERY") else "Order Product",
+                "OrderDeliveryGroupId": group,
+            },
+        )
         tax = (line_total * Decimal("0.08")).quantize(Decimal("0.01"))
         if tax:
-            create("OrderItemTaxLineItem", {
-                "OrderItemId": item, "Name": "Sales Tax", "Type": "Estimated", "Amount": tax,
-                "Rate": 8, "TaxEffectiveDate": today.date().isoformat()})
+            create(
+                "OrderItemTaxLineItem",
+                {
+                    "OrderItemId": item,
+                    "Name": "Sales Tax",
+                    "Type": "Estimated",
+                    "Amount": tax,
+                    "Rate": 8,
+                    "TaxEffectiveDate": today.date().isoformat(),
+                },
+            )
         total += line_total + tax
     payment_group = create("PaymentGroup", {"SourceObjectId": order})
-    card = create("CardPaymentMethod", {
-        "ProcessingMode": "External", "Status": "Active", "AccountId": account,
-        "CardType": "Visa", "CardHolderName": person["Name"], "ExpiryMonth": 12,
-        "ExpiryYear": today.year + 3, "CardCategory": "CreditCard",
-        "InputCardNumber": "4111111111111111",
-        "PaymentGatewayId": demo["payment_gateways"]["DemoGateway"]})
-    create("Payment", {
-        "Amount": total, "AccountId": account, "ProcessingMode": "External",
-        "Status": "Processed", "Type": "Sale", "PaymentGroupId": payment_group,
-        "PaymentMethodId": card, "GatewayRefNumber": f"demo-{order[-6:]}",
-        "Date": today.isoformat()})
+    card = create(
+        "CardPaymentMethod",
+        {
+            "ProcessingMode": "External",
+            "Status": "Active",
+            "AccountId": account,
+            "CardType": "Visa",
+            "CardHolderName": person["Name"],
+            "ExpiryMonth": 12,
+            "ExpiryYear": today.year + 3,
+            "CardCategory": "CreditCard",
+            "InputCardNumber": "4111111111111111",
+            "PaymentGatewayId": demo["payment_gateways"]["DemoGateway"],
+        },
+    )
+    create(
+        "Payment",
+        {
+            "Amount": total,
+            "AccountId": account,
+            "ProcessingMode": "External",
+            "Status": "Processed",
+            "Type": "Sale",
+            "PaymentGroupId": payment_group,
+            "PaymentMethodId": card,
+            "GatewayRefNumber": f"demo-{order[-6:]}",
+            "Date": today.isoformat(),
+        },
+    )
     sb.dml.update("Order", order, {"Status": "Activated"})
     summary = sb.store.where("OrderSummary", OriginalOrderId=order)[0]
     odgs = sb.store.where("OrderDeliveryGroupSummary", OrderSummaryId=summary["Id"])[0]
     items = sb.store.where("OrderItemSummary", OrderSummaryId=summary["Id"])
-    result = sb.oms.create_fulfillment_orders({
-        "orderSummaryId": summary["Id"], "orderDeliveryGroupSummaryId": odgs["Id"],
-        "fulfillmentGroups": [{
-            "fulfilledFromLocationId": demo["locations"][location],
-            "fulfillmentType": "Warehouse" if location.startswith("wh") else "Retail Store",
-            "orderItemSummaries": [{"orderItemSummaryId": o["Id"],
-                                    "quantity": float(o["QuantityOrdered"])} for o in items],
-        }],
-    })
+    result = sb.oms.create_fulfillment_orders(
+        {
+            "orderSummaryId": summary["Id"],
+            "orderDeliveryGroupSummaryId": odgs["Id"],
+            "fulfillmentGroups": [
+                {
+                    "fulfilledFromLocationId": demo["locations"][location],
+                    "fulfillmentType": "Warehouse" if location.startswith("wh") else "Retail Store",
+                    "orderItemSummaries": [
+                        {"orderItemSummaryId": o["Id"], "quantity": float(o["QuantityOrdered"])}
+                        for o in items
+                    ],
+                }
+            ],
+        }
+    )
     fo_id = result["fulfillmentOrderIds"][0]
     if fulfill:
         sb.dml.update("FulfillmentOrder", fo_id, {"Status": "Fulfilled"})
     order_rec = sb.store.get("Order", order)
     assert order_rec is not None
-    return {"kind": kind, "order_id": order, "order_number": order_rec["OrderNumber"],
-            "order_summary_id": summary["Id"], "fulfillment_order_id": fo_id,
-            "store_id": location, "customer_email": email}
+    return {
+        "kind": kind,
+        "order_id": order,
+        "order_number": order_rec["OrderNumber"],
+        "order_summary_id": summary["Id"],
+        "fulfillment_order_id": fo_id,
+        "store_id": location,
+        "customer_email": email,
+    }

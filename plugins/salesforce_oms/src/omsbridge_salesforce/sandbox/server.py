@@ -7,6 +7,7 @@ import ipaddress
 import ssl
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,22 +43,32 @@ def self_signed_certificate() -> tuple[str, str]:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "omsbridge sandbox")])
         now = _dt.datetime.now(_dt.UTC)
         cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
             .not_valid_before(now - _dt.timedelta(days=1))
             .not_valid_after(now + _dt.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256())
         )
         folder = Path(tempfile.mkdtemp(prefix="omsbridge-sf-sandbox-"))
         cert_file, key_file = folder / "cert.pem", folder / "key.pem"
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         _CERT = (str(cert_file), str(key_file))
         return _CERT
 
@@ -65,8 +76,15 @@ def self_signed_certificate() -> tuple[str, str]:
 class SandboxServer:
     """A running sandbox: ``.url``, ``.sandbox``, ``.stop()``; also a context manager."""
 
-    def __init__(self, sandbox: SalesforceSandbox, host: str = "127.0.0.1", port: int = 0, *,
-                 tls: bool = False, close_sandbox: bool = False) -> None:
+    def __init__(
+        self,
+        sandbox: SalesforceSandbox,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: bool = False,
+        close_sandbox: bool = False,
+    ) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"the sandbox only binds loopback addresses, not {host!r}")
         self.sandbox = sandbox
@@ -78,13 +96,14 @@ class SandboxServer:
             self.cert_file, key_file = self_signed_certificate()
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.cert_file, key_file)
-        self._server: BaseWSGIServer = make_server(host, port, sandbox, threaded=True,
-                                                   request_handler=_QuietHandler,
-                                                   ssl_context=context)
+        self._server: BaseWSGIServer = make_server(
+            host, port, sandbox, threaded=True, request_handler=_QuietHandler, ssl_context=context
+        )
         self.port = self._server.server_port
         self._close_sandbox = close_sandbox
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._done = threading.Event()
         sandbox.shutdown_hook = self._request_stop
 
     @property
@@ -101,9 +120,12 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         """Start serving in a daemon thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
-                                        name=f"sf-sandbox-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sf-sandbox-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -112,30 +134,43 @@ class SandboxServer:
         self._server.serve_forever(poll_interval=0.1)
 
     def _request_stop(self) -> None:
-        threading.Thread(target=self.stop, daemon=True).start()
+        def _later() -> None:
+            # Give the handler of the shutdown request time to send its answer first.
+            time.sleep(0.2)
+            self.stop()
+
+        threading.Thread(target=_later, daemon=True).start()
 
     def stop(self) -> None:
         """Stop serving (and close the sandbox if this server created it)."""
         if self._stopped.is_set():
+            self._done.wait(timeout=10)  # another thread is stopping it: wait until it's done
             return
         self._stopped.set()
-        self.sandbox.events.wake()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        if self._close_sandbox:
-            self.sandbox.close()
+        try:
+            self.sandbox.events.wake()
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
+            if self._close_sandbox:
+                self.sandbox.close()
+        finally:
+            self._done.set()
 
     def wait(self) -> None:
         """Block until the server is stopped."""
-        self._stopped.wait()
+        self._done.wait()
 
     def __enter__(self) -> SandboxServer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # --- conveniences for tests and demos ---------------------------------------------------
@@ -151,9 +186,17 @@ class SandboxServer:
 
     def token(self) -> dict[str, Any]:
         """Log in with the demo credentials (password flow); the token response body."""
-        response = httpx.post(f"{self.url}/services/oauth2/token", verify=self._verify(), data={
-            "grant_type": "password", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-            "username": USERNAME, "password": PASSWORD})
+        response = httpx.post(
+            f"{self.url}/services/oauth2/token",
+            verify=self._verify(),
+            data={
+                "grant_type": "password",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "username": USERNAME,
+                "password": PASSWORD,
+            },
+        )
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
@@ -161,12 +204,22 @@ class SandboxServer:
     def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
         """An httpx client with base URL and bearer token set (logs in if no token given)."""
         token = token or self.token()["access_token"]
-        return httpx.Client(base_url=self.url, verify=self._verify(),
-                            headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        return httpx.Client(
+            base_url=self.url,
+            verify=self._verify(),
+            headers={"Authorization": f"Bearer {token}"},
+            **kwargs,
+        )
 
 
-def serve(sandbox: SalesforceSandbox | None = None, host: str = "127.0.0.1", port: int = 0, *,
-          tls: bool = False, **options: Any) -> SandboxServer:
+def serve(
+    sandbox: SalesforceSandbox | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tls: bool = False,
+    **options: Any,
+) -> SandboxServer:
     """Start serving *sandbox* (or a new one built from *options*) and return the handle."""
     own = sandbox is None
     if sandbox is None:

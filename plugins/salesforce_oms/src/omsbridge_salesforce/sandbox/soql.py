@@ -28,9 +28,34 @@ from .records import format_datetime, parse_datetime
 from .schema import NUMERIC_TYPES, Field, Schema, SObjectType
 
 _KEYWORDS = {
-    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC",
-    "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "NULL", "TRUE", "FALSE", "GROUP", "HAVING",
-    "WITH", "FOR", "USING", "INCLUDES", "EXCLUDES", "TYPEOF",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "ORDER",
+    "BY",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "FIRST",
+    "LAST",
+    "LIMIT",
+    "OFFSET",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "GROUP",
+    "HAVING",
+    "WITH",
+    "FOR",
+    "USING",
+    "INCLUDES",
+    "EXCLUDES",
+    "TYPEOF",
 }
 _UNSUPPORTED_CLAUSES = {"GROUP", "HAVING", "WITH", "FOR", "USING", "TYPEOF"}
 _STRING_TYPES = frozenset({"string", "email", "phone", "url", "picklist", "textarea"})
@@ -70,7 +95,7 @@ def _error(code: str, query: str, pos: int, message: str) -> SalesforceError:
     row = query.count("\n", 0, pos) + 1
     line_start = query.rfind("\n", 0, pos) + 1
     line_end = query.find("\n", pos)
-    line = query[line_start: line_end if line_end != -1 else len(query)]
+    line = query[line_start : line_end if line_end != -1 else len(query)]
     column = pos - line_start + 1
     text = f"\n{line}\n{' ' * (column - 1)}^\nERROR at Row:{row}:Column:{column}\n{message}"
     return SalesforceError(code, text)
@@ -83,8 +108,7 @@ def tokenize(query: str) -> list[Token]:
     while pos < len(query):
         m = _TOKEN_RE.match(query, pos)
         if m is None:
-            raise _error("MALFORMED_QUERY", query, pos,
-                         f"unexpected token: '{query[pos]}'")
+            raise _error("MALFORMED_QUERY", query, pos, f"unexpected token: '{query[pos]}'")
         kind = m.lastgroup
         assert kind is not None
         if kind == "ws":
@@ -94,9 +118,12 @@ def tokenize(query: str) -> list[Token]:
             end = pos + 1
             while True:
                 if end >= len(query):
-                    raise _error("MALFORMED_QUERY", query, pos,
-                                 f"line 1:{len(query)} mismatched character '<EOF>' expecting '''"
-                                 )
+                    raise _error(
+                        "MALFORMED_QUERY",
+                        query,
+                        pos,
+                        f"line 1:{len(query)} mismatched character '<EOF>' expecting '''",
+                    )
                 ch = query[end]
                 if ch == "\\":
                     end += 2
@@ -104,7 +131,7 @@ def tokenize(query: str) -> list[Token]:
                 if ch == "'":
                     break
                 end += 1
-            raw = query[pos + 1: end]
+            raw = query[pos + 1 : end]
             tokens.append(Token("string", raw, pos, raw))
             pos = end + 1
             continue
@@ -114,8 +141,21 @@ def tokenize(query: str) -> list[Token]:
     return tokens
 
 
-_SIMPLE_ESCAPES = {"n": "\n", "N": "\n", "r": "\r", "R": "\r", "t": "\t", "T": "\t",
-                   "b": "\b", "B": "\b", "f": "\f", "F": "\f", '"': '"', "'": "'", "\\": "\\"}
+_SIMPLE_ESCAPES = {
+    "n": "\n",
+    "N": "\n",
+    "r": "\r",
+    "R": "\r",
+    "t": "\t",
+    "T": "\t",
+    "b": "\b",
+    "B": "\b",
+    "f": "\f",
+    "F": "\f",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+}
 
 
 def decode_string(raw: str, *, like: bool = False) -> list[tuple[str, bool]]:
@@ -132,8 +172,8 @@ def decode_string(raw: str, *, like: bool = False) -> list[tuple[str, bool]]:
         if nxt in _SIMPLE_ESCAPES:
             out.append((_SIMPLE_ESCAPES[nxt], True))
             i += 2
-        elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", raw[i + 2: i + 6]):
-            out.append((chr(int(raw[i + 2: i + 6], 16)), True))
+        elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", raw[i + 2 : i + 6]):
+            out.append((chr(int(raw[i + 2 : i + 6], 16)), True))
             i += 6
         elif nxt in "%_" and like:
             out.append((nxt, True))
@@ -241,8 +281,9 @@ class _Parser:
     def _unexpected(self, tok: Token | None = None) -> SalesforceError:
         tok = tok or self.tok
         if tok.kind == "eof":
-            return _error("MALFORMED_QUERY", self.text, max(tok.pos - 1, 0),
-                          "unexpected token: <EOF>")
+            return _error(
+                "MALFORMED_QUERY", self.text, max(tok.pos - 1, 0), "unexpected token: <EOF>"
+            )
         shown = f"'{tok.raw}'" if tok.kind == "string" else tok.text
         return _error("MALFORMED_QUERY", self.text, tok.pos, f"unexpected token: {shown}")
 
@@ -278,25 +319,33 @@ class _Parser:
         self._expect_kw("SELECT")
         items = self._select_list(top=top)
         self._expect_kw("FROM")
-        if self.tok.kind != "ident" or (self.tok.upper() in _KEYWORDS
-                                        and self.tok.upper() != "ORDER"):
+        if self.tok.kind != "ident" or (
+            self.tok.upper() in _KEYWORDS and self.tok.upper() != "ORDER"
+        ):
             raise self._unexpected()
         from_tok = self.tok
         self.i += 1
         query = Query(items, from_tok.text, from_tok.pos)
         if self.tok.kind == "ident" and self.tok.upper() not in _KEYWORDS:
             # An alias after the object name: legal SOQL, but the sandbox does not bind it.
-            raise _error("MALFORMED_QUERY", self.text, self.tok.pos,
-                         f"unexpected token: {self.tok.text} (object aliases are not "
-                         "supported by the sandbox)")
+            raise _error(
+                "MALFORMED_QUERY",
+                self.text,
+                self.tok.pos,
+                f"unexpected token: {self.tok.text} (object aliases are not "
+                "supported by the sandbox)",
+            )
         if self._is_kw("WHERE"):
             self.i += 1
             query.where = self._condition()
         for word in _UNSUPPORTED_CLAUSES:
             if self._is_kw(word):
-                raise _error("MALFORMED_QUERY", self.text, self.tok.pos,
-                             f"unexpected token: {self.tok.text} ({word} is not supported by "
-                             "the sandbox)")
+                raise _error(
+                    "MALFORMED_QUERY",
+                    self.text,
+                    self.tok.pos,
+                    f"unexpected token: {self.tok.text} ({word} is not supported by the sandbox)",
+                )
         if self._is_kw("ORDER"):
             self.i += 1
             self._expect_kw("BY")
@@ -309,9 +358,12 @@ class _Parser:
             query.offset = self._integer()
         for word in _UNSUPPORTED_CLAUSES:
             if self._is_kw(word):
-                raise _error("MALFORMED_QUERY", self.text, self.tok.pos,
-                             f"unexpected token: {self.tok.text} ({word} is not supported by "
-                             "the sandbox)")
+                raise _error(
+                    "MALFORMED_QUERY",
+                    self.text,
+                    self.tok.pos,
+                    f"unexpected token: {self.tok.text} ({word} is not supported by the sandbox)",
+                )
         return query
 
     def _order_list(self) -> list[OrderItem]:
@@ -351,13 +403,21 @@ class _Parser:
             tok = self.tok
             if tok.kind == "punct" and tok.text == "(":
                 if not top:
-                    raise _error("MALFORMED_QUERY", self.text, tok.pos,
-                                 "unexpected token: '(' (nested subqueries are not supported)")
+                    raise _error(
+                        "MALFORMED_QUERY",
+                        self.text,
+                        tok.pos,
+                        "unexpected token: '(' (nested subqueries are not supported)",
+                    )
                 self.i += 1
                 sub = self._query(top=False)
                 self._expect_punct(")")
                 items.append(Subquery(sub, tok.pos))
-            elif tok.kind == "ident" and tok.upper() == "COUNT" and self.tokens[self.i + 1].text == "(":
+            elif (
+                tok.kind == "ident"
+                and tok.upper() == "COUNT"
+                and self.tokens[self.i + 1].text == "("
+            ):
                 self.i += 2
                 ref = None
                 if self.tok.kind == "ident":
@@ -371,9 +431,13 @@ class _Parser:
                 items.append(CountExpr(ref, alias, tok.pos))
             elif tok.kind == "ident" and tok.upper() not in _KEYWORDS:
                 if self.tokens[self.i + 1].text == "(":
-                    raise _error("MALFORMED_QUERY", self.text, tok.pos,
-                                 f"unexpected token: {tok.text} (function {tok.text}() is not "
-                                 "supported by the sandbox)")
+                    raise _error(
+                        "MALFORMED_QUERY",
+                        self.text,
+                        tok.pos,
+                        f"unexpected token: {tok.text} (function {tok.text}() is not "
+                        "supported by the sandbox)",
+                    )
                 items.append(FieldRef(tok.text, tok.pos))
                 self.i += 1
             else:
@@ -423,8 +487,9 @@ class _Parser:
             self.i += 1
             lit = self._literal()
             if lit.kind != "string":
-                raise _error("MALFORMED_QUERY", self.text, lit.pos,
-                             "LIKE requires a string literal")
+                raise _error(
+                    "MALFORMED_QUERY", self.text, lit.pos, "LIKE requires a string literal"
+                )
             return Comparison(ref, "LIKE", [lit], op_tok.pos)
         negate = False
         if self._is_kw("NOT") and self._is_kw("IN", 1):
@@ -434,9 +499,12 @@ class _Parser:
             self.i += 1
             self._expect_punct("(")
             if self._is_kw("SELECT"):
-                raise _error("MALFORMED_QUERY", self.text, self.tok.pos,
-                             "unexpected token: SELECT (semi-joins are not supported by the "
-                             "sandbox)")
+                raise _error(
+                    "MALFORMED_QUERY",
+                    self.text,
+                    self.tok.pos,
+                    "unexpected token: SELECT (semi-joins are not supported by the sandbox)",
+                )
             values = [self._literal()]
             while self.tok.kind == "punct" and self.tok.text == ",":
                 self.i += 1
@@ -444,8 +512,12 @@ class _Parser:
             self._expect_punct(")")
             return Comparison(ref, "NOT IN" if negate else "IN", values, op_tok.pos)
         if self._is_kw("INCLUDES") or self._is_kw("EXCLUDES"):
-            raise _error("MALFORMED_QUERY", self.text, op_tok.pos,
-                         f"unexpected token: {op_tok.text} (not supported by the sandbox)")
+            raise _error(
+                "MALFORMED_QUERY",
+                self.text,
+                op_tok.pos,
+                f"unexpected token: {op_tok.text} (not supported by the sandbox)",
+            )
         raise self._unexpected()
 
     def _literal(self) -> Literal:
@@ -459,16 +531,21 @@ class _Parser:
             try:
                 return Literal("date", date.fromisoformat(tok.text).isoformat(), tok.pos, tok.text)
             except ValueError:
-                raise _error("MALFORMED_QUERY", self.text, tok.pos,
-                             f"line 1:{tok.pos} no viable alternative at character "
-                             f"'{tok.text}'") from None
+                raise _error(
+                    "MALFORMED_QUERY",
+                    self.text,
+                    tok.pos,
+                    f"line 1:{tok.pos} no viable alternative at character '{tok.text}'",
+                ) from None
         if tok.kind == "datetime":
             try:
-                return Literal("datetime", format_datetime(parse_datetime(tok.text)), tok.pos,
-                               tok.text)
+                return Literal(
+                    "datetime", format_datetime(parse_datetime(tok.text)), tok.pos, tok.text
+                )
             except ValueError:
-                raise _error("MALFORMED_QUERY", self.text, tok.pos,
-                             f"unexpected token: {tok.text}") from None
+                raise _error(
+                    "MALFORMED_QUERY", self.text, tok.pos, f"unexpected token: {tok.text}"
+                ) from None
         if tok.kind == "ident":
             word = tok.upper()
             if word == "NULL":
@@ -504,34 +581,48 @@ class _Binder:
             sobject = self.schema.get(query.from_name)
             if sobject is None:
                 raise _error(
-                    "INVALID_TYPE", self.text, query.from_pos,
+                    "INVALID_TYPE",
+                    self.text,
+                    query.from_pos,
                     f"sObject type '{query.from_name}' is not supported. If you are attempting "
                     "to use a custom object, be sure to append the '__c' after the entity name. "
-                    "Please reference your WSDL or the describe call for the appropriate names.")
+                    "Please reference your WSDL or the describe call for the appropriate names.",
+                )
         else:
             children = {k.lower(): v for k, v in self.schema.children(parent.name).items()}
             child = children.get(query.from_name.lower())
             if child is None:
                 raise _error(
-                    "INVALID_TYPE", self.text, query.from_pos,
+                    "INVALID_TYPE",
+                    self.text,
+                    query.from_pos,
                     f"Didn't understand relationship '{query.from_name}' in FROM part of query "
                     "call. If you are attempting to use a custom relationship, be sure to append "
                     "the '__r' after the custom relationship name. Please reference your WSDL or "
-                    "the describe call for the appropriate names.")
+                    "the describe call for the appropriate names.",
+                )
             sobject, query.child_field = child
         query.sobject = sobject
         seen: set[str] = set()
         counts = [i for i in query.items if isinstance(i, CountExpr)]
         if counts and len(query.items) > 1:
-            raise _error("MALFORMED_QUERY", self.text, counts[0].pos,
-                         "COUNT() and fields can't be combined in the sandbox")
+            raise _error(
+                "MALFORMED_QUERY",
+                self.text,
+                counts[0].pos,
+                "COUNT() and fields can't be combined in the sandbox",
+            )
         for item in query.items:
             if isinstance(item, FieldRef):
                 self.bind_ref(sobject, item)
                 key = ".".join([*item.names, item.target.name if item.target else ""]).lower()
                 if key in seen:
-                    raise _error("MALFORMED_QUERY", self.text, item.pos,
-                                 f"duplicate field selected: {item.path}")
+                    raise _error(
+                        "MALFORMED_QUERY",
+                        self.text,
+                        item.pos,
+                        f"duplicate field selected: {item.path}",
+                    )
                 seen.add(key)
             elif isinstance(item, Subquery):
                 if parent is not None:
@@ -545,25 +636,35 @@ class _Binder:
             self.bind_ref(sobject, term.ref)
             assert term.ref.target is not None
             if term.ref.target.type == "textarea":
-                raise _error("INVALID_FIELD", self.text, term.ref.pos,
-                             f"field '{term.ref.target.name}' can not be sorted in a query call")
+                raise _error(
+                    "INVALID_FIELD",
+                    self.text,
+                    term.ref.pos,
+                    f"field '{term.ref.target.name}' can not be sorted in a query call",
+                )
 
     def bind_ref(self, sobject: SObjectType, ref: FieldRef) -> None:
         """Resolve a dotted field path to its relationship hops and final field."""
         parts = ref.path.split(".")
         current = [sobject]
-        if len(parts) > 1 and parts[0].lower() == sobject.name.lower() \
-                and sobject.relationship(parts[0]) is None:
+        if (
+            len(parts) > 1
+            and parts[0].lower() == sobject.name.lower()
+            and sobject.relationship(parts[0]) is None
+        ):
             parts = parts[1:]
         for part in parts[:-1]:
             hop = current[0].relationship(part)
             if hop is None:
                 raise _error(
-                    "INVALID_FIELD", self.text, ref.pos,
+                    "INVALID_FIELD",
+                    self.text,
+                    ref.pos,
                     f"Didn't understand relationship '{part}' in field path. If you are "
                     "attempting to use a custom relationship, be sure to append the '__r' "
                     "after the custom relationship name. Please reference your WSDL or the "
-                    "describe call for the appropriate names.")
+                    "describe call for the appropriate names.",
+                )
             ref.hops.append(hop)
             assert hop.relationship_name is not None
             ref.names.append(hop.relationship_name)
@@ -574,10 +675,13 @@ class _Binder:
         if any(f is None for f in found) or not found:
             entity = current[0].name if len(current) == 1 else "Name"
             raise _error(
-                "INVALID_FIELD", self.text, ref.pos,
+                "INVALID_FIELD",
+                self.text,
+                ref.pos,
                 f"No such column '{name}' on entity '{entity}'. If you are attempting to use a "
                 "custom field, be sure to append the '__c' after the custom field name. Please "
-                "reference your WSDL or the describe call for the appropriate names.")
+                "reference your WSDL or the describe call for the appropriate names.",
+            )
         ref.target = found[0]
 
     def _bind_condition(self, sobject: SObjectType, cond: Any) -> None:
@@ -590,8 +694,12 @@ class _Binder:
         target = cond.ref.target
         assert target is not None
         if target.type == "textarea":
-            raise _error("INVALID_FIELD", self.text, cond.ref.pos,
-                         f"field '{target.name}' can not be filtered in a query call")
+            raise _error(
+                "INVALID_FIELD",
+                self.text,
+                cond.ref.pos,
+                f"field '{target.name}' can not be filtered in a query call",
+            )
         for lit in cond.values:
             self._check_literal(target, cond.op, lit)
 
@@ -600,18 +708,22 @@ class _Binder:
 
         def _wrong(kind: str, quoted: bool) -> SalesforceError:
             how = "should be enclosed in quotes" if quoted else "should not be enclosed in quotes"
-            return _error("INVALID_FIELD", self.text, lit.pos,
-                          f"value of filter criterion for field '{target.name}' must be of "
-                          f"type {kind} and {how}")
+            return _error(
+                "INVALID_FIELD",
+                self.text,
+                lit.pos,
+                f"value of filter criterion for field '{target.name}' must be of "
+                f"type {kind} and {how}",
+            )
 
         if lit.kind == "null":
             if op not in ("=", "!=", "IN", "NOT IN"):
-                raise _error("MALFORMED_QUERY", self.text, lit.pos,
-                             "unexpected token: null")
+                raise _error("MALFORMED_QUERY", self.text, lit.pos, "unexpected token: null")
             return
         if op == "LIKE" and t not in _STRING_TYPES and t not in ("id", "reference"):
-            raise _error("INVALID_FIELD", self.text, lit.pos,
-                         f"invalid operator on {t} field: LIKE")
+            raise _error(
+                "INVALID_FIELD", self.text, lit.pos, f"invalid operator on {t} field: LIKE"
+            )
         if t in ("id", "reference"):
             if lit.kind != "string":
                 raise _wrong("id", True)
@@ -622,8 +734,12 @@ class _Binder:
                     raise self._bad_escape(lit, str(exc)) from None
                 value = "".join(c for c, _ in chars)
                 if not ids.is_valid(value):
-                    raise _error("INVALID_QUERY_FILTER_OPERATOR", self.text, lit.pos,
-                                 f"invalid ID field: {value}")
+                    raise _error(
+                        "INVALID_QUERY_FILTER_OPERATOR",
+                        self.text,
+                        lit.pos,
+                        f"invalid ID field: {value}",
+                    )
                 lit.value = ids.to18(value)
             else:
                 lit.value = self._like(lit)
@@ -651,9 +767,13 @@ class _Binder:
             return
 
     def _bad_escape(self, lit: Literal, seq: str) -> SalesforceError:
-        return _error("MALFORMED_QUERY", self.text, lit.pos,
-                      f"Invalid string literal '{lit.raw}'. Illegal character sequence '{seq}' "
-                      "in string literal.")
+        return _error(
+            "MALFORMED_QUERY",
+            self.text,
+            lit.pos,
+            f"Invalid string literal '{lit.raw}'. Illegal character sequence '{seq}' "
+            "in string literal.",
+        )
 
     def _string(self, lit: Literal) -> str:
         try:
@@ -694,9 +814,15 @@ class QueryResult:
 class Evaluator:
     """Runs bound queries against the sandbox store."""
 
-    def __init__(self, schema: Schema, rows: Callable[[str, bool], list[dict[str, Any]]],
-                 lookup: Callable[[str, str], dict[str, Any] | None], today: date,
-                 record_url: Callable[[str, str], str], output_value: Callable[[Field, Any], Any]):
+    def __init__(
+        self,
+        schema: Schema,
+        rows: Callable[[str, bool], list[dict[str, Any]]],
+        lookup: Callable[[str, str], dict[str, Any] | None],
+        today: date,
+        record_url: Callable[[str, str], str],
+        output_value: Callable[[Field, Any], Any],
+    ):
         self.schema = schema
         self.rows = rows
         self.lookup = lookup
@@ -726,7 +852,7 @@ class Evaluator:
         if query.order:
             rows = self._sort(rows, query.order)
         if query.offset:
-            rows = rows[query.offset:]
+            rows = rows[query.offset :]
         if query.limit is not None:
             rows = rows[: query.limit]
         return rows
@@ -735,8 +861,9 @@ class Evaluator:
         for term in reversed(order):
             present = [r for r in rows if self._value(r, term.ref) is not None]
             missing = [r for r in rows if self._value(r, term.ref) is None]
-            present.sort(key=lambda r, t=term: _sort_key(self._value(r, t.ref)),
-                         reverse=term.descending)
+            present.sort(
+                key=lambda r, t=term: _sort_key(self._value(r, t.ref)), reverse=term.descending
+            )
             rows = present + missing if term.nulls_last else missing + present
         return rows
 
@@ -777,8 +904,14 @@ class Evaluator:
             if value is None:
                 return op == "!="
             inside = start <= value < end
-            return {"=": inside, "!=": not inside, "<": value < start, "<=": value < end,
-                    ">": value >= end, ">=": value >= start}[op]
+            return {
+                "=": inside,
+                "!=": not inside,
+                "<": value < start,
+                "<=": value < end,
+                ">": value >= end,
+                ">=": value >= start,
+            }[op]
         if value is None:
             return op == "!="
         if target.type in _STRING_TYPES:
@@ -793,8 +926,7 @@ class Evaluator:
             return left != right
         if target.type == "boolean":
             raise SalesforceError("MALFORMED_QUERY", f"invalid operator on boolean field: {op}")
-        return {"<": left < right, "<=": left <= right, ">": left > right,
-                ">=": left >= right}[op]
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
     def _date_range(self, lit: Literal, field_type: str) -> tuple[str, str]:
         word, n = lit.value
@@ -811,28 +943,42 @@ class Evaluator:
             start, end = today + timedelta(days=1), today + timedelta(days=n + 1)
         if field_type == "date":
             return start.isoformat(), end.isoformat()
-        return (format_datetime(datetime(start.year, start.month, start.day, tzinfo=UTC)),
-                format_datetime(datetime(end.year, end.month, end.day, tzinfo=UTC)))
+        return (
+            format_datetime(datetime(start.year, start.month, start.day, tzinfo=UTC)),
+            format_datetime(datetime(end.year, end.month, end.day, tzinfo=UTC)),
+        )
 
     def _shape(self, query: Query, record: dict[str, Any]) -> dict[str, Any]:
         assert query.sobject is not None
-        out: dict[str, Any] = {"attributes": {
-            "type": query.sobject.name, "url": self.record_url(query.sobject.name, record["Id"])}}
+        out: dict[str, Any] = {
+            "attributes": {
+                "type": query.sobject.name,
+                "url": self.record_url(query.sobject.name, record["Id"]),
+            }
+        }
         for item in query.items:
             if isinstance(item, FieldRef):
                 self._put(out, record, item)
             elif isinstance(item, Subquery):
                 sub = item.query
                 assert sub.sobject is not None and sub.child_field is not None
-                children = [r for r in self.rows(sub.sobject.name, False)
-                            if r.get(sub.child_field.name) == record["Id"]]
+                children = [
+                    r
+                    for r in self.rows(sub.sobject.name, False)
+                    if r.get(sub.child_field.name) == record["Id"]
+                ]
                 children = self._select(sub, children)
                 name = sub.child_field.child_relationship
                 assert name is not None
-                out[name] = None if not children else {
-                    "totalSize": len(children), "done": True,
-                    "records": [self._shape(sub, c) for c in children],
-                }
+                out[name] = (
+                    None
+                    if not children
+                    else {
+                        "totalSize": len(children),
+                        "done": True,
+                        "records": [self._shape(sub, c) for c in children],
+                    }
+                )
         return out
 
     def _put(self, out: dict[str, Any], record: dict[str, Any], ref: FieldRef) -> None:
@@ -848,8 +994,12 @@ class Evaluator:
             if not isinstance(existing, dict):
                 found = self.schema.by_prefix(current["Id"][:3])
                 assert found is not None
-                existing = {"attributes": {"type": found.name,
-                                           "url": self.record_url(found.name, current["Id"])}}
+                existing = {
+                    "attributes": {
+                        "type": found.name,
+                        "url": self.record_url(found.name, current["Id"]),
+                    }
+                }
                 node[name] = existing
             node = existing
         assert ref.target is not None and current is not None

@@ -64,8 +64,7 @@ class Store:
 
     def _open_db(self) -> None:
         assert self.path is not None
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS records (type TEXT, id TEXT, body TEXT,"
@@ -78,9 +77,7 @@ class Store:
         self._tables.clear()
         for type_name, rec_id, body in self._db.execute("SELECT type, id, body FROM records"):
             raw = json.loads(body)
-            self._tables.setdefault(type_name, {})[rec_id] = {
-                k: _decode(v) for k, v in raw.items()
-            }
+            self._tables.setdefault(type_name, {})[rec_id] = {k: _decode(v) for k, v in raw.items()}
         counters = self.load_meta("counters")
         if counters:
             self._counter = counters["counter"]
@@ -95,8 +92,9 @@ class Store:
             for type_name, rec_id in self._dirty:
                 rec = self._tables.get(type_name, {}).get(rec_id)
                 if rec is None:
-                    self._db.execute("DELETE FROM records WHERE type=? AND id=?",
-                                     (type_name, rec_id))
+                    self._db.execute(
+                        "DELETE FROM records WHERE type=? AND id=?", (type_name, rec_id)
+                    )
                 else:
                     body = json.dumps({k: _encode(v) for k, v in rec.items()})
                     self._db.execute(
@@ -113,8 +111,9 @@ class Store:
     def save_meta(self, key: str, value: Any) -> None:
         """Persist a JSON value next to the records (no-op without a state file)."""
         if self._db is not None:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             (key, json.dumps(value)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
 
     def load_meta(self, key: str) -> Any:
         """A JSON value saved with :meth:`save_meta`, or None."""
@@ -264,11 +263,11 @@ class Store:
     def all(self, type_name: str, *, include_deleted: bool = False) -> list[Record]:
         """Every record of *type_name* in insertion order (live objects, do not mutate)."""
         return [
-            r for r in self._tables.get(type_name, {}).values()
+            r
+            for r in self._tables.get(type_name, {}).values()
             if include_deleted or not r.get("IsDeleted")
         ]
 
     def where(self, type_name: str, **equals: Any) -> list[Record]:
         """Live records of *type_name* whose fields equal the given values."""
-        return [r for r in self.all(type_name)
-                if all(r.get(k) == v for k, v in equals.items())]
+        return [r for r in self.all(type_name) if all(r.get(k) == v for k, v in equals.items())]

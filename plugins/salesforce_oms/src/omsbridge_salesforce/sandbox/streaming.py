@@ -35,8 +35,10 @@ _SCHEMAS = {
     "/event/OrderSummaryCreatedEvent": "q2pOrderSumCreatedEvt_sbx1",
     "/event/OrderSumStatusChangedEvent": "m7rOrderSumStatusChg_sbx1",
 }
-_INVALID_REPLAY = ("The replayId {{{id}}} you provided was invalid.  Please provide a valid ID, "
-                   "-2 to replay all events, or -1 to replay only new events.")
+_INVALID_REPLAY = (
+    "The replayId {{{id}}} you provided was invalid.  Please provide a valid ID, "
+    "-2 to replay all events, or -1 to replay only new events."
+)
 
 
 @dataclass
@@ -120,8 +122,11 @@ class EventBus:
     def snapshot(self) -> dict[str, Any]:
         """Persistable state."""
         with self.cond:
-            return {"last": self._last_replay, "pruned": self._pruned_up_to,
-                    "events": [e.__dict__ for e in self._events]}
+            return {
+                "last": self._last_replay,
+                "pruned": self._pruned_up_to,
+                "events": [e.__dict__ for e in self._events],
+            }
 
     def restore(self, state: dict[str, Any] | None) -> None:
         """Restore a :meth:`snapshot`."""
@@ -170,10 +175,15 @@ class CometD:
         self.sb.events.wake()
 
     def _advice(self) -> dict[str, Any]:
-        return {"interval": 0, "timeout": int(self.sb.options.long_poll_timeout * 1000),
-                "reconnect": "retry"}
+        return {
+            "interval": 0,
+            "timeout": int(self.sb.options.long_poll_timeout * 1000),
+            "reconnect": "retry",
+        }
 
-    def handle(self, messages: list[dict[str, Any]], auth_header: str | None) -> list[dict[str, Any]]:
+    def handle(
+        self, messages: list[dict[str, Any]], auth_header: str | None
+    ) -> list[dict[str, Any]]:
         """Process one POSTed batch of Bayeux messages and return the reply array."""
         replies: list[dict[str, Any]] = []
         for msg in messages:
@@ -193,8 +203,14 @@ class CometD:
                     self._clients.pop(str(msg.get("clientId")), None)
                 replies.append({**base, "clientId": msg.get("clientId"), "successful": True})
             else:
-                replies.append({**base, "clientId": msg.get("clientId"), "successful": False,
-                                "error": "403::Publish denied"})
+                replies.append(
+                    {
+                        **base,
+                        "clientId": msg.get("clientId"),
+                        "successful": False,
+                        "error": "403::Publish denied",
+                    }
+                )
         return replies
 
     def _auth_error(self, auth_header: str | None) -> str | None:
@@ -206,23 +222,34 @@ class CometD:
             return "401::Authentication invalid"
         return None
 
-    def _handshake(self, msg: dict[str, Any], base: dict[str, Any],
-                   auth_header: str | None) -> dict[str, Any]:
+    def _handshake(
+        self, msg: dict[str, Any], base: dict[str, Any], auth_header: str | None
+    ) -> dict[str, Any]:
         failure = self._auth_error(auth_header)
         if failure:
-            return {**base, "ext": {"sfdc": {"failureReason": failure}, "replay": True,
-                                    "payload.format": True},
-                    "advice": {"reconnect": "none"}, "error": "403::Handshake denied",
-                    "successful": False}
+            return {
+                **base,
+                "ext": {"sfdc": {"failureReason": failure}, "replay": True, "payload.format": True},
+                "advice": {"reconnect": "none"},
+                "error": "403::Handshake denied",
+                "successful": False,
+            }
         types = msg.get("supportedConnectionTypes") or ["long-polling"]
         if "long-polling" not in types:
             return {**base, "error": "400::Invalid connection type", "successful": False}
         client = _Client(_client_id(), last_seen=self.sb.clock.timestamp())
         with self._lock:
             self._clients[client.id] = client
-        return {**base, "ext": {"replay": True, "payload.format": True}, "minimumVersion": "1.0",
-                "clientId": client.id, "supportedConnectionTypes": ["long-polling"],
-                "version": "1.0", "successful": True, "reestablish": False}
+        return {
+            **base,
+            "ext": {"replay": True, "payload.format": True},
+            "minimumVersion": "1.0",
+            "clientId": client.id,
+            "supportedConnectionTypes": ["long-polling"],
+            "version": "1.0",
+            "successful": True,
+            "reestablish": False,
+        }
 
     def _client(self, msg: dict[str, Any]) -> _Client | None:
         with self._lock:
@@ -236,18 +263,27 @@ class CometD:
             return client
 
     def _unknown(self, base: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any]:
-        return {**base, "clientId": msg.get("clientId"), "successful": False,
-                "error": "403::Unknown client",
-                "advice": {"reconnect": "handshake", "interval": 0}}
+        return {
+            **base,
+            "clientId": msg.get("clientId"),
+            "successful": False,
+            "error": "403::Unknown client",
+            "advice": {"reconnect": "handshake", "interval": 0},
+        }
 
-    def _subscription(self, msg: dict[str, Any], base: dict[str, Any],
-                      auth_header: str | None) -> dict[str, Any]:
+    def _subscription(
+        self, msg: dict[str, Any], base: dict[str, Any], auth_header: str | None
+    ) -> dict[str, Any]:
         subscription = msg.get("subscription")
         reply = {**base, "clientId": msg.get("clientId"), "subscription": subscription}
         failure = self._auth_error(auth_header)
         if failure:
-            return {**reply, "successful": False, "error": failure,
-                    "advice": {"reconnect": "none", "interval": 0}}
+            return {
+                **reply,
+                "successful": False,
+                "error": failure,
+                "advice": {"reconnect": "none", "interval": 0},
+            }
         client = self._client(msg)
         if client is None:
             return self._unknown(base, msg) | {"subscription": subscription}
@@ -256,10 +292,13 @@ class CometD:
                 client.subscriptions.pop(str(subscription), None)
             return {**reply, "successful": True}
         if subscription not in CHANNELS:
-            return {**reply, "successful": False,
-                    "error": "400::The channel you requested to subscribe to does not exist "
-                             f"{{{subscription}}}"}
-        replay_ext = ((msg.get("ext") or {}).get("replay") or {})
+            return {
+                **reply,
+                "successful": False,
+                "error": "400::The channel you requested to subscribe to does not exist "
+                f"{{{subscription}}}",
+            }
+        replay_ext = (msg.get("ext") or {}).get("replay") or {}
         replay = replay_ext.get(subscription, -1)
         try:
             replay = int(replay)
@@ -273,8 +312,11 @@ class CometD:
         elif replay is not None and replay >= 0 and events.valid_replay(replay):
             cursor = replay
         else:
-            return {**reply, "successful": False,
-                    "error": "400::" + _INVALID_REPLAY.format(id=replay_ext.get(subscription))}
+            return {
+                **reply,
+                "successful": False,
+                "error": "400::" + _INVALID_REPLAY.format(id=replay_ext.get(subscription)),
+            }
         with self._lock:
             client.subscriptions[str(subscription)] = cursor
         return {**reply, "successful": True}
@@ -289,21 +331,30 @@ class CometD:
         out.sort(key=lambda e: e.replay_id)
         return [e.message() for e in out]
 
-    def _connect(self, msg: dict[str, Any], base: dict[str, Any],
-                 auth_header: str | None) -> list[dict[str, Any]]:
+    def _connect(
+        self, msg: dict[str, Any], base: dict[str, Any], auth_header: str | None
+    ) -> list[dict[str, Any]]:
         failure = self._auth_error(auth_header)
         if failure:
             # The session is gone: the client must re-authenticate, then handshake again.
             with self._lock:
                 self._clients.pop(str(msg.get("clientId")), None)
-            return [{**base, "clientId": msg.get("clientId"), "successful": False,
-                     "error": failure, "advice": {"reconnect": "none", "interval": 0}}]
+            return [
+                {
+                    **base,
+                    "clientId": msg.get("clientId"),
+                    "successful": False,
+                    "error": failure,
+                    "advice": {"reconnect": "none", "interval": 0},
+                }
+            ]
         client = self._client(msg)
         if client is None:
             return [self._unknown(base, msg)]
         bus = self.sb.events
-        deadline = time.monotonic() + (self.sb.options.long_poll_timeout if client.connected
-                                       else 0.0)
+        deadline = time.monotonic() + (
+            self.sb.options.long_poll_timeout if client.connected else 0.0
+        )
         client.connected = True
         with bus.cond:
             while True:

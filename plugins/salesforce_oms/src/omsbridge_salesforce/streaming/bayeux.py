@@ -1,0 +1,336 @@
+"""A small Bayeux 1.0 (CometD) long-polling client on httpx, not tied to Salesforce.
+
+It speaks the protocol any Bayeux server answers (Salesforce's ``/cometd/XX.X``, faye, the
+CometD Java server): handshake, subscribe, connect, publish, disconnect, with extensions that
+edit outgoing and see incoming messages. :meth:`BayeuxClient.receive` is one turn of the
+connect loop and follows the server's ``advice``:
+
+* ``reconnect: retry`` — connect again after ``interval`` ms;
+* ``reconnect: handshake`` (or ``403::Unknown client``, or a Bayeux ``401`` whose advice is
+  not ``none``, as faye says it) — handshake again and re-subscribe every channel;
+* ``reconnect: none`` — stop; a ``401`` with it means the credentials are no longer accepted:
+  ``on_unauthorized`` (re-authenticate) is called once, then the client handshakes again.
+
+Network errors are raised as :class:`BayeuxTransportError`; the caller backs off (see
+:func:`backoff_delays`). The client is used by one thread at a time except :meth:`disconnect`
+and :meth:`close`, which may come from another thread to end a long poll.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "BayeuxClient",
+    "BayeuxError",
+    "BayeuxTransportError",
+    "Extension",
+    "backoff_delays",
+]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+_DEFAULT_TIMEOUT_MS = 110_000
+_MARGIN_S = 15.0  # the HTTP read timeout is the server's long-poll timeout plus this
+
+
+class BayeuxError(Exception):
+    """A meta reply that said ``successful: false`` (its ``error`` and ``advice`` kept)."""
+
+    def __init__(self, reply: Message) -> None:
+        self.reply = reply
+        self.channel = str(reply.get("channel") or "")
+        self.error = str(reply.get("error") or "unknown error")
+        self.advice: dict[str, Any] = dict(reply.get("advice") or {})
+        super().__init__(f"{self.channel}: {self.error}")
+
+    @property
+    def code(self) -> int | None:
+        """The numeric part of ``"403::Unknown client"`` (None when there is none)."""
+        head = self.error.split(":", 1)[0].strip()
+        return int(head) if head.isdigit() else None
+
+    @property
+    def text(self) -> str:
+        """The error without its code: ``Unknown client``."""
+        return self.error.split("::", 1)[-1].strip()
+
+    @property
+    def reconnect(self) -> str | None:
+        """The advice's ``reconnect`` (retry, handshake, none), if the server gave one."""
+        value = self.advice.get("reconnect")
+        return str(value) if value is not None else None
+
+
+class BayeuxTransportError(Exception):
+    """The server could not be reached, or answered something that is not Bayeux."""
+
+
+class Extension:
+    """Sees every message: edit ``outgoing`` ones before they are sent, read ``incoming`` ones."""
+
+    def outgoing(self, message: Message) -> None:
+        """Called for each message about to be sent (may add ``ext``)."""
+
+    def incoming(self, message: Message) -> None:
+        """Called for each message received."""
+
+
+def backoff_delays(initial: float = 0.5, maximum: float = 30.0) -> Iterator[float]:
+    """Exponential delays (doubling, capped) for reconnecting after network errors."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(maximum, delay * 2)
+
+
+class BayeuxClient:
+    """One Bayeux session against ``url``.
+
+    ``http`` is the httpx client to use (its cookies are kept, as Salesforce requires); ``auth``
+    authenticates each request (e.g. a bearer token). ``on_unauthorized`` is called when the
+    server says the credentials are no longer valid; it should fetch new ones.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        http: httpx.Client | None = None,
+        auth: httpx.Auth | None = None,
+        extensions: Sequence[Extension] = (),
+        on_unauthorized: Callable[[], None] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._own_http = http is None
+        self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=connect_timeout))
+        self._auth = auth
+        self.extensions = list(extensions)
+        self.on_unauthorized = on_unauthorized
+        self.client_id: str | None = None
+        self.advice: dict[str, Any] = {"reconnect": "retry", "interval": 0}
+        self.subscriptions: list[str] = []
+        self._ids = itertools.count(1)
+        self._needs_handshake = True
+        self._closed = threading.Event()
+        self.handshakes = 0
+        """How many successful handshakes this client made (re-handshakes included)."""
+
+    def __repr__(self) -> str:
+        return f"BayeuxClient({self.url!r}, client_id={self.client_id!r})"
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _send(self, message: Message, *, timeout: float | None = None) -> list[Message]:
+        message = dict(message)
+        message.setdefault("id", str(next(self._ids)))
+        if self.client_id is not None and message["channel"] != "/meta/handshake":
+            message.setdefault("clientId", self.client_id)
+        for extension in self.extensions:
+            extension.outgoing(message)
+        if self._closed.is_set():
+            raise BayeuxTransportError("the client is closed")
+        request_timeout = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        try:
+            response = self._http.post(
+                self.url,
+                json=[message],
+                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=request_timeout,
+            )
+        except (httpx.HTTPError, RuntimeError) as exc:
+            # RuntimeError: the connection pool was closed by another thread (shutdown).
+            raise BayeuxTransportError(f"{message['channel']}: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise BayeuxTransportError(
+                f"{message['channel']}: HTTP {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            replies = response.json()
+        except ValueError as exc:
+            raise BayeuxTransportError(f"{message['channel']}: the answer is not JSON") from exc
+        if isinstance(replies, dict):
+            replies = [replies]
+        if not isinstance(replies, list):
+            raise BayeuxTransportError(f"{message['channel']}: the answer is not a message list")
+        replies = [r for r in replies if isinstance(r, dict)]
+        for reply in replies:
+            for extension in self.extensions:
+                extension.incoming(reply)
+        return replies
+
+    @staticmethod
+    def _meta(replies: list[Message], channel: str) -> Message:
+        for reply in replies:
+            if reply.get("channel") == channel:
+                return reply
+        raise BayeuxTransportError(f"{channel}: no {channel} reply in the answer")
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def handshake(self) -> Message:
+        """Open a session; raises :class:`BayeuxError` when the server refuses it."""
+        replies = self._send(
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "minimumVersion": "1.0",
+                "supportedConnectionTypes": ["long-polling"],
+            }
+        )
+        reply = self._meta(replies, "/meta/handshake")
+        if not reply.get("successful"):
+            raise BayeuxError(reply)
+        types = reply.get("supportedConnectionTypes") or ["long-polling"]
+        if "long-polling" not in types:
+            raise BayeuxTransportError(f"the server does not offer long-polling ({types})")
+        self.client_id = str(reply["clientId"])
+        self.advice = {**self.advice, **(reply.get("advice") or {})}
+        self._needs_handshake = False
+        self.handshakes += 1
+        return reply
+
+    def subscribe(self, channel: str) -> Message:
+        """Subscribe to ``channel`` (kept for re-subscription after a re-handshake)."""
+        if channel not in self.subscriptions:
+            self.subscriptions.append(channel)
+        return self._subscribe(channel)
+
+    def _subscribe(self, channel: str) -> Message:
+        replies = self._send({"channel": "/meta/subscribe", "subscription": channel})
+        reply = self._meta(replies, "/meta/subscribe")
+        if not reply.get("successful"):
+            raise BayeuxError(reply)
+        return reply
+
+    def unsubscribe(self, channel: str) -> None:
+        """Stop receiving ``channel``."""
+        if channel in self.subscriptions:
+            self.subscriptions.remove(channel)
+        if self.client_id is not None and not self._needs_handshake:
+            reply = self._meta(
+                self._send({"channel": "/meta/unsubscribe", "subscription": channel}),
+                "/meta/unsubscribe",
+            )
+            if not reply.get("successful"):
+                raise BayeuxError(reply)
+
+    def publish(self, channel: str, data: Any) -> Message:
+        """Publish ``data`` on ``channel`` (where the server allows clients to publish)."""
+        if self._needs_handshake:
+            self.handshake()
+        replies = self._send({"channel": channel, "data": data})
+        reply = next((r for r in replies if r.get("channel") == channel and "data" not in r), {})
+        if reply and not reply.get("successful", True):
+            raise BayeuxError(reply)
+        return reply
+
+    def _establish(self) -> None:
+        self.handshake()
+        for channel in self.subscriptions:
+            self._subscribe(channel)
+
+    def connect(self) -> list[Message]:
+        """One ``/meta/connect`` (a long poll); returns the data messages it delivered."""
+        timeout_ms = self.advice.get("timeout", _DEFAULT_TIMEOUT_MS)
+        try:
+            read_timeout = float(timeout_ms) / 1000 + _MARGIN_S
+        except (TypeError, ValueError):
+            read_timeout = _DEFAULT_TIMEOUT_MS / 1000 + _MARGIN_S
+        replies = self._send(
+            {"channel": "/meta/connect", "connectionType": "long-polling"},
+            timeout=read_timeout,
+        )
+        meta = [r for r in replies if r.get("channel") == "/meta/connect"]
+        data = [r for r in replies if not str(r.get("channel", "")).startswith("/meta/")]
+        for reply in meta:
+            if reply.get("advice"):
+                self.advice = {**self.advice, **reply["advice"]}
+            if not reply.get("successful"):
+                error = BayeuxError(reply)
+                error.delivered = data  # type: ignore[attr-defined]
+                raise error
+        return data
+
+    def receive(self, stop: threading.Event | None = None) -> list[Message]:
+        """One turn of the connect loop, following the advice; returns delivered messages.
+
+        Handshakes (and re-subscribes) first when needed. Raises :class:`BayeuxError` when the
+        server says not to reconnect (and re-authentication did not help), and
+        :class:`BayeuxTransportError` on network errors (the caller backs off).
+        """
+        stop = stop or threading.Event()
+        if self._needs_handshake:
+            self.establish()
+        interval = self.advice.get("interval") or 0
+        if interval and stop.wait(float(interval) / 1000):
+            return []
+        try:
+            return self.connect()
+        except BayeuxError as error:
+            delivered: list[Message] = getattr(error, "delivered", [])
+            self._after_failure(error)
+            return delivered
+
+    def _after_failure(self, error: BayeuxError) -> None:
+        if error.code == 401 and error.reconnect == "none":
+            log.info("Bayeux server says %s; re-authenticating", error.error)
+            self._reauthenticate(error)
+            self._needs_handshake = True
+            return
+        if error.reconnect == "handshake" or error.code in (401, 402, 403):
+            log.info("Bayeux server says %s; handshaking again", error.error)
+            self._needs_handshake = True
+            return
+        if error.reconnect == "none":
+            raise error
+        # retry (or no advice): connect again; a persistent failure surfaces as a handshake.
+        log.warning("/meta/connect failed (%s); retrying", error.error)
+
+    def _reauthenticate(self, error: BayeuxError) -> None:
+        if self.on_unauthorized is None:
+            raise error
+        self.on_unauthorized()
+
+    def establish(self) -> None:
+        """Handshake and (re-)subscribe every channel in :attr:`subscriptions`.
+
+        When the server refuses the credentials (a ``401``, or Salesforce's ``403::Handshake
+        denied`` with ``failureReason 401``), ``on_unauthorized`` is called and it is tried
+        once more."""
+        try:
+            self._establish()
+        except BayeuxError as error:
+            failure = str(((error.reply.get("ext") or {}).get("sfdc") or {}).get("failureReason"))
+            unauthorized = error.code == 401 or failure.startswith("401")
+            if not unauthorized or self.on_unauthorized is None:
+                raise
+            log.info("handshake refused (%s); re-authenticating once", failure or error.error)
+            self.on_unauthorized()
+            self._establish()
+
+    def disconnect(self) -> None:
+        """End the session on the server (best effort: errors are logged, not raised)."""
+        if self.client_id is None or self._needs_handshake:
+            return
+        try:
+            self._send({"channel": "/meta/disconnect"}, timeout=5.0)
+        except (BayeuxTransportError, httpx.HTTPError) as exc:
+            log.debug("disconnect failed: %s", exc)
+        self._needs_handshake = True
+
+    def close(self) -> None:
+        """Disconnect and release the HTTP connections (ends a long poll in another thread)."""
+        self.disconnect()
+        self._closed.set()
+        if self._own_http:
+            self._http.close()

@@ -1,0 +1,329 @@
+"""FOStatusChangedEvent over CometD, as the SPI's ``events(checkpoint, wait)``.
+
+Checkpoints are strings:
+
+* ``"12345@2026-11-22T10:15:00.000Z"``: resume after the event with replay id 12345, which
+  Salesforce created at that time (a bare ``"12345"`` is accepted too);
+* ``None``: from now (replay ``-1``);
+* ``"catch-up"`` or ``"catch-up@TIME"`` (:data:`CATCH_UP`): the position is not known — the
+  first read found no event yet, or the stored replay id was older than the 72-hour retention.
+  Reading from it subscribes from now and first hands out one synthetic event per importable
+  fulfillment order (``filter_query`` + ``statuses_to_process``) changed since TIME (all of
+  them without a time), so nothing is missed.
+
+The Bayeux session is kept across calls (one background reader per backend); a call with a
+checkpoint other than the one the previous call returned (a restart, or a batch the caller did
+not manage to handle) subscribes again from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from omsbridge import (
+    AuthFailed,
+    BackendError,
+    EventBatch,
+    FulfillmentEvent,
+    Rejected,
+    TransientBackendError,
+)
+from omsbridge.logs import merchant_log
+from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
+from omsbridge_salesforce.reading import parse_datetime
+from omsbridge_salesforce.streaming.bayeux import BayeuxClient, BayeuxError, BayeuxTransportError
+from omsbridge_salesforce.streaming.replay import NEWEST, ReplayExtension, is_invalid_replay
+from omsbridge_salesforce.streaming.stream import EventStream
+
+__all__ = [
+    "CATCH_UP",
+    "FO_CHANNEL",
+    "FulfillmentFeed",
+    "checkpoint_of",
+    "event_from_message",
+    "parse_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+FO_CHANNEL = "/event/FOStatusChangedEvent"
+"""The Order Management channel the seed's connector subscribes to."""
+
+CATCH_UP = "catch-up"
+"""The checkpoint meaning "position unknown: subscribe from now and catch up by query"."""
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far our clock may be ahead of Salesforce's when a first start is remembered by time."""
+
+CatchUp = Callable[[datetime | None], Sequence[FulfillmentEvent]]
+"""Returns the synthetic events of a catch-up: importable orders changed since a time (or all)."""
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.astimezone(UTC).microsecond // 1000:03d}Z"
+    )
+
+
+def checkpoint_of(replay_id: Any, created: datetime | None) -> str:
+    """The checkpoint after an event: its replay id, and when Salesforce created it."""
+    return f"{replay_id}@{_stamp(created)}" if created is not None else str(replay_id)
+
+
+def parse_checkpoint(checkpoint: str) -> tuple[int | None, datetime | None]:
+    """(replay id or None for a catch-up marker, time or None) of a checkpoint string."""
+    head, _, when = checkpoint.partition("@")
+    moment = parse_datetime(when) if when else None
+    if head == CATCH_UP:
+        return None, moment
+    try:
+        return int(head), moment
+    except ValueError:
+        raise Rejected(
+            f"{checkpoint!r} is not a Salesforce event checkpoint (a replay id or {CATCH_UP!r})",
+            code="BAD_CHECKPOINT",
+            backend=BACKEND,
+        ) from None
+
+
+class _BearerAuth(httpx.Auth):
+    """The REST client's token on CometD requests; remembers which token a request used."""
+
+    def __init__(self, auth: SalesforceAuth) -> None:
+        self._auth = auth
+        self.last: Token | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the current bearer token."""
+        token = self._auth.token()
+        self.last = token
+        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        yield request
+
+
+def event_from_message(message: dict[str, Any]) -> FulfillmentEvent | None:
+    """A FOStatusChangedEvent message as a FulfillmentEvent (None when it names no order)."""
+    data = message.get("data") or {}
+    payload = data.get("payload") or {}
+    event = data.get("event") or {}
+    replay_id = event.get("replayId")
+    fo_id = payload.get("FulfillmentOrderId")
+    if replay_id is None or not fo_id or not payload.get("NewStatus"):
+        return None
+    uuid = event.get("EventUuid") or payload.get("EventUuid") or f"replay-{replay_id}"
+    created = parse_datetime(payload.get("CreatedDate"))
+    return FulfillmentEvent(
+        event_id=str(uuid),
+        fulfillment_order_id=str(fo_id),
+        new_status=str(payload["NewStatus"]),
+        checkpoint=checkpoint_of(replay_id, created),
+        old_status=payload.get("OldStatus"),
+        # The event names the OrderSummary; the POS knows orders by the original Order's id
+        # (the imported fulfillment order carries it), so it is left out here.
+        order_id=None,
+        occurred_at=created,
+    )
+
+
+class FulfillmentFeed:
+    """One merchant's FOStatusChangedEvent feed (thread-safe; see the module doc).
+
+    ``catch_up`` returns the synthetic events of a catch-up query; ``statuses`` (the config's
+    ``statuses_to_process``) keeps only the events whose new status is one of them.
+    """
+
+    def __init__(
+        self,
+        auth: SalesforceAuth,
+        api_version: str,
+        catch_up: CatchUp,
+        *,
+        merchant_id: str = "-",
+        statuses: Sequence[str] = (),
+        channel: str = FO_CHANNEL,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._auth = auth
+        self._version = api_version.lstrip("v")
+        self._catch_up = catch_up
+        self._statuses = frozenset(statuses)
+        self.channel = channel
+        self._connect_timeout = connect_timeout
+        self.log = merchant_log(logger, merchant_id)
+        self._lock = threading.Lock()
+        self._stream: EventStream | None = None
+        self._handed: str | None = None
+        self._backlog: list[FulfillmentEvent] = []
+        self._opened_at = datetime.now(UTC)
+        self.catch_ups = 0
+        """How many catch-up queries ran (for tests and metrics)."""
+
+    @property
+    def url(self) -> str:
+        """The org's CometD endpoint, ``{instance}/cometd/XX.X``."""
+        return f"{self._auth.instance_url}/cometd/{self._version}"
+
+    @property
+    def client(self) -> BayeuxClient | None:
+        """The Bayeux client of the current session, if one is open."""
+        return self._stream.client if self._stream is not None else None
+
+    def events(self, checkpoint: str | None, wait: float) -> EventBatch:
+        """Events after ``checkpoint``, waiting up to ``wait`` seconds for the first one."""
+        with self._lock:
+            stream = self._stream
+            if stream is None or stream.dead or checkpoint != self._handed:
+                stream = self._open(checkpoint)
+            if self._backlog:
+                events, self._backlog = tuple(self._backlog), []
+                return EventBatch(events, self._handed)
+            try:
+                messages = stream.take(wait)
+            except BackendError:
+                raise
+            except BayeuxError as exc:
+                raise TransientBackendError(
+                    f"streaming {self.channel}: {exc}", code="STREAMING", backend=BACKEND
+                ) from exc
+            except BayeuxTransportError as exc:
+                raise TransientBackendError(
+                    f"streaming {self.channel}: cannot reach Salesforce ({exc})",
+                    code="CONNECTION",
+                    backend=BACKEND,
+                ) from exc
+            return self._batch(messages)
+
+    def _batch(self, messages: list[dict[str, Any]]) -> EventBatch:
+        if not messages:
+            if self._handed is None:
+                # Nothing seen yet: a restart must not start from "now" again, but catch up
+                # from when this subscription began (less a margin for clock skew).
+                self._handed = f"{CATCH_UP}@{_stamp(self._opened_at - CLOCK_SKEW)}"
+            return EventBatch((), self._handed)
+        events: list[FulfillmentEvent] = []
+        last: str | None = None
+        for message in messages:
+            data = message.get("data") or {}
+            replay_id = (data.get("event") or {}).get("replayId")
+            if replay_id is not None:
+                created = parse_datetime((data.get("payload") or {}).get("CreatedDate"))
+                last = checkpoint_of(replay_id, created)
+            event = event_from_message(message)
+            if event is None:
+                continue
+            if self._statuses and event.new_status not in self._statuses:
+                self.log.debug("ignoring %s -> %s", event.fulfillment_order_id, event.new_status)
+                continue
+            events.append(event)
+        if last is not None:
+            self._handed = last
+        return EventBatch(tuple(events), self._handed)
+
+    def _open(self, checkpoint: str | None) -> EventStream:
+        self._close_stream()
+        opened_at = datetime.now(UTC)
+        replay_id, since = (
+            parse_checkpoint(checkpoint) if checkpoint is not None else (NEWEST, None)
+        )
+        catch_up = replay_id is None
+        stream = self._new_stream(NEWEST if replay_id is None else replay_id)
+        try:
+            stream.open()
+        except BayeuxError as exc:
+            stream.close()
+            if not is_invalid_replay(exc):
+                raise self._error(exc) from exc
+            self.log.warning(
+                "replay id %s is past Salesforce's retention window (%s); catching up with a "
+                "query of the importable fulfillment orders changed since %s, then following "
+                "live events from now",
+                replay_id,
+                exc.text,
+                since.isoformat() if since else "ever",
+            )
+            stream = self._new_stream(NEWEST)
+            try:
+                stream.open()
+            except BayeuxError as again:
+                stream.close()
+                raise self._error(again) from again
+            except BayeuxTransportError as again:
+                stream.close()
+                raise self._unreachable(again) from again
+            catch_up = True
+        except BayeuxTransportError as exc:
+            stream.close()
+            raise self._unreachable(exc) from exc
+        except BaseException:
+            stream.close()
+            raise
+        self._stream = stream
+        self._handed = checkpoint
+        self._opened_at = opened_at
+        if catch_up:
+            # Subscribed first, queried second: a change in between is seen twice, never lost.
+            self.catch_ups += 1
+            self._backlog = list(self._catch_up(since))
+            # Until a live event gives a replay id, a restart catches up again from ``since``.
+            self._handed = f"{CATCH_UP}@{_stamp(since)}" if since else CATCH_UP
+            self.log.info(
+                "catch-up query found %d importable fulfillment order(s); now following live "
+                "events",
+                len(self._backlog),
+            )
+        return stream
+
+    def _new_stream(self, position: int) -> EventStream:
+        replay = ReplayExtension()
+        replay.set(self.channel, position)
+        bearer = _BearerAuth(self._auth)
+
+        def reauthenticate() -> None:
+            self._auth.refresh(bearer.last)
+
+        client = BayeuxClient(
+            self.url,
+            auth=bearer,
+            extensions=[replay],
+            on_unauthorized=reauthenticate,
+            connect_timeout=self._connect_timeout,
+        )
+        return EventStream(client, self.channel)
+
+    def _error(self, exc: BayeuxError) -> BackendError:
+        failure = str(((exc.reply.get("ext") or {}).get("sfdc") or {}).get("failureReason") or "")
+        if exc.code == 401 or failure.startswith("401"):
+            return AuthFailed(
+                f"streaming {self.channel}: {exc.error}", code="STREAMING_AUTH", backend=BACKEND
+            )
+        if exc.code == 400:
+            return Rejected(
+                f"streaming {self.channel}: {exc.error}", code="STREAMING", backend=BACKEND
+            )
+        return TransientBackendError(
+            f"streaming {self.channel}: {exc.error}", code="STREAMING", backend=BACKEND
+        )
+
+    def _unreachable(self, exc: BayeuxTransportError) -> TransientBackendError:
+        return TransientBackendError(
+            f"streaming {self.channel}: cannot reach Salesforce ({exc})",
+            code="CONNECTION",
+            backend=BACKEND,
+        )
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._backlog = []
+
+    def close(self) -> None:
+        """Disconnect (ends the background reader)."""
+        with self._lock:
+            self._close_stream()
