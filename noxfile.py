@@ -83,6 +83,7 @@ def bench(session: nox.Session) -> None:
     _install_all(session)
     session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
     session.run("python", "core/bench/bench_export.py", *session.posargs)
+    session.run("python", "plugins/salesforce_oms/bench/bench_events.py")
 
 
 @nox.session(python=PYTHON)

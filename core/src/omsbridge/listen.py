@@ -46,10 +46,7 @@ class DeliverFulfillmentOrders:
             log.info("backend cannot list fulfillment orders; %d event(s) noted only", len(events))
             return
         wanted = list(dict.fromkeys(e.fulfillment_order_id for e in events))
-        # A backend that can fetch orders by id (optional, not in the SPI) spares listing every
-        # open order per batch, and cannot miss one beyond the list's page size.
-        by_id = getattr(merchant.backend, "fulfillment_orders_by_id", None)
-        found = by_id(wanted) if callable(by_id) else merchant.fulfillment_orders()
+        found = merchant.backend.fulfillment_orders_by_id(wanted)
         waiting = {fo.fulfillment_order_id: fo for fo in found}
         for fo_id in wanted:
             fulfillment_order = waiting.get(fo_id)

@@ -164,6 +164,14 @@ class OrderBackend:
         """The fulfillment orders waiting on stores (all stores, or one)."""
         raise self._unsupported("fulfillment_orders")
 
+    def fulfillment_orders_by_id(self, ids: Sequence[str]) -> Sequence[FulfillmentOrder]:
+        """The named fulfillment orders that still wait on a store (others are left out).
+
+        The default filters :meth:`fulfillment_orders`; override it when the OMS can fetch by
+        id, so an import never lists every open order (or misses one past a page limit)."""
+        wanted = set(ids)
+        return [fo for fo in self.fulfillment_orders() if fo.fulfillment_order_id in wanted]
+
     def update_fulfillment(self, update: FulfillmentUpdate) -> None:
         """Report a store's step (pick, pack, ready, picked up, shipped, cancel...) to the OMS."""
         raise self._unsupported("update_fulfillment")

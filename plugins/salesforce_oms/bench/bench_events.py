@@ -49,7 +49,9 @@ class Recorder:
         self.cond = threading.Condition()
 
     @hookimpl
-    def omsbridge_fulfillment_order_received(self, merchant_id: str, fulfillment_order: Any) -> None:
+    def omsbridge_fulfillment_order_received(
+        self, merchant_id: str, fulfillment_order: Any
+    ) -> None:
         """Note the call."""
         now = time.perf_counter()
         with self.cond:
@@ -141,8 +143,10 @@ def _place_orders(http: httpx.Client, demo: dict[str, Any], count: int) -> list[
             {"method": "PATCH", "url": f"{base}/Order/@{{o.id}}", "referenceId": "a",
              "body": {"Status": "Activated"}},
         ]  # fmt: skip
-        answer = http.post(f"{BASE}/composite/graph",
-                           json={"graphs": [{"graphId": f"g{n}", "compositeRequest": nodes}]})
+        answer = http.post(
+            f"{BASE}/composite/graph",
+            json={"graphs": [{"graphId": f"g{n}", "compositeRequest": nodes}]},
+        )
         graph = answer.json()["graphs"][0]
         assert graph["isSuccessful"], graph
         order = graph["graphResponse"]["compositeResponse"][0]["body"]["id"]
@@ -182,15 +186,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _run(url: str, http: httpx.Client, fos: list[str], merchants: int, changes: int,
+def _run(url: str, http: httpx.Client, state: dict[str, str], merchants: int, changes: int,
          burst: int) -> dict[str, float]:  # fmt: skip
-    state = {fo: "Allocated" for fo in fos}
+    fos = list(state)
     with tempfile.TemporaryDirectory() as tmp:
         recorder = Recorder()
         pm = new_plugin_manager()
         load_entry_point_plugins(pm)
         pm.register(recorder, name="bench-pos")
-        bridge = Bridge.from_config(_config(Path(tmp) / "c.toml", url, merchants), plugin_manager=pm)
+        bridge = Bridge.from_config(
+            _config(Path(tmp) / "c.toml", url, merchants), plugin_manager=pm
+        )
         handler = CountingHandler()
         settings = ListenerSettings(wait=1.0)
         listeners = [Listener(bridge.for_merchant(m), bridge.store, handler, settings)
@@ -266,8 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"sandbox {url} (own process), {len(fos)} fulfillment orders changed in turn")
         print(f"{'merchants':>9} {'p50 ms':>8} {'p95 ms':>8} {'samples':>9} "
               f"{'events/s':>9} {'hooks/s':>8} {'burst':>12}")  # fmt: skip
+        state = dict.fromkeys(fos, "Allocated")  # each order's current status, kept across runs
         for count in (int(c) for c in args.merchants.split(",")):
-            r = _run(url, http, fos, count, args.changes, args.burst)
+            r = _run(url, http, state, count, args.changes, args.burst)
             print(f"{count:>9} {r['p50']:>8.1f} {r['p95']:>8.1f} "
                   f"{r['samples']:>4}/{r['expected']:<4} {r['events_per_s']:>9.0f} "
                   f"{r['hooks_per_s']:>8.0f} {r['events']:>5} in {r['burst_s']:.1f}s")  # fmt: skip

@@ -13,6 +13,7 @@ from omsbridge.cli.backends import backends
 from omsbridge.cli.config_cmd import config
 from omsbridge.cli.demo_cmd import demo
 from omsbridge.cli.export_cmd import export
+from omsbridge.cli.omni_cmd import fulfil, listen
 from omsbridge.cli.orders import cancel, order, post, search
 from omsbridge.cli.sandbox import sandbox
 from omsbridge.cli.schema_cmd import schema
@@ -52,6 +53,8 @@ for _command in (
     search,
     order,
     cancel,
+    listen,
+    fulfil,
 ):
     cli.add_command(_command)
 

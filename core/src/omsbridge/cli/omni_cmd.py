@@ -21,7 +21,7 @@ import click
 import pluggy
 
 from omsbridge.cli._output import emit_json, json_option
-from omsbridge.cli.orders import _fail, _merchant, _merchant_options
+from omsbridge.cli.orders import _fail, _merchant, _merchant_options, fail_invalid
 
 __all__ = ["fulfil", "listen"]
 
@@ -239,13 +239,7 @@ def fulfil(
             occurred_at=datetime.now(UTC),
         )
     except InvalidTransaction as exc:
-        _fail(
-            as_json,
-            "InvalidTransaction",
-            exc.code,
-            str(exc),
-            [(i.path, i.message) for i in exc.issues],
-        )
+        fail_invalid(as_json, exc)
         return
     with _merchant(config_file, merchant_id, as_json) as merchant:
         merchant.update_fulfillment(update)

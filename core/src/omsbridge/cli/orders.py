@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from omsbridge.cli._output import emit_json, json_option
+from omsbridge.errors import InvalidTransaction
 
 __all__ = ["cancel", "order", "post", "search"]
 
@@ -52,7 +53,6 @@ def _merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterator[An
     """The merchant's backend; errors become a message and an exit status, never a traceback."""
     from omsbridge.bridge import Bridge
     from omsbridge.errors import BackendError, ConfigError, OMSBridgeError
-
     from omsbridge.outbox import Queued
 
     try:
@@ -82,6 +82,13 @@ def _merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterator[An
         )
     except OMSBridgeError as exc:
         _fail(as_json, type(exc).__name__, None, str(exc), [])
+
+
+def fail_invalid(as_json: bool, exc: InvalidTransaction) -> None:
+    """Report bad input (every issue with its path) and exit 1."""
+    _fail(
+        as_json, "InvalidTransaction", exc.code, str(exc), [(i.path, i.message) for i in exc.issues]
+    )
 
 
 def _fail(
@@ -131,13 +138,7 @@ def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None
     try:
         transaction = wire.loads(file.read_bytes(), Transaction)
     except InvalidTransaction as exc:
-        _fail(
-            as_json,
-            "InvalidTransaction",
-            exc.code,
-            str(exc),
-            [(i.path, i.message) for i in exc.issues],
-        )
+        fail_invalid(as_json, exc)
         return
     with _merchant(config_file, merchant_id, as_json) as merchant:
         result = merchant.post(transaction)
@@ -199,13 +200,7 @@ def search(
             page_size=page_size, cursor=cursor,
         )  # fmt: skip
     except InvalidTransaction as exc:
-        _fail(
-            as_json,
-            "InvalidTransaction",
-            exc.code,
-            str(exc),
-            [(i.path, i.message) for i in exc.issues],
-        )
+        fail_invalid(as_json, exc)
         return
     with _merchant(config_file, merchant_id, as_json) as merchant:
         page = merchant.search_orders(query)
@@ -302,13 +297,7 @@ def cancel(
     try:
         wanted = [CancelLine(n, qty) for n, qty in (_cancel_line(v) for v in lines)]
     except InvalidTransaction as exc:
-        _fail(
-            as_json,
-            "InvalidTransaction",
-            exc.code,
-            str(exc),
-            [(i.path, i.message) for i in exc.issues],
-        )
+        fail_invalid(as_json, exc)
         return
     with _merchant(config_file, merchant_id, as_json) as merchant:
         if wanted:

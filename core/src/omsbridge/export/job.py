@@ -57,7 +57,8 @@ class ExportSettings:
     """How the export job works through the outbox."""
 
     claim_size: int = 50
-    """Entries leased at a time per merchant (batching backends get ``max_batch_size`` each)."""
+    """Entries leased at a time per merchant; for a batching backend rounded up to a multiple of
+    its ``max_batch_size``, which is how many each ``post_batch`` call gets."""
     lease_seconds: float = 120.0
     """How long a claim lasts; a killed worker's entries are taken again after it."""
     concurrency: int = 4
@@ -206,9 +207,11 @@ class ExportJob:
                 if drain and self._wait_until(paused, stop, deadline):
                     continue
                 break
-            entries = self.store.claim(
-                merchant_id, self.owner, limit=self.settings.claim_size, lease_seconds=lease
-            )
+            # A batching backend gets whole batches: claim a multiple of its batch size, so
+            # only the end of the queue leaves a part-filled request.
+            size = max(1, merchant.backend.max_batch_size)
+            limit = -(-self.settings.claim_size // size) * size
+            entries = self.store.claim(merchant_id, self.owner, limit=limit, lease_seconds=lease)
             if not entries:
                 due = self.store.next_due(merchant_id) if drain else None
                 if due is not None and self._wait_until(due, stop, deadline):

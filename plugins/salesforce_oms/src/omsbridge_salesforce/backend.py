@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import pluggy
@@ -38,6 +40,8 @@ from omsbridge import (
     TransactionKind,
     TransientBackendError,
 )
+from omsbridge.spi import ApiBudget
+from omsbridge_salesforce.batching import BatchPoster
 from omsbridge_salesforce.changes import OrderChanges
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
@@ -247,6 +251,37 @@ class SalesforceBackend(OrderBackend):
             return self._find_order(transaction_id)
         except BackendError:
             return None
+
+    # -- batches (the export job; see omsbridge_salesforce.batching) --------------------------
+
+    @cached_property
+    def batches(self) -> BatchPoster:
+        """Packs batches of sales into composite-graph requests; ``.stats`` counts them."""
+        return BatchPoster(
+            client=self.client,
+            config=self.config,
+            lookups=self.lookups,
+            apply_hooks=self._apply_hooks,
+            post_one=self.post,
+        )
+
+    @property
+    def max_batch_size(self) -> int:  # type: ignore[override]
+        """Sales of the size seen lately that fill one composite-graph request (1 to 75)."""
+        return self.batches.max_batch_size
+
+    def post_batch(self, transactions: Sequence[Transaction]) -> list[PostResult | BackendError]:
+        """Post many transactions: sales as graphs packed into few composite-graph requests,
+        each succeeding or failing on its own; returns and exchanges one by one, in order."""
+        return self.batches.post_batch(transactions)
+
+    def api_budget(self) -> ApiBudget | None:
+        """The org's daily API requests left, from the last ``Sforce-Limit-Info`` header."""
+        usage = self.client.api_usage
+        if usage is None:
+            return None
+        used, limit = usage
+        return ApiBudget(remaining=max(limit - used, 0), limit=limit, observed_at=datetime.now(UTC))
 
     # -- cancels ------------------------------------------------------------------------------
 

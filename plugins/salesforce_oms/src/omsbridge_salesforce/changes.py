@@ -367,8 +367,8 @@ class OrderChanges:
                 take = min(from_fo, as_decimal(line["Quantity"]))
                 by_fo.setdefault(line["FulfillmentOrderId"], []).append((line["Id"], take))
                 from_fo -= take
-        for fo_id, fo_lines in by_fo.items():
-            self._cancel_fo_lines(fo_id, fo_lines)
+        for fo_id, to_cancel in by_fo.items():
+            self._cancel_fo_lines(fo_id, to_cancel)
         self._submit_cancel(summary["Id"], [(item["Id"], qty) for item, qty, _ in plan], reason)
         return CancelResult(
             order_id=summary["Id"],

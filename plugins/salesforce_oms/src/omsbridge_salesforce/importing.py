@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote as url_quote
 
 import attrs
 
@@ -27,7 +28,7 @@ from omsbridge import (
 )
 from omsbridge.model._checks import minor_units
 from omsbridge_salesforce.auth import BACKEND
-from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.client import SalesforceClient, error_from
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import (
     as_decimal,
@@ -77,9 +78,15 @@ class FulfillmentImport:
         return self.orders(where, limit=2000)
 
     def by_ids(self, ids: Sequence[str], *, importable: bool = True) -> list[FulfillmentOrder]:
-        """The named fulfillment orders (only importable ones unless told otherwise)."""
-        found: list[FulfillmentOrder] = []
+        """The named fulfillment orders (only importable ones unless told otherwise).
+
+        One order — what an event names — costs one API call: the order, its taxes and its
+        adjustments are read in one composite request."""
         unique = list(dict.fromkeys(ids))
+        if len(unique) == 1:
+            where = [*(self.conditions() if importable else []), soql("Id = {}", unique[0])]
+            return self._one(where)
+        found: list[FulfillmentOrder] = []
         for start in range(0, len(unique), _IDS_PER_QUERY):
             chunk = unique[start : start + _IDS_PER_QUERY]
             where = [*(self.conditions() if importable else []), soql("Id IN {:in}", chunk)]
@@ -93,6 +100,53 @@ class FulfillmentImport:
             return []
         taxes, adjustments = self._line_details(rows)
         return [self._map(row, taxes, adjustments) for row in rows]
+
+    def _one(self, where: Sequence[str]) -> list[FulfillmentOrder]:
+        # Later subrequests filter on the first one's OrderSummaryId (a composite reference).
+        summary = "'@{fo.records[0].OrderSummaryId}'"
+        named = {
+            "fo": fulfillment_order_query(self._config, where, limit=1),
+            "tax": "SELECT OrderItemSummaryId, Name, Amount, Rate FROM "
+            f"OrderItemTaxLineItemSummary WHERE OrderSummaryId = {summary}",
+            "adj": "SELECT OrderItemSummaryId, Name, Amount FROM "
+            f"OrderItemAdjustmentLineSummary WHERE OrderSummaryId = {summary}",
+        }
+        results = self._client.composite(
+            [
+                {
+                    "method": "GET",
+                    "url": self._client.data_path("/query", query=True)
+                    + "?q="
+                    + url_quote(text, safe="@{}[]."),
+                    "referenceId": name,
+                }
+                for name, text in named.items()
+            ]
+        )
+        first = results["fo"]
+        if not first.ok:
+            raise error_from(first.status, first.body, context="query fulfillment order")
+        rows = list((first.body or {}).get("records") or [])
+        if not rows:
+            return []
+        records: dict[str, list[dict[str, Any]]] = {}
+        for name in ("tax", "adj"):
+            sub = results[name]
+            if not sub.ok:
+                raise error_from(sub.status, sub.body, context=f"query {name}")
+            records[name] = list(sub.body.get("records") or [])
+            next_url = sub.body.get("nextRecordsUrl") if not sub.body.get("done", True) else None
+            while next_url:
+                page = self._client.query_page(next_url=next_url)
+                records[name].extend(page.records)
+                next_url = page.next_url
+        taxes: dict[str, list[dict[str, Any]]] = {}
+        adjustments: dict[str, list[dict[str, Any]]] = {}
+        for record in records["tax"]:
+            taxes.setdefault(record["OrderItemSummaryId"], []).append(record)
+        for record in records["adj"]:
+            adjustments.setdefault(record["OrderItemSummaryId"], []).append(record)
+        return [self._map(rows[0], taxes, adjustments)]
 
     def catch_up_events(self, since: datetime | None = None) -> list[FulfillmentEvent]:
         """One synthetic event per importable fulfillment order (changed at or after

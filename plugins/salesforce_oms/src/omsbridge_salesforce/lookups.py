@@ -13,7 +13,8 @@
 Everything found is cached for the merchant: a warm merchant pays **zero** API calls here.
 A cold one pays at most three: all lookups in one ``/composite`` call, the price-book entries
 of pre-existing delivery products when needed, and one composite graph creating whatever is
-missing.
+missing. :meth:`Lookups.resolve_many` does the same for a whole batch of transactions at once
+(the export job's path): one round for all their emails, SKUs and delivery methods.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 _EMAIL_CACHE_SIZE = 10_000
 _MISSING = object()
+# New SKUs looked up (and created) per round: each costs up to three creation nodes, and the
+# creation graph must stay under Salesforce's 500 nodes.
+_MAX_NEW_SKUS = 120
+# Values per SOQL ``IN (...)`` list, so a query's URL stays well under Salesforce's limits.
+_IN_CHUNK = 200
 
 
 def delivery_sku(method_name: str) -> str:
@@ -48,9 +54,9 @@ def delivery_sku(method_name: str) -> str:
 
 @attrs.define
 class _Need:
-    """What one transaction needs that the cache does not hold yet."""
+    """What one or more transactions need that the cache does not hold yet."""
 
-    email: str | None = None
+    emails: set[str] = attrs.field(factory=set)
     account: bool = False
     pricebook: bool = False
     channel: bool = False
@@ -60,7 +66,7 @@ class _Need:
 
     def __bool__(self) -> bool:
         return bool(
-            self.email
+            self.emails
             or self.account
             or self.pricebook
             or self.channel
@@ -120,16 +126,44 @@ class Lookups:
             refs = self._from_cache(transaction)
             if refs is not None:
                 return refs
-            try:
-                self._fill(transaction)
-            except Conflict:
-                # Another process created the same record between our query and our insert:
-                # everything it made is now findable, so one more round settles it.
-                log.info("lookup creation raced with another writer; looking up again")
-                self._fill(transaction)
+            self._fill_retrying([transaction])
             refs = self._from_cache(transaction)
             assert refs is not None, "lookups left something unresolved"
             return refs
+
+    def resolve_many(self, transactions: Sequence[Transaction]) -> list[OrderRefs]:
+        """The ids for each transaction's graph, looked up (and created) for all of them at once:
+        one lookup round per :data:`_MAX_NEW_SKUS` new SKUs, zero calls when all is cached.
+        Raises like :meth:`resolve` when a round fails (the caller isolates the culprit)."""
+        with self._lock:
+            group: list[Transaction] = []
+            new_skus: set[str] = set()
+            for transaction in transactions:
+                if self._from_cache(transaction) is not None:
+                    continue
+                skus = {li.sku for li in transaction.sale_lines if li.sku not in self._products}
+                if group and len(new_skus | skus) > _MAX_NEW_SKUS:
+                    self._fill_retrying(group)
+                    group, new_skus = [], set()
+                group.append(transaction)
+                new_skus |= skus
+            if group:
+                self._fill_retrying(group)
+            out = []
+            for transaction in transactions:
+                refs = self._from_cache(transaction)
+                assert refs is not None, "lookups left something unresolved"
+                out.append(refs)
+            return out
+
+    def _fill_retrying(self, transactions: Sequence[Transaction]) -> None:
+        try:
+            self._fill(transactions)
+        except Conflict:
+            # Another process created the same record between our query and our insert:
+            # everything it made is now findable, so one more round settles it.
+            log.info("lookup creation raced with another writer; looking up again")
+            self._fill(transactions)
 
     # -- cache ----------------------------------------------------------------------------------
 
@@ -145,30 +179,31 @@ class Lookups:
             for c in transaction.charges
         }
 
-    def _needs(self, transaction: Transaction) -> _Need:
+    def _needs(self, transactions: Sequence[Transaction]) -> _Need:
         need = _Need()
-        email = (
-            transaction.customer.email.lower()
-            if transaction.customer and transaction.customer.email
-            else None
-        )
-        if email is not None and email not in self._emails:
-            need.email = email
         if self._account is None:
             need.account = True
         need.pricebook = self._pricebook is None or self._standard is _MISSING
         need.channel = self._channel is None
-        charged = self._charged_methods(transaction)
-        for name in self._method_names(transaction).values():
-            ref = self._methods.get(name)
-            if ref is None or (name in charged and not ref.pricebook_entry_id):
-                need.methods.add(name)
-        for line in transaction.sale_lines:
-            if line.sku not in self._products and line.sku not in need.skus:
-                need.skus[line.sku] = (line.name or line.sku, line.unit_price)
-        for gateway in self._gateway_names(transaction):
-            if gateway not in self._gateways:
-                need.gateways.add(gateway)
+        for transaction in transactions:
+            email = (
+                transaction.customer.email.lower()
+                if transaction.customer and transaction.customer.email
+                else None
+            )
+            if email is not None and email not in self._emails:
+                need.emails.add(email)
+            charged = self._charged_methods(transaction)
+            for name in self._method_names(transaction).values():
+                ref = self._methods.get(name)
+                if ref is None or (name in charged and not ref.pricebook_entry_id):
+                    need.methods.add(name)
+            for line in transaction.sale_lines:
+                if line.sku not in self._products and line.sku not in need.skus:
+                    need.skus[line.sku] = (line.name or line.sku, line.unit_price)
+            for gateway in self._gateway_names(transaction):
+                if gateway not in self._gateways:
+                    need.gateways.add(gateway)
         return need
 
     def _gateway_names(self, transaction: Transaction) -> set[str]:
@@ -189,7 +224,7 @@ class Lookups:
             return None
 
     def _cached_refs(self, transaction: Transaction) -> OrderRefs | None:
-        if self._needs(transaction):
+        if self._needs([transaction]):
             return None
         customer = transaction.customer
         email = customer.email.lower() if customer and customer.email else None
@@ -211,26 +246,40 @@ class Lookups:
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def _fill(self, transaction: Transaction) -> None:
+    def _fill(self, transactions: Sequence[Transaction]) -> None:
         self._pending.clear()
-        need = self._needs(transaction)
-        found = self._client.queries(self._queries(need))
+        need = self._needs(transactions)
+        found = self._run_queries(self._queries(need))
         self._take_found(need, found)
         self._find_delivery_entries()
-        self._create_missing(transaction)
+        self._create_missing(transactions)
+
+    def _run_queries(self, named: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """Named queries, 25 to a ``/composite`` call; chunked ``prodN``/``pbeN`` merged back."""
+        items = list(named.items())
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(items), 25):
+            found.update(self._client.queries(dict(items[start : start + 25])))
+        merged: dict[str, list[dict[str, Any]]] = {}
+        for name, rows in found.items():
+            merged.setdefault(name.rstrip("0123456789"), []).extend(rows)
+        return merged
 
     def _queries(self, need: _Need) -> dict[str, str]:
         queries: dict[str, str] = {}
         conditions = []
         if need.account:
             conditions.append(soql("Name = {}", self.default_account_name))
-        if need.email:
-            conditions.append(soql("PersonEmail = {}", need.email))
+        emails = sorted(need.emails)
+        if len(emails) == 1:
+            conditions.append(soql("PersonEmail = {}", emails[0]))
+        elif emails:
+            conditions.append(soql("PersonEmail IN {:in}", emails))
         if conditions:
             queries["acct"] = (
                 "SELECT Id, Name, PersonEmail FROM Account WHERE "
                 + " OR ".join(conditions)
-                + " ORDER BY CreatedDate ASC LIMIT 200"
+                + f" ORDER BY CreatedDate ASC LIMIT {200 if len(emails) <= 1 else 2000}"
             )
         if need.pricebook or need.skus or need.methods:
             queries["pb"] = soql(
@@ -248,16 +297,18 @@ class Lookups:
                 sorted(need.methods),
             )
         skus = sorted(need.skus) + [delivery_sku(n) for n in sorted(need.methods)]
-        if skus:
-            queries["prod"] = soql(
+        for n, start in enumerate(range(0, len(skus), _IN_CHUNK)):
+            chunk = skus[start : start + _IN_CHUNK]
+            suffix = str(n) if n else ""
+            queries["prod" + suffix] = soql(
                 "SELECT Id, Name, StockKeepingUnit FROM Product2 WHERE StockKeepingUnit IN {:in}",
-                skus,
+                chunk,
             )
-            queries["pbe"] = soql(
+            queries["pbe" + suffix] = soql(
                 "SELECT Id, Product2Id, Pricebook2Id, Product2.StockKeepingUnit "
                 "FROM PricebookEntry WHERE Product2.StockKeepingUnit IN {:in} "
                 "AND (Pricebook2.Name = {} OR Pricebook2.IsStandard = true)",
-                skus,
+                chunk,
                 self.price_book_name,
             )
         if need.gateways:
@@ -269,12 +320,11 @@ class Lookups:
 
     def _take_found(self, need: _Need, found: dict[str, list[dict[str, Any]]]) -> None:
         accounts = found.get("acct", [])
-        if need.email:
-            match = next(
-                (a["Id"] for a in accounts if (a.get("PersonEmail") or "").lower() == need.email),
-                None,
-            )
-            self._remember_email(need.email, match)
+        by_email: dict[str, str] = {}
+        for account in accounts:  # oldest first: the first account of an email wins
+            by_email.setdefault((account.get("PersonEmail") or "").lower(), account["Id"])
+        for email in sorted(need.emails):
+            self._remember_email(email, by_email.get(email))
         if need.account:
             self._account = next(
                 (a["Id"] for a in accounts if a.get("Name") == self.default_account_name), None
@@ -344,7 +394,7 @@ class Lookups:
 
     # -- creation -----------------------------------------------------------------------------
 
-    def _create_missing(self, transaction: Transaction) -> None:
+    def _create_missing(self, transactions: Sequence[Transaction]) -> None:
         g = OrderGraph("lookups", self._config.api_version)
         account = self._account
         if account is None:
@@ -369,7 +419,7 @@ class Lookups:
             )
         products: dict[str, str] = {}  # sku -> id or @{ref}
         entries: dict[str, str] = {}  # sku -> pricebook entry id or @{ref}
-        need = self._needs(transaction)
+        need = self._needs(transactions)
         wanted: dict[str, tuple[str, Decimal, bool]] = {
             sku: (name, price, False) for sku, (name, price) in need.skus.items()
         }

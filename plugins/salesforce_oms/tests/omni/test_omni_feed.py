@@ -71,10 +71,13 @@ def test_token_expiring_during_a_long_poll(
     with listening(bridge):
         shop.place()
         pos.wait_for(1)
+        client = backend_of(bridge).feed.client
+        assert client is not None and client.handshakes == 1
         tokens = auth.token_requests
         # The token dies while the connect is held open; the next connect answers
         # 401::Authentication invalid, the feed gets a new token and subscribes again.
         server.sandbox.clock.advance(7201)
+        eventually(lambda: client.handshakes == 2)
         shop.close()
         fresh = WebShop(server)
         try:
@@ -83,8 +86,7 @@ def test_token_expiring_during_a_long_poll(
         finally:
             fresh.close()
     assert auth.token_requests == tokens + 1  # one new token for REST and CometD together
-    client = backend_of(bridge).feed.client
-    assert client is not None and client.handshakes >= 2
+    assert backend_of(bridge).feed.client is client  # the same session, re-established
 
 
 def test_replay_id_past_retention_catches_up_by_query(

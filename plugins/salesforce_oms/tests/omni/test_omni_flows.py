@@ -260,3 +260,16 @@ def test_one_failing_pos_observer_does_not_starve_another(
         pos.wait_for(1)
         eventually(lambda: listener.checkpoint not in (None, "catch-up"))
     assert bridge.store.dead_events("DEMO") == []
+
+
+def test_importing_one_order_is_one_api_call(bridge: Bridge, shop: WebShop) -> None:
+    fo_id = shop.place()["fulfillment_order_id"]
+    backend = bridge.for_merchant("DEMO").backend
+    backend.fulfillment_orders_by_id([fo_id])  # type: ignore[attr-defined]  # token, warm-up
+    usage = shop.server.sandbox.usage
+    before = usage.used
+    (fo,) = backend.fulfillment_orders_by_id([fo_id])  # type: ignore[attr-defined]
+    assert usage.used - before == 1
+    assert fo.lines[0].taxes and fo.lines[0].adjustments
+    closed = shop.demo["orders"][2]["fulfillment_order_id"]  # Fulfilled: not importable
+    assert backend.fulfillment_orders_by_id([closed]) == []  # type: ignore[attr-defined]

@@ -50,6 +50,8 @@ class BayeuxError(Exception):
         self.channel = str(reply.get("channel") or "")
         self.error = str(reply.get("error") or "unknown error")
         self.advice: dict[str, Any] = dict(reply.get("advice") or {})
+        self.delivered: list[Message] = []
+        """Data messages that came in the same answer as a failed connect."""
         super().__init__(f"{self.channel}: {self.error}")
 
     @property
@@ -121,6 +123,7 @@ class BayeuxClient:
         self.subscriptions: list[str] = []
         self._ids = itertools.count(1)
         self._needs_handshake = True
+        self._retries = 0
         self._closed = threading.Event()
         self.handshakes = 0
         """How many successful handshakes this client made (re-handshakes included)."""
@@ -257,7 +260,7 @@ class BayeuxClient:
                 self.advice = {**self.advice, **reply["advice"]}
             if not reply.get("successful"):
                 error = BayeuxError(reply)
-                error.delivered = data  # type: ignore[attr-defined]
+                error.delivered = data
                 raise error
         return data
 
@@ -271,15 +274,19 @@ class BayeuxClient:
         stop = stop or threading.Event()
         if self._needs_handshake:
             self.establish()
-        interval = self.advice.get("interval") or 0
-        if interval and stop.wait(float(interval) / 1000):
+        interval = float(self.advice.get("interval") or 0) / 1000
+        if self._retries:
+            # A connect that keeps failing with "retry" must not spin against the server.
+            interval = max(interval, min(30.0, 0.25 * 2 ** (self._retries - 1)))
+        if interval and stop.wait(interval):
             return []
         try:
-            return self.connect()
+            messages = self.connect()
         except BayeuxError as error:
-            delivered: list[Message] = getattr(error, "delivered", [])
             self._after_failure(error)
-            return delivered
+            return error.delivered
+        self._retries = 0
+        return messages
 
     def _after_failure(self, error: BayeuxError) -> None:
         if error.code == 401 and error.reconnect == "none":
@@ -293,7 +300,8 @@ class BayeuxClient:
             return
         if error.reconnect == "none":
             raise error
-        # retry (or no advice): connect again; a persistent failure surfaces as a handshake.
+        # retry (or no advice): connect again, after a growing pause.
+        self._retries += 1
         log.warning("/meta/connect failed (%s); retrying", error.error)
 
     def _reauthenticate(self, error: BayeuxError) -> None:

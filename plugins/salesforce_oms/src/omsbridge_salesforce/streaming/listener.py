@@ -79,11 +79,9 @@ def checkpoint_of(replay_id: Any, created: datetime | None) -> str:
 def parse_checkpoint(checkpoint: str) -> tuple[int | None, datetime | None]:
     """(replay id or None for a catch-up marker, time or None) of a checkpoint string."""
     head, _, when = checkpoint.partition("@")
-    moment = parse_datetime(when) if when else None
-    if head == CATCH_UP:
-        return None, moment
     try:
-        return int(head), moment
+        moment = parse_datetime(when) if when else None
+        return (None, moment) if head == CATCH_UP else (int(head), moment)
     except ValueError:
         raise Rejected(
             f"{checkpoint!r} is not a Salesforce event checkpoint (a replay id or {CATCH_UP!r})",
@@ -221,7 +219,12 @@ class FulfillmentFeed:
                 self.log.debug("ignoring %s -> %s", event.fulfillment_order_id, event.new_status)
                 continue
             events.append(event)
-        if last is not None:
+        # The batch ends at its last event (the SPI's rule); only a batch of ignored events
+        # moves the checkpoint past them. Ignored events after the last one are not lost:
+        # the session has read them, and a restart reads and ignores them again.
+        if events:
+            self._handed = events[-1].checkpoint
+        elif last is not None:
             self._handed = last
         return EventBatch(tuple(events), self._handed)
 
