@@ -1,9 +1,9 @@
 """Development sessions. `nox` runs lint, typecheck, tests and the contract suite (what CI runs).
 
-    nox                 # everything CI runs
-    nox -s demo         # the local demo: a store day on the embedded default, no account needed
-    nox -s bench        # benchmarks, printing figures
-    nox -s contract -- --record-mode=rewrite   # re-record cassettes against the local servers
+nox                 # everything CI runs
+nox -s demo         # the local demo: a store day on the embedded default, no account needed
+nox -s bench        # benchmarks, printing figures
+nox -s contract -- --record-mode=rewrite   # re-record cassettes against the local servers
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def bench(session: nox.Session) -> None:
     _install_all(session)
     session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
     session.run("python", "core/bench/bench_export.py", *session.posargs)
+    session.run("python", "plugins/salesforce_oms/bench/bench_export.py", *session.posargs)
     session.run("python", "plugins/salesforce_oms/bench/bench_events.py")
 
 

@@ -406,13 +406,13 @@ class BatchPoster:
         answered: set[str] = set()
         failures = 0
         for result in results:
-            item = by_graph.get(result.graph_id)
-            if item is None:
+            answer_for = by_graph.get(result.graph_id)
+            if answer_for is None:
                 continue
             answered.add(result.graph_id)
             if not result.successful:
                 failures += 1
-            self._graph_outcome(item, result, failures - 1, outcomes, settle)
+            self._graph_outcome(answer_for, result, failures - 1, outcomes, settle)
         for graph_id, item in by_graph.items():
             if graph_id not in answered:  # no answer for it: as unknown as a timeout
                 settle.unknown[item.index] = TransientBackendError(
@@ -479,8 +479,8 @@ class BatchPoster:
         if ask:
             try:
                 found = self._existing([by_index[i].txn_id for i in ask])
-            except BackendError as error:
-                lookup_error = error
+            except BackendError as failed:
+                lookup_error = failed
         for index, error in settle.unknown.items():
             txn_id = by_index[index].txn_id
             if txn_id in found:
@@ -493,12 +493,12 @@ class BatchPoster:
             else:
                 outcomes[index] = error
                 whole.add(id(error))
-        for index, error in settle.conflicts.items():
+        for index, conflict in settle.conflicts.items():
             txn_id = by_index[index].txn_id
             if txn_id in found:
                 outcomes[index] = _existing_result(txn_id, found[txn_id])
             else:
-                outcomes[index] = lookup_error or error
+                outcomes[index] = lookup_error or conflict
 
     def _existing(self, transaction_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
         """Orders that carry these transaction ids: id -> (order id, order number)."""
