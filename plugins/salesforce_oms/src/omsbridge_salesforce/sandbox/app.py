@@ -158,7 +158,10 @@ class SalesforceSandbox:
             self.store.close()
 
     def _persist_events(self) -> None:
-        self.store.save_meta("events", self.events.snapshot())
+        # Runs on every publish: without a state file there is nowhere to save, so skip
+        # building a snapshot of every retained event (it grows with the org's history).
+        if self.options.state_path:
+            self.store.save_meta("events", self.events.snapshot())
 
     def persist_tokens(self) -> None:
         """Save issued tokens (so a restarted process still accepts them)."""

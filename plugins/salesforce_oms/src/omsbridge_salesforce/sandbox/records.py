@@ -235,11 +235,7 @@ class Dml:
                         "doesn't match the value in the URL.",
                         fields=[f.name],
                     )
-        matches = [
-            r
-            for r in self.sb.store.all(sobject.name)
-            if isinstance(r.get(f.name), str) and r[f.name].lower() == value.lower()
-        ]
+        matches = self.sb.store.where_folded(sobject.name, f.name, value)
         if len(matches) > 1:
             raise SalesforceError(
                 "MULTIPLE_CHOICES",
@@ -427,11 +423,9 @@ class Dml:
             value = record.get(f.name)
             if not f.unique or value in (None, ""):
                 continue
-            for other in self.sb.store.all(sobject.name):
-                if other["Id"] == record["Id"]:
-                    continue
-                theirs = other.get(f.name)
-                if isinstance(theirs, str) and theirs.lower() == str(value).lower():
+            # Through the case-folded index: only records whose value matches are visited.
+            for other in self.sb.store.where_folded(sobject.name, f.name, str(value)):
+                if other["Id"] != record["Id"]:
                     raise SalesforceError(
                         "DUPLICATE_VALUE",
                         f"duplicate value found: {f.name} duplicates value on record with id: "

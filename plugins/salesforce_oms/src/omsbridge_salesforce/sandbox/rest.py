@@ -253,11 +253,7 @@ class Rest:
                 status=404,
             )
         key = "Id" if f is None or ext_field.lower() == "id" else f.name
-        matches = [
-            r
-            for r in self.sb.store.all(sobject.name)
-            if isinstance(r.get(key), str) and r[key].lower() == value.lower()
-        ]
+        matches = self.sb.store.where_folded(sobject.name, key, value)
         if len(matches) > 1:
             # Several records share the external id: Salesforce lists them with 300.
             return Result(300, [self.record_url(version, sobject.name, r["Id"]) for r in matches])
@@ -334,6 +330,11 @@ class Rest:
         def _rows(type_name: str, deleted: bool) -> list[dict[str, Any]]:
             return store.all(type_name, include_deleted=deleted)
 
+        def _candidates(
+            type_name: str, deleted: bool, field_name: str, values: list[Any]
+        ) -> list[dict[str, Any]]:
+            return store.where_in(type_name, field_name, values, include_deleted=deleted)
+
         def _lookup(_field: str, rec_id: str) -> dict[str, Any] | None:
             found = store.find(rec_id)
             return found[1] if found else None
@@ -345,6 +346,7 @@ class Rest:
             self.sb.clock.now().date(),
             lambda t, i: self.record_url(version, t, i),
             output_value,
+            candidates=_candidates,
         )
         return evaluator.run(query, include_deleted=include_deleted)
 

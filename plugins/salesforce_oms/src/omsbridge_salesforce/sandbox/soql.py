@@ -801,6 +801,40 @@ class _Binder:
 
 Resolver = Callable[[str, str], tuple[str, dict[str, Any]] | None]
 
+#: ``candidates(type_name, include_deleted, field_name, values)``: the records whose field
+#: equals (``==``) one of *values*, in the same order ``rows`` gives them.
+Candidates = Callable[[str, bool, str, list[Any]], list[dict[str, Any]]]
+
+#: Field types whose ``=`` compares the stored value with the literal as is (``==``): an
+#: equality index on the raw value finds exactly the records such a comparison accepts.
+_EXACT_TYPES = frozenset({"id", "reference"})
+
+
+def index_conjunct(where: Any) -> tuple[str, list[Any]] | None:
+    """A ``(field name, values)`` that every row matching *where* must hold, or None.
+
+    Only a top-level conjunct qualifies (the whole condition, or one item of a top-level
+    AND), only ``=`` or ``IN`` on an id or reference field of the queried object itself (no
+    relationship hops) with string literals: those compare ``record[field] == literal``
+    exactly, so records outside the index's answer can never pass the full condition, which
+    is still evaluated on every candidate.
+    """
+    if where is None:
+        return None
+    items = where.items if isinstance(where, BoolOp) and where.op == "AND" else [where]
+    for cond in items:
+        if (
+            isinstance(cond, Comparison)
+            and cond.op in ("=", "IN")
+            and not cond.ref.hops
+            and cond.ref.target is not None
+            and cond.ref.target.type in _EXACT_TYPES
+            and cond.values
+            and all(lit.kind == "string" and isinstance(lit.value, str) for lit in cond.values)
+        ):
+            return cond.ref.target.name, [lit.value for lit in cond.values]
+    return None
+
 
 @dataclass
 class QueryResult:
@@ -822,6 +856,7 @@ class Evaluator:
         today: date,
         record_url: Callable[[str, str], str],
         output_value: Callable[[Field, Any], Any],
+        candidates: Candidates | None = None,
     ):
         self.schema = schema
         self.rows = rows
@@ -829,11 +864,23 @@ class Evaluator:
         self.today = today
         self.record_url = record_url
         self.output_value = output_value
+        self.candidates = candidates
+
+    def _source(self, query: Query, include_deleted: bool) -> list[dict[str, Any]]:
+        """The rows to evaluate *query*'s WHERE on: narrowed through an index when a
+        conjunct allows it (see :func:`index_conjunct`), else every row."""
+        assert query.sobject is not None
+        narrowing = index_conjunct(query.where) if self.candidates is not None else None
+        if narrowing is None:
+            return self.rows(query.sobject.name, include_deleted)
+        assert self.candidates is not None
+        field_name, values = narrowing
+        return self.candidates(query.sobject.name, include_deleted, field_name, values)
 
     def run(self, query: Query, *, include_deleted: bool = False) -> QueryResult:
         """Evaluate a bound top-level query."""
         assert query.sobject is not None
-        rows = self.rows(query.sobject.name, include_deleted)
+        rows = self._source(query, include_deleted)
         selected = self._select(query, rows)
         counts = [i for i in query.items if isinstance(i, CountExpr)]
         if counts:
@@ -962,11 +1009,13 @@ class Evaluator:
             elif isinstance(item, Subquery):
                 sub = item.query
                 assert sub.sobject is not None and sub.child_field is not None
-                children = [
-                    r
-                    for r in self.rows(sub.sobject.name, False)
-                    if r.get(sub.child_field.name) == record["Id"]
-                ]
+                parent_key = sub.child_field.name
+                source = (
+                    self.rows(sub.sobject.name, False)
+                    if self.candidates is None
+                    else self.candidates(sub.sobject.name, False, parent_key, [record["Id"]])
+                )
+                children = [r for r in source if r.get(parent_key) == record["Id"]]
                 children = self._select(sub, children)
                 name = sub.child_field.child_relationship
                 assert name is not None
