@@ -66,7 +66,10 @@ def tests(session: nox.Session) -> None:
 def contract(session: nox.Session) -> None:
     """The shared contract suite for every first-party backend, offline from committed cassettes."""
     _install_all(session)
-    for backend, folder in (("pos-spi", "plugins/pos_spi/tests/contract"),):
+    for backend, folder in (
+        ("pos-spi", "plugins/pos_spi/tests/contract"),
+        ("salesforce", "plugins/salesforce_oms/tests/contract"),
+    ):
         session.run("pytest", folder, "--oms-backend", backend, *session.posargs)
 
 

@@ -29,6 +29,7 @@ from omsbridge import (
     EventBatch,
     FulfillmentOrder,
     FulfillmentUpdate,
+    InvalidTransaction,
     MerchantContext,
     OrderBackend,
     OrderDetail,
@@ -39,6 +40,7 @@ from omsbridge import (
     Transaction,
     TransactionKind,
     TransientBackendError,
+    wire,
 )
 from omsbridge.spi import ApiBudget
 from omsbridge_salesforce.batching import BatchPoster
@@ -119,6 +121,7 @@ class SalesforceBackend(OrderBackend):
     def post(self, transaction: Transaction) -> PostResult:
         """Post a sale (one composite graph), a return (Connect actions on the original order)
         or an exchange (both). Idempotent on ``transaction_id``."""
+        _recheck(transaction)
         if transaction.kind == TransactionKind.SALE:
             return self._post_sale(transaction)
         plans = self.changes.plan_returns(transaction)
@@ -362,3 +365,18 @@ class SalesforceBackend(OrderBackend):
         """FOStatusChangedEvent after ``checkpoint`` (a replay id; None: from now), waiting up
         to ``wait`` seconds; only new statuses in ``statuses_to_process`` are returned."""
         return self.feed.events(checkpoint, wait)
+
+
+def _recheck(transaction: Transaction) -> None:
+    """Run the model's own checks again before anything is sent.
+
+    A transaction built around its constructor (read by another tool, or changed after it was
+    built) may break the model's rules, and Salesforce would accept much of it (a negative
+    quantity is a valid OrderItem): refuse it here, naming the field, with nothing written.
+    """
+    try:
+        wire.structure(wire.unstructure(transaction), Transaction)
+    except InvalidTransaction as exc:
+        raise InvalidTransaction(
+            list(exc.issues), code=exc.code or "INVALID_TRANSACTION", backend="salesforce"
+        ) from None

@@ -41,12 +41,13 @@ from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import (
     as_decimal,
     as_quantity,
+    order_id_of,
     parse_datetime,
     product_items,
     summary_query,
     summary_where,
 )
-from omsbridge_salesforce.soql import soql
+from omsbridge_salesforce.soql import looks_like_id, soql
 
 __all__ = ["OrderChanges", "ReturnPlan"]
 
@@ -56,6 +57,7 @@ _ZERO = Decimal(0)
 _OM = "/commerce/order-management/order-summaries"
 _FO = "/commerce/fulfillment/fulfillment-orders"
 _STATE = "omsbridge return"
+_CLOSED_FO_CATEGORIES = ("Closed", "Canceled", "Rejected")
 _OPEN_FO = "StatusCategory NOT IN ('Closed', 'Canceled', 'Rejected')"
 
 
@@ -108,8 +110,6 @@ class OrderChanges:
         return rows[0]
 
     def _related_original(self, order_ref: str) -> str | None:
-        from omsbridge_salesforce.soql import looks_like_id
-
         if not looks_like_id(order_ref):
             return None
         rows = self._client.query(soql("SELECT RelatedOrderId FROM Order WHERE Id = {}", order_ref))
@@ -145,7 +145,15 @@ class OrderChanges:
         done = self.tagged_orders(tags)
         plans = []
         for tag, (order_ref, lines) in zip(tags, groups.items(), strict=True):
-            summary = self.summary(order_ref)
+            try:
+                summary = self.summary(order_ref)
+            except NotFound as exc:
+                # The return itself exists; what it names does not: a refused return.
+                raise Rejected(
+                    f"the original order {order_ref!r} of the return is not in Salesforce",
+                    code="ORIGINAL_ORDER_NOT_FOUND",
+                    backend="salesforce",
+                ) from exc
             value = sum((line.total for _, line in lines), _ZERO)
             if tag in done:
                 # Submitted by an earlier attempt: its quantities are no longer returnable, so
@@ -234,7 +242,13 @@ class OrderChanges:
                 }
             )
         if issues:
-            raise InvalidTransaction(issues, code="RETURN_NOT_POSSIBLE", backend="salesforce")
+            # More than is returnable (or a line the original does not have) is a business
+            # rule refusing the return, not malformed input: Rejected, as the SPI specifies.
+            raise Rejected(
+                "; ".join(str(issue) for issue in issues),
+                code="RETURN_NOT_POSSIBLE",
+                backend="salesforce",
+            )
         return change, value
 
     def execute_return(self, plan: ReturnPlan) -> tuple[str, bool]:
@@ -314,7 +328,7 @@ class OrderChanges:
             status = self._config.status_canceled_value
             self._client.update("OrderSummary", summary["Id"], {"Status": status})
         return CancelResult(
-            order_id=summary["Id"],
+            order_id=order_id_of(summary),
             cancelled=tuple(
                 CancelLine(int(item["LineNumber"]), as_quantity(qty)) for item, qty in change
             ),
@@ -338,13 +352,12 @@ class OrderChanges:
         for n, cancel in enumerate(lines):
             item = by_number.get(cancel.line_number)
             if item is None:
-                issues.append(
-                    Issue(
-                        f"lines[{n}].line_number",
-                        f"order {summary.get('OrderNumber')} has no line {cancel.line_number}",
-                    )
+                raise NotFound(
+                    f"lines[{n}].line_number: order {summary.get('OrderNumber')} has no line "
+                    f"{cancel.line_number}",
+                    code="LINE_NOT_FOUND",
+                    backend="salesforce",
                 )
-                continue
             free = as_decimal(item.get("QuantityAvailableToCancel"))
             allocated = sum((as_decimal(x["Quantity"]) for x in on_fo.get(item["Id"], [])), _ZERO)
             if cancel.quantity > free + allocated:
@@ -358,7 +371,12 @@ class OrderChanges:
                 continue
             plan.append((item, cancel.quantity, max(_ZERO, cancel.quantity - free)))
         if issues:
-            raise InvalidTransaction(issues, code="CANCEL_NOT_POSSIBLE", backend="salesforce")
+            # More than is open: a business rule refuses the cancel (the SPI's Rejected).
+            raise Rejected(
+                "; ".join(str(issue) for issue in issues),
+                code="CANCEL_NOT_POSSIBLE",
+                backend="salesforce",
+            )
         by_fo: dict[str, list[tuple[str, Decimal]]] = {}
         for item, _, from_fo in plan:
             for line in on_fo.get(item["Id"], []):
@@ -371,7 +389,7 @@ class OrderChanges:
             self._cancel_fo_lines(fo_id, to_cancel)
         self._submit_cancel(summary["Id"], [(item["Id"], qty) for item, qty, _ in plan], reason)
         return CancelResult(
-            order_id=summary["Id"],
+            order_id=order_id_of(summary),
             cancelled=tuple(
                 CancelLine(int(item["LineNumber"]), as_quantity(qty)) for item, qty, _ in plan
             ),
@@ -448,6 +466,14 @@ class OrderChanges:
         * the others: ``Status`` as mapped by ``fulfillment_statuses``.
         """
         fo_id = update.fulfillment_order_id
+        if not looks_like_id(fo_id):
+            # Salesforce answers MALFORMED_ID (400) for it; for the POS it is an unknown order.
+            raise NotFound(
+                f"no Salesforce fulfillment order {fo_id!r}",
+                code="FULFILLMENT_ORDER_NOT_FOUND",
+                backend="salesforce",
+            )
+        self._check_open(fo_id, update.action)
         if update.action == FulfillmentAction.CANCEL:
             self._cancel_fulfillment(update)
             return
@@ -460,6 +486,30 @@ class OrderChanges:
             update.tracking_number or update.carrier
         ):
             self._create_shipment(update)
+
+    def _check_open(self, fo_id: str, action: FulfillmentAction) -> None:
+        """Refuse a step on a fulfillment order that is no longer open (one query).
+
+        Salesforce lets any Status be PATCHed onto a FulfillmentOrder, so without this a
+        pickup after a no-show cancel would silently reopen it as Picked Up.
+        """
+        rows = self._client.query(
+            soql("SELECT Id, Status, StatusCategory FROM FulfillmentOrder WHERE Id = {}", fo_id)
+        )
+        if not rows:
+            raise NotFound(
+                f"no Salesforce fulfillment order {fo_id!r}",
+                code="FULFILLMENT_ORDER_NOT_FOUND",
+                backend="salesforce",
+            )
+        category = rows[0].get("StatusCategory")
+        if category in _CLOSED_FO_CATEGORIES:
+            raise Conflict(
+                f"fulfillment order {fo_id} is {rows[0].get('Status')} ({category}): "
+                f"{action} does not follow",
+                code="FULFILLMENT_ORDER_CLOSED",
+                backend="salesforce",
+            )
 
     def _fo_lines(self, fo_id: str, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
         fields = ", ".join(["Id", "Quantity", *extra])

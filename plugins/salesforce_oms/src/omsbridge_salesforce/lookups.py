@@ -504,14 +504,21 @@ class Lookups:
     def _entry_nodes(
         self, g: OrderGraph, ref: str, product: str, pricebook: str, price: Decimal
     ) -> str:
-        """Price-book entries a product still lacks (standard first); returns the custom entry."""
-        existing = self._found_entries.get(product, {}) if not product.startswith("@{") else {}
+        """Price-book entries a product still lacks (standard first); returns the custom entry.
+
+        Entries added to ``g`` are remembered under the product, so a product that several
+        delivery methods share (an org's one "delivery" product) is priced once per book:
+        a second entry for the same product and book is a DUPLICATE_VALUE that fails the graph.
+        """
+        existing = (
+            self._found_entries.setdefault(product, {}) if not product.startswith("@{") else {}
+        )
         if (
             isinstance(self._standard, str)
             and self._standard not in existing
             and pricebook != self._standard
         ):
-            g.add(
+            existing[self._standard] = g.add(
                 f"{ref}s",
                 "PricebookEntry",
                 {
@@ -521,9 +528,9 @@ class Lookups:
                     "IsActive": True,
                 },
             )
-        if not pricebook.startswith("@{") and pricebook in existing:
+        if pricebook in existing:
             return existing[pricebook]
-        return g.add(
+        existing[pricebook] = g.add(
             f"{ref}e",
             "PricebookEntry",
             {
@@ -533,6 +540,7 @@ class Lookups:
                 "IsActive": True,
             },
         )
+        return existing[pricebook]
 
     def _remember_email(self, email: str, account_id: str | None) -> None:
         self._emails[email] = account_id

@@ -38,6 +38,14 @@ def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> N
     register(command)
 
 
+@hookimpl(optionalhook=True)
+def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
+    """Give the shared contract suite its harness for salesforce (only when omsbridge-contract is installed)."""
+    from omsbridge_salesforce.contract_harness import SalesforceHarness
+
+    register(SalesforceHarness)
+
+
 @hookimpl
 def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]], None]) -> None:
     """Offer a fresh demo-seeded Salesforce OMS sandbox on a free loopback port (``omsbridge demo``)."""

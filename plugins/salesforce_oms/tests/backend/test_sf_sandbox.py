@@ -238,14 +238,17 @@ def test_return_keeps_the_original_line_and_refunds(backend: SalesforceBackend) 
 
 def test_return_by_line_number_and_quantity_checks(backend: SalesforceBackend) -> None:
     bought = backend.post(sale([line(1, "A", "1", "10.00")]))
-    with pytest.raises(InvalidTransaction) as info:
+    # Business rules refusing a return are Rejected (the contract suite's error table).
+    with pytest.raises(Rejected) as info:
         backend.post(return_txn("R-2", bought.order_id, [(1, "A", "2", "10.00")]))
-    assert info.value.issues[0].path == "lines[0].quantity"
-    with pytest.raises(InvalidTransaction) as info:
+    assert info.value.code == "RETURN_NOT_POSSIBLE"
+    assert info.value.message.startswith("lines[0].quantity:")
+    with pytest.raises(Rejected) as info:
         backend.post(return_txn("R-3", bought.order_id, [(7, "A", "1", "10.00")]))
-    assert info.value.issues[0].path == "lines[0].original"
-    with pytest.raises(NotFound):
+    assert info.value.message.startswith("lines[0].original:")
+    with pytest.raises(Rejected) as info:
         backend.post(return_txn("R-4", "NO-SUCH-ORDER", [(1, "A", "1", "10.00")]))
+    assert info.value.code == "ORIGINAL_ORDER_NOT_FOUND"
 
 
 def test_return_window(sf_sandbox: Any) -> None:
@@ -327,9 +330,12 @@ def test_cancel_order_and_items(backend: SalesforceBackend) -> None:
     posted = backend.post(t)
     partial = backend.cancel_items(posted.order_id, [CancelLine(1, D(1))], reason="Changed mind")
     assert partial.cancelled == (CancelLine(1, D(1)),)
-    with pytest.raises(InvalidTransaction) as info:
+    with pytest.raises(Rejected) as info:
         backend.cancel_items(posted.order_id, [CancelLine(1, D(5))], reason="x")
-    assert info.value.issues[0].path == "lines[0].quantity"
+    assert info.value.code == "CANCEL_NOT_POSSIBLE"
+    assert info.value.message.startswith("lines[0].quantity:")
+    with pytest.raises(NotFound):
+        backend.cancel_items(posted.order_id, [CancelLine(9, D(1))], reason="x")
     result = backend.cancel_order(posted.order_id, reason="No show")
     assert {(c.line_number, c.quantity) for c in result.cancelled} == {(1, D(2)), (2, D(1))}
     assert result.status == "Cancelled"
