@@ -17,7 +17,7 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 DISTRIBUTIONS = [
     "./core[test]",
-    "./contract_tests",
+    "./contract_tests[test]",
     "./plugins/pos_spi[test]",
     "./plugins/salesforce_oms[test]",
 ]

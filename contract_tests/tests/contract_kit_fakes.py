@@ -6,8 +6,10 @@ each broken backend has exactly one defect that one scenario must catch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -235,6 +237,15 @@ class SalesServer:
         if path == "/admin/fault":
             self.fault = 503 if method == "POST" else None
             return Response(status=204)
+        if path == "/ping":
+            return _json({"pong": True})
+        if path == "/poll":
+            # A long poll: answered when an order arrives, else after a while.
+            seen = len(self.orders)
+            deadline = time.monotonic() + 5.0
+            while len(self.orders) == seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return _json({"orders": len(self.orders)})
         if path == "/count":
             return _json({"count": len(self.orders)})
         if path == "/orders" and method == "POST":
@@ -319,6 +330,59 @@ class HttpSalesDouble(HttpSales):
         return PostResult(txn.transaction_id, body["order_id"], None, True)
 
 
+class HttpSalesPinging(HttpSales):
+    """Pings the server before each post and ignores the outcome, like a background poll."""
+
+    name = "http-sales-pinging"
+
+    def post(self, transaction: Transaction) -> PostResult:
+        """Ping (best effort), then post."""
+        with contextlib.suppress(Exception):  # refused on replay if unrecorded: carry on
+            self._http.get("/ping")
+        return super().post(transaction)
+
+
+class HttpSalesPolling(HttpSales):
+    """Long-polls ``/poll`` from a background thread for as long as it is open, like a
+    streaming feed; the poll still open when a recording stops is never recorded."""
+
+    name = "http-sales-polling"
+
+    def __init__(self, config: HttpSalesConfig, merchant: MerchantContext) -> None:
+        super().__init__(config, merchant)
+        self._stop = threading.Event()
+        self._fed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._http.get("/poll").json()["orders"]:
+                    self._fed.set()
+            except Exception:  # closed under it, or held and dropped on replay: the feed ends
+                return
+
+    def post(self, transaction: Transaction) -> PostResult:
+        """Post, then wait for the feed to show the new order (so the poll it answered is
+        always recorded, and the next one is always still open at close)."""
+        result = super().post(transaction)
+        self._fed.wait(5.0)
+        return result
+
+    def close(self) -> None:
+        """Stop polling (a poll in flight is abandoned), then close the client."""
+        self._stop.set()
+        super().close()
+
+
+class NoUnreferencedReturns(MemoryBackend):
+    """The in-memory backend without returns without receipt (a capability left out)."""
+
+    name = "memory-no-unreferenced"
+    capabilities = frozenset(Capability) - {Capability.POST_UNREFERENCED_RETURN}
+
+
 class HttpSalesHarness(Harness):
     """Starts :class:`SalesServer` when recording; talks to it over recorded HTTP."""
 
@@ -368,6 +432,23 @@ class HttpSalesHarness(Harness):
             self._armed = False
 
 
+class HttpSalesPingingHarness(HttpSalesHarness):
+    """Tolerates an unrecorded ping on replay."""
+
+    backend = "http-sales-pinging"
+
+    def unrecorded_request_allowed(self, method: str, uri: str) -> bool:
+        """Only the best-effort ping."""
+        return method == "GET" and uri.endswith("/ping")
+
+
+class HttpSalesPollingHarness(HttpSalesHarness):
+    """Declares the backend's long poll."""
+
+    backend = "http-sales-polling"
+    long_poll_paths = ("/poll",)
+
+
 class HttpSalesDoubleHarness(HttpSalesHarness):
     """The same server, for the broken client."""
 
@@ -385,6 +466,9 @@ def register_all(pm: Any) -> None:
         (DoublePostKnown, DoublePostKnownHarness),
         (HttpSales, HttpSalesHarness),
         (HttpSalesDouble, HttpSalesDoubleHarness),
+        (HttpSalesPinging, HttpSalesPingingHarness),
+        (HttpSalesPolling, HttpSalesPollingHarness),
+        (NoUnreferencedReturns, _harness_for(NoUnreferencedReturns)),
     ]
     for backend, harness in pairs:
         pm.register(memory_plugin(backend, harness), name=f"fake-{backend.name}")

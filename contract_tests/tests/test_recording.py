@@ -132,3 +132,24 @@ def test_cassette_checks_run_on_the_backends_cassettes(
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*unscrubbed credential header*"], consecutive=False)
     result.stdout.fnmatch_lines(["*test_renamed_long_ago.yaml*"], consecutive=False)
+
+
+def test_a_harness_may_tolerate_a_background_request_on_replay(
+    kit: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cassettes = kit.path / "cassettes"
+    args = ("--oms-backend", "http-sales-pinging", "--oms-cassettes", str(cassettes))
+    kit.runpytest(*args, "-k", "test_sale_cash", "--record-mode=rewrite").assert_outcomes(passed=1)
+    path = cassettes / "test_sale_cash.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["interactions"] = [
+        i for i in data["interactions"] if not i["request"]["uri"].endswith("/ping")
+    ]
+    path.write_text(yaml.safe_dump(data))
+    kit.runpytest(*args, "-k", "test_sale_cash").assert_outcomes(passed=1)
+    from contract_kit_fakes import HttpSalesPingingHarness
+
+    monkeypatch.setattr(HttpSalesPingingHarness, "unrecorded_request_allowed", lambda *a: False)
+    strict = kit.runpytest(*args, "-k", "test_sale_cash", "--tb=short")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*GET http://127.0.0.1:9/ping*"])

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from fakes import MemoryPlugin
+from paths import EXAMPLES
 
 from omsbridge import BackendRegistry
 from omsbridge.plugins import new_plugin_manager
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "transactions"
 
 
 @pytest.fixture

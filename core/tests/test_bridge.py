@@ -79,6 +79,21 @@ def test_undeclared_capability_raises_unsupported(bridge, example):
         other.backend.post(wire.structure(example("sale-cash"), Transaction))
 
 
+def test_return_without_receipt_needs_its_capability(bridge, example, monkeypatch):
+    merchant = bridge.for_merchant("SHOPNOW")
+    sent = []
+    monkeypatch.setattr(merchant.backend, "post", sent.append)
+    no_receipt = wire.structure(example("return-no-receipt"), Transaction)
+    with pytest.raises(Unsupported, match="post of a return without receipt"):
+        merchant.post(no_receipt, outbox=False)
+    (outcome,) = merchant.post_batch([no_receipt])
+    assert isinstance(outcome, Unsupported)
+    assert sent == [], "the backend was called for a return it cannot take"
+    # A return naming its original order needs only post:return.
+    merchant.post(wire.structure(example("return-with-receipt"), Transaction), outbox=False)
+    assert len(sent) == 1
+
+
 def test_unknown_merchant(bridge):
     with pytest.raises(
         UnknownMerchant, match="unknown merchant 'NOPE'; configured merchants: SHOPNOW, ACME"

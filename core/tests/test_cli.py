@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, ROOT
+from paths import EXAMPLES, ROOT
 from test_config import GOOD
 
 from omsbridge import plugins

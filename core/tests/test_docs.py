@@ -8,7 +8,7 @@ import re
 
 import jsonschema
 import pytest
-from conftest import EXAMPLES, ROOT
+from paths import EXAMPLES, ROOT
 
 from omsbridge import hookspecs
 from omsbridge.cli.schema_cmd import transaction_schema_text

@@ -103,6 +103,13 @@ class Harness:
     merchant_id: ClassVar[str] = "CONTRACT"
     """The merchant id the scenarios run as."""
 
+    long_poll_paths: ClassVar[tuple[str, ...]] = ()
+    """URL path prefixes (e.g. ``"/cometd/"``) of long polls the backend sends from a background
+    thread. On replay, such a request the cassette does not hold (the poll that was still open
+    when the recording stopped) is held open until the cassette closes and then fails like a
+    dropped connection, instead of failing the scenario. Recorded long polls still match
+    exactly, and interactions recorded but never played still fail the scenario."""
+
     expected_failures: ClassVar[Mapping[str, str]] = {}
     """Scenario id -> why it is known to fail for this backend. Those scenarios run as strict
     xfails: still reported, and a pass (the bug is fixed) fails the run until the entry goes."""
@@ -147,6 +154,15 @@ class Harness:
         """Extra vcrpy options for this backend's cassettes (e.g. ``match_on``, extra
         ``filter_headers``). The suite's scrubbing always runs after yours."""
         return {}
+
+    def unrecorded_request_allowed(self, method: str, uri: str) -> bool:
+        """Whether a replayed scenario may meet this request although its cassette lacks it.
+
+        For a request a background thread of the backend sends on its own schedule (a long poll
+        still open when the recording stopped). vcrpy still refuses it in that thread; it only
+        does not fail the scenario. Keep it narrow: the default allows nothing.
+        """
+        return False
 
     # -- the system's state, read and prepared by scenarios --------------------------------------
 

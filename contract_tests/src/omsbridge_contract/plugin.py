@@ -21,9 +21,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import shlex
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import pluggy
@@ -33,7 +36,7 @@ from omsbridge.config import parse_config
 from omsbridge.errors import OMSBridgeError
 from omsbridge.plugins import call_registration, get_plugin_manager
 from omsbridge.registry import BackendRegistry
-from omsbridge.spi import Capability, OrderBackend
+from omsbridge.spi import OPERATION_FLAVOURS, Capability, OrderBackend
 from omsbridge_contract import hookspecs, pytest_hooks
 from omsbridge_contract.cassettes import base_vcr_config
 from omsbridge_contract.contract import Contract
@@ -178,8 +181,20 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     except Exception as exc:
         if recording is not None and recording.unmatched:
             raise AssertionError(recording.unmatched_message()) from exc
+        if recording is not None and recording.held:
+            # A held long poll never answers: if the scenario waited on it, say so.
+            listed = "\n  ".join(recording.held)
+            raise AssertionError(
+                f"{exc}\n(unrecorded long poll(s) held open on replay:\n  {listed}\n"
+                f"re-record with: {recording.rerecord})"
+            ) from exc
         raise
     if recording is not None:
+        # What the backend sends while closing (ending a streaming session) was recorded too:
+        # close it before checking that every interaction was played.
+        recording.settle()
+        if recording.finish is not None:
+            recording.finish()
         recording.verify()
     return result
 
@@ -327,6 +342,7 @@ class _Recording:
 
         self.path = path
         self.suite = suite
+        self.harness = harness
         self.rerecord = _rerecord_command(suite, config, path.stem)
         """The one command that records this scenario's cassette again."""
         mode = suite.record_mode
@@ -342,23 +358,119 @@ class _Recording:
         self._context = self.vcr.use_cassette(str(path), **options)
         self.cassette: Any = None
         self.unmatched: list[str] = []
+        self.long_poll_paths = tuple(type(harness).long_poll_paths)
+        self.held: list[str] = []
+        """Unrecorded long polls held open on replay (see :attr:`Harness.long_poll_paths`)."""
+        self._held_ids: set[int] = set()
+        self._held_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._played = threading.Condition()
+        self._waiting: set[int] = set()  # cassette indices of recorded long polls held back
+        self.finish: Callable[[], None] | None = None
+        """Ends the scenario's backend (set by the ``oms`` fixture); run before :meth:`verify`."""
+
+    def _is_long_poll(self, request: Any) -> bool:
+        path = urlsplit(request.uri).path
+        return any(path.startswith(prefix) for prefix in self.long_poll_paths)
 
     def __enter__(self) -> _Recording:
         self.cassette = self._context.__enter__()
         original = self.cassette.can_play_response_for
+        play = self.cassette.play_response
 
         def can_play(request: Any) -> bool:
             playable = original(request)
-            if not playable and self.cassette.write_protected:
+            if playable or not self.cassette.write_protected:
+                return bool(playable)
+            if self._is_long_poll(request):
+                # A poll that was still open when the recording stopped: it never got an
+                # answer then, so it gets none now (play_response holds it) instead of failing.
+                with self._held_lock:
+                    self.held.append(f"{request.method} {request.uri}")
+                    self._held_ids.add(id(request))
+                return True
+            if not self.harness.unrecorded_request_allowed(request.method, request.uri):
                 self.unmatched.append(f"{request.method} {request.uri}")
-            return bool(playable)
+            return False
+
+        def play_response(request: Any) -> Any:
+            with self._held_lock:
+                held = id(request) in self._held_ids
+                self._held_ids.discard(id(request))
+            if not held:
+                waited = None
+                if self.cassette.write_protected and self._is_long_poll(request):
+                    waited = self._wait_for_earlier(request)
+                try:
+                    return play(request)
+                finally:
+                    with self._played:
+                        if waited is not None:
+                            self._waiting.discard(waited)
+                        self._played.notify_all()
+            # Hold it like the server held it, until the cassette closes (the backend's close
+            # abandons it); then it fails as a dropped connection would.
+            self._closed.wait(_LONG_POLL_HOLD_S)
+            raise ConnectionAbortedError(
+                f"long poll {request.method} {request.uri} was still open when the recording "
+                "stopped; closed with the cassette"
+            )
 
         # Seen even when the backend swallows vcrpy's error for an unrecorded request.
         self.cassette.can_play_response_for = can_play
+        self.cassette.play_response = play_response
         return self
+
+    def _wait_for_earlier(self, request: Any) -> int | None:
+        """Answer a recorded long poll no sooner than it was answered when recording.
+
+        The server held the poll until something happened (an event published by a request
+        recorded before the poll's answer); replayed at once, the answer would reach the
+        backend before the scenario caused it. So wait until every interaction recorded before
+        this one has been played (a stale cassette gives up after a while and fails as usual).
+        """
+        cassette = self.cassette
+        index = next(
+            (i for i, _ in cassette._responses(request) if not cassette.play_counts[i]), None
+        )
+        if index is None:
+            return None
+        deadline = time.monotonic() + _LONG_POLL_HOLD_S
+        with self._played:
+            # Stays listed until played (play_response), so settle() waits for it.
+            self._waiting.add(index)
+            while any(not cassette.play_counts[i] for i in range(index)):
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed.is_set():
+                    break
+                self._played.wait(min(left, 0.5))
+        return index
+
+    def settle(self) -> None:
+        """Give the backend's background thread a moment to play the recorded long polls that
+        are due (everything recorded before them was played), before the backend is closed."""
+        if not (self.suite.replaying and self.long_poll_paths):
+            return
+        cassette = self.cassette
+
+        def due() -> bool:
+            # Only polls already sent and waiting their turn: a request the backend has not
+            # sent yet (its closing /meta/disconnect) is not waited for.
+            return any(
+                all(cassette.play_counts[j] for j in range(i)) and not cassette.play_counts[i]
+                for i in self._waiting
+            )
+
+        deadline = time.monotonic() + _SETTLE_S
+        with self._played:
+            while due() and time.monotonic() < deadline:
+                self._played.wait(0.05)
 
     def close(self, failed: bool) -> None:
         """Close the cassette; a failed scenario's recording is thrown away."""
+        self._closed.set()
+        with self._played:
+            self._played.notify_all()
         if failed:
             error = AssertionError("scenario failed")
             self._context.__exit__(AssertionError, error, None)
@@ -395,6 +507,12 @@ class _Recording:
                 f"(the backend now sends fewer requests, or the cassette is stale):\n  {listed}\n"
                 f"re-record with: {self.rerecord}"
             )
+
+
+_SETTLE_S = 2.0
+"""How long a passed scenario waits for recorded long polls that are due to be played."""
+_LONG_POLL_HOLD_S = 120.0
+"""The longest an unrecorded long poll is held on replay if the cassette is never closed."""
 
 
 def _rerecord_command(suite: Suite, config: pytest.Config, scenario_id: str) -> str:
@@ -446,9 +564,11 @@ def oms_scenario(request: pytest.FixtureRequest, oms_suite: Suite) -> ScenarioIn
     if missing:
         listed = ", ".join(f"{c.name} ({c.value})" for c in missing)
         pytest.skip(f"backend {oms_suite.backend_name!r} does not declare capability {listed}")
-    if info.undeclared and backend.capabilities >= set(Capability):
+    # Flavours (returns without receipt, returns as own orders) are not operations of their
+    # own: leaving them out does not make any method Unsupported.
+    if info.undeclared and backend.capabilities >= set(Capability) - OPERATION_FLAVOURS:
         pytest.skip(
-            f"backend {oms_suite.backend_name!r} declares every capability: nothing is unsupported"
+            f"backend {oms_suite.backend_name!r} declares every operation: nothing is unsupported"
         )
     harness = oms_suite.harness_class
     lacking = [h for h in info.harness if not overrides(harness, h)]
@@ -501,6 +621,7 @@ def oms_cassette(
 
 @pytest.fixture
 def oms(
+    request: pytest.FixtureRequest,
     oms_scenario: ScenarioInfo,
     oms_suite: Suite,
     oms_harness: Harness,
@@ -509,10 +630,22 @@ def oms(
     """The backend under test, built for this scenario inside its cassette, with its harness."""
     oms_harness.reset()
     backend = _build_backend(oms_suite, oms_harness)
-    try:
-        yield Contract(backend=backend, harness=oms_harness, info=oms_scenario)
-    finally:
+    finished = False
+
+    def finish() -> None:
+        nonlocal finished
+        if finished:
+            return
+        finished = True
         try:
             oms_harness.clear_faults()
         finally:
             backend.close()
+
+    recording = request.node.stash.get(_RECORDING, None)
+    if recording is not None:
+        recording.finish = finish
+    try:
+        yield Contract(backend=backend, harness=oms_harness, info=oms_scenario)
+    finally:
+        finish()

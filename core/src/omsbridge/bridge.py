@@ -38,7 +38,7 @@ from omsbridge.model import (
 from omsbridge.outbox import Queued
 from omsbridge.plugins import call_observers, get_plugin_manager
 from omsbridge.registry import BackendRegistry
-from omsbridge.spi import POST_CAPABILITY, Capability, OrderBackend
+from omsbridge.spi import POST_CAPABILITY, Capability, OrderBackend, needs_unreferenced_returns
 from omsbridge.store import AttemptOutcome, AttemptRecord, EntryState, ErrorInfo, Store, open_store
 
 __all__ = ["Bridge", "Merchant"]
@@ -90,6 +90,10 @@ class Merchant:
         started = time.monotonic()
         try:
             self._require(POST_CAPABILITY[transaction.kind], f"post of a {transaction.kind}")
+            if needs_unreferenced_returns(transaction):
+                self._require(
+                    Capability.POST_UNREFERENCED_RETURN, "post of a return without receipt"
+                )
             result = self.backend.post(transaction)
         except Exception as error:
             latency_ms = (time.monotonic() - started) * 1000
@@ -193,10 +197,14 @@ class Merchant:
         allowed: list[Transaction] = []
         results: dict[int, PostResult | BackendError] = {}
         for index, transaction in enumerate(transactions):
-            if POST_CAPABILITY[transaction.kind] in self.backend.capabilities:
-                allowed.append(transaction)
-            else:
+            if POST_CAPABILITY[transaction.kind] not in self.backend.capabilities:
                 results[index] = self.backend._unsupported(f"post of a {transaction.kind}")
+            elif needs_unreferenced_returns(transaction) and (
+                Capability.POST_UNREFERENCED_RETURN not in self.backend.capabilities
+            ):
+                results[index] = self.backend._unsupported("post of a return without receipt")
+            else:
+                allowed.append(transaction)
         answers = iter(self.backend.post_batch(allowed) if allowed else [])
         ordered: list[PostResult | BackendError] = []
         for index, transaction in enumerate(transactions):

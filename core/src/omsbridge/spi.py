@@ -25,6 +25,7 @@ from omsbridge.model import (
     EventBatch,
     FulfillmentOrder,
     FulfillmentUpdate,
+    LineKind,
     OrderDetail,
     OrderPage,
     OrderQuery,
@@ -33,7 +34,14 @@ from omsbridge.model import (
     TransactionKind,
 )
 
-__all__ = ["ApiBudget", "Capability", "MerchantContext", "OrderBackend"]
+__all__ = [
+    "OPERATION_FLAVOURS",
+    "ApiBudget",
+    "Capability",
+    "MerchantContext",
+    "OrderBackend",
+    "needs_unreferenced_returns",
+]
 
 
 class Capability(StrEnum):
@@ -49,6 +57,21 @@ class Capability(StrEnum):
     FULFILLMENT_ORDERS = "fulfillment:orders"
     UPDATE_FULFILLMENT = "fulfillment:update"
     EVENTS = "fulfillment:events"
+    POST_UNREFERENCED_RETURN = "post:return:unreferenced"
+    """Returns without receipt: RETURN lines with no ``original`` order (refunded as they are)."""
+    RETURNS_AS_ORDERS = "post:return:own-order"
+    """A trait, not an operation: a return (or an exchange's return half) is posted as an order
+    of its own that ``get_order`` reads back like a sale. Without it the return is recorded on
+    the original order (as Salesforce OM's submit-return does) and ``post`` answers that order."""
+
+
+OPERATION_FLAVOURS = frozenset({Capability.POST_UNREFERENCED_RETURN, Capability.RETURNS_AS_ORDERS})
+"""Capabilities that refine how an operation behaves rather than naming one of the methods."""
+
+
+def needs_unreferenced_returns(transaction: Transaction) -> bool:
+    """Whether ``transaction`` returns a line without naming its original order."""
+    return any(line.kind == LineKind.RETURN and line.original is None for line in transaction.lines)
 
 
 POST_CAPABILITY = {

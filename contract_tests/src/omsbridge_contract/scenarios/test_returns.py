@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from omsbridge.errors import Rejected
-from omsbridge.model import OrderQuery
+from omsbridge.model import OrderQuery, PostResult, Transaction
 from omsbridge.spi import Capability
 from omsbridge_contract import data
 from omsbridge_contract.checks import assert_page, line_for, raises
@@ -16,6 +16,27 @@ from omsbridge_contract.registry import scenario
 SALE = Capability.POST_SALE
 RETURN = Capability.POST_RETURN
 DETAIL = Capability.GET_ORDER
+OWN_ORDER = Capability.RETURNS_AS_ORDERS
+
+
+def _recorded_return(oms: Contract, txn: Transaction, result: PostResult, original: str) -> None:
+    """Where the return was recorded, as the backend's declared return mode says.
+
+    With :attr:`Capability.RETURNS_AS_ORDERS` (the native SPI) the return is an order of its own
+    that reads back like what was posted. Without it (Salesforce OM's submit-return) the return
+    is recorded on the original order: the id ``post`` answers reads back as that order.
+    """
+    if oms.has(OWN_ORDER):
+        assert result.order_id != original, (
+            "the backend declares RETURNS_AS_ORDERS: a return is posted as its own order"
+        )
+        oms.verify(txn, result)
+        return
+    recorded = oms.detail(result.order_id)
+    assert recorded.order_id == original, (
+        "without RETURNS_AS_ORDERS a return is recorded on its original order: post answered "
+        f"{result.order_id!r}, which reads back as {recorded.order_id!r}, not {original!r}"
+    )
 
 
 def _sold(oms: Contract, quantity: int = 2, price: str = "40.00") -> tuple[str, str]:
@@ -29,7 +50,8 @@ def _sold(oms: Contract, quantity: int = 2, price: str = "40.00") -> tuple[str, 
 
 
 @scenario(
-    "a return with receipt: its own order, and the original line counts it as returned",
+    "a return with receipt: recorded as the backend's return mode says; the original line "
+    "counts it as returned",
     area="return",
     requires=[SALE, RETURN, DETAIL],
 )
@@ -44,8 +66,7 @@ def test_return_with_receipt(oms: Contract) -> None:
     )
     assert refund.total == Decimal("-40.00")
     result = oms.post_new(refund)
-    assert result.order_id != original, "a return is posted as its own order"
-    oms.verify(refund, result)
+    _recorded_return(oms, refund, result, original)
     sold = line_for(oms.detail(original), "L1")
     assert sold.quantity_returned == Decimal(1), (
         f"the original line must count 1 returned, got {sold.quantity_returned}"
@@ -56,7 +77,7 @@ def test_return_with_receipt(oms: Contract) -> None:
 @scenario(
     "a return without receipt: refunded in cash, no original order",
     area="return",
-    requires=[RETURN],
+    requires=[RETURN, Capability.POST_UNREFERENCED_RETURN],
 )
 def test_return_without_receipt(oms: Contract) -> None:
     refund = data.transaction(
@@ -150,8 +171,28 @@ def test_exchange(oms: Contract) -> None:
     )
     assert exchange.total == Decimal("6.72")
     result = oms.post_new(exchange)
-    oms.verify(exchange, result)
-    assert line_for(oms.detail(original), "L1").quantity_returned == Decimal(1)
+    assert result.order_id != original, "an exchange's new goods make a new order"
+    sold = line_for(oms.detail(original), "L1")
+    assert sold.quantity_returned == Decimal(1), f"returned {sold.quantity_returned}, expected 1"
+    assert sold.quantity_returnable == Decimal(0)
+    if oms.has(OWN_ORDER):
+        oms.verify(exchange, result)
+        return
+    # The return half is recorded on the original order; the order post answers holds the sale
+    # half, paid by what was tendered plus the credit of what came back.
+    detail = oms.detail(result.order_id)
+    new = line_for(detail, "L2")
+    assert (new.sku, new.quantity_ordered, new.total) == ("SKU-RET-L", Decimal(1), Decimal("36.72"))
+    assert detail.total == Decimal("36.72"), f"the new order's total is {detail.total}"
+    paid = sum((p.amount for p in detail.payments), Decimal(0))
+    assert paid == detail.total, f"the new order's payments add up to {paid}, not {detail.total}"
+    assert Decimal("6.72") in [p.amount for p in detail.payments], (
+        f"the card's 6.72 is not among the new order's payments {detail.payments}"
+    )
+    credit = detail.total - exchange.total
+    assert credit == Decimal("30.00"), (
+        f"the exchange credit is {credit}, the returned line was worth 30.00"
+    )
 
 
 @scenario(

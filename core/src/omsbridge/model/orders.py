@@ -91,7 +91,12 @@ class OrderPage:
 
 @attrs.frozen
 class OrderLine:
-    """One line of an order as the OMS sees it now, with its quantity bookkeeping."""
+    """One line of an order as the OMS sees it now, with its quantity bookkeeping.
+
+    ``total`` is signed like a transaction's: negative for a line that gives money back (the line
+    of a return order). ``external_line_id`` is the POS's ``line_id``; ``line_number`` is the
+    OMS's own numbering, which may differ (the seed's LineNumber note).
+    """
 
     line_number: int
     sku: str

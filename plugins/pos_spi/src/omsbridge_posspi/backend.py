@@ -41,6 +41,8 @@ class PosSpiBackend(OrderBackend):
 
     name = "pos-spi"
     config_class = PosSpiConfig
+    # Every capability, the flavours included: the SPI takes returns without receipt
+    # (POST_UNREFERENCED_RETURN) and the POS posts returns as complete orders (RETURNS_AS_ORDERS).
     capabilities = frozenset(Capability)
     description = "The POS's native Order SPI, hosted by the merchant or its OMS vendor"
 

@@ -192,6 +192,11 @@ class SalesforceConfig:
     """Order field holding the transaction id (unique external id: the idempotency key)."""
     order_item_external_id_field: str = "POS_Line_Id__c"
     """OrderItem field holding the POS line id (copied to OrderItemSummary; used by returns)."""
+    order_customer_id_field: str | None = None
+    """Order field holding the POS customer id (a text field the org adds, e.g.
+    ``POS_Customer_Id__c``), so orders can be searched by it; None: not stored, and a search by
+    ``customer_id`` takes only Salesforce Account/Contact ids. On the Order rather than the
+    Account because customers without a Person Account share the default account."""
     check_before_post: bool = False
     """Query the order by external id before posting: needed when that field is not unique."""
     multi_currency: bool = True
@@ -228,6 +233,14 @@ class SalesforceConfig:
             value = getattr(self, name)
             if check.text(value, name) and not _FIELD_NAME.match(value):
                 check.add(name, f"must be a Salesforce field API name, got {value!r}")
+        if self.order_customer_id_field is not None and not (
+            isinstance(self.order_customer_id_field, str)
+            and _FIELD_NAME.match(self.order_customer_id_field)
+        ):
+            check.add(
+                "order_customer_id_field",
+                f"must be a Salesforce field API name, got {self.order_customer_id_field!r}",
+            )
         if self.received_quantity_field is not None and not (
             isinstance(self.received_quantity_field, str)
             and _FIELD_NAME.match(self.received_quantity_field)

@@ -44,6 +44,7 @@ _API = "v62.0"
 _DATA = f"/services/data/{_API}"
 _PASSWORD_FILE = "salesforce-password.txt"
 _SECRET_FILE = "salesforce-client-secret.txt"
+_CUSTOMER_ID_FIELD = "POS_Customer_Id__c"
 _ROUTED_AT = "2026-11-20T12:00:00+00:00"  # when the web shop placed a routed order (fixed)
 _LASTING = 1_000_000  # a fault rule "count": in force until the harness clears it
 _DEFAULT_TOKEN_LIFETIME = 7200.0  # the sandbox's default (docs/sandbox-salesforce.md)
@@ -79,34 +80,9 @@ class SalesforceHarness(Harness):
     backend = "salesforce"
     cassette_dir = Path(__file__).resolve().parents[2] / "tests" / "contract" / "cassettes"
     faults = frozenset(Fault)
-    expected_failures = {
-        "test_return_without_receipt": (
-            "by design: Salesforce Order Management returns need the original order summary, "
-            "so a no-receipt return is Rejected (UNREFERENCED_RETURN); the suite has no "
-            "capability for 'post:return without receipt' to skip on"
-        ),
-        "test_return_with_receipt": (
-            "not implemented: a return is submit-return on the original order summary; its "
-            "change order (the PostResult's order_id) reads back as the original order, with "
-            "no line of its own for the POS return line id (R1)"
-        ),
-        "test_exchange": (
-            "not implemented: the exchange's new order reads back as its sale half only "
-            "(36.72, paid 6.72 by card + 30.00 exchange credit); the returned line sits on the "
-            "original order's change order"
-        ),
-        "test_fulfillment_events": (
-            "replay limitation, not a backend failure (it passes when recording): the CometD "
-            "feed long-polls from a background thread, and on replay that thread sends one "
-            "/meta/connect past the recording (the poll that was still open at close), which "
-            "the suite counts as an unrecorded request; re-record it with --runxfail"
-        ),
-        "test_search_by_customer_id": (
-            "not implemented: customer_id is searched as a Salesforce Account/Contact id; the "
-            "POS customer id (CUST-...) is stored nowhere in Salesforce, so it is refused as "
-            "InvalidTransaction"
-        ),
-    }
+    # The CometD feed long-polls /meta/connect from a background thread: the poll still open
+    # when a recording stops is never recorded, yet is always sent again on replay.
+    long_poll_paths = ("/cometd/",)
 
     def __init__(self, *, live: bool, workdir: Path) -> None:
         super().__init__(live=live, workdir=workdir)
@@ -123,8 +99,11 @@ class SalesforceHarness(Harness):
         """Serve a sandbox when recording; write the password and consumer secret to files."""
         if self.live:
             from omsbridge_salesforce.sandbox import serve
+            from omsbridge_salesforce.sandbox.schema import custom_field
 
-            self._server = serve(seed="demo")
+            # The org's own text field for the POS customer id (order_customer_id_field).
+            fields = {"Order": [custom_field(_CUSTOMER_ID_FIELD)]}
+            self._server = serve(seed="demo", custom_fields=fields)
             self.url = self._server.url
         (self.workdir / _PASSWORD_FILE).write_text(PASSWORD, encoding="utf-8")
         (self.workdir / _SECRET_FILE).write_text(CLIENT_SECRET, encoding="utf-8")
@@ -157,6 +136,7 @@ class SalesforceHarness(Harness):
             "client_secret": {"file": _SECRET_FILE},
             "api_version": _API,
             "custom_fields": [{"oms_field_name": "warehouseID__c"}],
+            "order_customer_id_field": _CUSTOMER_ID_FIELD,
             # The integration guide maps PICK and PACK both to "Pickpack"; the contract wants
             # every store step to show as a new status, so PACK gets the org's own value.
             "fulfillment_statuses": {"PACK": "Pack Complete"},

@@ -292,6 +292,9 @@ def build_order_graph(
         config.order_external_id_field: txn.transaction_id,
         "Description": _description(txn),
     }
+    if config.order_customer_id_field and customer and customer.customer_id:
+        # Written with the order itself (no extra call): what search by customer_id reads.
+        order[config.order_customer_id_field] = customer.customer_id
     if not config.send_order_life_cycle_type:
         del order["OrderLifeCycleType"]
     if config.multi_currency:

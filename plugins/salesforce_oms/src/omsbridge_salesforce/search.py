@@ -94,20 +94,27 @@ def search_soql(config: SalesforceConfig, query: OrderQuery) -> tuple[str, int, 
         where.append(f"(Account.LastName LIKE '{name}%' OR OriginalOrder.Name LIKE '% {name}%')")
     if c.get("customer_id"):
         customer = c["customer_id"]
-        if not looks_like_id(customer):
+        field = config.order_customer_id_field
+        either: list[str] = []
+        if field:
+            either.append(soql(f"OriginalOrder.{field} = {{}}", customer))
+        if looks_like_id(customer):
+            either.append(
+                soql("AccountId = {} OR OriginalOrder.BillToContactId = {}", customer, customer)
+            )
+        if not either:
             raise InvalidTransaction(
                 [
                     Issue(
                         "customer_id",
-                        "must be a Salesforce Account or Contact id (15 or 18 characters)",
+                        "must be a Salesforce Account or Contact id (15 or 18 characters); "
+                        "POS customer ids are searchable once order_customer_id_field is set",
                     )
                 ],
                 code="INVALID_CUSTOMER_ID",
                 backend="salesforce",
             )
-        where.append(
-            soql("(AccountId = {} OR OriginalOrder.BillToContactId = {})", customer, customer)
-        )
+        where.append("(" + " OR ".join(either) + ")")
     if c.get("placed_from") is not None:
         where.append(f"OrderedDate >= {literal(c['placed_from'])}")
     if c.get("placed_to") is not None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sf_backend_helpers import config
 
 from omsbridge import Capability, OrderQuery
+from omsbridge.errors import InvalidTransaction
 from omsbridge.plugins import new_plugin_manager
 from omsbridge.registry import BackendRegistry
 from omsbridge_salesforce import plugin
@@ -58,3 +60,19 @@ def test_cursor_carries_the_criteria() -> None:
     text, size, _ = search_soql(config(), OrderQuery(cursor=cursor))
     assert "BillingEmailAddress = 'a@example.com'" in text
     assert "OrderNumber < '00000105'" in text and size == 5
+
+
+def test_customer_id_search_uses_the_configured_order_field() -> None:
+    stored = config(order_customer_id_field="POS_Customer_Id__c")
+    text, _, _ = search_soql(stored, OrderQuery(customer_id="CUST-1'x"))
+    assert "(OriginalOrder.POS_Customer_Id__c = 'CUST-1\\'x')" in text
+    account = "001000000000001AAA"
+    text, _, _ = search_soql(stored, OrderQuery(customer_id=account))
+    assert (
+        f"(OriginalOrder.POS_Customer_Id__c = '{account}' OR AccountId = '{account}' "
+        f"OR OriginalOrder.BillToContactId = '{account}')"
+    ) in text
+    with pytest.raises(InvalidTransaction) as caught:
+        search_soql(config(), OrderQuery(customer_id="CUST-1"))
+    assert caught.value.code == "INVALID_CUSTOMER_ID"
+    assert "POS_Customer_Id__c" not in search_soql(config(), OrderQuery(customer_id=account))[0]
