@@ -27,7 +27,7 @@ def test_request_headers_query_and_bodies_are_scrubbed() -> None:
     request = Request(
         "POST",
         "https://login.example.com/services/oauth2/token?api_key=k123&page=2",
-        "grant_type=password&username=u&password=hunter2&client_secret=abc",
+        "grant_type=password&username=u&password=hunter2&client_secret=abc",  # dummy value, not a secret
         {
             "Authorization": "Bearer abc.def",
             "Cookie": "sid=1234567",
@@ -58,7 +58,7 @@ def test_json_request_bodies_are_scrubbed_at_any_depth() -> None:
 
 def test_token_answers_and_cookies_are_scrubbed_on_the_response_side() -> None:
     answer = {
-        "access_token": "00D5g000004Xyz!AQcAQH0dMHZfz972Szmpkb58urFRkgeBGsxL_QJWwYMfAbUeeG7c1",
+        "access_token": "00D5g000004Xyz!AQcAQH0dMHZfz972Szmpkb58urFRkgeBGsxL_QJWwYMfAbUeeG7c1",  # dummy value, not a secret
         "refresh_token": "5Aep861xyz",
         "id_token": JWT,
         "instance_url": "https://acme.my.salesforce.com",
@@ -122,7 +122,9 @@ def test_vcr_options_replay_strictly_and_scrub_last() -> None:
 
     def harness_hook(request: Request) -> Request:
         seen.append(request.headers.get("Authorization", ""))
-        request.headers["Authorization"] = "Bearer put-back-by-a-harness"
+        request.headers["Authorization"] = (
+            "Bearer put-back-by-a-harness"  # dummy value, not a secret
+        )
         return request
 
     replay = base_vcr_config("none", {"before_record_request": harness_hook, "match_on": ("uri",)})
@@ -151,7 +153,7 @@ def _cassette(tmp_path: Path, request: str, response: str) -> Path:
         ("{uri: 'http://x/', headers: {authorization: [Bearer abcdefghij]}}", "{}", "credential"),
         ("{uri: 'http://x/', headers: {}}", "{headers: {Set-Cookie: ['a=b']}}", "Set-Cookie"),
         (
-            "{uri: 'http://x/', body: 'grant_type=password&password=hunter22'}",
+            "{uri: 'http://x/', body: 'grant_type=password&password=hunter22'}",  # dummy value, not a secret
             "{}",
             "form field 'password'",
         ),
