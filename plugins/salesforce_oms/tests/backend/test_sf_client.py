@@ -30,14 +30,12 @@ from omsbridge_salesforce.client import (
 )
 
 URL = "https://ps--uat.my.salesforce.com"
-RECORDED = Path("/work/shared/reference/salesforce/recorded")
+# Real Salesforce response bodies, copied into the repo from the reference pack.
+RECORDED = Path(__file__).resolve().parents[1] / "sandbox" / "recorded"
 
 
 def recorded(name: str) -> Any:
-    path = RECORDED / name
-    if not path.exists():  # pragma: no cover - reference pack not mounted
-        pytest.skip(f"{path} not available")
-    return json.loads(path.read_text())
+    return json.loads((RECORDED / name).read_text())
 
 
 def client_for(handler: Any) -> SalesforceClient:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -10,7 +9,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 from click.testing import CliRunner
 
 from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
@@ -142,10 +140,6 @@ def test_cli_process_with_flags_and_state_file(tmp_path: Path) -> None:
         _stop(process, url)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("omsbridge.cli") is None,
-    reason="the core omsbridge CLI is not importable",
-)
 def test_through_the_omsbridge_cli() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "omsbridge", "sandbox", "salesforce", "--help"],
