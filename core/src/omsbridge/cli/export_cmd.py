@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
+from omsbridge.cli._merchant import config_option
 from omsbridge.cli._output import emit_json, json_option
 
 __all__ = ["export"]
@@ -25,17 +26,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "config_file",
-        required=True,
-        envvar="OMSBRIDGE_CONFIG",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="The omsbridge TOML config file (or OMSBRIDGE_CONFIG).",
-    )(func)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -125,7 +115,7 @@ def export() -> None:
 
 
 @export.command()
-@_config_option
+@config_option
 @click.option("--merchant", "merchants", multiple=True, help="Only this merchant (repeatable).")
 @click.option("--drain", is_flag=True, help="Also wait for entries in backoff until none is left.")
 @click.option("--max-time", type=float, default=None, help="Stop after this many seconds.")
@@ -231,7 +221,7 @@ def run(
 
 
 @export.command("list")
-@_config_option
+@config_option
 @click.option(
     "--state",
     type=click.Choice(["pending", "dead", "done", "open", "all"]),
@@ -294,7 +284,7 @@ def list_(
 
 @export.command()
 @click.argument("entry_id", type=int)
-@_config_option
+@config_option
 @click.option("--payload", is_flag=True, help="Also print the stored transaction.")
 @json_option
 def show(entry_id: int, config_file: Path, payload: bool, as_json: bool) -> None:
@@ -335,7 +325,7 @@ def show(entry_id: int, config_file: Path, payload: bool, as_json: bool) -> None
 
 @export.command()
 @click.argument("entry_ids", type=int, nargs=-1)
-@_config_option
+@config_option
 @click.option("--all-dead", is_flag=True, help="Every dead letter (of --merchant, or all).")
 @click.option("--merchant", "merchant_id", help="With --all-dead: only this merchant.")
 @json_option
@@ -367,7 +357,7 @@ def retry(
 
 
 @export.command()
-@_config_option
+@config_option
 @click.option(
     "--older-than", default="7d", show_default=True, help="Only entries last changed before this."
 )
@@ -393,7 +383,7 @@ def purge(config_file: Path, older_than: str, dead: bool, as_json: bool) -> None
 
 
 @export.command()
-@_config_option
+@config_option
 @click.option(
     "--prometheus",
     "prometheus_file",

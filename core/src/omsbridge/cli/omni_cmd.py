@@ -20,8 +20,14 @@ from typing import Any
 import click
 import pluggy
 
+from omsbridge.cli._merchant import (
+    config_option,
+    fail,
+    fail_invalid,
+    merchant_options,
+    open_merchant,
+)
 from omsbridge.cli._output import emit_json, json_option
-from omsbridge.cli.orders import _fail, _merchant, _merchant_options, fail_invalid
 
 __all__ = ["fulfil", "listen"]
 
@@ -64,14 +70,7 @@ class _Printer:
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    envvar="OMSBRIDGE_CONFIG",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The omsbridge TOML config file (or OMSBRIDGE_CONFIG).",
-)
+@config_option
 @click.option(
     "--merchant",
     "merchant_id",
@@ -115,18 +114,18 @@ def listen(
     try:
         bridge = Bridge.from_config(config_file, plugin_manager=pm)
     except ConfigError as exc:
-        _fail(as_json, "ConfigError", None, str(exc), [(i.path, i.message) for i in exc.issues])
+        fail(as_json, "ConfigError", None, str(exc), [(i.path, i.message) for i in exc.issues])
         return
     with bridge:
         try:
             ids = [merchant_id] if merchant_id else bridge.merchant_ids
             merchants = [bridge.for_merchant(m) for m in ids]
         except OMSBridgeError as exc:
-            _fail(as_json, type(exc).__name__, None, str(exc), [])
+            fail(as_json, type(exc).__name__, None, str(exc), [])
             return
         listening = [m for m in merchants if Capability.EVENTS in m.backend.capabilities]
         if merchant_id and not listening:
-            _fail(
+            fail(
                 as_json,
                 "Unsupported",
                 "UNSUPPORTED",
@@ -189,7 +188,7 @@ _ACTIONS = (
 @click.command()
 @click.argument("fulfillment_order_id")
 @click.argument("action", type=click.Choice(_ACTIONS, case_sensitive=False))
-@_merchant_options
+@merchant_options
 @click.option(
     "--line",
     "lines",
@@ -241,7 +240,7 @@ def fulfil(
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return
-    with _merchant(config_file, merchant_id, as_json) as merchant:
+    with open_merchant(config_file, merchant_id, as_json) as merchant:
         merchant.update_fulfillment(update)
     if as_json:
         emit_json(

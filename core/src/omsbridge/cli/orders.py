@@ -10,9 +10,7 @@ could not take the transaction now and it waits in the outbox for the export job
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from omsbridge.cli._merchant import fail_invalid, merchant_options, open_merchant
 from omsbridge.cli._output import emit_json, json_option
 from omsbridge.errors import InvalidTransaction
 
@@ -30,109 +29,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 _LINE = re.compile(r"^(\d+):(\d+(?:\.\d+)?)$")
 
 
-def _merchant_options(func: F) -> F:
-    func = click.option(
-        "--merchant", "merchant_id", required=True, help="Merchant id from the config file."
-    )(func)
-    func = click.option(
-        "--config",
-        "config_file",
-        required=True,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="The omsbridge TOML config file.",
-    )(func)
-    return func
-
-
-QUEUED_EXIT = 3
-"""Exit status of ``post`` when the OMS was unavailable and the transaction is in the outbox."""
-
-
-@contextmanager
-def _merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterator[Any]:
-    """The merchant's backend; errors become a message and an exit status, never a traceback."""
-    from omsbridge.bridge import Bridge
-    from omsbridge.errors import BackendError, ConfigError, OMSBridgeError
-    from omsbridge.outbox import Queued
-
-    try:
-        with Bridge.from_config(config_file) as bridge:
-            yield bridge.for_merchant(merchant_id)
-    except Queued as exc:
-        # Not a failure the caller must act on: the export job will post it.
-        message = f"{exc.transaction_id} queued as outbox entry {exc.entry_id}: {exc.error}"
-        if as_json:
-            emit_json({"ok": True, "queued": True, "entry_id": exc.entry_id,
-                       "transaction_id": exc.transaction_id, "error": str(exc.error)})  # fmt: skip
-        else:
-            click.echo(message, err=True)
-        sys.exit(QUEUED_EXIT)
-    except ConfigError as exc:
-        _fail(as_json, "ConfigError", None, str(exc), [(i.path, i.message) for i in exc.issues])
-    except BackendError as exc:
-        issues = [(i.path, i.message) for i in getattr(exc, "issues", ())]
-        _fail(
-            as_json,
-            type(exc).__name__,
-            exc.code,
-            exc.message,
-            issues,
-            retryable=exc.retryable,
-            retry_after=getattr(exc, "retry_after", None),
-        )
-    except OMSBridgeError as exc:
-        _fail(as_json, type(exc).__name__, None, str(exc), [])
-
-
-def fail_invalid(as_json: bool, exc: InvalidTransaction) -> None:
-    """Report bad input (every issue with its path) and exit 1."""
-    _fail(
-        as_json, "InvalidTransaction", exc.code, str(exc), [(i.path, i.message) for i in exc.issues]
-    )
-
-
-def _fail(
-    as_json: bool,
-    kind: str,
-    code: str | None,
-    message: str,
-    issues: list[tuple[str, str]],
-    *,
-    retryable: bool = False,
-    retry_after: float | None = None,
-) -> None:
-    if as_json:
-        body: dict[str, Any] = {
-            "ok": False,
-            "error": kind,
-            "code": code,
-            "message": message,
-            "retryable": retryable,
-        }
-        if issues:
-            body["issues"] = [{"path": p, "message": m} for p, m in issues]
-        if retry_after is not None:
-            body["retry_after"] = retry_after
-        emit_json(body)
-    else:
-        click.echo(f"{kind}{f' [{code}]' if code else ''}: {message}", err=True)
-    sys.exit(2 if retryable else 1)
-
-
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_merchant_options
+@merchant_options
 @json_option
 def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None:
     """Post a transaction (native JSON) to the merchant's backend; safe to repeat.
 
     \b
     Example:
-      omsbridge post examples/transactions/sale.json --config omsbridge.toml \\
+      omsbridge post examples/transactions/sale-card.json --config omsbridge.toml \\
           --merchant SHOPNOW --json
     """
     from omsbridge import wire
-    from omsbridge.errors import InvalidTransaction
     from omsbridge.model import Transaction
 
     try:
@@ -140,7 +49,7 @@ def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return
-    with _merchant(config_file, merchant_id, as_json) as merchant:
+    with open_merchant(config_file, merchant_id, as_json) as merchant:
         result = merchant.post(transaction)
     if as_json:
         from omsbridge import wire
@@ -155,7 +64,7 @@ def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None
 
 
 @click.command()
-@_merchant_options
+@merchant_options
 @click.option("--order-number", help="The order number.")
 @click.option("--email", help="The customer's (billing) email address.")
 @click.option("--first-name", help="The customer's first name (prefix).")
@@ -188,7 +97,6 @@ def search(
     """
     from datetime import UTC
 
-    from omsbridge.errors import InvalidTransaction
     from omsbridge.model import OrderQuery
 
     try:
@@ -202,7 +110,7 @@ def search(
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return
-    with _merchant(config_file, merchant_id, as_json) as merchant:
+    with open_merchant(config_file, merchant_id, as_json) as merchant:
         page = merchant.search_orders(query)
     if as_json:
         emit_json(page)
@@ -220,7 +128,7 @@ def search(
 
 @click.command()
 @click.argument("order_id")
-@_merchant_options
+@merchant_options
 @json_option
 def order(order_id: str, config_file: Path, merchant_id: str, as_json: bool) -> None:
     """Show one order: lines with quantities, payments, fulfillment orders, shipments.
@@ -229,7 +137,7 @@ def order(order_id: str, config_file: Path, merchant_id: str, as_json: bool) -> 
     Example:
       omsbridge order 00000100 --config omsbridge.toml --merchant SHOPNOW --json
     """
-    with _merchant(config_file, merchant_id, as_json) as merchant:
+    with open_merchant(config_file, merchant_id, as_json) as merchant:
         detail = merchant.get_order(order_id)
     if as_json:
         emit_json(detail)
@@ -266,7 +174,7 @@ def _cancel_line(value: str) -> tuple[int, Decimal]:
 
 @click.command()
 @click.argument("order_id")
-@_merchant_options
+@merchant_options
 @click.option(
     "--line",
     "lines",
@@ -291,7 +199,6 @@ def cancel(
       omsbridge cancel 00000100 --reason "No show" --config omsbridge.toml --merchant SHOPNOW
       omsbridge cancel 00000100 --line 2:1 --reason "Damaged" --config ... --merchant ...
     """
-    from omsbridge.errors import InvalidTransaction
     from omsbridge.model import CancelLine
 
     try:
@@ -299,7 +206,7 @@ def cancel(
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return
-    with _merchant(config_file, merchant_id, as_json) as merchant:
+    with open_merchant(config_file, merchant_id, as_json) as merchant:
         if wanted:
             result = merchant.cancel_items(order_id, wanted, reason=reason)
         else:

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import click
 
+from omsbridge.cli._merchant import config_option
+
 __all__ = ["worker"]
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    envvar="OMSBRIDGE_CONFIG",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The omsbridge TOML config file (or OMSBRIDGE_CONFIG).",
-)
+@config_option
 @click.option(
     "--interval",
     type=float,

@@ -1,0 +1,125 @@
+"""How a command reaches one merchant's backend, and how it reports failures and exits.
+
+Shared by every command that takes ``--config FILE [--merchant ID]``: exit 1 for an error to fix,
+2 for one worth retrying later, 3 when the transaction waits in the outbox.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from omsbridge.cli._output import emit_json
+from omsbridge.errors import InvalidTransaction
+
+__all__ = [
+    "QUEUED_EXIT",
+    "config_option",
+    "fail",
+    "fail_invalid",
+    "merchant_options",
+    "open_merchant",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    """``--config FILE`` (or ``OMSBRIDGE_CONFIG``): the omsbridge TOML config file."""
+    return click.option(
+        "--config",
+        "config_file",
+        required=True,
+        envvar="OMSBRIDGE_CONFIG",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The omsbridge TOML config file (or OMSBRIDGE_CONFIG).",
+    )(func)
+
+
+def merchant_options(func: F) -> F:
+    """``--config FILE --merchant ID``: which merchant of which config a command works on."""
+    func = click.option(
+        "--merchant", "merchant_id", required=True, help="Merchant id from the config file."
+    )(func)
+    return config_option(func)
+
+
+QUEUED_EXIT = 3
+"""Exit status of ``post`` when the OMS was unavailable and the transaction is in the outbox."""
+
+
+@contextmanager
+def open_merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterator[Any]:
+    """The merchant's backend; errors become a message and an exit status, never a traceback."""
+    from omsbridge.bridge import Bridge
+    from omsbridge.errors import BackendError, ConfigError, OMSBridgeError
+    from omsbridge.outbox import Queued
+
+    try:
+        with Bridge.from_config(config_file) as bridge:
+            yield bridge.for_merchant(merchant_id)
+    except Queued as exc:
+        # Not a failure the caller must act on: the export job will post it.
+        message = f"{exc.transaction_id} queued as outbox entry {exc.entry_id}: {exc.error}"
+        if as_json:
+            emit_json({"ok": True, "queued": True, "entry_id": exc.entry_id,
+                       "transaction_id": exc.transaction_id, "error": str(exc.error)})  # fmt: skip
+        else:
+            click.echo(message, err=True)
+        sys.exit(QUEUED_EXIT)
+    except ConfigError as exc:
+        fail(as_json, "ConfigError", None, str(exc), [(i.path, i.message) for i in exc.issues])
+    except BackendError as exc:
+        issues = [(i.path, i.message) for i in getattr(exc, "issues", ())]
+        fail(
+            as_json,
+            type(exc).__name__,
+            exc.code,
+            exc.message,
+            issues,
+            retryable=exc.retryable,
+            retry_after=getattr(exc, "retry_after", None),
+        )
+    except OMSBridgeError as exc:
+        fail(as_json, type(exc).__name__, None, str(exc), [])
+
+
+def fail_invalid(as_json: bool, exc: InvalidTransaction) -> None:
+    """Report bad input (every issue with its path) and exit 1."""
+    fail(
+        as_json, "InvalidTransaction", exc.code, str(exc), [(i.path, i.message) for i in exc.issues]
+    )
+
+
+def fail(
+    as_json: bool,
+    kind: str,
+    code: str | None,
+    message: str,
+    issues: list[tuple[str, str]],
+    *,
+    retryable: bool = False,
+    retry_after: float | None = None,
+) -> None:
+    """Report an error (JSON or text) and exit 2 when retryable, else 1."""
+    if as_json:
+        body: dict[str, Any] = {
+            "ok": False,
+            "error": kind,
+            "code": code,
+            "message": message,
+            "retryable": retryable,
+        }
+        if issues:
+            body["issues"] = [{"path": p, "message": m} for p, m in issues]
+        if retry_after is not None:
+            body["retry_after"] = retry_after
+        emit_json(body)
+    else:
+        click.echo(f"{kind}{f' [{code}]' if code else ''}: {message}", err=True)
+    sys.exit(2 if retryable else 1)
