@@ -19,6 +19,7 @@ DISTRIBUTIONS = [
     "./core[test]",
     "./contract_tests[test]",
     "./plugins/pos_spi[test]",
+    "./plugins/salesforce_sandbox[test]",
     "./plugins/salesforce_oms[test]",
 ]
 
@@ -48,6 +49,7 @@ def typecheck(session: nox.Session) -> None:
 TEST_SUITES = [
     ["core/tests"],
     ["plugins/pos_spi/tests", "--ignore=plugins/pos_spi/tests/contract"],
+    ["plugins/salesforce_sandbox/tests"],
     ["plugins/salesforce_oms/tests", "--ignore=plugins/salesforce_oms/tests/contract"],
     ["contract_tests/tests"],
 ]

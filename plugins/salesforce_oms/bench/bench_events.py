@@ -1,6 +1,6 @@
 """Benchmark: FOStatusChangedEvent from the sandbox to the POS hook (run by ``nox -s bench``).
 
-The sandbox runs in its own process (``python -m omsbridge_salesforce.sandbox.cli``) so the
+The sandbox runs in its own process (``python -m omsbridge_salesforce_sandbox.cli``) so the
 listeners do not share its interpreter. For 1, 10 and 100 merchants listening at once on the
 same org (every merchant sees every event), each with the generic listener (durable SQLite
 checkpoints, EventUuid dedupe) and the default handler (fetch the fulfillment order, map it,
@@ -92,7 +92,7 @@ def _free_port() -> int:
 def _start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "omsbridge_salesforce.sandbox.cli", "--port", str(port),
+        [sys.executable, "-m", "omsbridge_salesforce_sandbox.cli", "--port", str(port),
          "--seed", "demo", "--long-poll-timeout", "5", "--api-budget", "100000000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

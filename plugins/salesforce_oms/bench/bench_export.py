@@ -91,7 +91,7 @@ def start_sandbox(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
 
 def write_config(folder: Path, urls: list[str]) -> Path:
     """A config with one merchant per sandbox org (``M000``...); the store in ``folder``."""
-    from omsbridge_salesforce.sandbox import CLIENT_ID, USERNAME
+    from omsbridge_salesforce_sandbox import CLIENT_ID, USERNAME
 
     parts = ['[store]\npath = "outbox.db"\n']
     for n, url in enumerate(urls):
@@ -161,7 +161,7 @@ def queue_sales(config: Path, count: int, merchants: int) -> float:
 
 def _api_used(url: str) -> int:
     """DailyApiRequests used so far, from the sandbox's ``/limits`` (itself one call)."""
-    from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+    from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
     token = httpx.post(
         f"{url}/services/oauth2/token",
@@ -288,7 +288,7 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _step(command: list[str], name: str) -> dict[str, Any]:
-    from omsbridge_salesforce.sandbox import CLIENT_SECRET, PASSWORD
+    from omsbridge_salesforce_sandbox import CLIENT_SECRET, PASSWORD
 
     env = {**os.environ, PASSWORD_ENV: PASSWORD, SECRET_ENV: CLIENT_SECRET}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

@@ -36,7 +36,7 @@ from omsbridge_salesforce.backend import SalesforceBackend
 from omsbridge_salesforce.client import dumps
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import build_order_graph
-from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME, serve
+from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME, serve
 
 API = "v62.0"
 WHEN = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)

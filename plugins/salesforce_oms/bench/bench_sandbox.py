@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from omsbridge_salesforce.sandbox import SalesforceSandbox
+from omsbridge_salesforce_sandbox import SalesforceSandbox
 
 VERSION = "62.0"
 BASE = f"/services/data/v{VERSION}"

@@ -1,3 +1,3 @@
 """Shared test configuration of the omsbridge-salesforce distribution."""
 
-pytest_plugins = ["omsbridge_salesforce.sandbox.pytest_plugin"]
+pytest_plugins = ["omsbridge_salesforce_sandbox.pytest_plugin"]

@@ -1,7 +1,7 @@
 """The contract-suite harness for ``salesforce``: the local Salesforce OMS sandbox, over HTTP.
 
 When the run records (``--record-mode=rewrite``) the harness serves a fresh demo-seeded sandbox
-(:func:`omsbridge_salesforce.sandbox.serve`) on a free loopback port; when it replays (CI) no
+(:func:`omsbridge_salesforce_sandbox.serve`) on a free loopback port; when it replays (CI) no
 server runs and everything, the harness's own calls included, comes from the cassettes in
 ``tests/contract/cassettes/``. Every scenario starts with ``POST /__sandbox__/reset`` (seed
 ``demo``), so record ids are the same on every recording of a scenario.
@@ -31,8 +31,8 @@ import httpx
 
 from omsbridge.model import Customer, FulfillmentKind
 from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder
-from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 from omsbridge_salesforce.soql import soql
+from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
 __all__ = ["SalesforceHarness"]
 
@@ -75,7 +75,7 @@ _SHIP_TO = {
 
 
 class SalesforceHarness(Harness):
-    """Drives the Salesforce OMS sandbox (``omsbridge_salesforce.sandbox``) for the contract suite."""
+    """Drives the Salesforce OMS sandbox (``omsbridge_salesforce_sandbox``) for the contract suite."""
 
     backend = "salesforce"
     cassette_dir = Path(__file__).resolve().parents[2] / "tests" / "contract" / "cassettes"
@@ -98,8 +98,8 @@ class SalesforceHarness(Harness):
     def start(self) -> None:
         """Serve a sandbox when recording; write the password and consumer secret to files."""
         if self.live:
-            from omsbridge_salesforce.sandbox import serve
-            from omsbridge_salesforce.sandbox.schema import custom_field
+            from omsbridge_salesforce_sandbox import serve
+            from omsbridge_salesforce_sandbox.schema import custom_field
 
             # The org's own text field for the POS customer id (order_customer_id_field).
             fields = {"Order": [custom_field(_CUSTOMER_ID_FIELD)]}

@@ -15,7 +15,7 @@ from sf_backend_helpers import MERCHANT, config
 from omsbridge_salesforce.backend import SalesforceBackend
 from omsbridge_salesforce.config import CustomField
 
-# sf_sandbox / sf_sandbox_demo come from omsbridge_salesforce.sandbox.pytest_plugin, loaded by
+# sf_sandbox / sf_sandbox_demo come from omsbridge_salesforce_sandbox.pytest_plugin, loaded by
 # the distribution's tests/conftest.py.
 
 

@@ -31,7 +31,7 @@ from omsbridge_salesforce.client import (
 
 URL = "https://ps--uat.my.salesforce.com"
 # Real Salesforce response bodies, copied into the repo from the reference pack.
-RECORDED = Path(__file__).resolve().parents[1] / "sandbox" / "recorded"
+RECORDED = Path(__file__).resolve().parents[3] / "salesforce_sandbox" / "tests" / "recorded"
 
 
 def recorded(name: str) -> Any:

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from sf_export_helpers import PASSWORD_ENV, SECRET_ENV
 
-from omsbridge_salesforce.sandbox import CLIENT_SECRET, PASSWORD
+from omsbridge_salesforce_sandbox import CLIENT_SECRET, PASSWORD
 
 
 @pytest.fixture(autouse=True)

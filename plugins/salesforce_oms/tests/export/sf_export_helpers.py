@@ -20,7 +20,7 @@ from omsbridge import (
 )
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
-from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
 PASSWORD_ENV = "SF_EXPORT_TEST_PASSWORD"
 SECRET_ENV = "SF_EXPORT_TEST_SECRET"

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from omni_helpers import RECEIVED_FIELD, Pos, WebShop, bridge_for, config_file
 
 from omsbridge import Bridge
-from omsbridge_salesforce.sandbox import SalesforceSandbox, SandboxServer, custom_field
-from omsbridge_salesforce.sandbox.seed import CLIENT_SECRET, PASSWORD
+from omsbridge_salesforce_sandbox import SalesforceSandbox, SandboxServer, custom_field
+from omsbridge_salesforce_sandbox.seed import CLIENT_SECRET, PASSWORD
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import httpx
 from omsbridge import Bridge, FulfillmentOrder, hookimpl
 from omsbridge.listen import Listener, ListenerSettings
 from omsbridge.plugins import load_entry_point_plugins, new_plugin_manager
-from omsbridge_salesforce.sandbox import SandboxServer
+from omsbridge_salesforce_sandbox import SandboxServer
 
 VERSION = "62.0"
 BASE = f"/services/data/v{VERSION}"

@@ -12,8 +12,8 @@ from omni_helpers import Pos, WebShop, bridge_for, eventually, listening
 
 from omsbridge import Bridge
 from omsbridge_salesforce.backend import SalesforceBackend
-from omsbridge_salesforce.sandbox import SandboxServer
 from omsbridge_salesforce.streaming import CATCH_UP
+from omsbridge_salesforce_sandbox import SandboxServer
 
 
 def backend_of(bridge: Bridge) -> SalesforceBackend:

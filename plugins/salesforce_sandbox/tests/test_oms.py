@@ -6,7 +6,7 @@ from typing import Any
 
 from sf_sandbox_helpers import Api, node, order_graph, post_graph, sale
 
-from omsbridge_salesforce.sandbox import SalesforceSandbox
+from omsbridge_salesforce_sandbox import SalesforceSandbox
 
 OS = "commerce/order-management/order-summaries"
 

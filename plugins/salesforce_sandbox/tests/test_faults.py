@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sf_sandbox_helpers import BASE, Api, node, order_graph, post_graph
 
-from omsbridge_salesforce.sandbox import Fault, SalesforceSandbox, SandboxServer
+from omsbridge_salesforce_sandbox import Fault, SalesforceSandbox, SandboxServer
 
 
 def _control(server: SandboxServer, name: str, json: object = None) -> httpx.Response:
@@ -178,7 +178,7 @@ def test_restart_keeps_records_and_tokens(sf_sandbox_demo: SandboxServer, api: A
 def test_state_file_survives_a_new_process(tmp_path: object) -> None:
     from pathlib import Path
 
-    from omsbridge_salesforce.sandbox import serve
+    from omsbridge_salesforce_sandbox import serve
 
     state = Path(str(tmp_path)) / "org.sqlite"
     with serve(seed="demo", state_path=str(state)) as first:

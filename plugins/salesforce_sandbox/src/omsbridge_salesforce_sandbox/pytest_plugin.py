@@ -1,9 +1,9 @@
 """pytest fixtures for the Salesforce OMS sandbox.
 
-Load with ``pytest_plugins = ["omsbridge_salesforce.sandbox.pytest_plugin"]``.
+Load with ``pytest_plugins = ["omsbridge_salesforce_sandbox.pytest_plugin"]``.
 
 * ``sf_sandbox`` — a fresh, empty org served on a free loopback port (a
-  :class:`~omsbridge_salesforce.sandbox.server.SandboxServer`: ``.url``, ``.sandbox``,
+  :class:`~omsbridge_salesforce_sandbox.server.SandboxServer`: ``.url``, ``.sandbox``,
   ``.token()``, ``.client()``);
 * ``sf_sandbox_demo`` — the same with ``seed="demo"`` (products, stores, BOPIS orders);
 * ``sf_sandbox_app`` — an in-process :class:`SalesforceSandbox` (no socket), for

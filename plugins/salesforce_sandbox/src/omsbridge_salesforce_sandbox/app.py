@@ -67,7 +67,7 @@ class SalesforceSandbox:
     """A stateful Salesforce Order Management org, served as a WSGI application.
 
     Construct it with :class:`SandboxOptions` field names as keyword arguments, then either
-    serve it (:func:`omsbridge_salesforce.sandbox.serve`) or mount it in-process
+    serve it (:func:`omsbridge_salesforce_sandbox.serve`) or mount it in-process
     (``httpx.Client(transport=httpx.WSGITransport(app=sandbox))``).
     """
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sf_sandbox_helpers import BASE, Api
 
-from omsbridge_salesforce.sandbox import SandboxServer, ids
-from omsbridge_salesforce.sandbox.schema import default_schema
+from omsbridge_salesforce_sandbox import SandboxServer, ids
+from omsbridge_salesforce_sandbox.schema import default_schema
 
 BRIEF_OBJECTS = [
     "Account",
@@ -448,7 +448,7 @@ def test_query_paging_with_next_records_url(api: Api) -> None:
 def test_upsert_with_several_matches_answers_300() -> None:
     from sf_sandbox_helpers import in_process_client
 
-    from omsbridge_salesforce.sandbox import SalesforceSandbox, custom_field
+    from omsbridge_salesforce_sandbox import SalesforceSandbox, custom_field
 
     legacy = custom_field("Legacy_Id__c", external_id=True, unique=False)
     sandbox = SalesforceSandbox(custom_fields={"Account": [legacy]})

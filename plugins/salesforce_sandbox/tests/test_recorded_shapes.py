@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sf_sandbox_helpers import BASE, Api
 
-from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
 RECORDED = Path(__file__).parent / "recorded"
 

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from sf_sandbox_helpers import BASE
 
-from omsbridge_salesforce.sandbox import (
+from omsbridge_salesforce_sandbox import (
     CLIENT_ID,
     CLIENT_SECRET,
     PASSWORD,
@@ -20,7 +20,7 @@ from omsbridge_salesforce.sandbox import (
     USERNAME,
     SandboxServer,
 )
-from omsbridge_salesforce.sandbox.auth import generate_key_pair
+from omsbridge_salesforce_sandbox.auth import generate_key_pair
 
 TOKEN = "/services/oauth2/token"
 
@@ -158,7 +158,7 @@ def test_jwt_with_configured_certificate() -> None:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    from omsbridge_salesforce.sandbox import serve
+    from omsbridge_salesforce_sandbox import serve
 
     private_pem, _ = generate_key_pair()
     key = serialization.load_pem_private_key(private_pem.encode(), None)

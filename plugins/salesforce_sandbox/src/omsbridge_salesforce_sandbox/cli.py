@@ -159,5 +159,5 @@ def command(
         click.echo("sandbox stopped")
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m omsbridge_salesforce.sandbox.cli`
+if __name__ == "__main__":  # pragma: no cover - `python -m omsbridge_salesforce_sandbox.cli`
     command()

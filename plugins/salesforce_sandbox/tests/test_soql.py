@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sf_sandbox_helpers import Api
 
-from omsbridge_salesforce.sandbox.errors import SalesforceError
-from omsbridge_salesforce.sandbox.schema import default_schema
-from omsbridge_salesforce.sandbox.soql import compile_query, decode_string, tokenize
+from omsbridge_salesforce_sandbox.errors import SalesforceError
+from omsbridge_salesforce_sandbox.schema import default_schema
+from omsbridge_salesforce_sandbox.soql import compile_query, decode_string, tokenize
 
 
 @pytest.fixture

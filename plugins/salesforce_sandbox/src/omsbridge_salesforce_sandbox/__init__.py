@@ -2,7 +2,7 @@
 
 Run it as a server on loopback::
 
-    from omsbridge_salesforce.sandbox import serve
+    from omsbridge_salesforce_sandbox import serve
 
     with serve(seed="demo") as server:          # any free port; server.url = instance_url
         token = server.token()["access_token"]  # password flow with the demo credentials
@@ -13,7 +13,7 @@ Run it as a server on loopback::
 or in-process (no socket) under httpx::
 
     import httpx
-    from omsbridge_salesforce.sandbox import SalesforceSandbox
+    from omsbridge_salesforce_sandbox import SalesforceSandbox
 
     sandbox = SalesforceSandbox(seed="demo", query_page_size=2)
     http = httpx.Client(transport=httpx.WSGITransport(app=sandbox),
@@ -34,7 +34,7 @@ Tests control the org directly (``sandbox.clock.advance(3600)``,
 ``sandbox.set_api_budget(100)``, ``sandbox.restart()``, ``sandbox.reset("demo")``) or over
 HTTP (``/__sandbox__/faults``, ``/clock``, ``/reset``, ``/restart``, ``/config``, ``/info``).
 The pytest fixtures ``sf_sandbox``, ``sf_sandbox_demo`` and ``sf_sandbox_app`` live in
-:mod:`omsbridge_salesforce.sandbox.pytest_plugin`. See docs/sandbox-salesforce.md.
+:mod:`omsbridge_salesforce_sandbox.pytest_plugin`. See docs/sandbox-salesforce.md.
 """
 
 from __future__ import annotations

@@ -8,15 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omsbridge_salesforce.sandbox import (
+from omsbridge_salesforce_sandbox import (
     SalesforceSandbox,
     SandboxServer,
     custom_field,
     ids,
     serve,
 )
-from omsbridge_salesforce.sandbox.schema import default_schema
-from omsbridge_salesforce.sandbox.store import Store
+from omsbridge_salesforce_sandbox.schema import default_schema
+from omsbridge_salesforce_sandbox.store import Store
 
 REAL_IDS = [
     "001R00000064wdtIAA",

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sf_sandbox_helpers import BASE, Api, node, order_graph, post_graph
 
-from omsbridge_salesforce.sandbox import SandboxServer
+from omsbridge_salesforce_sandbox import SandboxServer
 
 CHANNEL = "/event/FOStatusChangedEvent"
 

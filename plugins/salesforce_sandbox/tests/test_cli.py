@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from omsbridge_salesforce.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
-from omsbridge_salesforce.sandbox.cli import command
+from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from omsbridge_salesforce_sandbox.cli import command
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], str, str]:
     process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "omsbridge_salesforce.sandbox.cli", "--port", "0", *args],
+        [sys.executable, "-u", "-m", "omsbridge_salesforce_sandbox.cli", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

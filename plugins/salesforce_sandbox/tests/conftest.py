@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from sf_sandbox_helpers import Api, in_process_client
 
-from omsbridge_salesforce.sandbox import SalesforceSandbox, SandboxServer
+from omsbridge_salesforce_sandbox import SalesforceSandbox, SandboxServer
+
+pytest_plugins = ["omsbridge_salesforce_sandbox.pytest_plugin"]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from sf_sandbox_helpers import order_graph
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from omsbridge_salesforce.sandbox import SandboxServer
+from omsbridge_salesforce_sandbox import SandboxServer
 
 
 @pytest.fixture

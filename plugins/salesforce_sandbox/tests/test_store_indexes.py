@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sf_sandbox_helpers import Api, in_process_client, node, order_graph, post_graph, sale
 
-from omsbridge_salesforce.sandbox import SalesforceSandbox, soql
-from omsbridge_salesforce.sandbox.schema import default_schema
-from omsbridge_salesforce.sandbox.store import Store
+from omsbridge_salesforce_sandbox import SalesforceSandbox, soql
+from omsbridge_salesforce_sandbox.schema import default_schema
+from omsbridge_salesforce_sandbox.store import Store
 
 
 def _store(path: Path | None = None) -> Store:
@@ -291,7 +291,7 @@ def test_upsert_matches_external_ids_ignoring_case(checked_app: Api) -> None:
 
 
 def test_upsert_with_several_matches_after_a_restart(tmp_path: Path) -> None:
-    from omsbridge_salesforce.sandbox import custom_field
+    from omsbridge_salesforce_sandbox import custom_field
 
     legacy = custom_field("Legacy_Id__c", external_id=True, unique=False)
     state = str(tmp_path / "org.sqlite")
