@@ -184,6 +184,25 @@ class MinimalHarness(Harness):
         return len(store_named(self.store_name).orders)
 
 
+class Variants(MemoryBackend):
+    """The reference backend, run by a harness with two variants."""
+
+    name = "variants"
+
+
+class VariantsHarness(MemoryHarness):
+    """Declares two variants; records which one the suite chose in the settings it gives."""
+
+    backend = "variants"
+    variants = ("alpha", "beta")
+    cassette_dir = "variant-cassettes"
+
+    def settings(self) -> dict[str, Any]:
+        """The memory store, and a marker file naming the variant this run uses."""
+        Path("chosen-variant.txt").write_text(str(self.variant), encoding="utf-8")
+        return super().settings()
+
+
 class NoHarnessBackend(MemoryBackend):
     """Registered, but no plugin gives it a harness."""
 
@@ -469,6 +488,7 @@ def register_all(pm: Any) -> None:
         (HttpSalesPinging, HttpSalesPingingHarness),
         (HttpSalesPolling, HttpSalesPollingHarness),
         (NoUnreferencedReturns, _harness_for(NoUnreferencedReturns)),
+        (Variants, VariantsHarness),
     ]
     for backend, harness in pairs:
         pm.register(memory_plugin(backend, harness), name=f"fake-{backend.name}")

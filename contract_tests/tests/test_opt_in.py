@@ -109,3 +109,32 @@ def test_only_the_one_line_replays_an_installed_backend(pytester: pytest.Pyteste
     pytester.makeconftest('pytest_plugins = ["omsbridge_contract.plugin"]\n')
     result = pytester.runpytest("--oms-backend", "pos-spi", "-k", "test_sale_cash or cassettes")
     result.assert_outcomes(passed=3)
+
+
+def test_variant_picks_the_harness_set_up_and_its_cassette_folder(kit: pytest.Pytester) -> None:
+    result = kit.runpytest("--oms-backend", "variants", "--oms-variant", "beta", "-k", "registered")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*cassettes */variant-cassettes/beta, record mode none, variant beta"]
+    )
+    assert (kit.path / "chosen-variant.txt").read_text(encoding="utf-8") == "beta"
+
+
+def test_first_variant_is_the_default(kit: pytest.Pytester) -> None:
+    result = kit.runpytest("--oms-backend", "variants", "-k", "registered")
+    result.assert_outcomes(passed=1)
+    assert (kit.path / "chosen-variant.txt").read_text(encoding="utf-8") == "alpha"
+
+
+def test_unknown_variant_is_a_usage_error_listing_the_variants(kit: pytest.Pytester) -> None:
+    result = kit.runpytest("--oms-backend", "variants", "--oms-variant", "gamma")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        ["*'gamma' is not one of VariantsHarness's variants (alpha, beta)*"]
+    )
+
+
+def test_variant_for_a_harness_without_variants_is_a_usage_error(kit: pytest.Pytester) -> None:
+    result = kit.runpytest("--oms-backend", "memory", "--oms-variant", "alpha")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*MemoryHarness declares no variants*"])

@@ -100,6 +100,11 @@ class Harness:
     faults: ClassVar[frozenset[Fault]] = frozenset()
     """The faults :meth:`inject_fault` can produce; fault scenarios for the others are skipped."""
 
+    variants: ClassVar[tuple[str, ...]] = ()
+    """Named set-ups of the system under test the suite can run against (for Salesforce, the
+    org profiles). ``--oms-variant NAME`` picks one (default: the first); the scenario runs read
+    :attr:`variant`, and each variant's cassettes live in ``cassette_dir/NAME``."""
+
     merchant_id: ClassVar[str] = "CONTRACT"
     """The merchant id the scenarios run as."""
 
@@ -119,6 +124,8 @@ class Harness:
         """True when the run may record (a record mode other than ``none``): start real servers."""
         self.workdir = workdir
         """A private temporary directory for this session (databases, logs)."""
+        self.variant: str | None = self.variants[0] if self.variants else None
+        """The variant this run uses (set by the suite from ``--oms-variant``)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ own cassette. Options:
 
 ``--oms-backend NAME``  the backend to test (a name registered through ``omsbridge_register_backends``)
 ``--oms-cassettes DIR`` use this cassette directory instead of the harness's ``cassette_dir``
+``--oms-variant NAME``  run against one of the harness's ``variants`` (e.g. an org profile);
+                        its cassettes live in ``cassette_dir/NAME``. Default: the first variant
 ``--record-mode MODE``  pytest-recording's option: ``none`` (default: replay only, network
                         blocked), ``rewrite`` (delete and record again), ``once``, ``new_episodes``
 """
@@ -67,7 +69,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--oms-backend`` and ``--oms-cassettes``."""
+    """``--oms-backend``, ``--oms-cassettes`` and ``--oms-variant``."""
     group = parser.getgroup("omsbridge-contract", "omsbridge contract suite")
     group.addoption(
         "--oms-backend",
@@ -80,6 +82,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="cassette directory for the scenarios (default: the harness's cassette_dir)",
+    )
+    group.addoption(
+        "--oms-variant",
+        metavar="NAME",
+        default=None,
+        help="the harness variant to run (one of its `variants`, e.g. an org profile)",
     )
 
 
@@ -121,7 +129,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"omsbridge contract: backend {suite.backend_name!r} ({suite.backend_class.__module__}."
         f"{suite.backend_class.__qualname__}), harness {suite.harness_class.__qualname__}",
-        f"omsbridge contract: cassettes {where}, record mode {suite.record_mode}",
+        f"omsbridge contract: cassettes {where}, record mode {suite.record_mode}"
+        + (f", variant {suite.variant}" if suite.variant is not None else ""),
     ]
 
 
@@ -214,6 +223,7 @@ class Suite:
     cassette_dir: Path | None
     record_mode: str
     recording_disabled: bool
+    variant: str | None = None
 
     @property
     def replaying(self) -> bool:
@@ -283,9 +293,12 @@ def _resolve(config: pytest.Config) -> Suite:
     for required in ("settings", "order_count"):
         if not overrides(harness_class, required):
             raise LookupError(f"{harness_class.__qualname__} must implement {required}()")
+    variant = _variant(config, harness_class)
     option = config.getoption("oms_cassettes", default=None)
     cassettes = option if option else harness_class.cassette_dir
     cassette_dir = None if cassettes is None else Path(cassettes).expanduser().resolve()
+    if cassette_dir is not None and variant is not None and not option:
+        cassette_dir = cassette_dir / variant
     return Suite(
         backend_name=name,
         backend_class=registry.get(name),
@@ -295,7 +308,28 @@ def _resolve(config: pytest.Config) -> Suite:
         cassette_dir=cassette_dir,
         record_mode=config.getoption("record_mode", default=None) or "none",
         recording_disabled=bool(config.getoption("disable_recording", default=False)),
+        variant=variant,
     )
+
+
+def _variant(config: pytest.Config, harness_class: type[Harness]) -> str | None:
+    """The variant asked for with ``--oms-variant``, checked against the harness's list."""
+    asked = config.getoption("oms_variant", default=None)
+    variants = tuple(harness_class.variants)
+    if not variants:
+        if asked:
+            raise LookupError(
+                f"--oms-variant {asked!r}: {harness_class.__qualname__} declares no variants"
+            )
+        return None
+    if asked is None:
+        return variants[0]
+    if asked not in variants:
+        raise LookupError(
+            f"--oms-variant {asked!r} is not one of {harness_class.__qualname__}'s variants "
+            f"({', '.join(variants)})"
+        )
+    return str(asked)
 
 
 def _suite(config: pytest.Config) -> Suite | str:
@@ -525,6 +559,8 @@ def _rerecord_command(suite: Suite, config: pytest.Config, scenario_id: str) -> 
     parts = ["pytest", *paths, "--oms-backend", suite.backend_name]
     if config.getoption("oms_cassettes", default=None):
         parts += ["--oms-cassettes", str(config.getoption("oms_cassettes"))]
+    if suite.variant is not None:
+        parts += ["--oms-variant", suite.variant]
     parts.append("--record-mode=rewrite")
     return " ".join(shlex.quote(p) for p in [*parts, "-k", scenario_id])
 
@@ -546,6 +582,7 @@ def oms_harness(oms_suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> I
     """The backend's harness, started once for the session (``start()`` / ``stop()``)."""
     workdir = tmp_path_factory.mktemp(f"oms-{oms_suite.backend_name}")
     harness = oms_suite.harness_class(live=oms_suite.live, workdir=workdir)
+    harness.variant = oms_suite.variant
     with harness:
         yield harness
 
