@@ -203,6 +203,19 @@ class VariantsHarness(MemoryHarness):
         return super().settings()
 
 
+class HalfDoneFulfillment(MemoryBackend):
+    """Declares fulfillment orders (as the reference backend does) ..."""
+
+    name = "half-done-fulfillment"
+
+
+class HalfDoneFulfillmentHarness(MemoryHarness):
+    """... but its harness cannot route an order to a store (the method is the base class's)."""
+
+    backend = "half-done-fulfillment"
+    make_fulfillment_order = Harness.make_fulfillment_order
+
+
 class NoHarnessBackend(MemoryBackend):
     """Registered, but no plugin gives it a harness."""
 
@@ -489,6 +502,7 @@ def register_all(pm: Any) -> None:
         (HttpSalesPolling, HttpSalesPollingHarness),
         (NoUnreferencedReturns, _harness_for(NoUnreferencedReturns)),
         (Variants, VariantsHarness),
+        (HalfDoneFulfillment, HalfDoneFulfillmentHarness),
     ]
     for backend, harness in pairs:
         pm.register(memory_plugin(backend, harness), name=f"fake-{backend.name}")

@@ -76,7 +76,7 @@ def test_missing_capabilities_are_skips_with_reasons(kit: pytest.Pytester) -> No
     assert any("does not declare capability GET_ORDER (order:detail)" in r for r in reasons), (
         reasons
     )
-    assert any("MinimalHarness does not implement inject_fault()" in r for r in reasons), reasons
+    assert any("MinimalHarness cannot inject fault" in r for r in reasons), reasons
     unsupported = kit.runpytest("--oms-backend", "sales-only", "-k", "unsupported_operations")
     unsupported.assert_outcomes(passed=1)
 
@@ -138,3 +138,17 @@ def test_variant_for_a_harness_without_variants_is_a_usage_error(kit: pytest.Pyt
     result = kit.runpytest("--oms-backend", "memory", "--oms-variant", "alpha")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*MemoryHarness declares no variants*"])
+
+
+def test_declared_capability_whose_harness_method_is_missing_fails(kit: pytest.Pytester) -> None:
+    # "Declared means done": no quiet skip that blames the harness.
+    result = kit.runpytest("--oms-backend", "half-done-fulfillment", "-k", "bopis")
+    outcomes = result.parseoutcomes()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, outcomes
+    assert outcomes.get("errors", 0) == 3 and not outcomes.get("skipped"), outcomes
+    result.stdout.fnmatch_lines(
+        [
+            "*declares FULFILLMENT_ORDERS*HalfDoneFulfillmentHarness does not implement "
+            "make_fulfillment_order()*or stop declaring the capability*"
+        ]
+    )

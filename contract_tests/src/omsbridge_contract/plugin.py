@@ -608,12 +608,22 @@ def oms_scenario(request: pytest.FixtureRequest, oms_suite: Suite) -> ScenarioIn
             f"backend {oms_suite.backend_name!r} declares every operation: nothing is unsupported"
         )
     harness = oms_suite.harness_class
+    if info.fault is not None and info.fault not in harness.faults:
+        # Faults are what a harness can provoke, not what the backend claims: an honest skip.
+        pytest.skip(f"harness {harness.__qualname__} cannot inject fault {info.fault.value!r}")
     lacking = [h for h in info.harness if not overrides(harness, h)]
     if lacking:
+        # Declared means done: the backend claims every capability this scenario needs, so a
+        # harness that cannot set the scenario up is a gap to fix, not a reason to pass quietly.
         listed = ", ".join(f"{h}()" for h in lacking)
-        pytest.skip(f"harness {harness.__qualname__} does not implement {listed}")
-    if info.fault is not None and info.fault not in harness.faults:
-        pytest.skip(f"harness {harness.__qualname__} cannot inject fault {info.fault.value!r}")
+        declared = ", ".join(c.name for c in info.requires) or "its operations"
+        pytest.fail(
+            f"backend {oms_suite.backend_name!r} declares {declared}, but harness "
+            f"{harness.__qualname__} does not implement {listed}, which scenario {info.id} "
+            "needs to set up its test: implement it (docs/plugin-author-guide.md, '6. The contract harness') "
+            "or stop declaring the capability",
+            pytrace=False,
+        )
     return info
 
 
