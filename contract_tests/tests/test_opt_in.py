@@ -112,16 +112,20 @@ def test_only_the_one_line_replays_an_installed_backend(pytester: pytest.Pyteste
 
 
 def test_variant_picks_the_harness_set_up_and_its_cassette_folder(kit: pytest.Pytester) -> None:
-    result = kit.runpytest("--oms-backend", "variants", "--oms-variant", "beta", "-k", "registered")
+    result = kit.runpytest(
+        *("--oms-backend", "variants", "--oms-variant", "beta", "-k", "registered"),
+        "--record-mode=rewrite",
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["*cassettes */variant-cassettes/beta, record mode none, variant beta"]
+        ["*cassettes */variant-cassettes/beta, record mode rewrite, variant beta"]
     )
+    assert (kit.path / "variant-cassettes" / "beta").is_dir()
     assert (kit.path / "chosen-variant.txt").read_text(encoding="utf-8") == "beta"
 
 
 def test_first_variant_is_the_default(kit: pytest.Pytester) -> None:
-    result = kit.runpytest("--oms-backend", "variants", "-k", "registered")
+    result = kit.runpytest("--oms-backend", "variants", "-k", "registered", "--record-mode=rewrite")
     result.assert_outcomes(passed=1)
     assert (kit.path / "chosen-variant.txt").read_text(encoding="utf-8") == "alpha"
 

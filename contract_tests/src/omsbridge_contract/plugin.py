@@ -650,6 +650,15 @@ def oms_cassette(
         if oms_suite.cassette_dir is not None and not oms_suite.recording_disabled:
             os.makedirs(oms_suite.cassette_dir, exist_ok=True)
             path = oms_suite.cassette_dir / f"{oms_scenario.id}.yaml"
+            if oms_suite.replaying and not path.exists():
+                # vcrpy's own advice (record_mode='once') does not apply to this suite.
+                pytest.fail(
+                    f"no cassette for scenario {oms_scenario.id} at {path}: record it against "
+                    "your local servers (the harness starts them when recording) with:\n  "
+                    f"{_rerecord_command(oms_suite, request.config, oms_scenario.id)}\n"
+                    "then commit the new file (docs/contract-suite.md, 'Re-recording')",
+                    pytrace=False,
+                )
             recording = _Recording(oms_suite, oms_harness, path, request.config).__enter__()
             request.node.stash[_RECORDING] = recording
         yield recording.cassette if recording is not None else None
