@@ -14,7 +14,8 @@ nox.options.sessions = ["lint", "typecheck", "tests", "contract"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
-PYTHON = "3.11"
+# None: the Python that runs nox (see ./dev), so any 3.11+ works without a second install.
+PYTHON = None
 DISTRIBUTIONS = [
     "./core[test]",
     "./contract_tests[test]",
