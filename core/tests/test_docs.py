@@ -61,3 +61,39 @@ def test_every_example_flow_is_documented():
     text = (DOCS / "native-format.md").read_text()
     for path in EXAMPLES.glob("*.json"):
         assert path.name in text, f"docs/native-format.md does not mention {path.name}"
+
+
+def _api_reference_module():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gen_api_reference", ROOT / "scripts" / "gen_api_reference.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_reference_page_is_fresh():
+    generator = _api_reference_module()
+    committed = (DOCS / "api-reference.md").read_text(encoding="utf-8")
+    assert committed == generator.render(), (
+        "docs/api-reference.md is stale: run python scripts/gen_api_reference.py"
+    )
+
+
+READ_SIDE = ("OrderDetail", "OrderLine", "OrderHit", "OrderPage", "OrderQuery", "Payment",
+             "Shipment", "PostResult", "CancelLine", "CancelResult")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", READ_SIDE)
+def test_read_side_fields_are_documented(name):
+    import attrs
+
+    import omsbridge
+
+    cls = getattr(omsbridge, name)
+    docs = _api_reference_module()._field_docs(cls)
+    undocumented = [f.name for f in attrs.fields(cls) if not docs.get(f.name)]
+    assert not undocumented, f"{name}: fields without a docstring under them: {undocumented}"

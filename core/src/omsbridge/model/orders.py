@@ -19,14 +19,23 @@ class OrderQuery:
     """Search criteria for orders; all given criteria must match. ``cursor`` continues a page."""
 
     order_number: str | None = None
+    """The POS order number (exact match)."""
     first_name: str | None = None
+    """Customer first name (exact, case-insensitive where the OMS allows)."""
     last_name: str | None = None
+    """Customer last name (exact, case-insensitive where the OMS allows)."""
     email: str | None = None
+    """Customer email (exact, case-insensitive)."""
     customer_id: str | None = None
+    """The POS customer id, or the OMS's own customer id where the backend says so."""
     placed_from: datetime | None = None
+    """Orders placed at or after this time (timezone-aware)."""
     placed_to: datetime | None = None
+    """Orders placed at or before this time (timezone-aware)."""
     page_size: int = 20
+    """Hits per page, 1 to ``MAX_PAGE_SIZE`` (200)."""
     cursor: str | None = None
+    """``OrderPage.next_cursor`` of the previous page: opaque, backend-made; continues that search."""
 
     def __attrs_post_init__(self) -> None:
         check = Checker()
@@ -70,14 +79,23 @@ class OrderHit:
     """One order in a search result (the seed's fields: email, order id, total, date, count, status)."""
 
     order_id: str
+    """The OMS's id of the order (what ``get_order`` takes)."""
     order_number: str
+    """The POS order number."""
     placed_at: datetime
+    """When the order was placed (timezone-aware)."""
     total: Decimal
+    """The order's total as placed."""
     currency: str
+    """ISO 4217 code of ``total``."""
     status: str
+    """The order's status."""
     item_count: int
+    """Units ordered (the sum of line quantities)."""
     email: str | None = None
+    """The customer's email, when known."""
     customer_name: str | None = None
+    """The customer's full name, when known."""
 
 
 @attrs.frozen
@@ -85,8 +103,11 @@ class OrderPage:
     """A page of search hits; ``next_cursor`` fetches the next page, None on the last."""
 
     hits: tuple[OrderHit, ...]
+    """The orders of this page, in the backend's order (newest first where it can)."""
     next_cursor: str | None = None
+    """Pass as ``OrderQuery.cursor`` for the next page; None on the last page."""
     total_size: int | None = None
+    """How many orders match in all, when the OMS says so."""
 
 
 @attrs.frozen
@@ -99,17 +120,29 @@ class OrderLine:
     """
 
     line_number: int
+    """The OMS's number of the line within the order (1-based); what ``CancelLine`` names."""
     sku: str
+    """The product's SKU."""
     quantity_ordered: Decimal
+    """Units ordered."""
     unit_price: Decimal
+    """Price of one unit before adjustments."""
     total: Decimal
+    """The line's total (signed: negative on a line that gives money back)."""
     name: str | None = None
+    """The product's name, when known."""
     line_id: str | None = None
+    """The OMS's own id of the line."""
     external_line_id: str | None = None
+    """The POS ``line_id`` the line was posted with."""
     quantity_fulfilled: Decimal = Decimal(0)
+    """Units handed over or shipped."""
     quantity_cancelled: Decimal = Decimal(0)
+    """Units cancelled."""
     quantity_returned: Decimal = Decimal(0)
+    """Units returned."""
     fulfillment_method: str | None = None
+    """How the line is fulfilled (the backend's name of the delivery method)."""
 
     def __attrs_post_init__(self) -> None:
         check = Checker()
@@ -143,12 +176,19 @@ class Payment:
     """A payment or refund recorded on an order (amount is negative for a refund)."""
 
     payment_id: str
+    """The OMS's id of the payment or refund."""
     method: str
+    """How it was paid."""
     amount: Decimal
+    """Amount (negative for a refund)."""
     status: str | None = None
+    """The OMS's status of the payment, when it has one."""
     brand: str | None = None
+    """Card brand (``visa``...), for card payments."""
     last4: str | None = None
+    """Last four digits of the card."""
     gateway_reference: str | None = None
+    """The payment gateway's reference of the authorisation or capture."""
 
 
 @attrs.frozen
@@ -156,11 +196,17 @@ class Shipment:
     """A package sent for a fulfillment order."""
 
     shipment_id: str
+    """The OMS's id of the shipment."""
     fulfillment_order_id: str | None = None
+    """The fulfillment order it ships, when known."""
     carrier: str | None = None
+    """Carrier name."""
     tracking_number: str | None = None
+    """Carrier tracking number."""
     status: str | None = None
+    """The OMS's shipment status."""
     shipped_at: datetime | None = None
+    """When it left (timezone-aware)."""
 
 
 @attrs.frozen
@@ -171,19 +217,33 @@ class OrderDetail:
     """
 
     order_id: str
+    """The OMS's id of the order."""
     order_number: str
+    """The POS order number."""
     status: str
+    """The order's status."""
     placed_at: datetime
+    """When the order was placed (timezone-aware)."""
     currency: str
+    """ISO 4217 code of every amount of the order."""
     total: Decimal
+    """The order's total."""
     lines: tuple[OrderLine, ...]
+    """The order's lines with their quantity bookkeeping."""
     payments: tuple[Payment, ...] = ()
+    """Payments and refunds recorded on the order."""
     fulfillment_orders: tuple[FulfillmentOrder, ...] = ()
+    """The order's fulfillment orders (online orders, pickups)."""
     shipments: tuple[Shipment, ...] = ()
+    """Packages sent for the order."""
     customer: Customer | None = None
+    """The customer, when known."""
     store_id: str | None = None
+    """The store where the order was placed, when known."""
     transaction_id: str | None = None
+    """The POS transaction id the order was posted with."""
     return_by: date | None = None
+    """The last day a return is accepted, when the backend has such a rule."""
 
     def line(self, line_number: int) -> OrderLine:
         """The line with this number (KeyError if there is none)."""
@@ -210,9 +270,13 @@ class PostResult:
     """What posting a transaction produced. ``created`` is False when it had been posted before."""
 
     transaction_id: str
+    """The posted transaction's id."""
     order_id: str
+    """The OMS's id of the order that records the transaction."""
     order_number: str | None = None
+    """The order number the OMS shows, when it has one."""
     created: bool = True
+    """False when the transaction had been posted before (nothing new was created)."""
 
 
 @attrs.frozen
@@ -220,7 +284,9 @@ class CancelLine:
     """How many of one order line to cancel."""
 
     line_number: int
+    """``OrderLine.line_number`` of the line."""
     quantity: Decimal
+    """Units to cancel (positive)."""
 
     def __attrs_post_init__(self) -> None:
         check = Checker()
@@ -238,5 +304,8 @@ class CancelResult:
     """What a cancellation did: the order and the lines (and quantities) now cancelled."""
 
     order_id: str
+    """The order the cancellation applied to."""
     cancelled: tuple[CancelLine, ...]
+    """The lines and quantities cancelled by this call."""
     status: str | None = None
+    """The order's status afterwards, when the OMS says."""
