@@ -27,15 +27,16 @@ from omsbridge_salesforce.soql import soql
 
 __all__ = ["PERMISSION_SET", "SETUP_PACKAGE", "Check", "preflight", "problems"]
 
-SETUP_PACKAGE = "plugins/salesforce_oms/org-setup/force-app"
-"""The SFDX source of the custom fields and permission set (see docs/salesforce.md)."""
+SETUP_PACKAGE = "plugins/salesforce_oms/org-setup"
+"""The SFDX project with the custom fields and permission set (see docs/salesforce.md)."""
 PERMISSION_SET = "omsbridge_Integration"
 """The permission set of the setup package that gives the integration user its fields."""
 
+# ``sf project deploy start`` runs inside an SFDX project (the folder of sfdx-project.json).
 _DEPLOY = (
-    f"deploy the setup package (sf project deploy start --source-dir {SETUP_PACKAGE}) and "
-    f"assign the permission set (sf org assign permset --name {PERMISSION_SET} "
-    "--on-behalf-of INTEGRATION_USER)"
+    f"deploy the setup package (cd {SETUP_PACKAGE} && sf project deploy start --source-dir "
+    "force-app --target-org ORG) and assign its permission set (sf org assign permset --name "
+    f"{PERMISSION_SET} --on-behalf-of INTEGRATION_USER --target-org ORG)"
 )
 _TEXT = frozenset({"string"})
 _NUMBER = frozenset({"double", "int", "long"})
@@ -400,8 +401,8 @@ def _field(
         return _ok(check)
     fix = (
         f"change {sobject}.{name} to match the setup package "
-        f"({SETUP_PACKAGE}/main/default/objects/{sobject}/fields/) and assign the permission "
-        f"set {PERMISSION_SET}"
+        f"({SETUP_PACKAGE}/force-app/main/default/objects/{sobject}/fields/) and assign the "
+        f"permission set {PERMISSION_SET}"
     )
     if unique and any("Unique" in w for w in wrong):
         fix += "; or set check_before_post = true"

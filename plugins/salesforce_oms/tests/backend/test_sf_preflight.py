@@ -302,7 +302,8 @@ def test_unprepared_org_exits_1_naming_each_missing_field(command: Any, tmp_path
     for field in PACKAGE_FIELDS:
         assert any(field in line for line in failures), (field, out)
     assert len(failures) == len(PACKAGE_FIELDS), out  # nothing else is wrong with that org
-    assert out.count("sf project deploy start --source-dir plugins/salesforce_oms/org-setup/") == 6
+    deploy = "cd plugins/salesforce_oms/org-setup && sf project deploy start --source-dir force-app"
+    assert out.count(deploy) == 6 and out.count("--name omsbridge_Integration") == 6
     assert "NOT ready for merchant DEMO: 6 problem(s)" in out
 
 
