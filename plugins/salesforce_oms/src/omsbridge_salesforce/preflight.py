@@ -300,7 +300,7 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
             unique=not config.check_before_post,
             case_sensitive=not config.check_before_post,
             access="createable",
-            why="holds the transaction id (the idempotency key)",
+            why="it holds the transaction id, the idempotency key",
         ),
         _field(
             org,
@@ -309,7 +309,7 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
             line,
             types=_TEXT,
             access="createable",
-            why="holds the POS line id",
+            why="it holds the POS line id",
         ),
         _field(
             org,
@@ -317,7 +317,7 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
             "OrderItemSummary",
             line,
             types=_TEXT,
-            why="Order Management copies the line id here; returns find lines by it",
+            why="Order Management copies the line id here and returns find lines by it",
         ),
     ]
     if config.order_customer_id_field:
@@ -329,7 +329,7 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
                 config.order_customer_id_field,
                 types=_TEXT,
                 access="createable",
-                why="holds the POS customer id",
+                why="it holds the POS customer id",
             )
         )
     if config.received_quantity_field:
@@ -341,7 +341,7 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
                 config.received_quantity_field,
                 types=_NUMBER,
                 access="updateable",
-                why="adds up the quantity received at the store",
+                why="ship-to-store receipts add up the quantity received in it",
             )
         )
     for i, custom in enumerate(config.custom_fields):
@@ -353,7 +353,7 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
                     "Location",
                     custom.oms_field_name,
                     types=_TEXT,
-                    why="holds the POS store id of a Location",
+                    why="it holds the POS store id of a Location",
                 )
             )
     return [c for c in checks if c is not None]

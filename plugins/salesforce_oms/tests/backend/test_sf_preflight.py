@@ -24,7 +24,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from sf_backend_helpers import config
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from omsbridge import MerchantContext
 from omsbridge_salesforce.cli import salesforce
@@ -215,10 +215,15 @@ def failed(checks: list[Check]) -> dict[str, Check]:
 # -- serving an org for the command -------------------------------------------------------------
 
 
+class _Quiet(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """No access log in test output."""
+
+
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port; yields its URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
