@@ -1,15 +1,17 @@
 """``omsbridge salesforce preflight``: an org checked against a merchant's settings, read only.
 
-The orgs are CONTRACT.md's sandbox profiles (``som``, ``som-minimal``, ``som-unprepared``).
-Today's sandbox has one fixed schema, so :func:`org` gives it the profile's describe answers
-through :class:`_ProfileOverlay`; once the sandbox takes ``org_profile=`` (helper sbx), the
-one line marked ``AFTER MERGE`` in :func:`org` becomes
-``return SalesforceSandbox(seed="demo", org_profile=profile)`` and the overlay goes.
+The orgs are CONTRACT.md's sandbox profiles (``som``, ``som-minimal``, ``som-unprepared``) with
+the settings that suit them. A sandbox that takes ``org_profile=`` (helper sbx) gives both
+itself (the profile, and ``merchant_settings`` in its info); today's sandbox has one fixed
+schema, so :func:`org` then gives it the profile's describe answers through
+:class:`_ProfileOverlay` and :func:`settings` uses the settings CONTRACT.md lists. The switch is
+automatic: nothing changes here when the sandbox gains profiles.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import re
@@ -75,11 +77,13 @@ def _picklist(values: list[str]) -> list[dict[str, Any]]:
 
 
 class _ProfileOverlay:
-    """Today's sandbox with the describe answers of a CONTRACT.md profile (a WSGI app).
+    """A sandbox org whose describe answers a test may change (a WSGI app).
 
-    Only describe answers change: what the sandbox cannot express yet (``caseSensitive``, the
+    With ``emulate`` (a sandbox without org profiles) the describe answers become those of the
+    CONTRACT.md profile: what today's sandbox cannot express (``caseSensitive``, the
     OrderItemSummaryChange object, the reference's picklist values, single currency, no setup
-    package). ``edit(sobject, describe)`` changes them further for one test.
+    package). ``edit(sobject, describe)`` changes them further for one test. Records, queries
+    and everything else are the sandbox's own.
     """
 
     _DESCRIBE = re.compile(r"^/services/data/v[\d.]+/sobjects/([A-Za-z0-9_]+)/describe/?$")
@@ -89,14 +93,21 @@ class _ProfileOverlay:
         sandbox: SalesforceSandbox,
         profile: str,
         edit: Callable[[str, dict[str, Any]], None] | None = None,
+        *,
+        emulate: bool = True,
     ) -> None:
         self.sandbox = sandbox
         self.profile = profile
         self.edit = edit
+        self.emulate = emulate
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         match = self._DESCRIBE.match(environ.get("PATH_INFO", ""))
-        if match is None or environ["REQUEST_METHOD"] != "GET":
+        if (
+            match is None
+            or environ["REQUEST_METHOD"] != "GET"
+            or (not self.emulate and self.edit is None)
+        ):
             return self.sandbox(environ, start_response)
         sobject = match.group(1)
         captured: dict[str, Any] = {}
@@ -107,14 +118,15 @@ class _ProfileOverlay:
 
         raw = b"".join(self.sandbox(environ, capture))
         status = captured["status"]
-        if sobject == "OrderItemSummaryChange" and status.startswith("404"):
+        if self.emulate and sobject == "OrderItemSummaryChange" and status.startswith("404"):
             status, body = "200 OK", self._change_object()
         elif status.startswith("200"):
             body = json.loads(raw)
         else:
             start_response(status, captured["headers"])
             return [raw]
-        self._apply(sobject, body)
+        if self.emulate:
+            self._apply(sobject, body)
         if self.edit is not None:
             self.edit(sobject, body)
         out = json.dumps(body).encode()
@@ -164,14 +176,63 @@ class _ProfileOverlay:
                 field["picklistValues"] = _picklist(_FO_DEFAULT_STATUSES)
 
 
+def _profiled(profile: str, seed: str) -> SalesforceSandbox | None:
+    """A sandbox org with CONTRACT.md's profile, when the sandbox knows profiles."""
+    try:
+        sandbox = SalesforceSandbox(seed=seed, org_profile=profile)
+    except TypeError as exc:
+        if "org_profile" not in str(exc):
+            raise
+        return None  # a sandbox without org profiles
+    _OPENED.append(sandbox)
+    return sandbox
+
+
 def org(profile: str, edit: Callable[[str, dict[str, Any]], None] | None = None) -> _ProfileOverlay:
     """A demo-seeded sandbox org as CONTRACT.md's ``profile`` (a WSGI app; ``.sandbox``)."""
+    sandbox = _profiled(profile, "demo")
+    if sandbox is not None:
+        return _ProfileOverlay(sandbox, profile, edit, emulate=False)
     sandbox = SalesforceSandbox(seed="demo", custom_fields=_PACKAGE_FIELDS_MISSING_TODAY)
-    return _ProfileOverlay(sandbox, profile, edit)  # AFTER MERGE: see the module docstring
+    _OPENED.append(sandbox)
+    return _ProfileOverlay(sandbox, profile, edit, emulate=True)
+
+
+_OPENED: list[SalesforceSandbox] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_orgs() -> Iterator[None]:
+    """Close the sandbox orgs a test made, and fail on a sandbox bug (HTTP 500)."""
+    yield
+    while _OPENED:
+        sandbox = _OPENED.pop()
+        sandbox.close()
+        assert not sandbox.internal_errors, sandbox.internal_errors[0]
+
+
+# Connection settings of the sandbox's merchant_settings; the tests give their own.
+_CONNECTION = frozenset(
+    {
+        "url_base", "allow_insecure_sandbox_url", "auth_flow", "client_id", "client_secret",
+        "username", "password", "security_token", "private_key", "audience", "token_url",
+        "api_version", "query_api_version",
+    }
+)  # fmt: skip
+
+
+@functools.cache
+def _sandbox_settings(profile: str) -> dict[str, Any]:
+    """The settings the sandbox says suit ``profile`` (empty for a sandbox without profiles)."""
+    sandbox = _profiled(profile, "empty")
+    if sandbox is None:
+        return {}
+    offered = sandbox.info().get("merchant_settings") or {}
+    return {k: v for k, v in offered.items() if k not in _CONNECTION}
 
 
 def settings(profile: str, **overrides: Any) -> dict[str, Any]:
-    """Settings suited to ``profile`` (what /__sandbox__/info's merchant_settings will say)."""
+    """Settings suited to ``profile``: CONTRACT.md's, then the sandbox's own, then overrides."""
     values: dict[str, Any] = {
         "order_customer_id_field": "POS_Customer_Id__c",
         "received_quantity_field": "POS_Quantity_Received__c",
@@ -190,6 +251,7 @@ def settings(profile: str, **overrides: Any) -> dict[str, Any]:
             "RECEIVED": "Pick Complete",
             "REJECT": "Rejected",
         }
+    values.update(_sandbox_settings(profile))
     values.update(overrides)
     return values
 
@@ -460,7 +522,6 @@ def test_order_management_and_person_accounts() -> None:
             ]
 
     app = org("som", no_som_no_person_accounts)
-    inner = app.sandbox
 
     def without_som(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -478,7 +539,6 @@ def test_order_management_and_person_accounts() -> None:
         "Person Accounts: Account.IsPersonAccount",
     }
     assert "Order Management" in (bad["Order Management: OrderSummary"].fix or "")
-    inner.close()
 
 
 def test_gateways_delivery_methods_sales_channel() -> None:
