@@ -56,6 +56,12 @@ _ALWAYS = (
     "Product2",
     "PricebookEntry",
 )
+# What the connector writes on the take-with FulfillmentOrder (aftersale.py: TAKE_WITH_STATUS,
+# TAKE_WITH_TYPE): default values of FulfillmentOrder.Status (CLOSED category) and Type.
+_TAKE_WITH_STATUS = "Fulfilled"
+_TAKE_WITH_TYPE = "Retail Store"
+# The Connect create-order-summary action takes externalReferenceIdentifier from API v56.0.
+_MIN_API_CONNECT_SUMMARY = 56
 # Created on first use when an OrderDeliveryMethod does not exist yet (lookups.py).
 _DELIVERY_RECORDS = ("OrderDeliveryMethod", "Product2", "PricebookEntry")
 
@@ -166,6 +172,7 @@ def preflight(
     checks += _features(org, config)
     checks += _fields(org, config)
     checks += _picklists(org, config)
+    checks += _sale_steps(client, org, config)
     checks += _records(client, org, config, merchant)
     return checks
 
@@ -289,7 +296,7 @@ def _features(org: _Org, config: SalesforceConfig) -> list[Check]:
 def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
     txn = config.order_external_id_field
     line = config.order_item_external_id_field
-    checks = [
+    checks: list[Check | None] = [
         _field(
             org,
             "order_external_id_field",
@@ -410,7 +417,7 @@ def _field(
 
 
 def _picklists(org: _Org, config: SalesforceConfig) -> list[Check]:
-    checks: list[Check] = []
+    checks: list[Check | None] = []
     fo_values: dict[str, list[str]] = {}
     for action, value in config.fulfillment_statuses.items():
         fo_values.setdefault(value, []).append(f"fulfillment_statuses.{action}")
@@ -465,6 +472,65 @@ def _value(org: _Org, settings: Sequence[str], sobject: str, name: str, value: s
         f"add {value!r} to the {sobject}.{name} picklist (Object Manager > {sobject} > Fields)"
         f"{extra}, or set {settings[0]} to one of the org's values",
     )
+
+
+def _sale_steps(client: SalesforceClient, org: _Org, config: SalesforceConfig) -> list[Check]:
+    """What the steps after a sale's graph need (aftersale.py): the API version of the Connect
+    summary action, and the store Locations and values of the take-with fulfillment order."""
+    checks: list[Check | None] = []
+    # Settings of the backend's sale steps (CONTRACT.md), read with defaults so this works with
+    # settings objects that predate them.
+    if getattr(config, "order_summary_creation", None) == "connect":
+        check = f'order_summary_creation = "connect": api_version {config.api_version}'
+        if _major(config.api_version) >= _MIN_API_CONNECT_SUMMARY:
+            checks.append(_ok(check))
+        else:
+            checks.append(
+                _bad(
+                    check,
+                    "the connector creates the OrderSummary through the Connect action with "
+                    "externalReferenceIdentifier (the duplicate guard), which needs API "
+                    f"v{_MIN_API_CONNECT_SUMMARY}.0 or later",
+                    f"set api_version to v{_MIN_API_CONNECT_SUMMARY}.0 or later, or set "
+                    'order_summary_creation = "flow" if the org\'s flow creates the summary',
+                )
+            )
+    store_field = config.store_id_field
+    if getattr(config, "take_with_fulfillment", None) == "connector":
+        setting = 'take_with_fulfillment = "connector"'
+        if store_field is None:
+            checks.append(
+                _bad(
+                    f"{setting}: custom_fields ORDER_STORE_ID",
+                    "take-with lines are fulfilled at the store's Location, found through the "
+                    "ORDER_STORE_ID field of custom_fields, and none is configured",
+                    'add custom_fields = [{ oms_field_name = "POS_Store_Id__c" }] (the setup '
+                    'package\'s field), or set take_with_fulfillment = "flow" when the org '
+                    "fulfils take-with lines itself",
+                )
+            )
+        checks.append(_value(org, [setting], "FulfillmentOrder", "Status", _TAKE_WITH_STATUS))
+        checks.append(_value(org, [setting], "FulfillmentOrder", "Type", _TAKE_WITH_TYPE))
+    if store_field and org.field("Location", store_field) is not None:
+        check = f"custom_fields ORDER_STORE_ID: Location.{store_field} values"
+        rows = client.query(f"SELECT Id FROM Location WHERE {store_field} != null LIMIT 1")
+        if rows:
+            checks.append(_ok(check))
+        else:
+            checks.append(
+                _bad(
+                    check,
+                    f"no Location has {store_field} set: take-with lines cannot be fulfilled "
+                    "and fulfillment orders cannot be read by store",
+                    f"set {store_field} to the POS store id on each store's Location",
+                )
+            )
+    return [c for c in checks if c is not None]
+
+
+def _major(version: str) -> int:
+    """62 for ``v62.0`` (the config already checked the format)."""
+    return int(version.lstrip("v").split(".")[0])
 
 
 def _gateways(config: SalesforceConfig) -> dict[str, str]:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 import httpx
 import pytest
@@ -31,6 +32,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from omsbridge import MerchantContext
 from omsbridge_salesforce.cli import salesforce
 from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.config import CustomField, SalesforceConfig
 from omsbridge_salesforce.preflight import Check, preflight, problems
 from omsbridge_salesforce_sandbox import SalesforceSandbox
 from omsbridge_salesforce_sandbox.schema import custom_field
@@ -195,6 +197,10 @@ def org(profile: str, edit: Callable[[str, dict[str, Any]], None] | None = None)
         return _ProfileOverlay(sandbox, profile, edit, emulate=False)
     sandbox = SalesforceSandbox(seed="demo", custom_fields=_PACKAGE_FIELDS_MISSING_TODAY)
     _OPENED.append(sandbox)
+    for location in sandbox.store.all("Location"):  # the stores' POS ids, as in the seed
+        sandbox.store.update(
+            "Location", location["Id"], {"POS_Store_Id__c": location["warehouseID__c"]}
+        )
     return _ProfileOverlay(sandbox, profile, edit, emulate=True)
 
 
@@ -258,16 +264,28 @@ def settings(profile: str, **overrides: Any) -> dict[str, Any]:
 
 def run_checks(app: Any, **overrides: Any) -> list[Check]:
     """Preflight in-process (no socket) with settings suited to the app's profile."""
-    from omsbridge_salesforce.config import CustomField
-
     values = settings(app.profile, **overrides)
     values["custom_fields"] = [CustomField(**c) for c in values["custom_fields"]]
+    # Settings this branch's SalesforceConfig may not have yet (CONTRACT.md, helper sfb).
+    known = {a.name for a in attrs.fields(SalesforceConfig)}
+    extra = {k: values.pop(k) for k in list(values) if k not in known}
     cfg = config("http://127.0.0.1:9", **values)
     client = SalesforceClient(cfg, transport=httpx.WSGITransport(app=app))
     try:
-        return preflight(client, cfg, MERCHANT)
+        return preflight(client, _With(cfg, **extra) if extra else cfg, MERCHANT)
     finally:
         client.close()
+
+
+class _With:
+    """Settings plus values their class does not have yet (the backend settings of helper sfb:
+    ``change_reasons``, ``take_with_fulfillment``...); preflight reads those with getattr."""
+
+    def __init__(self, cfg: SalesforceConfig, **extra: Any) -> None:
+        self._cfg, self._extra = cfg, extra
+
+    def __getattr__(self, name: str) -> Any:
+        return self._extra[name] if name in self._extra else getattr(self._cfg, name)
 
 
 def failed(checks: list[Check]) -> dict[str, Check]:
@@ -437,36 +455,83 @@ def test_wrong_picklist_values_are_named() -> None:
     assert "statuses_to_process[0]: FulfillmentOrder.Status = 'Allocated'" in ok
 
 
-class _WithReasons:
-    """The settings plus the change-reason settings helper sfb is adding (CONTRACT.md)."""
-
-    def __init__(self, cfg: Any, **reasons: Any) -> None:
-        self._cfg, self._reasons = cfg, reasons
-
-    def __getattr__(self, name: str) -> Any:
-        return self._reasons[name] if name in self._reasons else getattr(self._cfg, name)
-
-
 @pytest.mark.parametrize(
     ("profile", "wrong"),
-    [("som", {"Broken"}), ("som-minimal", {"Damaged", "Broken"})],
+    [("som", ["BROKEN"]), ("som-minimal", ["DAMAGED", "BROKEN"])],
 )
-def test_change_reasons_are_checked(profile: str, wrong: set[str]) -> None:
-    app = org(profile)
-    cfg = config("http://127.0.0.1:9", multi_currency=profile == "som")
-    reasons = _WithReasons(
-        cfg,
+def test_change_reasons_are_checked(profile: str, wrong: list[str]) -> None:
+    checks = run_checks(
+        org(profile),
         change_reasons={"DAMAGED": "Damaged", "BROKEN": "Broken"},
         default_change_reason="Unknown",
     )
-    client = SalesforceClient(cfg, transport=httpx.WSGITransport(app=app))
-    checks = preflight(client, reasons, MERCHANT)  # type: ignore[arg-type]
-    client.close()
-    reason_checks = {c.check: c for c in checks if "OrderItemSummaryChange.Reason" in c.check}
-    assert {c.check.rsplit("= ", 1)[1].strip("'") for c in reason_checks.values() if not c.ok} == (
-        wrong
+    reason = "OrderItemSummaryChange.Reason"
+    expected = {
+        "DAMAGED": f"change_reasons.DAMAGED: {reason} = 'Damaged'",
+        "BROKEN": f"change_reasons.BROKEN: {reason} = 'Broken'",
+    }
+    bad = failed(checks)
+    assert list(bad) == [expected[key] for key in wrong]  # nothing else fails
+    assert "'Unknown'" in (bad[expected["BROKEN"]].problem or "")  # the org's values are listed
+    ok = {c.check for c in checks if c.ok}
+    assert f"default_change_reason: {reason} = 'Unknown'" in ok
+
+
+_SALE_STEPS = {"order_summary_creation": "connect", "take_with_fulfillment": "connector"}
+_TAKE_WITH = 'take_with_fulfillment = "connector"'
+
+
+def test_sale_steps_ready() -> None:
+    checks = {c.check: c for c in run_checks(org("som-minimal"), **_SALE_STEPS)}
+    for name in (
+        'order_summary_creation = "connect": api_version v62.0',
+        f"{_TAKE_WITH}: FulfillmentOrder.Status = 'Fulfilled'",
+        f"{_TAKE_WITH}: FulfillmentOrder.Type = 'Retail Store'",
+        "custom_fields ORDER_STORE_ID: Location.POS_Store_Id__c values",
+    ):
+        assert checks[name].ok, name
+    assert not problems(checks.values())
+
+
+def test_sale_steps_problems_are_named() -> None:
+    bad = failed(run_checks(org("som-minimal"), **_SALE_STEPS, api_version="v55.0"))
+    assert list(bad) == ['order_summary_creation = "connect": api_version v55.0']
+    bad = failed(run_checks(org("som-minimal"), **_SALE_STEPS, custom_fields=[]))
+    assert list(bad) == [f"{_TAKE_WITH}: custom_fields ORDER_STORE_ID"]
+    assert 'take_with_fulfillment = "flow"' in (
+        bad[f"{_TAKE_WITH}: custom_fields ORDER_STORE_ID"].fix or ""
     )
-    assert reason_checks["default_change_reason: OrderItemSummaryChange.Reason = 'Unknown'"].ok
+
+    def no_fulfilled(sobject: str, body: dict[str, Any]) -> None:
+        for field in body["fields"]:
+            if sobject == "FulfillmentOrder" and field["name"] == "Status":
+                field["picklistValues"] = [
+                    v for v in field["picklistValues"] if v["value"] != "Fulfilled"
+                ]
+
+    bad = failed(
+        run_checks(
+            org("som-minimal", no_fulfilled),
+            **_SALE_STEPS,
+            fulfillment_statuses={
+                **settings("som-minimal")["fulfillment_statuses"],
+                "PICKED_UP": "Pick Complete",
+                "SHIPPED": "Pick Complete",
+            },
+        )
+    )
+    assert list(bad) == [f"{_TAKE_WITH}: FulfillmentOrder.Status = 'Fulfilled'"]
+    app = org("som-minimal")
+    for location in app.sandbox.store.all("Location"):
+        app.sandbox.store.update("Location", location["Id"], {"POS_Store_Id__c": None})
+    bad = failed(run_checks(app, **_SALE_STEPS))
+    assert list(bad) == ["custom_fields ORDER_STORE_ID: Location.POS_Store_Id__c values"]
+    # The org's own flow fulfils take-with lines: none of that is needed.
+    assert not failed(
+        run_checks(
+            app, order_summary_creation="flow", take_with_fulfillment="flow", custom_fields=[]
+        )
+    )
 
 
 def test_multicurrency_mismatch_is_named() -> None:
