@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from sf_backend_helpers import config
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from omsbridge import MerchantContext
+from omsbridge import MerchantContext, OrderBackend, hookimpl
 from omsbridge_salesforce.cli import salesforce
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import CustomField, SalesforceConfig
@@ -692,3 +692,40 @@ def test_reads_only(profile: str) -> None:
     writes = [(m, p) for m, p, _ in recorder.requests if m != "GET"]
     assert writes == [("POST", "/services/oauth2/token")]  # signing in is the only POST
     assert len(recorder.requests) < 30
+
+
+@attrs.frozen
+class _ElsewhereSettings:
+    url: str = "http://127.0.0.1"
+
+
+class _ElsewhereBackend(OrderBackend):
+    """A backend that is not Salesforce."""
+
+    name = "elsewhere"
+    config_class = _ElsewhereSettings
+
+
+class _ElsewherePlugin:
+    @hookimpl
+    def omsbridge_register_backends(self, register: Callable[[type[OrderBackend]], None]) -> None:
+        register(_ElsewhereBackend)
+
+
+def test_merchant_on_another_backend_is_refused(
+    command: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omsbridge import plugins
+
+    pm = plugins.new_plugin_manager()
+    plugins.load_entry_point_plugins(pm)
+    pm.register(_ElsewherePlugin(), name="elsewhere")
+    monkeypatch.setattr(plugins, "_default", pm)
+    path = tmp_path / "omsbridge.toml"
+    path.write_text('[merchants.DEMO]\nbackend = "elsewhere"\n\n[merchants.DEMO.elsewhere]\n')
+    code, out = command(path, "--json")
+    error = json.loads(out)
+    assert code == 1 and error["error"] == "ConfigError", out
+    assert error["issues"] == [
+        {"path": "merchants.DEMO.backend", "message": "must be 'salesforce' for this command"}
+    ]
