@@ -3,8 +3,10 @@
 :func:`preflight` reads the org (``GET /services/data/``, ``/sobjects/{X}/describe``, SOQL) and
 returns one :class:`Check` per thing the connector relies on: the API version, Order
 Management, Person Accounts, multicurrency, every configured field (type, external id, unique,
-case-sensitive, writable by the integration user), every configured picklist value, payment
-gateways, delivery methods and the sales channel. It never writes: no record is created,
+case-sensitive, writable by the integration user), every configured picklist value, what the
+steps after a sale need (API version of the Connect summary action, store Locations, the
+take-with fulfillment order's values), payment gateways, delivery methods, the sales channel and
+the import filter. It never writes: no record is created,
 changed or deleted (``omsbridge salesforce preflight`` is safe on a production org).
 
 A field the integration user cannot read is absent from describe, exactly like a field that
