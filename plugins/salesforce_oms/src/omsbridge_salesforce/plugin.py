@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from omsbridge import hookimpl
 
 if TYPE_CHECKING:
+    import click
     import pluggy
 
     from omsbridge import OrderBackend
@@ -34,3 +35,11 @@ def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
     from omsbridge_salesforce.contract_harness import SalesforceHarness
 
     register(SalesforceHarness)
+
+
+@hookimpl
+def omsbridge_register_commands(cli: click.Group) -> None:
+    """Add ``omsbridge salesforce`` (``preflight``: is an org ready for a merchant's settings?)."""
+    from omsbridge_salesforce.cli import salesforce
+
+    cli.add_command(salesforce)
