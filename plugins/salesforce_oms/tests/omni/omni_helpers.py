@@ -354,7 +354,10 @@ def config_file(
             'password = { env = "SF_SANDBOX_PW" }\n'
             'custom_fields = [{ oms_field_name = "warehouseID__c" }]\n'
             f'received_quantity_field = "{RECEIVED_FIELD}"\n'
-            "read_timeout = 10.0\n" + extra
+            "read_timeout = 10.0\n"
+            # The sandbox's default org: its flow makes the summary and fulfils take-with lines.
+            'order_summary_creation = "flow"\ntake_with_fulfillment = "flow"\n'
+            "multi_currency = true\n" + extra
         )
     path.write_text("\n".join(parts))
     return path
