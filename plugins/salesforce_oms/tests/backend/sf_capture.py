@@ -105,6 +105,7 @@ def plain_org() -> Any:
         long_poll_timeout=0.3,
         custom_fields={
             "Location": [custom_field(STORE_FIELD, external_id=True)],
+            "Order": [custom_field(CUSTOMER_FIELD)],
             "FulfillmentOrderLineItem": [custom_field(RECEIVED_FIELD, "double")],
         },
     )
