@@ -9,6 +9,7 @@ reference does not know fails, unless the org setup package declares it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -262,6 +263,7 @@ def test_every_field_value_and_connect_key_is_salesforces(
         "submit-cancel",
     } <= check.connect_used
     assert "cancel-fulfillment-order-items" in check.connect_used
+    _docs_list(check.used)
     assert ("Shipment", "TrackingNumber") in check.used and ("Shipment", "Provider") in check.used
     assert ("FulfillmentOrderLineItem", "OriginalQuantity") in check.used
 
@@ -333,3 +335,15 @@ def test_closed_status_categories_are_api_values() -> None:
     # CANCELED: the FOStatusChangedEvent page's spelling, kept beside the API value CANCELLED.
     assert set(CLOSED_CATEGORIES) - {"CANCELED"} == {"CLOSED", "CANCELLED", "REJECTED"} <= values
     assert all(f"'{v}'" in OPEN_FULFILLMENT for v in CLOSED_CATEGORIES)
+
+
+def _docs_list(used: dict[tuple[str, str], set[str]]) -> None:
+    """docs/salesforce.md's field table names every field the backend used."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[4] / "docs" / "salesforce.md"
+    text = docs.read_text()
+    section = text[text.index("## Objects and fields the backend uses") :]
+    listed = set(re.findall(r"^\| (\w+) \| `(\w+)` \|", section, re.M))
+    missing = sorted(set(used) - listed)
+    assert not missing, f"docs/salesforce.md does not list {missing}"
