@@ -348,11 +348,14 @@ def _kind(config: SalesforceConfig, row: Mapping[str, Any]) -> FulfillmentKind:
 
 def _cancelled(line: Mapping[str, Any]) -> Decimal:
     # FulfillmentOrderLineItem has no cancelled-quantity field: Quantity is what is left of
-    # OriginalQuantity after cancels (cancel-item lowers it).
+    # OriginalQuantity after cancels (cancel-item lowers it). RejectedQuantity (API 57+) is
+    # not cancelled; it is subtracted when a row carries it (not selected yet: the local
+    # sandbox of this release lacks the field).
     original = line.get("OriginalQuantity")
     if original is None:
         return _ZERO
-    return as_quantity(max(_ZERO, as_decimal(original) - as_decimal(line.get("Quantity"))))
+    gone = as_decimal(original) - as_decimal(line.get("Quantity"))
+    return as_quantity(max(_ZERO, gone - as_decimal(line.get("RejectedQuantity"))))
 
 
 def fulfillment_order(

@@ -207,6 +207,7 @@ def _drive(backend: SalesforceBackend, org: Any) -> None:
     )
     backend.get_order(mixed_result.order_id)
     backend.imports.catch_up_events(WHEN - timedelta(days=3650))
+    backend.events(None, wait=0)
     backend.get_order(card_sale.order_id)
 
 
