@@ -43,6 +43,7 @@ from omsbridge import (
     wire,
 )
 from omsbridge.spi import ApiBudget
+from omsbridge_salesforce.aftersale import SaleSteps
 from omsbridge_salesforce.batching import BatchPoster
 from omsbridge_salesforce.changes import OrderChanges
 from omsbridge_salesforce.client import SalesforceClient
@@ -52,6 +53,7 @@ from omsbridge_salesforce.importing import FulfillmentImport
 from omsbridge_salesforce.lookups import Lookups
 from omsbridge_salesforce.reading import fulfillment_order_query, hit, order_detail
 from omsbridge_salesforce.search import encode_cursor, search_soql
+from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
 
@@ -97,7 +99,8 @@ class SalesforceBackend(OrderBackend):
         self.client = client or SalesforceClient(config)
         self.lookups = Lookups(self.client, config, merchant)
         self.changes = OrderChanges(self.client, config)
-        self.imports = FulfillmentImport(self.client, config)
+        self.imports = FulfillmentImport(self.client, config, currency=merchant.currency)
+        self.sale_steps = SaleSteps(self.client, config, self.lookups)
         self.feed = FulfillmentFeed(
             self.client.auth,
             config.api_version,
@@ -141,8 +144,11 @@ class SalesforceBackend(OrderBackend):
             self.changes.execute_return(plan)
         if posted:
             row = posted[transaction.transaction_id]
-            return PostResult(
-                transaction.transaction_id, row["Id"], row.get("OrderNumber"), created=False
+            return self.finish_sale(
+                transaction,
+                PostResult(
+                    transaction.transaction_id, row["Id"], row.get("OrderNumber"), created=False
+                ),
             )
         return self._post_sale(transaction, graph=graph, exchange_credit=credit)
 
@@ -189,7 +195,25 @@ class SalesforceBackend(OrderBackend):
                 graph = returned
         return graph
 
+    def finish_sale(self, transaction: Transaction, result: PostResult) -> PostResult:
+        """Run the steps after a sale's graph (the OrderSummary through Connect, the take-with
+        fulfillment order; see :mod:`omsbridge_salesforce.aftersale`) that are still missing.
+        Safe to repeat: a retry of the transaction finds what exists."""
+        if self.sale_steps.needed(transaction):
+            self.sale_steps.complete(transaction, result.order_id, fresh=result.created)
+        return result
+
     def _post_sale(
+        self,
+        transaction: Transaction,
+        *,
+        graph: OrderGraph | None = None,
+        exchange_credit: Decimal = Decimal(0),
+    ) -> PostResult:
+        result = self._post_graph(transaction, graph=graph, exchange_credit=exchange_credit)
+        return self.finish_sale(transaction, result)
+
+    def _post_graph(
         self,
         transaction: Transaction,
         *,
@@ -266,6 +290,7 @@ class SalesforceBackend(OrderBackend):
             lookups=self.lookups,
             apply_hooks=self._apply_hooks,
             post_one=self.post,
+            finish_sale=self.finish_sale,
         )
 
     @property
@@ -308,7 +333,8 @@ class SalesforceBackend(OrderBackend):
         more = len(rows) > size
         rows = rows[:size]
         cursor = encode_cursor(query, rows[-1]) if more and rows else None
-        return OrderPage(hits=tuple(hit(r) for r in rows), next_cursor=cursor)
+        currency = self.merchant.currency
+        return OrderPage(hits=tuple(hit(r, currency) for r in rows), next_cursor=cursor)
 
     def get_order(self, order_id: str) -> OrderDetail:
         """One order with lines, payments, refunds, fulfillment orders and shipments (2 calls)."""
@@ -328,9 +354,7 @@ class SalesforceBackend(OrderBackend):
                 ),
                 "fo": fulfillment_order_query(self.config, [soql("OrderSummaryId = {}", sid)]),
                 "ship": soql(
-                    "SELECT Id, FulfillmentOrderId, Provider, TrackingNumber, Status, ShipmentDate "
-                    "FROM Shipment WHERE OrderSummaryId = {}",
-                    sid,
+                    f"SELECT {SHIPMENT_FIELDS} FROM Shipment WHERE OrderSummaryId = {{}}", sid
                 ),
             }
         )
@@ -341,6 +365,7 @@ class SalesforceBackend(OrderBackend):
             refunds=found["ref"],
             fulfillment_orders=found["fo"],
             shipments=found["ship"],
+            currency=self.merchant.currency,
         )
 
     def fulfillment_orders(self, *, store_id: str | None = None) -> Sequence[FulfillmentOrder]:

@@ -229,12 +229,14 @@ class BatchPoster:
         lookups: Lookups,
         apply_hooks: Callable[[Transaction, OrderGraph], OrderGraph],
         post_one: Callable[[Transaction], PostResult],
+        finish_sale: Callable[[Transaction, PostResult], PostResult] | None = None,
     ) -> None:
         self._client = client
         self._config = config
         self._lookups = lookups
         self._apply_hooks = apply_hooks
         self._post_one = post_one
+        self._finish_sale = finish_sale
         self._estimate = _SizeEstimate()
         self.stats = BatchStats()
 
@@ -252,6 +254,7 @@ class BatchPoster:
         sales = [_Item(i, t) for i, t in enumerate(transactions) if t.kind == TransactionKind.SALE]
         if sales:
             self._post_sales(sales, outcomes, whole)
+            self._finish(sales, outcomes)
         for index, transaction in enumerate(transactions):
             if index in outcomes:
                 continue
@@ -272,6 +275,18 @@ class BatchPoster:
             # Nothing came of the batch: let the export job retry it in-line as one request.
             raise failed_whole[0]
         return ordered
+
+    def _finish(self, sales: list[_Item], outcomes: dict[int, Outcome]) -> None:
+        """The steps after each posted sale's graph (summary, take-with fulfillment)."""
+        if self._finish_sale is None:
+            return
+        for item in sales:
+            done = outcomes.get(item.index)
+            if isinstance(done, PostResult):
+                try:
+                    outcomes[item.index] = self._finish_sale(item.transaction, done)
+                except BackendError as error:
+                    outcomes[item.index] = error
 
     @staticmethod
     def _held_back(index: int, outcomes: dict[int, Outcome]) -> BackendError | None:

@@ -39,6 +39,8 @@ from omsbridge import (
 from omsbridge_salesforce.client import SalesforceClient, error_from
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import (
+    CLOSED_CATEGORIES,
+    OPEN_FULFILLMENT,
     as_decimal,
     as_quantity,
     order_id_of,
@@ -47,6 +49,8 @@ from omsbridge_salesforce.reading import (
     summary_query,
     summary_where,
 )
+from omsbridge_salesforce.reasons import change_reason
+from omsbridge_salesforce.shipping import carrier_fields
 from omsbridge_salesforce.soql import looks_like_id, soql
 
 __all__ = ["OrderChanges", "ReturnPlan"]
@@ -57,8 +61,8 @@ _ZERO = Decimal(0)
 _OM = "/commerce/order-management/order-summaries"
 _FO = "/commerce/fulfillment/fulfillment-orders"
 _STATE = "omsbridge return"
-_CLOSED_FO_CATEGORIES = ("Closed", "Canceled", "Rejected")
-_OPEN_FO = "StatusCategory NOT IN ('Closed', 'Canceled', 'Rejected')"
+_CLOSED_FO_CATEGORIES = CLOSED_CATEGORIES
+_OPEN_FO = OPEN_FULFILLMENT
 
 
 @attrs.frozen
@@ -237,7 +241,7 @@ class OrderChanges:
                 {
                     "orderItemSummaryId": ois["Id"],
                     "quantity": line.quantity,
-                    "reason": line.return_reason or "Other",
+                    **change_reason(self._config, line.return_reason),
                     "shippingReductionFlag": False,
                 }
             )
@@ -434,7 +438,7 @@ class OrderChanges:
                     {
                         "orderItemSummaryId": item_id,
                         "quantity": qty,
-                        "reason": reason,
+                        **change_reason(self._config, reason),
                         "shippingReductionFlag": True,
                     }
                     for item_id, qty in items
@@ -503,7 +507,7 @@ class OrderChanges:
                 backend="salesforce",
             )
         category = rows[0].get("StatusCategory")
-        if category in _CLOSED_FO_CATEGORIES:
+        if str(category or "").upper() in _CLOSED_FO_CATEGORIES:
             raise Conflict(
                 f"fulfillment order {fo_id} is {rows[0].get('Status')} ({category}): "
                 f"{action} does not follow",
@@ -560,14 +564,12 @@ class OrderChanges:
             "OrderSummaryId": fo.get("OrderSummaryId"),
             "ShipToName": fo.get("FulfilledToName") or "Customer",
             "TrackingNumber": update.tracking_number,
-            "Provider": update.carrier,
             "Status": "Shipped",
+            **carrier_fields(update.carrier),
         }
         for part in ("Street", "City", "State", "PostalCode", "Country"):
             if fo.get(f"FulfilledTo{part}"):
                 shipment[f"ShipTo{part}"] = fo[f"FulfilledTo{part}"]
-        if update.occurred_at is not None:
-            shipment["ShipmentDate"] = update.occurred_at.isoformat()
         self._client.create("Shipment", {k: v for k, v in shipment.items() if v is not None})
 
     def _receive(self, update: FulfillmentUpdate) -> None:

@@ -53,6 +53,9 @@ DEFAULT_FULFILLMENT_STATUSES: Mapping[str, str] = MappingProxyType(
 )
 """FulfillmentAction -> FulfillmentOrder.Status; CANCEL uses ``status_canceled_value``."""
 
+_SUMMARY_CREATION = ("connect", "flow")
+_LIFE_CYCLE_TYPES = ("MANAGED", "UNMANAGED")
+_TAKE_WITH = ("connector", "flow")
 _API_VERSION = re.compile(r"^v(\d{2,3})\.\d$")
 _MIN_API = 50  # composite graph exists from v50.0
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
@@ -199,10 +202,24 @@ class SalesforceConfig:
     Account because customers without a Person Account share the default account."""
     check_before_post: bool = False
     """Query the order by external id before posting: needed when that field is not unique."""
-    multi_currency: bool = True
-    """Send CurrencyIsoCode (orgs with multiple currencies); false for single-currency orgs."""
-    send_order_life_cycle_type: bool = True
-    """Set Order.OrderLifeCycleType = MANAGED; false where the org's flow decides it."""
+    multi_currency: bool = False
+    """Send and read CurrencyIsoCode: only orgs with multiple currencies have that field."""
+    order_summary_creation: str = "connect"
+    """Who creates the OrderSummary of a sale: ``connect`` (the connector, through the Connect
+    create-order-summary action after activation) or ``flow`` (the org's flow on activation)."""
+    order_life_cycle_type: str = "MANAGED"
+    """``orderLifeCycleType`` sent to the Connect action (``MANAGED`` or ``UNMANAGED``)."""
+    take_with_fulfillment: str = "connector"
+    """Who fulfils take-with (IN_STORE-DEFAULT) lines so that they are returnable:
+    ``connector`` (a FulfillmentOrder at the store's Location, created and set fulfilled) or
+    ``flow`` (the org's automation)."""
+    change_reasons: Mapping[str, str] = attrs.field(factory=dict, converter=MappingProxyType)
+    """POS return/cancel reason -> ``OrderItemSummaryChange.Reason`` picklist value."""
+    default_change_reason: str = "Unknown"
+    """Reason picklist value for a POS reason not in ``change_reasons`` (Salesforce's only
+    default value is ``Unknown``); the POS text goes to ``reasonForChangeText`` (API >= 59)."""
+    send_order_life_cycle_type: Any = None
+    """Removed: refused with a message naming ``order_summary_creation``."""
     return_window_days: int | None = None
     """Returns are refused this many days after the order date (seed 004); unset: no limit."""
     connect_timeout: float = 5.0
@@ -260,6 +277,7 @@ class SalesforceConfig:
         for i, status in enumerate(self.statuses_to_process):
             check.text(status, f"statuses_to_process[{i}]")
         self._check_mappings(check)
+        self._check_som(check)
         if self.return_window_days is not None and not 1 <= self.return_window_days <= 3650:
             check.add("return_window_days", f"must be 1-3650, got {self.return_window_days}")
         for name in ("connect_timeout", "read_timeout"):
@@ -370,6 +388,27 @@ class SalesforceConfig:
                 )
             check.text(value, f"fulfillment_statuses.{key}")
 
+    def _check_som(self, check: _Problems) -> None:
+        choices = {
+            "order_summary_creation": _SUMMARY_CREATION,
+            "order_life_cycle_type": _LIFE_CYCLE_TYPES,
+            "take_with_fulfillment": _TAKE_WITH,
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                check.add(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+        if self.send_order_life_cycle_type is not None:
+            check.add(
+                "send_order_life_cycle_type",
+                "was removed: Order has no OrderLifeCycleType field; set order_summary_creation "
+                '= "connect" (the connector creates the OrderSummary with order_life_cycle_type) '
+                'or "flow" (the org\'s flow creates it)',
+            )
+        check.text(self.default_change_reason, "default_change_reason")
+        for key, value in self.change_reasons.items():
+            check.text(value, f"change_reasons.{key}")
+
     # -- derived values ------------------------------------------------------------------------
 
     @property
@@ -381,6 +420,12 @@ class SalesforceConfig:
     def effective_token_url(self) -> str:
         """Where tokens are requested."""
         return self.token_url or self.url_base.rstrip("/") + "/services/oauth2/token"
+
+    @property
+    def api_number(self) -> int:
+        """The major number of ``api_version`` (62 for v62.0)."""
+        match = _API_VERSION.match(self.api_version)
+        return int(match.group(1)) if match else 0
 
     @property
     def store_id_field(self) -> str | None:

@@ -141,6 +141,11 @@ class SalesforceHarness(Harness):
             # every store step to show as a new status, so PACK gets the org's own value.
             "fulfillment_statuses": {"PACK": "Pack Complete"},
             "read_timeout": 10,
+            # The sandbox's default org (som): its flow makes the summary and fulfils take-with
+            # lines on activation, and it has multiple currencies.
+            "order_summary_creation": "flow",
+            "take_with_fulfillment": "flow",
+            "multi_currency": True,
         }
 
     def vcr_config(self) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """A POS sale as ONE Salesforce composite graph: a pure function, no I/O.
 
 The graph creates the order as Draft with all its children and activates it in its last
-nodes, so the org's activation automation creates the OrderSummary inside the same all-or-none
-transaction (composite.md §1.5)::
+nodes. The OrderSummary is then made by the org's activation flow (inside the same all-or-none
+transaction, composite.md §1.5) or, with ``order_summary_creation = "connect"``, by the
+connector right after (:mod:`omsbridge_salesforce.aftersale`). A DigitalWallet (cash, wallets,
+gift cards) carries no ``Type``: no Salesforce source confirms that field; the NickName says
+what it is::
 
     ord     POST  Order                 Status Draft, external id = transaction id
     odgN    POST  OrderDeliveryGroup    one per fulfillment (a mixed cart has several)
@@ -80,7 +83,6 @@ _CARD_TYPES = {
     "americanexpress": "AmericanExpress", "discover": "Discover", "diners": "DinersClub",
     "dinersclub": "DinersClub", "jcb": "JCB", "maestro": "Maestro", "unionpay": "UnionPay",
 }  # fmt: skip
-_WALLET_TYPES = {"applepay": "ApplePay", "googlepay": "GooglePay", "paypal": "PayPal"}
 
 
 @attrs.frozen
@@ -284,7 +286,6 @@ def build_order_graph(
         "OrderedDate": ordered_at,
         "Status": "Draft",
         "Pricebook2Id": refs.pricebook_id,
-        "OrderLifeCycleType": "MANAGED",
         # The seed searches orders by Name ("Amanda Freeman%"): it holds the customer's name.
         "Name": (customer.full_name if customer else None)
         or txn.order_number
@@ -295,8 +296,6 @@ def build_order_graph(
     if config.order_customer_id_field and customer and customer.customer_id:
         # Written with the order itself (no extra call): what search by customer_id reads.
         order[config.order_customer_id_field] = customer.customer_id
-    if not config.send_order_life_cycle_type:
-        del order["OrderLifeCycleType"]
     if config.multi_currency:
         order["CurrencyIsoCode"] = txn.currency
     if refs.sales_channel_id:
@@ -624,7 +623,6 @@ def _payments(
                 "ProcessingMode": "External",
                 "Status": "Active",
                 "AccountId": account,
-                "Type": "Other",
                 "NickName": "Exchange credit",
             },
         )
@@ -672,7 +670,7 @@ def _payment_method(
             body["PaymentGatewayId"] = refs.card_gateway_id
         return "pm{i}", "CardPaymentMethod", body, refs.card_gateway_id
     if isinstance(tender, CashTender):
-        body = {**base, "Type": "Cash", "NickName": "Cash"}
+        body = {**base, "NickName": "Cash"}
         # The seed: without OmsCashPaymentGatewayName no gateway is set on cash at all.
         if refs.cash_gateway_id:
             body["PaymentGatewayId"] = refs.cash_gateway_id
@@ -680,14 +678,13 @@ def _payment_method(
     if isinstance(tender, DigitalWalletTender):
         body = {
             **base,
-            "Type": _WALLET_TYPES.get(_key(tender.wallet), "Other"),
             "NickName": tender.wallet + (f" ****{tender.last4}" if tender.last4 else ""),
         }
         if tender.gateway_reference:
             body["GatewayToken"] = tender.gateway_reference
         return "pm{i}", "DigitalWallet", body, None
     if isinstance(tender, GiftCardTender):
-        body = {**base, "Type": "GiftCard", "NickName": f"Gift card ****{tender.last4}"}
+        body = {**base, "NickName": f"Gift card ****{tender.last4}"}
         return "pm{i}", "DigitalWallet", body, None
     raise TypeError(f"unknown tender {type(tender).__name__}")
 

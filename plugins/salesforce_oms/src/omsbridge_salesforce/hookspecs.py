@@ -9,7 +9,7 @@ lets an SI change the order graph before it is sent, without forking the connect
     @hookimpl
     def omsbridge_salesforce_order_graph(merchant_id, transaction, graph):
         graph.node("ord")["body"]["Loyalty_Id__c"] = transaction.attributes.get("loyalty")
-        graph.node("ord")["body"].pop("OrderLifeCycleType", None)   # org sets it in a flow
+        graph.node("ord")["body"]["TaxLocaleType"] = "Gross"        # a VAT-inclusive org
 
 The plugin adds these specs through ``omsbridge_add_hookspecs`` (see :mod:`omsbridge_salesforce.plugin`).
 """

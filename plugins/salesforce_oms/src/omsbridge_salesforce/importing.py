@@ -31,6 +31,7 @@ from omsbridge_salesforce.auth import BACKEND
 from omsbridge_salesforce.client import SalesforceClient, error_from
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import (
+    OPEN_FULFILLMENT,
     as_decimal,
     fulfillment_order,
     fulfillment_order_query,
@@ -40,8 +41,6 @@ from omsbridge_salesforce.soql import soql
 
 __all__ = ["OPEN_FULFILLMENT", "FulfillmentImport"]
 
-OPEN_FULFILLMENT = "StatusCategory NOT IN ('Closed', 'Canceled', 'Rejected')"
-"""Fulfillment orders a store may still act on."""
 
 _IDS_PER_QUERY = 150  # keeps a WHERE Id IN (...) well inside SOQL's length limit
 
@@ -49,9 +48,12 @@ _IDS_PER_QUERY = 150  # keeps a WHERE Id IN (...) well inside SOQL's length limi
 class FulfillmentImport:
     """Reads fulfillment orders of one org as POS fulfillment orders."""
 
-    def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
+    def __init__(
+        self, client: SalesforceClient, config: SalesforceConfig, *, currency: str | None = None
+    ) -> None:
         self._client = client
         self._config = config
+        self._currency = currency
 
     def conditions(self) -> list[str]:
         """The seed's import conditions: open, in ``statuses_to_process``, ``filter_query``."""
@@ -219,7 +221,7 @@ class FulfillmentImport:
         taxes: Mapping[str, list[dict[str, Any]]],
         adjustments: Mapping[str, list[dict[str, Any]]],
     ) -> FulfillmentOrder:
-        order = fulfillment_order(self._config, row)
+        order = fulfillment_order(self._config, row, self._currency)
         by_id = {line["Id"]: line for line in _line_rows(row)}
         exponent = Decimal(1).scaleb(-minor_units(order.currency))
         lines = []

@@ -99,6 +99,7 @@ class Lookups:
         self._methods: dict[str, DeliveryMethodRef] = {}
         self._products: dict[str, ProductRef] = {}
         self._gateways: dict[str, str] = {}
+        self._locations: dict[str, str] = {}
         # Scratch state of one lookup round (under the lock).
         self._found_products: dict[str, str] = {}
         self._found_entries: dict[str, dict[str, str]] = {}
@@ -114,8 +115,38 @@ class Lookups:
             self._methods.clear()
             self._products.clear()
             self._gateways.clear()
+            self._locations.clear()
 
     # -- public -----------------------------------------------------------------------------------
+
+    def store_location(self, store_id: str) -> str:
+        """The Location id of a POS store, through the ORDER_STORE_ID field of ``custom_fields``
+        (cached; a store without a Location is refused, naming the field to fill)."""
+        found = self._locations.get(store_id)
+        if found is not None:
+            return found
+        field = self._config.store_id_field
+        if field is None:
+            raise Rejected(
+                "take-with lines are fulfilled at the store's Location: add a custom_fields "
+                'entry { oms_field_name = "POS_Store_Id__c" } (ORDER_STORE_ID on LOCATION), or '
+                'set take_with_fulfillment = "flow" when the org fulfils them itself',
+                code="NO_STORE_FIELD",
+                backend="salesforce",
+            )
+        rows = self._client.query(
+            soql(f"SELECT Id FROM Location WHERE {field} = {{}} LIMIT 1", store_id)
+        )
+        if not rows:
+            raise Rejected(
+                f"no Salesforce Location has {field} = {store_id!r}: set it on the store's "
+                "Location so that take-with lines can be fulfilled there",
+                code="NO_STORE_LOCATION",
+                backend="salesforce",
+            )
+        with self._lock:
+            self._locations[store_id] = rows[0]["Id"]
+        return str(rows[0]["Id"])
 
     def resolve(self, transaction: Transaction) -> OrderRefs:
         """The ids for ``transaction``'s graph; looks up and creates only what is not cached."""

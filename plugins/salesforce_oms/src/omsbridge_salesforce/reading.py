@@ -27,10 +27,13 @@ from omsbridge import (
 )
 from omsbridge.model._checks import minor_units
 from omsbridge_salesforce.config import SalesforceConfig
+from omsbridge_salesforce.shipping import carrier_of
 from omsbridge_salesforce.soql import looks_like_id, soql
 
 __all__ = [
+    "CLOSED_CATEGORIES",
     "ITEM_FIELDS",
+    "OPEN_FULFILLMENT",
     "SUMMARY_FIELDS",
     "as_decimal",
     "as_quantity",
@@ -47,11 +50,23 @@ __all__ = [
 _ZERO = Decimal(0)
 
 SUMMARY_FIELDS = (
-    "Id, OrderNumber, OriginalOrderId, Status, OrderedDate, CurrencyIsoCode, GrandTotalAmount, "
+    "Id, OrderNumber, OriginalOrderId, Status, OrderedDate, GrandTotalAmount, "
     "BillingEmailAddress, BillingPhoneNumber, AccountId, Account.FirstName, Account.LastName, "
     "Account.IsPersonAccount, OrderLifeCycleType"
 )
-"""OrderSummary fields every read needs."""
+"""OrderSummary fields every read needs (plus CurrencyIsoCode in a multicurrency org)."""
+
+CLOSED_CATEGORIES = ("CLOSED", "CANCELLED", "CANCELED", "REJECTED")
+"""FulfillmentOrder.StatusCategory values of orders nobody acts on any more. The field is a
+restricted picklist whose API values are ACTIVATED, CANCELLED, CLOSED, DRAFT, FULFILLING,
+REJECTED (Object Reference); CANCELED is kept beside CANCELLED because Salesforce's own
+FOStatusChangedEvent page spells the category both ways. Compared upper-cased (SOQL compares
+picklist values without regard to case)."""
+
+OPEN_FULFILLMENT = "StatusCategory NOT IN ('CLOSED', 'CANCELLED', 'CANCELED', 'REJECTED')"
+"""SOQL condition on FulfillmentOrder: still open."""
+
+_FALLBACK_CURRENCY = "USD"
 
 ITEM_FIELDS = (
     "Id, LineNumber, StockKeepingUnit, Name, Type, TypeCode, QuantityOrdered, QuantityCanceled, "
@@ -104,8 +119,9 @@ def summary_query(config: SalesforceConfig, where: str, *, limit: int = 2) -> st
     """The OrderSummary query (with its item summaries) for a WHERE condition."""
     ext = config.order_item_external_id_field
     txn = config.order_external_id_field
+    currency = ", CurrencyIsoCode" if config.multi_currency else ""
     return (
-        f"SELECT {SUMMARY_FIELDS}, OriginalOrder.{txn}, "
+        f"SELECT {SUMMARY_FIELDS}{currency}, OriginalOrder.{txn}, "
         f"(SELECT {ITEM_FIELDS}, {ext} FROM OrderItemSummaries) "
         f"FROM OrderSummary WHERE {where} ORDER BY OrderedDate DESC LIMIT {limit}"
     )
@@ -184,8 +200,15 @@ def _line(item: Mapping[str, Any], ext_field: str, currency: str | None) -> Orde
     )
 
 
-def hit(summary: Mapping[str, Any]) -> OrderHit:
-    """A search hit (the seed's emailId, OrderID, Total, orderDate, count, OrderstatusText)."""
+def _currency_of(row: Mapping[str, Any], fallback: str | None) -> str:
+    # Single-currency orgs have no CurrencyIsoCode field: the org's one currency applies.
+    return str(row.get("CurrencyIsoCode") or fallback or _FALLBACK_CURRENCY)
+
+
+def hit(summary: Mapping[str, Any], currency: str | None = None) -> OrderHit:
+    """A search hit (the seed's emailId, OrderID, Total, orderDate, count, OrderstatusText);
+    ``currency`` is the org's currency where rows carry no CurrencyIsoCode."""
+    code = _currency_of(summary, currency)
     items = product_items(summary)
     quantities = [as_quantity(i.get("QuantityOrdered")) for i in items]
     units = sum(quantities, _ZERO)
@@ -195,8 +218,8 @@ def hit(summary: Mapping[str, Any]) -> OrderHit:
         order_id=order_id_of(summary),
         order_number=summary.get("OrderNumber") or "",
         placed_at=parse_datetime(summary.get("OrderedDate")) or datetime.now(UTC),
-        total=_money(summary.get("GrandTotalAmount"), summary.get("CurrencyIsoCode")),
-        currency=summary.get("CurrencyIsoCode") or "USD",
+        total=_money(summary.get("GrandTotalAmount"), code),
+        currency=code,
         status=summary.get("Status") or "",
         item_count=count,
         email=summary.get("BillingEmailAddress"),
@@ -212,11 +235,13 @@ def order_detail(
     refunds: Iterable[Mapping[str, Any]] = (),
     fulfillment_orders: Iterable[Mapping[str, Any]] = (),
     shipments: Iterable[Mapping[str, Any]] = (),
+    currency: str | None = None,
 ) -> OrderDetail:
-    """Aggregate a summary, its payments, refunds, fulfillment orders and shipments."""
+    """Aggregate a summary, its payments, refunds, fulfillment orders and shipments
+    (``currency``: the org's currency where rows carry no CurrencyIsoCode)."""
     placed = parse_datetime(summary.get("OrderedDate")) or datetime.now(UTC)
     ext = config.order_item_external_id_field
-    currency = summary.get("CurrencyIsoCode")
+    currency = _currency_of(summary, currency)
     lines = tuple(_line(i, ext, currency) for i in product_items(summary))
     paid = [
         Payment(
@@ -247,11 +272,13 @@ def order_detail(
         order_number=summary.get("OrderNumber") or "",
         status=summary.get("Status") or "",
         placed_at=placed,
-        currency=summary.get("CurrencyIsoCode") or "USD",
+        currency=currency,
         total=_money(summary.get("GrandTotalAmount"), currency),
         lines=lines,
         payments=tuple(paid),
-        fulfillment_orders=tuple(fulfillment_order(config, f) for f in fulfillment_orders),
+        fulfillment_orders=tuple(
+            fulfillment_order(config, f, currency) for f in fulfillment_orders
+        ),
         shipments=tuple(_shipment(s) for s in shipments),
         customer=_customer(summary),
         transaction_id=original.get(config.order_external_id_field),
@@ -268,10 +295,11 @@ def _shipment(row: Mapping[str, Any]) -> Shipment:
     return Shipment(
         shipment_id=row["Id"],
         fulfillment_order_id=row.get("FulfillmentOrderId"),
-        carrier=row.get("Provider"),
+        carrier=carrier_of(row),
         tracking_number=row.get("TrackingNumber"),
         status=row.get("Status"),
-        shipped_at=parse_datetime(row.get("ShipmentDate")),
+        # Shipment has no ship-date field: the record is created when the parcel ships.
+        shipped_at=parse_datetime(row.get("CreatedDate")),
     )
 
 
@@ -281,15 +309,16 @@ def fulfillment_order_query(
     """The FulfillmentOrder query (lines included) for WHERE conditions joined with AND."""
     store_field = config.store_id_field
     store = f", FulfilledFromLocation.{store_field}" if store_field else ""
+    currency = ", CurrencyIsoCode" if config.multi_currency else ""
     conditions = " AND ".join(f"({c})" for c in where) if where else "Id != null"
     return (
         "SELECT Id, FulfillmentOrderNumber, OrderSummaryId, OrderSummary.OrderNumber, "
         "OrderSummary.OriginalOrderId, OrderSummary.BillingEmailAddress, Status, StatusCategory, "
         "Type, DeliveryMethod.Name, FulfilledToName, FulfilledToStreet, FulfilledToCity, "
         "FulfilledToState, FulfilledToPostalCode, FulfilledToCountry, FulfilledToEmailAddress, "
-        "FulfilledToPhone, CreatedDate, LastModifiedDate, GrandTotalAmount, CurrencyIsoCode, "
+        f"FulfilledToPhone, CreatedDate, LastModifiedDate, GrandTotalAmount{currency}, "
         f"FulfilledFromLocationId{store}, "
-        "(SELECT Id, Quantity, QuantityCanceled, UnitPrice, TypeCode, OrderItemSummaryId, "
+        "(SELECT Id, OriginalQuantity, Quantity, UnitPrice, TypeCode, OrderItemSummaryId, "
         "OrderItemSummary.StockKeepingUnit, OrderItemSummary.LineNumber, OrderItemSummary.Name, "
         "OrderItemSummary.QuantityOrdered FROM FulfillmentOrderLineItems) "
         f"FROM FulfillmentOrder WHERE {conditions} ORDER BY CreatedDate ASC LIMIT {limit}"
@@ -317,8 +346,24 @@ def _kind(config: SalesforceConfig, row: Mapping[str, Any]) -> FulfillmentKind:
     )
 
 
-def fulfillment_order(config: SalesforceConfig, row: Mapping[str, Any]) -> FulfillmentOrder:
-    """A FulfillmentOrder row (with its line items) as the POS's fulfillment order."""
+def _cancelled(line: Mapping[str, Any]) -> Decimal:
+    # FulfillmentOrderLineItem has no cancelled-quantity field: Quantity is what is left of
+    # OriginalQuantity after cancels (cancel-item lowers it). RejectedQuantity (API 57+) is
+    # not cancelled; it is subtracted when a row carries it (not selected yet: the local
+    # sandbox of this release lacks the field).
+    original = line.get("OriginalQuantity")
+    if original is None:
+        return _ZERO
+    gone = as_decimal(original) - as_decimal(line.get("Quantity"))
+    return as_quantity(max(_ZERO, gone - as_decimal(line.get("RejectedQuantity"))))
+
+
+def fulfillment_order(
+    config: SalesforceConfig, row: Mapping[str, Any], currency: str | None = None
+) -> FulfillmentOrder:
+    """A FulfillmentOrder row (with its line items) as the POS's fulfillment order
+    (``currency``: the org's currency where rows carry no CurrencyIsoCode)."""
+    code = _currency_of(row, currency)
     summary = row.get("OrderSummary") or {}
     records = (row.get("FulfillmentOrderLineItems") or {}).get("records") or []
     lines = tuple(
@@ -326,10 +371,10 @@ def fulfillment_order(config: SalesforceConfig, row: Mapping[str, Any]) -> Fulfi
             line_id=r["Id"],
             sku=(r.get("OrderItemSummary") or {}).get("StockKeepingUnit") or "",
             quantity=as_quantity(r.get("Quantity")),
-            unit_price=_money(r.get("UnitPrice"), row.get("CurrencyIsoCode")),
+            unit_price=_money(r.get("UnitPrice"), code),
             name=(r.get("OrderItemSummary") or {}).get("Name"),
             order_line_number=(r.get("OrderItemSummary") or {}).get("LineNumber"),
-            quantity_cancelled=as_quantity(r.get("QuantityCanceled")),
+            quantity_cancelled=_cancelled(r),
         )
         for r in records
         if r.get("TypeCode", "Product") == "Product"
@@ -376,7 +421,7 @@ def fulfillment_order(config: SalesforceConfig, row: Mapping[str, Any]) -> Fulfi
         status=row.get("Status") or "",
         kind=_kind(config, row),
         lines=lines,
-        currency=row.get("CurrencyIsoCode") or "USD",
+        currency=code,
         order_number=summary.get("OrderNumber"),
         store_id=location.get(store_field) if store_field else None,
         delivery_method=(row.get("DeliveryMethod") or {}).get("Name"),
@@ -384,7 +429,7 @@ def fulfillment_order(config: SalesforceConfig, row: Mapping[str, Any]) -> Fulfi
         ship_to=ship_to,
         created_at=parse_datetime(row.get("CreatedDate")),
         total=(
-            _money(row["GrandTotalAmount"], row.get("CurrencyIsoCode"))
+            _money(row["GrandTotalAmount"], code)
             if row.get("GrandTotalAmount") is not None
             else None
         ),

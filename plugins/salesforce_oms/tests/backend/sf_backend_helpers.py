@@ -34,6 +34,15 @@ WHEN = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 MERCHANT = MerchantContext("SHOPNOW20140910", "en_US", "US", "USD")
 
 
+SOM_SETTINGS: dict[str, Any] = {
+    "order_summary_creation": "flow",
+    "take_with_fulfillment": "flow",
+    "multi_currency": True,
+}
+"""What suits the sandbox's default org (the ``som`` profile): a multicurrency org whose flow
+creates the order summary and fulfils take-with lines on activation."""
+
+
 def config(url: str = "https://ps--uat.my.salesforce.com", **overrides: Any) -> SalesforceConfig:
     """A valid password-flow config (sandbox demo credentials), with overrides."""
     values: dict[str, Any] = {
@@ -46,6 +55,7 @@ def config(url: str = "https://ps--uat.my.salesforce.com", **overrides: Any) -> 
         "api_version": "v62.0",
         "custom_fields": [],
         "read_timeout": 10.0,
+        **SOM_SETTINGS,
     }
     values.update(overrides)
     return SalesforceConfig(**values)

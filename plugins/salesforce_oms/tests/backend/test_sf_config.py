@@ -149,6 +149,13 @@ P = "merchants.SHOPNOW.salesforce."
             "security_token",
             "only applies",
         ),
+        ({"send_order_life_cycle_type": True}, "send_order_life_cycle_type", "order_summary"),
+        ({"send_order_life_cycle_type": False}, "send_order_life_cycle_type", "removed"),
+        ({"order_summary_creation": "apex"}, "order_summary_creation", "connect, flow"),
+        ({"order_life_cycle_type": "Managed"}, "order_life_cycle_type", "MANAGED, UNMANAGED"),
+        ({"take_with_fulfillment": "pos"}, "take_with_fulfillment", "connector, flow"),
+        ({"default_change_reason": ""}, "default_change_reason", "blank"),
+        ({"change_reasons": {"Damaged": " "}}, "change_reasons.Damaged", "blank"),
     ],
 )
 def test_wrong_values_refused_with_path(
@@ -249,3 +256,12 @@ def test_docs_example_loads(
     settings = cfg.merchants["SHOPNOW20140910"].settings
     assert settings.delivery_method_name("ONLINE-DEFAULT") == "Standard Shipping"
     assert settings.return_window_days == 14
+
+
+def test_plain_org_defaults(registry: BackendRegistry, tmp_path: Path) -> None:
+    cfg = load(registry, tmp_path)
+    assert (cfg.order_summary_creation, cfg.order_life_cycle_type) == ("connect", "MANAGED")
+    assert cfg.take_with_fulfillment == "connector" and cfg.multi_currency is False
+    assert dict(cfg.change_reasons) == {} and cfg.default_change_reason == "Unknown"
+    mapped = load(registry, tmp_path, change_reasons={"Damaged": "Damaged"})
+    assert mapped.change_reasons["Damaged"] == "Damaged"

@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from sf_backend_helpers import (
     WHEN,
@@ -37,6 +38,7 @@ from omsbridge import (
     Transaction,
     TransactionKind,
 )
+from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import (
     DeliveryMethodRef,
     OrderGraph,
@@ -88,7 +90,8 @@ def test_take_with_sale() -> None:
     assert refs_in_order == ["ord", "odg0", "it0", "tx0_0", "pg", "pm0", "pay0", "act", "num"]
     order = g.node("ord")["body"]
     assert order["Status"] == "Draft"
-    assert order["OrderLifeCycleType"] == "MANAGED"
+    # Order has no OrderLifeCycleType: the lifecycle belongs to the OrderSummary (Connect).
+    assert "OrderLifeCycleType" not in order
     assert order["POS_Transaction_Id__c"] == "T-1"
     assert order["SalesChannelId"] == "0bISC" and order["Pricebook2Id"] == "01sPB"
     assert order["EffectiveDate"] == "2026-11-20"
@@ -229,7 +232,8 @@ def test_split_tender_card_and_cash_with_gateways() -> None:
     assert card["PaymentGatewayId"] == "0b0CARD"
     assert card["InputCardNumber"].endswith("5454") and card["GatewayToken"] == "GW-1"
     (wallet_node,) = nodes(g, "DigitalWallet")
-    assert wallet_node["Type"] == "Cash" and wallet_node["PaymentGatewayId"] == "0b0CASH"
+    assert wallet_node["NickName"] == "Cash" and wallet_node["PaymentGatewayId"] == "0b0CASH"
+    assert "Type" not in wallet_node  # no source confirms DigitalWallet.Type
     payments = nodes(g, "Payment")
     assert [p["Amount"] for p in payments] == [D("60.00"), D("40.00")]
     assert all(p["Status"] == "Processed" and p["ProcessingMode"] == "External" for p in payments)
@@ -254,7 +258,9 @@ def test_wallets_and_gift_cards_are_digital_wallets() -> None:
         tenders=[wallet(D("20.00")), GiftCardTender(D("10.00"), last4="9999")],
     )
     g = build_order_graph(t, refs("A"), CFG)
-    assert [w["Type"] for w in nodes(g, "DigitalWallet")] == ["ApplePay", "GiftCard"]
+    wallets = nodes(g, "DigitalWallet")
+    assert [w["NickName"] for w in wallets] == ["apple_pay", "Gift card ****9999"]
+    assert all("Type" not in w for w in wallets)
 
 
 def test_exchange_builds_the_sale_part_with_the_credit_as_a_payment() -> None:
@@ -342,8 +348,9 @@ def test_graph_build_is_fast() -> None:
     assert per_build < 0.0005 * 3, f"{per_build * 1000:.3f} ms"  # target 0.5 ms; slack for CI
 
 
-def test_single_currency_org_and_org_owned_life_cycle() -> None:
-    cfg = config(multi_currency=False, send_order_life_cycle_type=False)
-    g = build_order_graph(sale([line(1, "A")]), refs("A"), cfg)
+def test_single_currency_org_is_the_default() -> None:
+    g = build_order_graph(sale([line(1, "A")]), refs("A"), config(multi_currency=False))
     assert all("CurrencyIsoCode" not in n.get("body", {}) for n in g.nodes)
-    assert "OrderLifeCycleType" not in g.node("ord")["body"]
+    assert attrs.fields(SalesforceConfig).multi_currency.default is False
+    multi = build_order_graph(sale([line(1, "A")]), refs("A"), config(multi_currency=True))
+    assert multi.node("ord")["body"]["CurrencyIsoCode"] == "USD"

@@ -78,6 +78,10 @@ def sf_config(url: str, **overrides: Any) -> SalesforceConfig:
         "allow_insecure_sandbox_url": True,
         "custom_fields": [],
         "read_timeout": 10.0,
+        # The sandbox's default org (som): its flow makes the summary and fulfils take-with lines.
+        "order_summary_creation": "flow",
+        "take_with_fulfillment": "flow",
+        "multi_currency": True,
     }
     values.update(overrides)
     return SalesforceConfig(**values)
@@ -100,6 +104,9 @@ def write_config(path: Path, url: str, merchants: list[str], *, read_timeout: fl
             f'username = "{USERNAME}"\npassword = {{ env = "{PASSWORD_ENV}" }}\n'
             f'client_id = "{CLIENT_ID}"\nclient_secret = {{ env = "{SECRET_ENV}" }}\n'
             f"read_timeout = {read_timeout}\nconnect_timeout = 2.0\n"
+            # The sandbox's default org (som): see sf_config.
+            'order_summary_creation = "flow"\ntake_with_fulfillment = "flow"\n'
+            "multi_currency = true\n"
         )
     path.write_text("\n".join(parts))
     return path

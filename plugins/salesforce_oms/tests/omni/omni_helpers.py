@@ -338,10 +338,24 @@ class Pos:
 
 
 def config_file(
-    path: Path, url: str, merchants: tuple[str, ...] = ("DEMO",), **settings: Any
+    path: Path,
+    url: str,
+    merchants: tuple[str, ...] = ("DEMO",),
+    *,
+    som: bool = True,
+    store_field: str = "warehouseID__c",
+    **settings: Any,
 ) -> Path:
-    """A config file with Salesforce merchants on the sandbox (password from SF_SANDBOX_PW)."""
+    """A config file with Salesforce merchants on the sandbox (password from SF_SANDBOX_PW);
+    ``som``: the settings of the sandbox's default org (its flow makes the summary and fulfils
+    take-with lines, multicurrency); otherwise the defaults, which suit a plain org."""
     extra = "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items())
+    if som:
+        # The sandbox's default org: its flow makes the summary and fulfils take-with lines.
+        extra += (
+            'order_summary_creation = "flow"\ntake_with_fulfillment = "flow"\n'
+            "multi_currency = true\n"
+        )
     parts = [f'[store]\npath = "{path.parent / "state.db"}"\n']
     for merchant in merchants:
         parts.append(
@@ -352,7 +366,7 @@ def config_file(
             'client_secret = { env = "SF_SANDBOX_SECRET" }\n'
             'username = "integration@omsbridge.sandbox"\n'
             'password = { env = "SF_SANDBOX_PW" }\n'
-            'custom_fields = [{ oms_field_name = "warehouseID__c" }]\n'
+            f'custom_fields = [{{ oms_field_name = "{store_field}" }}]\n'
             f'received_quantity_field = "{RECEIVED_FIELD}"\n'
             "read_timeout = 10.0\n" + extra
         )
