@@ -249,10 +249,13 @@ def list_(
     """
     from omsbridge.store import EntryState
 
-    states = {
-        "open": [EntryState.PENDING, EntryState.DEAD],
-        "all": list(EntryState),
-    }.get(state, [EntryState(state)])
+    # ``open`` and ``all`` are not store states: map them before ever calling EntryState(...).
+    if state == "open":
+        states = [EntryState.PENDING, EntryState.DEAD]
+    elif state == "all":
+        states = list(EntryState)
+    else:
+        states = [EntryState(state)]
     with _opened(config_file) as bridge:
         entries = bridge.store.entries(
             states=states, merchant_id=merchant_id, limit=limit, after_id=after_id
