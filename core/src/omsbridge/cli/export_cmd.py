@@ -19,6 +19,7 @@ import click
 
 from omsbridge.cli._merchant import config_option
 from omsbridge.cli._output import emit_json, json_option
+from omsbridge.cli.exit_codes import ExitCode
 
 __all__ = ["export"]
 
@@ -46,7 +47,7 @@ def _opened(config_file: Path) -> Iterator[Any]:
         bridge = Bridge.from_config(config_file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FIX)
     with bridge:
         yield bridge
 
@@ -301,7 +302,7 @@ def show(entry_id: int, config_file: Path, payload: bool, as_json: bool) -> None
         entry = bridge.store.get(entry_id)
         if entry is None:
             click.echo(f"no outbox entry {entry_id}", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.FIX)
         attempts = bridge.store.attempts(entry_id)
     if as_json:
         emit_json(
