@@ -22,7 +22,7 @@ import attrs
 import pluggy
 
 from omsbridge.config import Config, MerchantConfig, load_config
-from omsbridge.errors import BackendError, InvalidTransaction, Issue, UnknownMerchant
+from omsbridge.errors import AuthFailed, BackendError, InvalidTransaction, Issue, UnknownMerchant
 from omsbridge.model import (
     CancelLine,
     CancelResult,
@@ -163,10 +163,14 @@ class Merchant:
         )
 
     def _keep(self, transaction: Transaction, error: Exception, latency_ms: float) -> None:
-        retryable = isinstance(error, BackendError) and error.retryable
+        # A refused login is the merchant's problem, not the transaction's: it waits (pending)
+        # for the export job, which pauses the merchant until a login works again.
+        refused_login = isinstance(error, AuthFailed)
+        retryable = (isinstance(error, BackendError) and error.retryable) or refused_login
+        outcome = AttemptOutcome.RETRY if retryable else AttemptOutcome.DEAD
         attempt = AttemptRecord(
             at=datetime.now(UTC),
-            outcome=AttemptOutcome.RETRY if retryable else AttemptOutcome.DEAD,
+            outcome=AttemptOutcome.AUTH_FAILED if refused_login else outcome,
             source="pos",
             latency_ms=round(latency_ms, 1),
             error=ErrorInfo.from_error(error),

@@ -189,6 +189,7 @@ def run(
             "rate_limited": m.rate_limited,
             "dead": m.dead,
             "paused_until": m.paused_until.isoformat() if m.paused_until else None,
+            "login_refused": m.login_refused,
             "skipped": m.skipped,
         }
         for m in report.merchants
@@ -209,6 +210,10 @@ def run(
         extra = ""
         if row["skipped"]:
             extra = f"  skipped: {row['skipped']}"
+        elif row["login_refused"]:
+            extra = f"  PAUSED, login refused: {row['login_refused']}"
+            if row["paused_until"]:
+                extra += f" (next login try {row['paused_until']})"
         elif row["paused_until"]:
             extra = f"  paused until {row['paused_until']}"
         click.echo(
@@ -450,3 +455,17 @@ def stats(config_file: Path, prometheus_file: Path | None, as_json: bool) -> Non
             f"{budget['remaining']}/{budget['limit'] or '?'}" if budget else "-",
         )
     Console().print(table)
+    # Below the table, unwrapped: a refused login must be read in full, never cut to fit.
+    for m in data["merchants"]:
+        if m["pause"] is not None:
+            click.echo(f"{m['merchant_id']}: {_why_paused(m['pause'], m['paused_until'])}")
+
+
+def _why_paused(pause: dict[str, Any], until: str | None) -> str:
+    if pause["kind"] == "auth":
+        when = f"; next login try at {until}" if until else "; login is being tried again"
+        return (
+            f"PAUSED, LOGIN REFUSED by the OMS: {pause['reason']} (nothing is posted and no "
+            f"entry is lost; fix the credentials, it resumes by itself{when})"
+        )
+    return f"paused ({pause['kind']}) until {until}: {pause['reason'] or '-'}"
