@@ -211,17 +211,27 @@ def _currencies(table: Mapping[str, Any], prefix: str, issues: list[Issue]) -> t
     path = f"{prefix}.currencies"
     if not isinstance(raw, list) or not raw:
         issues.append(
-            Issue(path, f'must be a list of ISO 4217 codes such as ["USD", "EUR"], got {raw!r}')
+            Issue(
+                path, f'must be a list of ISO 4217 codes such as ["USD", "EUR"], got {_shown(raw)}'
+            )
         )
         return ()
     bad = [c for c in raw if not (isinstance(c, str) and _CURRENCY.match(c))]
     if bad:
-        issues.append(Issue(path, f"must be ISO 4217 codes such as USD, got {bad[0]!r}"))
+        issues.append(Issue(path, f"must be ISO 4217 codes such as USD, got {_shown(bad[0])}"))
         return ()
     currency = table.get("currency")
     if isinstance(currency, str) and currency not in raw:
         issues.append(Issue(path, f"must include the merchant's currency {currency!r}"))
     return tuple(dict.fromkeys(raw))
+
+
+def _shown(value: Any) -> str:
+    # A wrong value is quoted in the message, but never at any length (a megabyte string).
+    if isinstance(value, list | dict):
+        return f"a {'list' if isinstance(value, list) else 'table'}"  # may nest thousands deep
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _join(prefix: str, path: str) -> str:
