@@ -3,6 +3,7 @@
 nox                 # everything CI runs
 nox -s demo         # the local demo: a store day on the embedded default, no account needed
 nox -s bench        # benchmarks, printing figures
+nox -s lowest       # the tests at the lowest versions the pyproject.toml files allow
 nox -s contract -- --record-mode=rewrite   # re-record cassettes against the local servers
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "contract"]
+nox.options.sessions = ["lint", "typecheck", "tests", "contract", "lowest"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
@@ -69,6 +70,41 @@ def tests(session: nox.Session) -> None:
 def contract(session: nox.Session) -> None:
     """The shared contract suite for every first-party backend, offline from committed cassettes."""
     _install_all(session)
+    for backend, folder in (
+        ("pos-spi", "plugins/pos_spi/tests/contract"),
+        ("salesforce", "plugins/salesforce_oms/tests/contract"),
+    ):
+        session.run("pytest", folder, "--oms-backend", backend, *session.posargs)
+
+
+LOWEST_SUITES = [
+    ["core/tests"],
+    ["plugins/pos_spi/tests", "--ignore=plugins/pos_spi/tests/contract"],
+    ["plugins/salesforce_sandbox/tests"],
+    ["plugins/salesforce_oms/tests/backend"],
+]
+"""What ``lowest`` runs: every suite but the Salesforce export and omnichannel end-to-end runs
+(the slowest, on the same libraries as the backend tests) and contract_tests' own tests."""
+
+
+@nox.session(python=PYTHON, venv_backend="uv", reuse_venv=False)
+def lowest(session: nox.Session) -> None:
+    """The floors are true: install every distribution with uv's lowest-direct resolution (each
+    direct dependency at the lowest version its pyproject.toml allows) and run the tests and
+    both contract replays. A fresh virtualenv each time: uv keeps what is installed if it fits.
+    """
+    args: list[str] = []
+    for dist in DISTRIBUTIONS:
+        args += ["-e", dist]
+    session.install("--resolution", "lowest-direct", *args)
+    # What was resolved, printed from inside the env (uv itself need not be on PATH).
+    session.run(
+        "python", "-c",
+        "import importlib.metadata as m; print(*sorted({f'{d.name}=={d.version}' "
+        "for d in m.distributions()}), sep='\\n')",
+    )  # fmt: skip
+    for suite in LOWEST_SUITES:
+        session.run("pytest", *suite, *session.posargs)
     for backend, folder in (
         ("pos-spi", "plugins/pos_spi/tests/contract"),
         ("salesforce", "plugins/salesforce_oms/tests/contract"),

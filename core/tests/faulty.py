@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 
 from omsbridge import Capability, OrderBackend, PostResult, Transaction, hookimpl, wire
-from omsbridge.errors import BackendError, RateLimited, Rejected, TransientBackendError
+from omsbridge.errors import AuthFailed, BackendError, RateLimited, Rejected, TransientBackendError
 from omsbridge.model import (
     EventBatch,
     FulfillmentEvent,
@@ -60,6 +60,8 @@ class FaultyOMS:
         self.random_faults: Sequence[str] = ("503", "timeout_after_commit", "lock")
         self.choose: Callable[[Transaction], str | None] | None = None
         self.budget = 1000
+        self.refuse_login = False
+        """Every call is refused as a bad login (revoked app, expired password) while set."""
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -91,6 +93,14 @@ class FaultyOMS:
 
     def post(self, txn: Transaction) -> PostResult:
         """One post with its fault applied."""
+        if self.refuse_login:
+            with self._lock:
+                self.calls += 1
+            raise AuthFailed(
+                "token request failed: invalid_grant: authentication failure",
+                code="invalid_grant",
+                status=400,
+            )
         fault = self.fault_for(txn)
         if fault == "503":
             raise TransientBackendError("503 Service Unavailable", code="HTTP_503", status=503)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -9,6 +10,7 @@ import pytest
 from faulty import FEEDS, OMS, Feed, FeedPlugin, config_text
 
 from omsbridge import Bridge, hookimpl
+from omsbridge.errors import AuthFailed
 from omsbridge.listen import Listener, ListenerSettings
 from omsbridge.store import SqliteStore
 
@@ -141,4 +143,57 @@ def test_run_backs_off_on_feed_errors_and_stops(setup):
     stop.set()
     thread.join(timeout=2)
     assert not thread.is_alive()
+    assert pos.received == [("A", "FO-1", "Allocated")]
+
+
+def test_refused_login_buries_no_event_and_handles_them_once_it_works(setup, caplog):
+    bridge, feed, _ = setup
+    refused = {"on": True}
+    handled: list[str] = []
+
+    def needs_login(merchant, events):
+        if refused["on"]:
+            raise AuthFailed("invalid_grant: authentication failure", code="invalid_grant")
+        handled.extend(e.event_id for e in events)
+
+    listener = Listener(bridge.for_merchant("A"), bridge.store, needs_login, settings=FAST)
+    listener.poll()
+    feed.emit("FO-1", "Allocated")
+    caplog.set_level(logging.WARNING, logger="omsbridge")
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len([r for r in caplog.records if "LOGIN REFUSED" in r.getMessage()]) < 3:
+        assert time.monotonic() < deadline, "the listener did not retry the login"
+        time.sleep(0.01)
+    assert bridge.store.dead_events("A") == [], "a refused login buried events"
+    assert listener.checkpoint != "1", "the checkpoint moved past unhandled events"
+    refused["on"] = False
+    while not handled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=2)
+    assert handled == ["E-1"] and listener.checkpoint == "1"
+    levels = [r.levelname for r in caplog.records if "LOGIN REFUSED" in r.getMessage()]
+    assert levels[0] == "ERROR" and set(levels[1:]) == {"WARNING"}
+
+
+def test_a_long_outage_does_not_overflow_the_backoff(setup):
+    """Over a thousand failed reads in a row (hours of outage at real settings) once made
+    ``2 ** failures`` too large for a float and killed the listener thread."""
+    bridge, feed, pos = setup
+    settings = ListenerSettings(wait=0.0, backoff_initial=0.0, backoff_max=0.0)
+    listener = Listener(bridge.for_merchant("A"), bridge.store, settings=settings)
+    listener.poll()
+    feed.fail_next_reads = 1100
+    feed.emit("FO-1", "Allocated")
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not pos.received and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=2)
     assert pos.received == [("A", "FO-1", "Allocated")]

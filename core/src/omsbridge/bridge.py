@@ -22,7 +22,7 @@ import attrs
 import pluggy
 
 from omsbridge.config import Config, MerchantConfig, load_config
-from omsbridge.errors import BackendError, UnknownMerchant
+from omsbridge.errors import AuthFailed, BackendError, InvalidTransaction, Issue, UnknownMerchant
 from omsbridge.model import (
     CancelLine,
     CancelResult,
@@ -94,6 +94,7 @@ class Merchant:
                 self._require(
                     Capability.POST_UNREFERENCED_RETURN, "post of a return without receipt"
                 )
+            self._check_currency(transaction)
             result = self.backend.post(transaction)
         except Exception as error:
             latency_ms = (time.monotonic() - started) * 1000
@@ -119,11 +120,57 @@ class Merchant:
             self._settle(transaction, result, (time.monotonic() - started) * 1000)
         return result
 
+    def accepted_currencies(self) -> frozenset[str] | None:
+        """The currencies this merchant posts in; None when the config names none (no check).
+
+        The config's ``currencies`` count only where the backend records each order in its own
+        currency (:attr:`Capability.MULTI_CURRENCY`); elsewhere the merchant takes ``currency``.
+        """
+        config = self.config
+        if config.currencies and Capability.MULTI_CURRENCY in self.backend.capabilities:
+            return frozenset(config.currencies)
+        if config.currency is not None:
+            return frozenset({config.currency})
+        if config.currencies:
+            return frozenset()  # several listed, one possible, none named: refuse every one
+        return None
+
+    def _check_currency(self, transaction: Transaction) -> None:
+        """Refuse, before any request, a transaction in a currency the merchant does not take
+        (an EUR sale must never become a USD order of the same amount)."""
+        accepted = self.accepted_currencies()
+        if accepted is None or transaction.currency in accepted:
+            return
+        expected = (
+            " or ".join(sorted(accepted))
+            or f"the one currency set in merchants.{self.merchant_id}.currency"
+        )
+        why = ""
+        if self.config.currencies and Capability.MULTI_CURRENCY not in self.backend.capabilities:
+            why = (
+                f" (the config lists {', '.join(self.config.currencies)}, but the "
+                f"{self.backend.name} backend as configured takes one currency per merchant)"
+            )
+        raise InvalidTransaction(
+            [
+                Issue(
+                    "currency",
+                    f"merchant {self.merchant_id} takes {expected}, got {transaction.currency!r}{why}",
+                )
+            ],
+            code="CURRENCY_NOT_ACCEPTED",
+            backend=self.backend.name,
+        )
+
     def _keep(self, transaction: Transaction, error: Exception, latency_ms: float) -> None:
-        retryable = isinstance(error, BackendError) and error.retryable
+        # A refused login is the merchant's problem, not the transaction's: it waits (pending)
+        # for the export job, which pauses the merchant until a login works again.
+        refused_login = isinstance(error, AuthFailed)
+        retryable = (isinstance(error, BackendError) and error.retryable) or refused_login
+        outcome = AttemptOutcome.RETRY if retryable else AttemptOutcome.DEAD
         attempt = AttemptRecord(
             at=datetime.now(UTC),
-            outcome=AttemptOutcome.RETRY if retryable else AttemptOutcome.DEAD,
+            outcome=AttemptOutcome.AUTH_FAILED if refused_login else outcome,
             source="pos",
             latency_ms=round(latency_ms, 1),
             error=ErrorInfo.from_error(error),
@@ -204,6 +251,11 @@ class Merchant:
             ):
                 results[index] = self.backend._unsupported("post of a return without receipt")
             else:
+                try:
+                    self._check_currency(transaction)
+                except InvalidTransaction as refused:
+                    results[index] = refused
+                    continue
                 allowed.append(transaction)
         answers = iter(self.backend.post_batch(allowed) if allowed else [])
         ordered: list[PostResult | BackendError] = []

@@ -22,7 +22,7 @@ import attrs
 
 from omsbridge import wire
 from omsbridge.bridge import Merchant
-from omsbridge.errors import BackendError, RateLimited
+from omsbridge.errors import AuthFailed, BackendError, RateLimited
 from omsbridge.logs import merchant_log
 from omsbridge.model import FulfillmentEvent
 from omsbridge.spi import Capability
@@ -136,6 +136,10 @@ class Listener:
             try:
                 self.handler(self.merchant, events)
                 return
+            except AuthFailed:
+                # A refused login is not the events' fault: none is buried, the checkpoint
+                # stays, and they are read and handled again once a login works.
+                raise
             except Exception as exc:
                 if attempt == settings.handler_attempts:
                     for event in events:
@@ -180,10 +184,26 @@ class Listener:
                 delay = exc.retry_after if exc.retry_after is not None else 60.0
                 self.log.warning("event feed rate limited; waiting %.1f s", delay)
                 stop.wait(delay)
+            except AuthFailed as exc:
+                failures += 1
+                delay = min(
+                    self.settings.backoff_max,
+                    self.settings.backoff_initial * 2 ** min(failures - 1, 30),
+                )
+                # Loud once per streak of refusals, then quieter: the events wait, none is lost.
+                self.log.log(
+                    logging.ERROR if failures == 1 else logging.WARNING,
+                    "LOGIN REFUSED reading events (%s); no event is lost, login tried again in "
+                    "%.1f s",
+                    exc,
+                    delay,
+                )
+                stop.wait(delay)
             except Exception as exc:
                 failures += 1
                 delay = min(
-                    self.settings.backoff_max, self.settings.backoff_initial * 2 ** (failures - 1)
+                    self.settings.backoff_max,
+                    self.settings.backoff_initial * 2 ** min(failures - 1, 30),
                 )
                 level = (
                     logging.WARNING

@@ -63,9 +63,15 @@ class Capability(StrEnum):
     """A trait, not an operation: a return (or an exchange's return half) is posted as an order
     of its own that ``get_order`` reads back like a sale. Without it the return is recorded on
     the original order (as Salesforce OM's submit-return does) and ``post`` answers that order."""
+    MULTI_CURRENCY = "currency:multi"
+    """A trait: the backend records each order in the transaction's own currency, so a merchant
+    whose config lists several ``currencies`` may post in any of them. Without it a merchant
+    takes only its ``currency``."""
 
 
-OPERATION_FLAVOURS = frozenset({Capability.POST_UNREFERENCED_RETURN, Capability.RETURNS_AS_ORDERS})
+OPERATION_FLAVOURS = frozenset(
+    {Capability.POST_UNREFERENCED_RETURN, Capability.RETURNS_AS_ORDERS, Capability.MULTI_CURRENCY}
+)
 """Capabilities that refine how an operation behaves rather than naming one of the methods."""
 
 

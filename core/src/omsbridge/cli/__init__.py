@@ -12,6 +12,7 @@ import click
 from omsbridge.cli.backends import backends
 from omsbridge.cli.config_cmd import config
 from omsbridge.cli.demo_cmd import demo
+from omsbridge.cli.exit_codes import EXIT_CODES_HELP
 from omsbridge.cli.export_cmd import export
 from omsbridge.cli.omni_cmd import fulfil, listen
 from omsbridge.cli.orders import cancel, order, post, search
@@ -23,7 +24,7 @@ from omsbridge.cli.worker_cmd import worker
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="omsbridge")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:

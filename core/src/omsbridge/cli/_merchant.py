@@ -1,7 +1,7 @@
 """How a command reaches one merchant's backend, and how it reports failures and exits.
 
-Shared by every command that takes ``--config FILE [--merchant ID]``: exit 1 for an error to fix,
-2 for one worth retrying later, 3 when the transaction waits in the outbox.
+Shared by every command that takes ``--config FILE [--merchant ID]``; the exit statuses are
+those of :class:`omsbridge.cli.exit_codes.ExitCode` (1 to fix, 75 to retry, 3 queued).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from omsbridge.cli._output import emit_json
+from omsbridge.cli.exit_codes import ExitCode
 from omsbridge.errors import InvalidTransaction
 
 __all__ = [
@@ -49,7 +50,7 @@ def merchant_options(func: F) -> F:
     return config_option(func)
 
 
-QUEUED_EXIT = 3
+QUEUED_EXIT = ExitCode.QUEUED
 """Exit status of ``post`` when the OMS was unavailable and the transaction is in the outbox."""
 
 
@@ -106,7 +107,8 @@ def fail(
     retryable: bool = False,
     retry_after: float | None = None,
 ) -> None:
-    """Report an error (JSON or text) and exit 2 when retryable, else 1."""
+    """Report an error (JSON or text) and exit :attr:`ExitCode.RETRY` when retrying may help,
+    else :attr:`ExitCode.FIX`."""
     if as_json:
         body: dict[str, Any] = {
             "ok": False,
@@ -122,4 +124,4 @@ def fail(
         emit_json(body)
     else:
         click.echo(f"{kind}{f' [{code}]' if code else ''}: {message}", err=True)
-    sys.exit(2 if retryable else 1)
+    sys.exit(ExitCode.RETRY if retryable else ExitCode.FIX)

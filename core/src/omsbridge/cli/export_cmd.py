@@ -19,6 +19,7 @@ import click
 
 from omsbridge.cli._merchant import config_option
 from omsbridge.cli._output import emit_json, json_option
+from omsbridge.cli.exit_codes import ExitCode
 
 __all__ = ["export"]
 
@@ -46,7 +47,7 @@ def _opened(config_file: Path) -> Iterator[Any]:
         bridge = Bridge.from_config(config_file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FIX)
     with bridge:
         yield bridge
 
@@ -188,6 +189,7 @@ def run(
             "rate_limited": m.rate_limited,
             "dead": m.dead,
             "paused_until": m.paused_until.isoformat() if m.paused_until else None,
+            "login_refused": m.login_refused,
             "skipped": m.skipped,
         }
         for m in report.merchants
@@ -208,6 +210,10 @@ def run(
         extra = ""
         if row["skipped"]:
             extra = f"  skipped: {row['skipped']}"
+        elif row["login_refused"]:
+            extra = f"  PAUSED, login refused: {row['login_refused']}"
+            if row["paused_until"]:
+                extra += f" (next login try {row['paused_until']})"
         elif row["paused_until"]:
             extra = f"  paused until {row['paused_until']}"
         click.echo(
@@ -249,10 +255,13 @@ def list_(
     """
     from omsbridge.store import EntryState
 
-    states = {
-        "open": [EntryState.PENDING, EntryState.DEAD],
-        "all": list(EntryState),
-    }.get(state, [EntryState(state)])
+    # ``open`` and ``all`` are not store states: map them before ever calling EntryState(...).
+    if state == "open":
+        states = [EntryState.PENDING, EntryState.DEAD]
+    elif state == "all":
+        states = list(EntryState)
+    else:
+        states = [EntryState(state)]
     with _opened(config_file) as bridge:
         entries = bridge.store.entries(
             states=states, merchant_id=merchant_id, limit=limit, after_id=after_id
@@ -298,7 +307,7 @@ def show(entry_id: int, config_file: Path, payload: bool, as_json: bool) -> None
         entry = bridge.store.get(entry_id)
         if entry is None:
             click.echo(f"no outbox entry {entry_id}", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.FIX)
         attempts = bridge.store.attempts(entry_id)
     if as_json:
         emit_json(
@@ -446,3 +455,17 @@ def stats(config_file: Path, prometheus_file: Path | None, as_json: bool) -> Non
             f"{budget['remaining']}/{budget['limit'] or '?'}" if budget else "-",
         )
     Console().print(table)
+    # Below the table, unwrapped: a refused login must be read in full, never cut to fit.
+    for m in data["merchants"]:
+        if m["pause"] is not None:
+            click.echo(f"{m['merchant_id']}: {_why_paused(m['pause'], m['paused_until'])}")
+
+
+def _why_paused(pause: dict[str, Any], until: str | None) -> str:
+    if pause["kind"] == "auth":
+        when = f"; next login try at {until}" if until else "; login is being tried again"
+        return (
+            f"PAUSED, LOGIN REFUSED by the OMS: {pause['reason']} (nothing is posted and no "
+            f"entry is lost; fix the credentials, it resumes by itself{when})"
+        )
+    return f"paused ({pause['kind']}) until {until}: {pause['reason'] or '-'}"

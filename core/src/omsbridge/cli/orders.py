@@ -2,9 +2,10 @@
 
 Every command takes ``--config FILE --merchant ID`` and goes through :class:`omsbridge.Bridge`,
 so it works with whatever backend the merchant is configured for (and its local sandbox).
-Errors print the error class, code and message and exit 1 (2 for a retryable error, so a
-script can tell "try again later" apart from "fix the input"); ``post`` exits 3 when the OMS
-could not take the transaction now and it waits in the outbox for the export job.
+Errors print the error class, code and message and exit 1 (75 for a retryable error, so a
+script can tell "try again later" apart from "fix the input" and from a usage error, 2);
+``post`` exits 3 when the OMS could not take the transaction now and it waits in the outbox for
+the export job. The table: :mod:`omsbridge.cli.exit_codes`.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ _MERCHANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _REGION = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_MERCHANT_KEYS = {"backend", "name", "locale", "region", "currency"}
+_MERCHANT_KEYS = {"backend", "name", "locale", "region", "currency", "currencies"}
 
 
 @attrs.frozen
@@ -50,6 +50,9 @@ class MerchantConfig:
     locale: str | None = None
     region: str | None = None
     currency: str | None = None
+    currencies: tuple[str, ...] = ()
+    """Every currency the merchant takes, when more than ``currency`` (needs a backend with
+    :attr:`~omsbridge.spi.Capability.MULTI_CURRENCY`); empty: only ``currency``."""
 
     def context(self) -> MerchantContext:
         """What the backend is told about its merchant."""
@@ -172,6 +175,7 @@ def _merchant(
         value = table.get(key)
         if value is not None and not (isinstance(value, str) and pattern.match(value)):
             issues.append(Issue(f"{prefix}.{key}", f"must look like {example}, got {value!r}"))
+    currencies = _currencies(table, prefix, issues)
     settings = None
     if isinstance(backend, str) and backend in registry:
         settings_data = table.get(backend, {})
@@ -195,7 +199,39 @@ def _merchant(
         locale=table.get("locale"),
         region=table.get("region"),
         currency=table.get("currency"),
+        currencies=currencies,
     )
+
+
+def _currencies(table: Mapping[str, Any], prefix: str, issues: list[Issue]) -> tuple[str, ...]:
+    """``currencies = ["USD", "EUR"]``: ISO codes, at least one, including ``currency``."""
+    raw = table.get("currencies")
+    if raw is None:
+        return ()
+    path = f"{prefix}.currencies"
+    if not isinstance(raw, list) or not raw:
+        issues.append(
+            Issue(
+                path, f'must be a list of ISO 4217 codes such as ["USD", "EUR"], got {_shown(raw)}'
+            )
+        )
+        return ()
+    bad = [c for c in raw if not (isinstance(c, str) and _CURRENCY.match(c))]
+    if bad:
+        issues.append(Issue(path, f"must be ISO 4217 codes such as USD, got {_shown(bad[0])}"))
+        return ()
+    currency = table.get("currency")
+    if isinstance(currency, str) and currency not in raw:
+        issues.append(Issue(path, f"must include the merchant's currency {currency!r}"))
+    return tuple(dict.fromkeys(raw))
+
+
+def _shown(value: Any) -> str:
+    # A wrong value is quoted in the message, but never at any length (a megabyte string).
+    if isinstance(value, list | dict):
+        return f"a {'list' if isinstance(value, list) else 'table'}"  # may nest thousands deep
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _join(prefix: str, path: str) -> str:

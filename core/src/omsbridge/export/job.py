@@ -12,6 +12,12 @@ Per merchant the queue is first in, first out (a return never overtakes its sale
 failure of the oldest entry holds the merchant back until that entry is due again, a rate limit
 pauses the merchant, a permanent failure makes the entry a dead letter and the queue moves on.
 Merchants are independent: one that is paused or failing does not slow the others.
+
+A refused login (:class:`~omsbridge.errors.AuthFailed`: revoked connected app, expired
+password) is the merchant's fault, not the entry's: the merchant is paused (logged at ERROR
+once, shown by ``export stats`` and the metrics), the entry stays pending with its attempt
+count untouched, the login is tried again with a growing backoff, and the merchant resumes by
+itself once one works. No entry becomes a dead letter because of it.
 """
 
 from __future__ import annotations
@@ -29,11 +35,19 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from omsbridge.bridge import Bridge, Merchant
-from omsbridge.errors import BackendError, RateLimited
+from omsbridge.errors import AuthFailed, BackendError, RateLimited
 from omsbridge.export.retry import RetryPolicy
 from omsbridge.logs import MerchantLog, merchant_log
 from omsbridge.model import PostResult, Transaction
-from omsbridge.store import AttemptOutcome, AttemptRecord, EntryState, ErrorInfo, OutboxEntry, Store
+from omsbridge.store import (
+    AttemptOutcome,
+    AttemptRecord,
+    EntryState,
+    ErrorInfo,
+    OutboxEntry,
+    PauseKind,
+    Store,
+)
 
 __all__ = ["ExportJob", "ExportSettings", "MerchantReport", "RunReport", "default_owner"]
 
@@ -79,6 +93,12 @@ class MerchantReport:
     paused_until: datetime | None = None
     skipped: str | None = None
     """Why the merchant was not worked on (leased elsewhere, not in the config...)."""
+    auth_failed: int = 0
+    """Entries put back because the OMS refused the login (none of them counts an attempt)."""
+    login_refused: str | None = None
+    """The refused login's error while the merchant is paused for it."""
+    resumed: bool = False
+    """A login worked again in this run after refused ones: the merchant's pause was ended."""
 
     @property
     def posted(self) -> int:
@@ -122,6 +142,8 @@ class ExportJob:
         self.owner = owner or default_owner()
         self._on_outcome = on_outcome
         self._clock = clock
+        self._login_refused: set[str] = set()
+        """Merchants whose last login was refused: their next success ends the pause."""
 
     def run(
         self,
@@ -202,6 +224,11 @@ class ExportJob:
                 log.info("another worker is posting this merchant; leaving it")
                 break
             paused = self.store.paused_until(merchant_id)
+            stored = self.store.merchant_pause(merchant_id)
+            if stored is not None and stored.kind == PauseKind.AUTH:
+                # Over or not, the pause ends only when a login works again.
+                self._login_refused.add(merchant_id)
+                report.login_refused = stored.reason
             if paused is not None:
                 report.paused_until = paused
                 if drain and self._wait_until(paused, stop, deadline):
@@ -349,6 +376,8 @@ class ExportJob:
     def _failure(self, error: BaseException, started: float) -> AttemptRecord:
         if isinstance(error, RateLimited):
             outcome = AttemptOutcome.RATE_LIMITED
+        elif isinstance(error, AuthFailed):
+            outcome = AttemptOutcome.AUTH_FAILED
         elif isinstance(error, BackendError) and error.retryable:
             outcome = AttemptOutcome.RETRY
         else:
@@ -371,6 +400,14 @@ class ExportJob:
         log: MerchantLog,
     ) -> None:
         self.store.mark_done(entry.entry_id, result, attempts)
+        if entry.merchant_id in self._login_refused:
+            self._login_refused.discard(entry.merchant_id)
+            ended = self.store.resume_merchant(entry.merchant_id)
+            report.resumed, report.login_refused, report.paused_until = True, None, None
+            log.warning(
+                "the OMS accepts the login again after %d refused; merchant resumed",
+                ended.failures if ended is not None else 0,
+            )
         outcome = attempts[-1].outcome
         if outcome == AttemptOutcome.CREATED:
             report.created += 1
@@ -403,11 +440,18 @@ class ExportJob:
         }
         if not attempts:
             attempts = [self._failure(error, time.monotonic())]
-        counted = sum(1 for a in attempts if a.outcome != AttemptOutcome.RATE_LIMITED)
+        counted = sum(
+            1
+            for a in attempts
+            if a.outcome not in (AttemptOutcome.RATE_LIMITED, AttemptOutcome.AUTH_FAILED)
+        )
+        if isinstance(error, AuthFailed):
+            self._pause_for_login(merchant_id, entry, error, attempts, counted, report, log)
+            raise _Stop
         if isinstance(error, RateLimited):
             pause = policy.pause_for(error)
             until = now + timedelta(seconds=pause)
-            self.store.pause_merchant(merchant_id, until)
+            self.store.pause_merchant(merchant_id, until, reason=str(ErrorInfo.from_error(error)))
             self.store.mark_failed(
                 entry.entry_id, self.owner, attempts, retry_at=now, counted=counted
             )
@@ -444,6 +488,58 @@ class ExportJob:
         report.dead += 1
         log.error("post refused (%s); now a dead letter", ErrorInfo.from_error(error), extra=extra)
         self._tell(entry, AttemptOutcome.DEAD)
+
+    def _pause_for_login(
+        self,
+        merchant_id: str,
+        entry: OutboxEntry,
+        error: AuthFailed,
+        attempts: list[AttemptRecord],
+        counted: int,
+        report: MerchantReport,
+        log: MerchantLog,
+    ) -> None:
+        """Pause the merchant after a refused login; the entry waits, its attempts untouched."""
+        now = self._clock()
+        why = str(ErrorInfo.from_error(error))
+        extra = {"transaction_id": entry.transaction_id, "entry_id": entry.entry_id,
+                 "error_class": type(error).__name__, "code": error.code}  # fmt: skip
+        current = self.store.merchant_pause(merchant_id)
+        refused_before = current is not None and current.kind == PauseKind.AUTH
+        if refused_before and current is not None and current.until > now:
+            # Already paused for this (another item of the same batch, or another worker).
+            pause = current
+        else:
+            failures = (current.failures if refused_before and current is not None else 0) + 1
+            wait = self.settings.policy.auth_pause(failures)
+            pause = self.store.pause_merchant(
+                merchant_id, now + timedelta(seconds=wait), kind=PauseKind.AUTH, reason=why
+            )
+            if pause.failures <= 1:
+                log.error(
+                    "LOGIN REFUSED by the OMS (%s): merchant paused, nothing is posted for it "
+                    "and no entry is lost. Fix its credentials (config, connected app, "
+                    "password); the login is tried again in %.3g s and the merchant resumes "
+                    "by itself once it works",
+                    why,
+                    wait,
+                    extra=extra,
+                )
+            else:
+                log.warning(
+                    "login still refused (%d in a row: %s); next try in %.3g s",
+                    pause.failures,
+                    why,
+                    wait,
+                    extra=extra,
+                )
+        # Due as soon as the pause ends; a refused login is not the entry's attempt.
+        self.store.mark_failed(entry.entry_id, self.owner, attempts, retry_at=now, counted=counted)
+        self._login_refused.add(merchant_id)
+        report.auth_failed += 1
+        report.paused_until = pause.until
+        report.login_refused = pause.reason
+        self._tell(entry, AttemptOutcome.AUTH_FAILED)
 
     def _decode(
         self, entry: OutboxEntry, report: MerchantReport, log: MerchantLog

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from omsbridge.store import AttemptOutcome, OutboxEntry, StoreStats
+from omsbridge.store import AttemptOutcome, OutboxEntry, PauseKind, StoreStats
 
 __all__ = ["ProcessCounters", "prometheus_text", "serve_metrics", "stats_dict", "write_textfile"]
 
@@ -75,6 +75,11 @@ def stats_dict(stats: StoreStats, now: datetime) -> dict[str, Any]:
                     else None
                 ),
                 "paused_until": _iso(m.paused_until),
+                "pause": (
+                    {"kind": str(m.pause_kind), "reason": m.pause_reason}
+                    if m.pause_kind is not None
+                    else None
+                ),
                 "api_budget": (
                     {
                         "remaining": m.budget.remaining,
@@ -118,11 +123,22 @@ def prometheus_text(
             age = (now - m.oldest_pending_at).total_seconds()
             lines.append(f'{name}{{merchant="{_label(m.merchant_id)}"}} {age:.1f}')
     name = "omsbridge_merchant_paused"
-    lines += [f"# HELP {name} 1 while a rate limit pauses the merchant.", f"# TYPE {name} gauge"]
+    lines += [
+        f"# HELP {name} 1 while a rate limit or a refused login pauses the merchant.",
+        f"# TYPE {name} gauge",
+    ]
     for m in stats.merchants:
         lines.append(
             f'{name}{{merchant="{_label(m.merchant_id)}"}} {int(m.paused_until is not None)}'
         )
+    name = "omsbridge_merchant_login_refused"
+    lines += [
+        f"# HELP {name} 1 from a refused login until a login works again (nothing is posted).",
+        f"# TYPE {name} gauge",
+    ]
+    for m in stats.merchants:
+        refused = int(m.pause_kind == PauseKind.AUTH)
+        lines.append(f'{name}{{merchant="{_label(m.merchant_id)}"}} {refused}')
     for field, help_text in (("remaining", "API calls left"), ("limit", "API call allowance")):
         name = f"omsbridge_api_budget_{field}"
         lines += [

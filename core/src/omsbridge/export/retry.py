@@ -1,8 +1,9 @@
 """When to try a failed post again: a few quick retries in-line, then a durable backoff.
 
 The error's class decides, never its message: a :class:`~omsbridge.errors.RetryableError`
-(5xx, timeout, row lock) is retried, a :class:`~omsbridge.errors.RateLimited` pauses the whole
-merchant instead, anything else is permanent and becomes a dead letter.
+(5xx, timeout, row lock) is retried, a :class:`~omsbridge.errors.RateLimited` or a refused login
+(:class:`~omsbridge.errors.AuthFailed`) pauses the whole merchant instead, anything else is
+permanent and becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class RetryPolicy:
     later (capped at ``backoff_max``, jittered between half and all of it), so a long outage costs no busy loop and
     survives a restart. After ``max_attempts`` attempts in all a retryable error is a dead letter
     too. ``rate_limit_pause`` is the pause when a rate limit gives no ``retry_after``.
+    A refused login (``AuthFailed``) pauses the merchant ``auth_pause_initial * 2**(n-1)``
+    seconds after the n-th refusal in a row (at most ``auth_pause_max``), then tries again.
     """
 
     inline_attempts: int = 3
@@ -45,6 +48,8 @@ class RetryPolicy:
     backoff_max: float = 1800.0
     max_attempts: int = 15
     rate_limit_pause: float = 60.0
+    auth_pause_initial: float = 30.0
+    auth_pause_max: float = 900.0
 
     def call(self, fn: Callable[[], T]) -> T:
         """Call ``fn``, retrying it in-line on errors :func:`is_inline_retryable` accepts."""
@@ -74,3 +79,9 @@ class RetryPolicy:
         if error.retry_after is not None and error.retry_after >= 0:
             return float(error.retry_after)
         return self.rate_limit_pause
+
+    def auth_pause(self, failures: int) -> float:
+        """Seconds before trying the login again after ``failures`` refused logins in a row."""
+        return float(
+            min(self.auth_pause_max, self.auth_pause_initial * 2.0 ** max(0, failures - 1))
+        )

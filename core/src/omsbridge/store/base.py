@@ -32,8 +32,10 @@ __all__ = [
     "DeadEvent",
     "EntryState",
     "ErrorInfo",
+    "MerchantPause",
     "MerchantStats",
     "OutboxEntry",
+    "PauseKind",
     "Store",
     "StoreStats",
 ]
@@ -55,6 +57,25 @@ class AttemptOutcome(StrEnum):
     RETRY = "retry"  # a retryable error; the entry stays pending
     RATE_LIMITED = "rate_limited"  # the merchant's API budget ran out; not the entry's fault
     DEAD = "dead"  # a permanent error (or too many attempts); the entry is a dead letter
+    AUTH_FAILED = "auth_failed"  # the OMS refused the login; the merchant is paused, not the entry
+
+
+class PauseKind(StrEnum):
+    """Why a merchant is paused."""
+
+    RATE_LIMIT = "rate_limit"  # its API budget ran out; over when the budget is back
+    AUTH = "auth"  # its OMS refused the login; over only once a login works again
+
+
+@attrs.frozen
+class MerchantPause:
+    """A merchant's pause as stored: until when, why, and (for a refused login) how many
+    logins in a row were refused, which sets the backoff of the next try."""
+
+    until: datetime
+    kind: PauseKind
+    reason: str | None = None
+    failures: int = 0
 
 
 @attrs.frozen
@@ -145,6 +166,10 @@ class MerchantStats:
     retried: int = 0
     oldest_pending_at: datetime | None = None
     paused_until: datetime | None = None
+    pause_kind: PauseKind | None = None
+    """Why the merchant is paused; an ``auth`` pause is reported until a login works again,
+    even between two tries (when ``paused_until`` is over)."""
+    pause_reason: str | None = None
     budget: ApiBudget | None = None
     dead_events: int = 0
 
@@ -247,8 +272,26 @@ class Store(abc.ABC):
         """Give back leases on entries not tried (shutdown, or the merchant paused)."""
 
     @abc.abstractmethod
-    def pause_merchant(self, merchant_id: str, until: datetime) -> None:
-        """Post nothing more for this merchant before ``until`` (its API budget ran out)."""
+    def pause_merchant(
+        self,
+        merchant_id: str,
+        until: datetime,
+        *,
+        kind: PauseKind = PauseKind.RATE_LIMIT,
+        reason: str | None = None,
+    ) -> MerchantPause:
+        """Post nothing more for this merchant before ``until``: its API budget ran out, or
+        (``kind=AUTH``) its OMS refused the login, which also counts one more refused login.
+        Returns the pause as stored."""
+
+    @abc.abstractmethod
+    def merchant_pause(self, merchant_id: str) -> MerchantPause | None:
+        """The merchant's stored pause, over or not (an ``auth`` pause stays until
+        :meth:`resume_merchant`), or None."""
+
+    @abc.abstractmethod
+    def resume_merchant(self, merchant_id: str) -> MerchantPause | None:
+        """End the merchant's pause (a login worked again); returns the pause it ended."""
 
     @abc.abstractmethod
     def paused_until(self, merchant_id: str) -> datetime | None:

@@ -27,15 +27,18 @@ from omsbridge.store.base import (
     DeadEvent,
     EntryState,
     ErrorInfo,
+    MerchantPause,
     MerchantStats,
     OutboxEntry,
+    PauseKind,
     Store,
     StoreStats,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: merchants.pause_kind, pause_reason and auth_failures (a refused login pauses a merchant)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,6 +86,9 @@ CREATE TABLE IF NOT EXISTS merchants (
     lease_owner      TEXT,
     lease_expires_at TEXT,
     paused_until     TEXT,
+    pause_kind       TEXT,
+    pause_reason     TEXT,
+    auth_failures    INTEGER NOT NULL DEFAULT 0,
     budget_remaining INTEGER,
     budget_limit     INTEGER,
     budget_at        TEXT
@@ -172,6 +178,33 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
     )
 
 
+_ADDED_COLUMNS = (
+    ("merchants", "pause_kind", "TEXT"),
+    ("merchants", "pause_reason", "TEXT"),
+    ("merchants", "auth_failures", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Columns added since schema 1: a store written by an older version gains them on open."""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _pause(row: sqlite3.Row) -> MerchantPause | None:
+    until = _dt(row["paused_until"])
+    if until is None:
+        return None
+    return MerchantPause(
+        until,
+        PauseKind(row["pause_kind"] or PauseKind.RATE_LIMIT),
+        row["pause_reason"],
+        row["auth_failures"] or 0,
+    )
+
+
 class SqliteStore(Store):
     """The store in one SQLite file (created with its folder if missing)."""
 
@@ -192,8 +225,10 @@ class SqliteStore(Store):
         with self._lock:
             self._db.executescript(_SCHEMA)  # idempotent: every statement is IF NOT EXISTS
         with self._tx() as db:
+            _migrate(db)
             db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -237,7 +272,9 @@ class SqliteStore(Store):
         info = ErrorInfo.from_error(error) if error is not None else None
         state = EntryState.DEAD if dead else EntryState.PENDING
         payload = wire.dumps(transaction)
-        tried = 1 if attempt is not None else 0
+        # Attempts that are not the entry's fault (a rate limit, a refused login) do not count.
+        uncounted = (AttemptOutcome.RATE_LIMITED, AttemptOutcome.AUTH_FAILED)
+        tried = 1 if attempt is not None and attempt.outcome not in uncounted else 0
         with self._tx() as db:
             row = db.execute(
                 "SELECT id, state FROM outbox WHERE merchant_id = ? AND transaction_id = ?",
@@ -472,14 +509,53 @@ class SqliteStore(Store):
                 (owner, *entry_ids),
             )
 
-    def pause_merchant(self, merchant_id: str, until: datetime) -> None:
+    def pause_merchant(
+        self,
+        merchant_id: str,
+        until: datetime,
+        *,
+        kind: PauseKind = PauseKind.RATE_LIMIT,
+        reason: str | None = None,
+    ) -> MerchantPause:
         """See :meth:`Store.pause_merchant`."""
+        failures = 1 if kind == PauseKind.AUTH else 0
         with self._tx() as db:
+            # A rate limit while a login is refused cannot happen (nothing gets through), so
+            # a new pause simply replaces the old one; only refused logins add up.
             db.execute(
-                "INSERT INTO merchants (merchant_id, paused_until) VALUES (?, ?) "
-                "ON CONFLICT (merchant_id) DO UPDATE SET paused_until = excluded.paused_until",
-                (merchant_id, _ts(until)),
+                "INSERT INTO merchants (merchant_id, paused_until, pause_kind, pause_reason, "
+                "auth_failures) VALUES (?, ?, ?, ?, ?) ON CONFLICT (merchant_id) DO UPDATE SET "
+                "paused_until = excluded.paused_until, pause_kind = excluded.pause_kind, "
+                "pause_reason = excluded.pause_reason, auth_failures = CASE "
+                "WHEN excluded.pause_kind = 'auth' THEN merchants.auth_failures + 1 ELSE 0 END",
+                (merchant_id, _ts(until), str(kind), reason, failures),
             )
+            row = db.execute(
+                "SELECT * FROM merchants WHERE merchant_id = ?", (merchant_id,)
+            ).fetchone()
+        pause = _pause(row)
+        assert pause is not None
+        return pause
+
+    def merchant_pause(self, merchant_id: str) -> MerchantPause | None:
+        """See :meth:`Store.merchant_pause`."""
+        rows = self._read("SELECT * FROM merchants WHERE merchant_id = ?", (merchant_id,))
+        return _pause(rows[0]) if rows else None
+
+    def resume_merchant(self, merchant_id: str) -> MerchantPause | None:
+        """See :meth:`Store.resume_merchant`."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM merchants WHERE merchant_id = ?", (merchant_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE merchants SET paused_until = NULL, pause_kind = NULL, "
+                "pause_reason = NULL, auth_failures = 0 WHERE merchant_id = ?",
+                (merchant_id,),
+            )
+        return _pause(row)
 
     def paused_until(self, merchant_id: str) -> datetime | None:
         """See :meth:`Store.paused_until`."""
@@ -613,14 +689,18 @@ class SqliteStore(Store):
             }
         for row in self._read(
             "SELECT o.merchant_id, COUNT(*) AS failed FROM attempts a JOIN outbox o "
-            "ON o.id = a.entry_id WHERE a.outcome IN ('retry', 'rate_limited', 'dead') "
+            "ON o.id = a.entry_id WHERE a.outcome IN ('retry', 'rate_limited', 'dead', 'auth_failed') "
             "GROUP BY o.merchant_id"
         ):
             found.setdefault(row["merchant_id"], {})["attempts_failed"] = row["failed"]
         for row in self._read("SELECT * FROM merchants"):
-            paused = _dt(row["paused_until"])
-            if paused is not None and paused > now:
-                found.setdefault(row["merchant_id"], {})["paused_until"] = paused
+            pause = _pause(row)
+            if pause is not None and (pause.until > now or pause.kind == PauseKind.AUTH):
+                fields = found.setdefault(row["merchant_id"], {})
+                if pause.until > now:
+                    fields["paused_until"] = pause.until
+                fields["pause_kind"] = pause.kind
+                fields["pause_reason"] = pause.reason
             if row["budget_remaining"] is not None:
                 found.setdefault(row["merchant_id"], {})["budget"] = ApiBudget(
                     row["budget_remaining"],

@@ -83,6 +83,7 @@ class SalesforceBackend(OrderBackend):
             Capability.FULFILLMENT_ORDERS,
             Capability.UPDATE_FULFILLMENT,
             Capability.EVENTS,
+            Capability.MULTI_CURRENCY,
         }
     )
 
@@ -96,6 +97,10 @@ class SalesforceBackend(OrderBackend):
     ) -> None:
         super().__init__(config, merchant)
         self.config: SalesforceConfig = config
+        if not config.multi_currency:
+            # A single-currency org: no CurrencyIsoCode is sent, every order is in the org's one
+            # currency, so the bridge lets this merchant post in its `currency` only.
+            self.capabilities = self.capabilities - {Capability.MULTI_CURRENCY}  # type: ignore[misc]
         self.client = client or SalesforceClient(config)
         self.lookups = Lookups(self.client, config, merchant)
         self.changes = OrderChanges(self.client, config)

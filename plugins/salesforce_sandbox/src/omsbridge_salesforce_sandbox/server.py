@@ -8,6 +8,7 @@ import ssl
 import tempfile
 import threading
 import time
+from email.utils import format_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,15 @@ _CERT_LOCK = threading.Lock()
 class _QuietHandler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args: Any) -> None:
         """Stay quiet: tests and the CLI do their own reporting."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header from the org's clock (``sandbox.clock``), as Salesforce's
+        servers send their own time: a client whose clock differs can tell."""
+        app = getattr(self.server, "app", None)
+        clock = getattr(app, "clock", None)
+        if timestamp is not None or clock is None:
+            return super().date_time_string(timestamp)
+        return format_datetime(clock.now(), usegmt=True)
 
 
 def self_signed_certificate() -> tuple[str, str]:

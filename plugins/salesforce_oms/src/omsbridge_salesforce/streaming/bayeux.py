@@ -22,6 +22,8 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -127,6 +129,9 @@ class BayeuxClient:
         self._closed = threading.Event()
         self.handshakes = 0
         """How many successful handshakes this client made (re-handshakes included)."""
+        self.server_offset: timedelta | None = None
+        """The org's clock minus ours, from the ``Date`` header of the last answer (None until
+        an answer carried one); 1-second resolution."""
 
     def __repr__(self) -> str:
         return f"BayeuxClient({self.url!r}, client_id={self.client_id!r})"
@@ -153,6 +158,7 @@ class BayeuxClient:
         except (httpx.HTTPError, RuntimeError) as exc:
             # RuntimeError: the connection pool was closed by another thread (shutdown).
             raise BayeuxTransportError(f"{message['channel']}: {type(exc).__name__}") from exc
+        self._note_server_time(response)
         if response.status_code != 200:
             raise BayeuxTransportError(
                 f"{message['channel']}: HTTP {response.status_code}: {response.text[:200]}"
@@ -170,6 +176,15 @@ class BayeuxClient:
             for extension in self.extensions:
                 extension.incoming(reply)
         return replies
+
+    def _note_server_time(self, response: httpx.Response) -> None:
+        try:
+            server = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return  # no Date header (or an unreadable one): keep the last offset known
+        if server.tzinfo is None:
+            return
+        self.server_offset = server - datetime.now(UTC)
 
     @staticmethod
     def _meta(replies: list[Message], channel: str) -> Message:

@@ -59,7 +59,12 @@ CATCH_UP = "catch-up"
 """The checkpoint meaning "position unknown: subscribe from now and catch up by query"."""
 
 CLOCK_SKEW = timedelta(minutes=5)
-"""How far our clock may be ahead of Salesforce's when a first start is remembered by time."""
+"""Margin of a catch-up bound: a restart catches up from this long before the org's time the
+subscription began (read from the org's ``Date`` header, never from our clock), so a change
+made then is caught up twice at worst (dropped by event id), never missed."""
+
+CLOCK_WARNING = timedelta(seconds=30)
+"""Our clock and the org's disagreeing by more than this is logged as a warning."""
 
 CatchUp = Callable[[datetime | None], Sequence[FulfillmentEvent]]
 """Returns the synthetic events of a catch-up: importable orders changed since a time (or all)."""
@@ -159,6 +164,7 @@ class FulfillmentFeed:
         self._handed: str | None = None
         self._backlog: list[FulfillmentEvent] = []
         self._opened_at = datetime.now(UTC)
+        self._warned_offset: timedelta | None = None
         self.catch_ups = 0
         """How many catch-up queries ran (for tests and metrics)."""
 
@@ -268,7 +274,7 @@ class FulfillmentFeed:
             raise
         self._stream = stream
         self._handed = checkpoint
-        self._opened_at = opened_at
+        self._opened_at = self._org_time(stream.client, opened_at)
         if catch_up:
             # Subscribed first, queried second: a change in between is seen twice, never lost.
             self.catch_ups += 1
@@ -281,6 +287,24 @@ class FulfillmentFeed:
                 len(self._backlog),
             )
         return stream
+
+    def _org_time(self, client: BayeuxClient, local: datetime) -> datetime:
+        """``local`` (our clock) as the org's clock read it, from the server's ``Date`` header;
+        our own time only if no answer carried one. Warns when the two disagree."""
+        offset = client.server_offset
+        if offset is None:
+            return local
+        if abs(offset) > CLOCK_WARNING and (
+            self._warned_offset is None or abs(offset - self._warned_offset) > CLOCK_WARNING
+        ):
+            self._warned_offset = offset
+            self.log.warning(
+                "this machine's clock is %.0f s %s Salesforce's (server Date header); event "
+                "checkpoints and catch-up bounds use Salesforce's time, but fix the clock (NTP)",
+                abs(offset.total_seconds()),
+                "behind" if offset > timedelta(0) else "ahead of",
+            )
+        return local + offset
 
     def _new_stream(self, position: int) -> EventStream:
         replay = ReplayExtension()
