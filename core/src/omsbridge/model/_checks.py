@@ -44,7 +44,16 @@ _EXACT = Context(
     prec=80,
     Emax=999,
     Emin=-999,
-    traps=[Clamped, DivisionByZero, Inexact, InvalidOperation, Overflow, Rounded, Subnormal, Underflow],
+    traps=[
+        Clamped,
+        DivisionByZero,
+        Inexact,
+        InvalidOperation,
+        Overflow,
+        Rounded,
+        Subnormal,
+        Underflow,
+    ],
 )
 
 
