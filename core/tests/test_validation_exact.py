@@ -80,8 +80,7 @@ def test_totals_are_never_rounded():
         "got 1000000000000000000000000000000.01"
     ]
     assert issues(one_line_sale("3.0000000000000000000000000001", "10.00", "30.00")) == [
-        "lines[0].quantity: must have at most 6 decimal places, "
-        "got 3.0000000000000000000000000001"
+        "lines[0].quantity: must have at most 6 decimal places, got 3.0000000000000000000000000001"
     ]
     # Within the bounds, a total one minor unit off is refused, however many digits.
     assert issues(one_line_sale("3.000001", "10.00", "30.00")) == [

@@ -171,7 +171,7 @@ def join(prefix: str, path: str) -> str:
 def decimal_places(value: Decimal) -> int:
     """Significant decimal places of a finite Decimal (``1.50`` has 1), computed without any
     context, so nothing is rounded first."""
-    sign, digits, exponent = value.as_tuple()
+    _, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
         return 0
     trailing = 0
@@ -184,7 +184,7 @@ def decimal_places(value: Decimal) -> int:
 
 def integer_digits(value: Decimal) -> int:
     """Digits of a finite Decimal before its decimal point (``0.5`` has 0), without a context."""
-    sign, digits, exponent = value.as_tuple()
+    _, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int) or not any(digits):
         return 0
     return max(0, len(digits) + exponent - _leading_zeros(digits))
