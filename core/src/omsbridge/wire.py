@@ -31,7 +31,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from omsbridge.errors import FieldError, InvalidTransaction, Issue
-from omsbridge.model._checks import join
+from omsbridge.model._checks import describe, join
 from omsbridge.model.tenders import TENDER_TYPES, Tender
 
 T = TypeVar("T")
@@ -70,25 +70,6 @@ _NOUNS = {
     "Fulfillment": "fulfillment",
     "OriginalLine": "original-line",
 }
-
-
-def describe(value: Any) -> str:
-    """What a decoded JSON value is, in JSON's words: ``a number (5)``, ``an array``..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        text = str(value)
-        return f"a number ({text if len(text) <= 30 else text[:27] + '...'})"
-    if isinstance(value, str):
-        shown = json.dumps(value if len(value) <= 30 else value[:27] + "...", ensure_ascii=False)
-        return f"a string ({shown})"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return f"a {type(value).__name__}"
 
 
 class _Expected(ValueError):
@@ -131,7 +112,12 @@ def _structure_decimal(value: Any, _: type) -> Decimal:
             return Decimal(value.strip())
         except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
             pass
-    raise ValueError(f'must be a decimal number such as "12.50", got {value!r}')
+    if isinstance(value, float):  # only from Python callers: JSON numbers are read as Decimal
+        raise ValueError(
+            f'expected a decimal number such as "12.50", got a float ({value!r}), '
+            "which cannot hold money exactly"
+        )
+    raise _Expected('a decimal number such as "12.50"', value)
 
 
 def _unstructure_decimal(value: Decimal) -> str:
@@ -146,9 +132,7 @@ def _structure_datetime(value: Any, _: type) -> datetime:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
-    raise ValueError(
-        f"must be an ISO 8601 date-time such as 2026-11-22T10:15:00+01:00, got {value!r}"
-    )
+    raise _Expected("an ISO 8601 date-time such as 2026-11-22T10:15:00+01:00", value)
 
 
 def _structure_date(value: Any, _: type) -> date:
@@ -159,7 +143,7 @@ def _structure_date(value: Any, _: type) -> date:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise ValueError(f"must be an ISO 8601 date such as 2026-11-22, got {value!r}")
+    raise _Expected("an ISO 8601 date such as 2026-11-22", value)
 
 
 def _strict(kind: type, label: str) -> Callable[[Any, type], Any]:
@@ -185,7 +169,8 @@ def _structure_enum(value: Any, cls: type[Enum]) -> Enum:
         return cls(value)
     except ValueError:
         choices = ", ".join(str(m.value) for m in cls)  # type: ignore[attr-defined]
-        raise ValueError(f"must be one of {choices}, got {value!r}") from None
+        shown = repr(value) if isinstance(value, str) else describe(value)
+        raise ValueError(f"must be one of {choices}, got {shown}") from None
 
 
 def new_converter() -> cattrs.Converter:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import (
@@ -62,6 +63,31 @@ def exact() -> AbstractContextManager[Context]:
     return localcontext(_EXACT)
 
 
+def describe(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words: ``a number (5)``, ``an array``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        text = str(value)
+        return f"a number ({text if len(text) <= 30 else text[:27] + '...'})"
+    if isinstance(value, str):
+        shown = json.dumps(value if len(value) <= 30 else value[:27] + "...", ensure_ascii=False)
+        return f"a string ({shown})"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _not_decimal(value: Any) -> str:
+    if isinstance(value, float):  # only from Python callers: JSON numbers are read as Decimal
+        return f"a float ({value!r}), which cannot hold money exactly"
+    return describe(value)
+
+
 def minor_units(currency: str) -> int:
     """How many decimal places amounts in ``currency`` may carry."""
     return _MINOR_UNITS.get(currency, 2)
@@ -88,7 +114,7 @@ class Checker:
         if value is None:
             self.require(optional, path, "is required")
         elif not isinstance(value, str):
-            self.fail(path, f"must be a string, got {type(value).__name__}")
+            self.fail(path, f"must be a string, got {describe(value)}")
         elif not value.strip():
             self.fail(path, "must not be blank")
         elif len(value) > max_len:
@@ -108,7 +134,7 @@ class Checker:
         if value is None:
             return self.require(optional, path, "is required")
         if isinstance(value, bool) or not isinstance(value, Decimal):
-            self.fail(path, f"must be a decimal number, got {type(value).__name__}")
+            self.fail(path, f"must be a decimal number, got {_not_decimal(value)}")
             return False
         if not value.is_finite():
             self.fail(path, f"must be a finite number, got {value}")
@@ -137,14 +163,14 @@ class Checker:
         if value is None:
             self.require(optional, path, "is required")
         elif not isinstance(value, datetime):
-            self.fail(path, f"must be a datetime, got {type(value).__name__}")
+            self.fail(path, f"must be a date-time, got {describe(value)}")
         elif value.tzinfo is None or value.utcoffset() is None:
             self.fail(path, "must include a timezone offset (e.g. 2026-11-22T10:15:00+01:00)")
 
     def day(self, value: Any, path: str) -> None:
         """Check an optional calendar date."""
         if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
-            self.fail(path, f"must be a date, got {type(value).__name__}")
+            self.fail(path, f"must be a date, got {describe(value)}")
 
     def nested(self, prefix: str, errors: Iterable[Issue]) -> None:
         """Adopt issues raised by a nested object, prefixing their paths."""
