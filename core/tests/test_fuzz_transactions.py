@@ -152,24 +152,50 @@ def _nested(depth: int) -> Any:
     return top
 
 
+ODD_TEXT = [
+    "1E+1000000",
+    "-1E+1000000",
+    "1E-1000000",
+    "NaN",
+    "sNaN",
+    "Infinity",
+    "-0",
+    "0.125",
+    "10.005",
+    "3.0000000000000000000000000001",
+    "1000000000000000000000000000000.01",
+    "9999999999999999.99",
+    "99999999999999999",
+    "1e3",
+    ".5",
+    "5.",
+    " 12.50 ",
+    "١٢",
+    "12,50",
+    "",
+    " ",
+    "\u0000",
+    "\U0001f4b0",
+    "\u202eLTR",
+    "a" * 300,
+]  # fmt: skip
+ODD_NUMBERS = [
+    Decimal("NaN"),
+    Decimal("sNaN"),
+    Decimal("-Infinity"),
+    Decimal("1E+999999"),
+    Decimal("1E-999999"),
+    Decimal("-0.00"),
+    1.5,
+    float("nan"),
+]  # fmt: skip
+
 hostile = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(10**40), max_value=10**40),
-    st.sampled_from(
-        [
-            "1E+1000000", "-1E+1000000", "1E-1000000", "NaN", "sNaN", "Infinity", "-0", "0.125",
-            "10.005", "3.0000000000000000000000000001", "1000000000000000000000000000000.01",
-            "9999999999999999.99", "99999999999999999", "1e3", ".5", "5.", " 12.50 ", "١٢",
-            "12,50", "", " ", "\u0000", "\U0001f4b0", "\u202eLTR", "a" * 300,
-        ]
-    ),  # fmt: skip
-    st.sampled_from(
-        [
-            Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity"), Decimal("1E+999999"),
-            Decimal("1E-999999"), Decimal("-0.00"), 1.5, float("nan"),
-        ]
-    ),  # fmt: skip
+    st.sampled_from(ODD_TEXT),
+    st.sampled_from(ODD_NUMBERS),
     st.text(max_size=8),
     st.integers(1, 200).map(_nested),
     # Fresh copies: a later mutation may append to the value drawn here.
