@@ -178,6 +178,10 @@ ODD_TEXT = [
     "\U0001f4b0",
     "\u202eLTR",
     "a" * 300,
+    "0E-5000",
+    "0E+5000",
+    "1." + "0" * 500,
+    "-0E-100",
 ]  # fmt: skip
 ODD_NUMBERS = [
     Decimal("NaN"),

@@ -107,6 +107,16 @@ def test_huge_exponent_names_its_path():
     ]
 
 
+def test_numbers_written_with_too_many_digits_are_named():
+    data = sale()
+    data["lines"][0]["quantity"] = "2." + "0" * 500  # once a decimal.Rounded with no path
+    data["lines"][0]["unit_price"] = "0E-5000"
+    assert issues(data) == [
+        "lines[0].quantity: must be written with at most 40 digits, got 2.000000000000000000...000000000000",
+        "lines[0].unit_price: must be written with at most 40 digits, got 0E-5000",
+    ]
+
+
 def test_subtotal_that_is_not_whole_minor_units_is_named():
     refused = issues(one_line_sale("1.5", "0.99", "1.49"))
     assert refused[0] == (

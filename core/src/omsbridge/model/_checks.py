@@ -38,11 +38,14 @@ are precision 18, scale 2: 16 integer digits)."""
 MAX_PLACES = 6
 """Decimal places a quantity or rate may have (an amount is held to its currency's)."""
 
-# Every number is at most 16 + 6 digits, so a product of two has at most 44 and a sum of a
-# million of those 51: 80 digits never round. Rounded/Inexact still trap, so a bug that let a
+MAX_WRITTEN_DIGITS = 40
+"""Digits (and exponent) a number may be written with, trailing zeros included."""
+
+# Every number is written with at most 40 digits, so a product of two has at most 80 and a sum
+# of any realistic count of those far fewer than 200: 200 digits never round. Rounded/Inexact still trap, so a bug that let a
 # bigger number through fails loudly instead of rounding a total.
 _EXACT = Context(
-    prec=80,
+    prec=200,
     Emax=999,
     Emin=-999,
     traps=[
@@ -155,6 +158,19 @@ class Checker:
         allowed = MAX_PLACES if places is None else places
         if decimal_places(value) > allowed:
             self.fail(path, f"must have at most {allowed} decimal places, got {_short(value)}")
+            return False
+        _, digits, exponent = value.as_tuple()
+        if (
+            len(digits) > MAX_WRITTEN_DIGITS
+            or not isinstance(exponent, int)
+            or abs(exponent) > MAX_WRITTEN_DIGITS
+        ):
+            # 1.000...0 or 0E-5000: a fine value, written with more digits than arithmetic on
+            # it should have to carry.
+            self.fail(
+                path,
+                f"must be written with at most {MAX_WRITTEN_DIGITS} digits, got {_short(value)}",
+            )
             return False
         return True
 
