@@ -251,3 +251,13 @@ def test_validate_reports_each_source_and_never_crashes(run, tmp_path):
     assert rows["folder"]["errors"] == ["expected a file, got a directory"]
     assert rows["latin1.json"]["errors"][0].startswith("expected UTF-8 text, got byte 0xf3")
     assert "32 levels" in rows["deep.json"]["errors"][0]
+
+
+def test_only_ascii_digits_are_numbers():
+    data = sale()
+    data["lines"][0]["quantity"] = (
+        "٢"  # Arabic-Indic 2: Decimal() reads it, JSON has no such number
+    )
+    assert issues(data) == [
+        'lines[0].quantity: expected a decimal number such as "12.50", got a string ("٢")'
+    ]

@@ -49,7 +49,7 @@ __all__ = [
     "unstructure",
 ]
 
-_NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+_NUMBER = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")  # ASCII digits only
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects accepted; a transaction needs about six levels."""
