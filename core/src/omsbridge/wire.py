@@ -49,7 +49,9 @@ __all__ = [
     "unstructure",
 ]
 
-_NUMBER = re.compile(r"^-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")  # ASCII digits only
+# re.ASCII: Decimal() also reads Arabic-Indic and other digits, JSON numbers are ASCII. (The
+# pattern text is what the JSON Schema publishes, where \d is ASCII already.)
+_NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$", re.ASCII)
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects accepted; a transaction needs about six levels."""

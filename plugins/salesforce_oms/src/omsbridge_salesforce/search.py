@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from omsbridge import InvalidTransaction, Issue, OrderQuery, cursor
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import parse_datetime, summary_query
@@ -24,6 +26,13 @@ _CRITERIA = ("order_number", "first_name", "last_name", "email", "customer_id")
 
 def encode_cursor(query: OrderQuery, last: dict[str, Any]) -> str:
     """An opaque cursor continuing ``query`` after the row ``last`` (core's shared format)."""
+    if query.cursor:  # a later page: carry the criteria its cursor carried, as _criteria does
+        carried, _ = decode_cursor(query)
+        given = {k: getattr(query, k) for k in _CRITERIA if getattr(query, k)}
+        given.update(
+            {k: getattr(query, k) for k in ("placed_from", "placed_to") if getattr(query, k)}
+        )
+        query = attrs.evolve(carried, **given)
     return cursor.encode_cursor(query, [last.get("OrderedDate"), last.get("OrderNumber")])
 
 
