@@ -111,11 +111,10 @@ def valid_data(draw: st.DrawFn) -> dict[str, Any]:
         off = _amount(draw, places, 0, int(total * 10**places))
         data["adjustments"] = [{"type": "COUPON", "amount": str(-off), "code": "C1"}]
         total -= off
-    if kind == "EXCHANGE" or (kind == "SALE") == (total >= 0):
-        data["total"] = str(total)
-        data["tenders"] = _tenders(draw, total, places)
-    else:  # not reachable for SALE/RETURN with non-negative parts; kept for clarity
-        data["total"] = str(total)
+    # A SALE's parts are never negative and a RETURN has no charges or order discounts, so the
+    # total has the sign its kind requires.
+    data["total"] = str(total)
+    data["tenders"] = _tenders(draw, total, places)
     return data
 
 

@@ -1,7 +1,8 @@
 """What the format forbids is refused, totals are exact, and bad input is a named error.
 
-Issue 11, items 5 and 6: each test here failed before the fix (a value accepted, a rounded
-total passing, or a Python exception instead of InvalidTransaction).
+Issue 11, items 5 and 6: every test here failed before the fix (a value accepted, a rounded
+total passing, or a Python exception instead of InvalidTransaction) except two guards that the
+fix must not break: a 16-digit total stays exact, and the shipped examples still pass.
 """
 
 from __future__ import annotations
