@@ -4,6 +4,7 @@ nox                 # everything CI runs
 nox -s demo         # the local demo: a store day on the embedded default, no account needed
 nox -s bench        # benchmarks, printing figures
 nox -s lowest       # the tests at the lowest versions the pyproject.toml files allow
+nox -s fuzz         # the validator property tests, long and randomly seeded (not in CI)
 nox -s contract -- --record-mode=rewrite   # re-record cassettes against the local servers
 """
 
@@ -136,3 +137,18 @@ def docs(session: nox.Session) -> None:
     with open("docs/schema/transaction.schema.json", "w", encoding="utf-8") as out:
         session.run("omsbridge", "schema", stdout=out)
     session.run("pytest", "core/tests/test_docs.py")
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """The validator's property tests, long and with fresh random seeds (CI runs them short
+    with a fixed seed). `nox -s fuzz -- 100000` sets the examples per property (default 20,000)."""
+    session.install("-e", "./core[test]")
+    examples = session.posargs[0] if session.posargs else "20000"
+    session.run(
+        "pytest",
+        "core/tests/test_fuzz_transactions.py",
+        "-p",
+        "no:cacheprovider",
+        env={"OMSBRIDGE_FUZZ_EXAMPLES": examples},
+    )

@@ -110,7 +110,10 @@ def test_timestamps_must_be_aware(example):
 def test_money_is_never_float(example):
     data = example("sale-cash")
     data["total"] = 43.43
-    assert issues(data) == ['total: must be a decimal number such as "12.50", got 43.43']
+    assert issues(data) == [
+        'total: expected a decimal number such as "12.50", got a float (43.43), which cannot '
+        "hold money exactly"
+    ]
 
 
 def test_currency_precision(example):
@@ -217,7 +220,7 @@ def test_anonymous_sale_allowed(example):
 def test_direct_construction_checks_too():
     with pytest.raises(InvalidTransaction, match=r"quantity: must be > 0, got -1"):
         LineItem(line_number=1, sku="A", quantity=Decimal(-1), unit_price=Decimal(1))
-    with pytest.raises(InvalidTransaction, match="must be a decimal number, got float"):
+    with pytest.raises(InvalidTransaction, match="must be a decimal number, got a float"):
         LineItem(line_number=1, sku="A", quantity=Decimal(1), unit_price=1.5)  # type: ignore[arg-type]
 
 

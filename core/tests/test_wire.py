@@ -120,7 +120,7 @@ def lines(draw: st.DrawFn, number: int, kind: LineKind) -> LineItem:
         taxes=taxes,
         adjustments=adjustments,
         fulfillment=draw(fulfillments),
-        line_id=draw(st.none() | ident),
+        line_id=draw(st.none() | ident.map(lambda i: f"{i}-{number}")),  # unique per line
     )
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +12,24 @@ from omsbridge.cli._output import emit_json, json_option
 
 
 def _documents(path: Path) -> Iterator[tuple[str, Any]]:
-    """Yield (where, parsed JSON or an exception) for a JSON file, a JSON array or JSON lines."""
-    text = path.read_text(encoding="utf-8")
+    """Yield (where, parsed JSON or an InvalidTransaction) for a JSON file, a JSON array or JSON
+    lines; a line that is not JSON spoils only its own verdict."""
+    from omsbridge.errors import InvalidTransaction
+
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        yield str(path), InvalidTransaction("expected a file, got a directory")
+        return
+    except OSError as exc:
+        yield str(path), InvalidTransaction(f"cannot read it: {exc.strerror or exc}")
+        return
     if path.suffix in (".jsonl", ".ndjson"):
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(raw.splitlines(), start=1):
             if line.strip():
                 yield f"{path}:{number}", _parse(line)
         return
-    data = _parse(text)
+    data = _parse(raw)
     if isinstance(data, list):
         for i, item in enumerate(data):
             yield f"{path}[{i}]", item
@@ -29,10 +37,13 @@ def _documents(path: Path) -> Iterator[tuple[str, Any]]:
         yield str(path), data
 
 
-def _parse(text: str) -> Any:
+def _parse(raw: bytes) -> Any:
+    from omsbridge import wire
+    from omsbridge.errors import InvalidTransaction
+
     try:
-        return json.loads(text, parse_float=Decimal)
-    except ValueError as exc:
+        return wire.parse(raw)
+    except InvalidTransaction as exc:
         return exc
 
 
@@ -53,9 +64,9 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
     results: list[dict[str, Any]] = []
     for path in files:
         for where, data in _documents(path):
-            if isinstance(data, Exception):
+            if isinstance(data, InvalidTransaction):
                 results.append(
-                    {"source": where, "ok": False, "errors": [f"not valid JSON: {data}"]}
+                    {"source": where, "ok": False, "errors": [str(i) for i in data.issues]}
                 )
                 continue
             try:

@@ -17,11 +17,12 @@ from typing import Any
 import attrs
 import cattrs
 
+from omsbridge.config._files import read_small_file
 from omsbridge.config.secrets import Secret, resolve_secret
 from omsbridge.errors import ConfigError, Issue
 from omsbridge.registry import BackendRegistry
 from omsbridge.spi import MerchantContext
-from omsbridge.wire import issues_from, new_converter
+from omsbridge.wire import describe, issues_from, new_converter
 
 __all__ = ["Config", "MerchantConfig", "StoreConfig", "load_config", "parse_config"]
 
@@ -30,6 +31,9 @@ _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _REGION = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _MERCHANT_KEYS = {"backend", "name", "locale", "region", "currency", "currencies"}
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""A config file larger than this is refused rather than read (it is a few kilobytes)."""
 
 
 @attrs.frozen
@@ -72,13 +76,21 @@ def load_config(path: str | Path, registry: BackendRegistry | None = None) -> Co
     """Read and check a TOML config file; :class:`ConfigError` lists every problem found."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Issue("", f"cannot read {path}: {exc.strerror or exc}")]) from None
+        raw = read_small_file(path, MAX_CONFIG_BYTES)
+    except ValueError as exc:
+        raise ConfigError([Issue("", str(exc))]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [Issue("", f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at {exc.start})")]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([Issue("", f"{path} is not valid TOML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([Issue("", f"{path} nests arrays or tables too deeply")]) from None
     return parse_config(data, base_dir=path.resolve().parent, registry=registry, source=path)
 
 
@@ -122,9 +134,28 @@ def _store(table: Any, base_dir: Path, issues: list[Issue]) -> StoreConfig:
             issues.append(Issue(f"store.{key}", "unknown key (expected path)"))
     raw = table.get("path", "omsbridge.db")
     if not isinstance(raw, str) or not raw:
-        issues.append(Issue("store.path", f"must be a file path, got {raw!r}"))
+        issues.append(Issue("store.path", f"must be a file path, got {describe(raw)}"))
         return default
-    return StoreConfig(base_dir / raw)
+    path = base_dir / raw
+    problem = _store_path_problem(path)
+    if problem:
+        issues.append(Issue("store.path", problem))
+    return StoreConfig(path)
+
+
+def _store_path_problem(path: Path) -> str | None:
+    """Why SQLite could not keep its database at ``path``, checked now rather than at first use."""
+    try:
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "a device or other special file"
+            return f"must be an SQLite database file, but {path} is {kind}"
+        # The store creates missing folders; the nearest existing one must be a folder.
+        existing = next((p for p in path.parents if p.exists()), None)
+        if not path.exists() and existing is not None and not existing.is_dir():
+            return f"must be under a directory, but {existing} is a file"
+    except OSError as exc:
+        return f"cannot use {path}: {exc.strerror or exc}"
+    return None
 
 
 def _merchant(
@@ -145,6 +176,10 @@ def _merchant(
     backend = table.get("backend")
     if backend is None:
         issues.append(Issue(f"{prefix}.backend", f"is required (installed backends: {installed})"))
+    elif not isinstance(backend, str):
+        issues.append(
+            Issue(f"{prefix}.backend", f"expected a backend name, got {describe(backend)}")
+        )
     elif backend not in registry:
         issues.append(
             Issue(
@@ -167,6 +202,9 @@ def _merchant(
             continue
         hint = " (no installed backend has this name)" if isinstance(value, Mapping) else ""
         issues.append(Issue(f"{prefix}.{key}", f"unknown key{hint}"))
+    name = table.get("name")
+    if name is not None and not isinstance(name, str):
+        issues.append(Issue(f"{prefix}.name", f"expected a string, got {describe(name)}"))
     for key, pattern, example in (
         ("locale", _LOCALE, "en_US"),
         ("region", _REGION, "US"),
@@ -174,7 +212,8 @@ def _merchant(
     ):
         value = table.get(key)
         if value is not None and not (isinstance(value, str) and pattern.match(value)):
-            issues.append(Issue(f"{prefix}.{key}", f"must look like {example}, got {value!r}"))
+            shown = repr(value) if isinstance(value, str) else describe(value)
+            issues.append(Issue(f"{prefix}.{key}", f"must look like {example}, got {shown}"))
     currencies = _currencies(table, prefix, issues)
     settings = None
     if isinstance(backend, str) and backend in registry:
@@ -247,5 +286,5 @@ def _settings_converter(base_dir: Path) -> cattrs.Converter:
 
 def _as_str(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
+        raise ValueError(f"expected a file path, got {describe(value)}")
     return value

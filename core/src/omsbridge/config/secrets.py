@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Secret", "resolve_secret"]
+from omsbridge.config._files import read_small_file
+
+__all__ = ["MAX_SECRET_BYTES", "Secret", "resolve_secret"]
+
+MAX_SECRET_BYTES = 64 * 1024
+"""A secret file is a password, token or PEM key: a few kilobytes at most."""
 
 
 class Secret:
@@ -64,10 +69,11 @@ def resolve_secret(value: Any, base_dir: Path) -> Secret:
     if not isinstance(path, str) or not path:
         raise ValueError("file must be a path")
     full = (base_dir / path).expanduser()
+    raw = read_small_file(full, MAX_SECRET_BYTES, "secret file")
     try:
-        text = full.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read secret file {full}: {exc.strerror or exc}") from None
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"secret file {full} is not UTF-8 text") from None
     if not text:
         raise ValueError(f"secret file {full} is empty")
     return Secret(text, f"file:{path}")

@@ -13,6 +13,10 @@ from omsbridge.model.fulfillment import FulfillmentOrder
 
 MAX_PAGE_SIZE = 200
 
+MAX_CURSOR_LENGTH = 4096
+"""Longest search cursor accepted: five 255-character criteria and a position, base64-encoded,
+fit (see :mod:`omsbridge.cursor`)."""
+
 
 @attrs.frozen
 class OrderQuery:
@@ -39,8 +43,9 @@ class OrderQuery:
 
     def __attrs_post_init__(self) -> None:
         check = Checker()
-        for name in ("order_number", "first_name", "last_name", "email", "customer_id", "cursor"):
+        for name in ("order_number", "first_name", "last_name", "email", "customer_id"):
             check.text(getattr(self, name), name, optional=True, max_len=255)
+        check.text(self.cursor, "cursor", optional=True, max_len=MAX_CURSOR_LENGTH)
         check.aware(self.placed_from, "placed_from", optional=True)
         check.aware(self.placed_to, "placed_to", optional=True)
         if (

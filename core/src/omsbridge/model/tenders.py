@@ -13,15 +13,17 @@ from typing import ClassVar
 
 import attrs
 
-from omsbridge.model._checks import Checker
+from omsbridge.model._checks import Checker, exact
 
 _LAST4 = re.compile(r"^[0-9]{4}$")
 
 
-def _check_common(tender: _TenderBase, check: Checker) -> None:
-    check.decimal(tender.amount, "amount")
+def _check_common(tender: _TenderBase, check: Checker) -> bool:
+    """Check the fields every tender has; True when ``amount`` is a usable number."""
+    ok = check.decimal(tender.amount, "amount")
     check.text(tender.tender_id, "tender_id", optional=True, max_len=80)
     check.text(tender.gateway_reference, "gateway_reference", optional=True)
+    return ok
 
 
 @attrs.frozen
@@ -83,12 +85,14 @@ class CashTender(_TenderBase):
 
     def __attrs_post_init__(self) -> None:
         check = Checker()
-        _check_common(self, check)
-        ok = check.decimal(self.tendered, "tendered", optional=True, non_negative=True)
+        ok = _check_common(self, check)
+        ok = check.decimal(self.tendered, "tendered", optional=True, non_negative=True) and ok
         ok = check.decimal(self.change, "change", optional=True, non_negative=True) and ok
         if ok and self.tendered is not None and self.change is not None:
+            with exact():
+                balanced = self.tendered - self.change == self.amount
             check.require(
-                self.tendered - self.change == self.amount,
+                balanced,
                 "change",
                 f"tendered {self.tendered} minus change {self.change} must equal amount "
                 f"{self.amount}",

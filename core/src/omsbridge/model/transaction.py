@@ -16,7 +16,7 @@ from enum import StrEnum
 import attrs
 
 from omsbridge.errors import InvalidTransaction
-from omsbridge.model._checks import Checker, indexed, minor_units, money_sum
+from omsbridge.model._checks import Checker, decimal_places, exact, indexed, minor_units, money_sum
 from omsbridge.model.common import Address, Adjustment, Customer, TaxLine
 from omsbridge.model.tenders import Tender
 
@@ -170,7 +170,11 @@ class LineItem:
                 "quantity",
                 f"returns {self.quantity} but only {bought} were bought on the original line",
             )
-        if qty_ok and price_ok and all(isinstance(a.amount, Decimal) for a in self.adjustments):
+        adjustments_ok = all(
+            check.decimal(a.amount, f"adjustments[{j}].amount")
+            for j, a in enumerate(self.adjustments)
+        )
+        if qty_ok and price_ok and adjustments_ok:
             check.require(
                 self.subtotal + self.discount >= 0,
                 "adjustments",
@@ -180,8 +184,9 @@ class LineItem:
 
     @property
     def subtotal(self) -> Decimal:
-        """Quantity times unit price, before adjustments and tax."""
-        return self.quantity * self.unit_price
+        """Quantity times unit price, before adjustments and tax (exact, never rounded)."""
+        with exact():
+            return self.quantity * self.unit_price
 
     @property
     def discount(self) -> Decimal:
@@ -196,7 +201,8 @@ class LineItem:
     @property
     def total(self) -> Decimal:
         """What the line is worth: subtotal plus adjustments plus tax (always >= 0)."""
-        return self.subtotal + self.discount + self.tax
+        with exact():
+            return self.subtotal + self.discount + self.tax
 
     @property
     def signed_total(self) -> Decimal:
@@ -235,7 +241,8 @@ class Charge:
     @property
     def total(self) -> Decimal:
         """Amount plus taxes."""
-        return self.amount + money_sum(t.amount for t in self.taxes)
+        with exact():
+            return self.amount + money_sum(t.amount for t in self.taxes)
 
 
 @attrs.frozen
@@ -312,6 +319,24 @@ class Transaction:
                     f"{line.line_number} is already used by lines[{seen[line.line_number]}]",
                 )
             seen.setdefault(line.line_number, i)
+        ids: dict[str, int] = {}
+        for i, line in enumerate(self.lines):
+            if line.line_id is None:
+                continue
+            if line.line_id in ids:
+                check.fail(
+                    f"lines[{i}].line_id",
+                    f"{line.line_id!r} is already used by lines[{ids[line.line_id]}]",
+                )
+            ids.setdefault(line.line_id, i)
+        groups = {line.fulfillment for line in self.lines if line.kind == LineKind.SALE}
+        for path, charge in indexed("charges", self.charges):
+            if charge.fulfillment not in groups:
+                check.fail(
+                    f"{path}.fulfillment",
+                    f"no SALE line is fulfilled by {charge.fulfillment.method_name} with these "
+                    "details; a charge belongs to the fulfillment group of its lines",
+                )
         kinds = {line.kind for line in self.lines}
         if self.kind == TransactionKind.SALE and LineKind.RETURN in kinds:
             check.fail("kind", "a SALE has only SALE lines; use EXCHANGE to mix in returns")
@@ -336,21 +361,46 @@ class Transaction:
             )
 
     def _check_precision(self, check: Checker, places: int) -> None:
+        """Every amount in the currency's minor units; taxes never negative (kind signs them)."""
         amounts: list[tuple[str, Decimal]] = [("total", self.total)]
+        taxes: list[tuple[str, Decimal]] = []
         for path, line in indexed("lines", self.lines):
             amounts.append((f"{path}.unit_price", line.unit_price))
-            amounts += [(f"{path}.taxes[{j}].amount", t.amount) for j, t in enumerate(line.taxes)]
+            taxes += [(f"{path}.taxes[{j}].amount", t.amount) for j, t in enumerate(line.taxes)]
             amounts += [
                 (f"{path}.adjustments[{j}].amount", a.amount)
                 for j, a in enumerate(line.adjustments)
             ]
         amounts += [(f"{p}.amount", a.amount) for p, a in indexed("adjustments", self.adjustments)]
-        amounts += [(f"{p}.amount", c.amount) for p, c in indexed("charges", self.charges)]
-        amounts += [(f"{p}.amount", t.amount) for p, t in indexed("tenders", self.tenders)]
+        for path, charge in indexed("charges", self.charges):
+            amounts.append((f"{path}.amount", charge.amount))
+            taxes += [(f"{path}.taxes[{j}].amount", t.amount) for j, t in enumerate(charge.taxes)]
+        for path, tender in indexed("tenders", self.tenders):
+            amounts.append((f"{path}.amount", tender.amount))
+            for name in ("tendered", "change"):
+                value = getattr(tender, name, None)
+                if value is not None:
+                    amounts.append((f"{path}.{name}", value))
         for path, amount in amounts:
             check.decimal(amount, path, places=places)
+        for path, amount in taxes:
+            check.decimal(amount, path, places=places, non_negative=True)
+        if check.issues:
+            return
+        for path, line in indexed("lines", self.lines):
+            # quantity x unit_price must itself be whole minor units, or no total can match it.
+            if decimal_places(line.subtotal) > places:
+                check.fail(
+                    path,
+                    f"quantity {line.quantity} x unit_price {line.unit_price} = {line.subtotal} "
+                    f"has more than the {places} decimal places {self.currency} has",
+                )
 
     def _check_totals(self, check: Checker) -> None:
+        if self.kind == TransactionKind.SALE and self.total < 0:
+            check.fail("total", f"a SALE cannot give money back, got {self.total}")
+        if self.kind == TransactionKind.RETURN and self.total > 0:
+            check.fail("total", f"a RETURN cannot take money, got {self.total}")
         computed = self.computed_total
         if computed != self.total:
             check.fail(
@@ -374,11 +424,12 @@ class Transaction:
     @property
     def computed_total(self) -> Decimal:
         """Signed line totals plus order-level adjustments plus charges."""
-        return (
-            money_sum(line.signed_total for line in self.lines)
-            + money_sum(a.amount for a in self.adjustments)
-            + money_sum(c.total for c in self.charges)
-        )
+        with exact():
+            return (
+                money_sum(line.signed_total for line in self.lines)
+                + money_sum(a.amount for a in self.adjustments)
+                + money_sum(c.total for c in self.charges)
+            )
 
     @property
     def sale_lines(self) -> tuple[LineItem, ...]:

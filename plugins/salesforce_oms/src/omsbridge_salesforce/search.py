@@ -10,13 +10,11 @@ the criteria, so a cursor alone fetches the next page.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
 from typing import Any
 
-from omsbridge import InvalidTransaction, Issue, OrderQuery
+import attrs
+
+from omsbridge import InvalidTransaction, Issue, OrderQuery, cursor
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import parse_datetime, summary_query
 from omsbridge_salesforce.soql import escape_like, literal, looks_like_id, soql
@@ -27,51 +25,54 @@ _CRITERIA = ("order_number", "first_name", "last_name", "email", "customer_id")
 
 
 def encode_cursor(query: OrderQuery, last: dict[str, Any]) -> str:
-    """An opaque cursor continuing ``query`` after the row ``last``."""
-    data = {k: getattr(query, k) for k in _CRITERIA if getattr(query, k)}
-    for name in ("placed_from", "placed_to"):
-        value = getattr(query, name)
-        if value is not None:
-            data[name] = value.isoformat()
-    data["n"] = query.page_size
-    data["after"] = [last.get("OrderedDate"), last.get("OrderNumber")]
-    raw = json.dumps(data, separators=(",", ":"), default=str).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """An opaque cursor continuing ``query`` after the row ``last`` (core's shared format)."""
+    if query.cursor:  # a later page: carry the criteria its cursor carried, as _criteria does
+        carried, _ = decode_cursor(query)
+        given = {k: getattr(query, k) for k in _CRITERIA if getattr(query, k)}
+        given.update(
+            {k: getattr(query, k) for k in ("placed_from", "placed_to") if getattr(query, k)}
+        )
+        query = attrs.evolve(carried, **given)
+    return cursor.encode_cursor(query, [last.get("OrderedDate"), last.get("OrderNumber")])
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    """The state in a cursor; :class:`InvalidTransaction` for one this backend did not make."""
+def _ordered_date(value: Any) -> str | None:
+    """A position's OrderedDate, refused (ValueError) unless Salesforce's date-time format."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("the position's date is not a date-time")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(data, dict) or not isinstance(data.get("after"), list):
-            raise ValueError("not a cursor")
-        return data
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidTransaction(
-            [Issue("cursor", "is not a cursor returned by this backend's search")],
-            code="INVALID_CURSOR",
-            backend="salesforce",
-        ) from None
+        parse_datetime(value)
+    except ValueError:
+        raise ValueError("the position's date is not a date-time") from None
+    return value
+
+
+_AFTER = (_ordered_date, cursor.position(str, optional=True, max_len=80))
+
+
+def decode_cursor(query: OrderQuery) -> tuple[OrderQuery, tuple[Any, ...]]:
+    """The criteria and (OrderedDate, OrderNumber) position in ``query.cursor``;
+    :class:`InvalidTransaction` (``INVALID_CURSOR``) for one this backend did not make."""
+    return cursor.decode_cursor(query, _AFTER, backend="salesforce")
 
 
 def _criteria(query: OrderQuery) -> dict[str, Any]:
-    """The query's criteria, merged with those carried by its cursor."""
+    """The query's criteria, merged with those carried by its cursor (whose page size wins)."""
     found: dict[str, Any] = {k: getattr(query, k) for k in _CRITERIA if getattr(query, k)}
     for name in ("placed_from", "placed_to"):
         if getattr(query, name) is not None:
             found[name] = getattr(query, name)
     found["n"] = query.page_size
     if query.cursor:
-        state = decode_cursor(query.cursor)
-        for key in _CRITERIA:
-            if key in state:
-                found.setdefault(key, state[key])
-        for name in ("placed_from", "placed_to"):
-            if name in state and name not in found:
-                found[name] = datetime.fromisoformat(state[name])
-        found["n"] = int(state.get("n", query.page_size))
-        found["after"] = state["after"]
+        carried, after = decode_cursor(query)
+        for key in (*_CRITERIA, "placed_from", "placed_to"):
+            value = getattr(carried, key)
+            if value is not None and value != "":
+                found.setdefault(key, value)
+        found["n"] = carried.page_size
+        found["after"] = list(after)
     return found
 
 

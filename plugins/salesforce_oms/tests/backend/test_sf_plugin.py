@@ -55,8 +55,9 @@ def test_cursor_carries_the_criteria() -> None:
         query,
         {"OrderedDate": "2026-11-20T15:30:00.000+0000", "OrderNumber": "00000105", "Id": "1Os"},
     )
-    state = decode_cursor(cursor)
-    assert state["email"] == "a@example.com" and state["n"] == 5
+    carried, after = decode_cursor(OrderQuery(cursor=cursor))
+    assert carried.email == "a@example.com" and carried.page_size == 5
+    assert after == ("2026-11-20T15:30:00.000+0000", "00000105")
     text, size, _ = search_soql(config(), OrderQuery(cursor=cursor))
     assert "BillingEmailAddress = 'a@example.com'" in text
     assert "OrderNumber < '00000105'" in text and size == 5
@@ -76,3 +77,39 @@ def test_customer_id_search_uses_the_configured_order_field() -> None:
         search_soql(config(), OrderQuery(customer_id="CUST-1"))
     assert caught.value.code == "INVALID_CUSTOMER_ID"
     assert "POS_Customer_Id__c" not in search_soql(config(), OrderQuery(customer_id=account))[0]
+
+
+def _old_style(payload: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"after": [1, 2, 3]},  # was ValueError: too many values to unpack
+        {"after": ["not a date", "1"]},  # was ValueError from fromisoformat
+        {"after": [5, "1"]},  # was AttributeError/TypeError in parse_datetime
+        {"n": "x", "after": [None, "1"]},  # was ValueError: int("x")
+        {"n": [1], "after": [None, "1"]},  # was TypeError
+        {"n": 100000, "after": [None, "1"]},  # was LIMIT 100001
+        {"placed_from": 5, "after": [None, "1"]},  # was TypeError
+        {"placed_from": "x", "after": [None, "1"]},  # was ValueError
+    ],
+)
+def test_a_malformed_cursor_is_invalid_never_a_crash(state) -> None:
+    """Issue 11 item 7: each of these raised a Python error (or paged past 200) before."""
+    for cursor in (_old_style(state), _old_style({"q": {"email": "a@x.io", **state}})):
+        with pytest.raises(InvalidTransaction) as caught:
+            search_soql(config(), OrderQuery(cursor=cursor))
+        assert caught.value.code == "INVALID_CURSOR"
+        assert caught.value.issues[0].path == "cursor"
+    q = {"email": "a@x.io", "page_size": state.get("n", 5)}
+    if "placed_from" in state:
+        q["placed_from"] = state["placed_from"]
+    current = "c1." + _old_style({"q": q, "after": state["after"]})
+    with pytest.raises(InvalidTransaction) as caught:
+        search_soql(config(), OrderQuery(cursor=current))
+    assert caught.value.code == "INVALID_CURSOR"

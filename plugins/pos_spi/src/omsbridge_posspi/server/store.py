@@ -13,7 +13,6 @@ LineNumber: 2"). The return line keeps the link to what it returns (``original_o
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from omsbridge import wire
+from omsbridge import cursor, wire
 from omsbridge.errors import InvalidTransaction
 from omsbridge.model import (
     Address,
@@ -1276,22 +1275,12 @@ def _order_status(lines: Sequence[sqlite3.Row]) -> str:
 
 
 def _encode_cursor(query: OrderQuery, after_seq: int) -> str:
-    criteria = wire.unstructure(attrs.evolve(query, cursor=None))
-    raw = json.dumps({"q": criteria, "after": after_seq}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursor.encode_cursor(query, [after_seq])
 
 
 def _decode_cursor(query: OrderQuery) -> tuple[OrderQuery, int]:
-    assert query.cursor is not None
     try:
-        raw = base64.urlsafe_b64decode(query.cursor + "=" * (-len(query.cursor) % 4))
-        data = json.loads(raw)
-        after = data["after"]
-        criteria = wire.structure(data["q"], OrderQuery)
-        if not isinstance(after, int):
-            raise ValueError(after)
-    except (ValueError, KeyError, TypeError, InvalidTransaction):
-        raise ApiError(
-            400, "INVALID_CURSOR", "cursor is not one this server issued", field="cursor"
-        ) from None
+        criteria, (after,) = cursor.decode_cursor(query, (cursor.position(int),))
+    except InvalidTransaction as exc:
+        raise ApiError(400, "INVALID_CURSOR", exc.issues[0].message, field="cursor") from None
     return attrs.evolve(criteria, page_size=query.page_size), after
