@@ -59,6 +59,22 @@ def _field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _annotations(cls: type) -> dict[str, str]:
+    """Field annotations as written in the source (``field.type`` may have been resolved to
+    objects by whatever ran before, so the page would depend on import order)."""
+    found: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        if tree.body and isinstance(tree.body[0], ast.ClassDef):
+            for node in tree.body[0].body:
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    found[node.target.id] = ast.unparse(node.annotation)
+    return found
+
+
 def _one_line(text: str) -> str:
     return _cell(" ".join(text.split()))
 
@@ -103,12 +119,14 @@ def _class_section(name: str, cls: type) -> list[str]:
         for base in cls.__mro__[1:]:
             for key, text in _field_docs(base).items():
                 docs.setdefault(key, text)
+        written = _annotations(cls)
         out += ["| field | type | default | meaning |", "|---|---|---|---|"]
         for field in attrs.fields(cls):
             if field.name.startswith("_"):
                 continue
             out.append(
-                f"| `{field.name}` | `{_cell(_type_name(field.type))}` | {_default(field)} | "
+                f"| `{field.name}` | `{_cell(written.get(field.name) or _type_name(field.type))}` | "
+                f"{_default(field)} | "
                 f"{_one_line(docs.get(field.name, ''))} |"
             )
         out.append("")
