@@ -101,6 +101,7 @@ class OrderChanges:
         rows = self._client.query(
             summary_query(self._config, summary_where(self._config, order_ref))
         )
+        rows = [row for row in rows if self._names(row, order_ref)]
         if not rows:
             related = self._related_original(order_ref)
             if related:
@@ -118,6 +119,18 @@ class OrderChanges:
                 backend="salesforce",
             )
         return rows[0]
+
+    def _names(self, row: Mapping[str, Any], order_ref: str) -> bool:
+        """Whether ``order_ref`` names this summary row exactly: SOQL matched the transaction
+        id ignoring case, and ``POS-a`` must not find the order of ``POS-A``."""
+        if looks_like_id(order_ref) and order_ref[:15] in (
+            str(row.get("Id") or "")[:15],
+            str(row.get("OriginalOrderId") or "")[:15],
+        ):
+            return True
+        original = row.get("OriginalOrder") or {}
+        txn = original.get(self._config.order_external_id_field)
+        return bool(row.get("OrderNumber") == order_ref or txn == order_ref)
 
     def _related_original(self, order_ref: str) -> str | None:
         if not looks_like_id(order_ref):

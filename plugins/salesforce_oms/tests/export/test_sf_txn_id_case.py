@@ -20,7 +20,7 @@ import pytest
 from sf_export_helpers import make_sale, sf_config
 from sf_return_helpers import exchange_of, return_of, sale
 
-from omsbridge import MerchantContext, PostResult, Rejected, Transaction
+from omsbridge import MerchantContext, NotFound, PostResult, Rejected, Transaction
 from omsbridge_salesforce.backend import SalesforceBackend
 from omsbridge_salesforce_sandbox.schema import custom_field
 
@@ -141,3 +141,15 @@ def test_on_the_setup_packages_case_sensitive_field_a_twin_is_its_own_order(
     batch = shop.post_batch([make_sale("POS-b", 3), make_sale("pos-B", 4)])
     assert all(isinstance(o, PostResult) and o.created for o in batch)
     shop.close()
+
+
+@CASE_INSENSITIVE_ORG
+def test_an_order_is_not_found_by_its_ids_case_twin(shop: SalesforceBackend) -> None:
+    """A return (or a read) naming ``S-1`` does not reach the order of ``s-1``."""
+    posted = shop.post(sale("s-1"))
+    assert shop.get_order("s-1").order_id == posted.order_id
+    with pytest.raises(NotFound):
+        shop.get_order("S-1")
+    with pytest.raises(Rejected) as info:
+        shop.post(return_of("R-1", "S-1"))
+    assert info.value.code == "ORIGINAL_ORDER_NOT_FOUND"
