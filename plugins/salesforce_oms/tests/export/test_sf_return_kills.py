@@ -1,5 +1,5 @@
 """Returns and exchanges exactly once when the export job is SIGKILLed at random points
-(issue 11, "Done when"): the job (a subprocess) posts sales, then a return and an exchange of
+(issue 11, "Done when"): the job (a subprocess, quick retries) posts sales, then a return and an exchange of
 each, to a sandbox org in another process that answers every step late after committing it
 (the window a kill leaves a step done but unrecorded), fails 5 % of them with a 503 and loses
 5 % of the answers after the commit (held past the client's timeout); 1 % of queries (lookups,
@@ -10,8 +10,11 @@ and one for the exchange, two change orders (tagged), two credit memos and two r
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sf_export_helpers import EXTERNAL_ID, sandbox_in_process, sf_config, start_export, write_config
+from sf_export_helpers import EXTERNAL_ID, sandbox_in_process, sf_config, write_config
 from sf_return_helpers import exchange_of, return_of, sale
 
 from omsbridge import TransientBackendError
 from omsbridge.store import AttemptOutcome, EntryState, SqliteStore
 from omsbridge_salesforce.client import SalesforceClient
 
-SALES = 5
+SALES = 6
 STEPS = (
     "*/composite/graph",
     "*/actions/submit-return",
@@ -63,6 +66,19 @@ def faulty_org(tmp_path: Path) -> Iterator[str]:
             },
         ]
     yield from sandbox_in_process(tmp_path, faults)
+
+
+RUNNER = Path(__file__).with_name("export_runner.py")
+
+
+def start_export(config: Path, *, max_time: float = 40) -> subprocess.Popen[bytes]:
+    """The export job (quick retries, 1 s leases) in its own process, to be SIGKILLed."""
+    return subprocess.Popen(
+        [sys.executable, str(RUNNER), str(config), str(max_time)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
 
 
 class PatientClient(SalesforceClient):
@@ -131,7 +147,7 @@ def test_returns_and_exchanges_survive_sigkill_at_random_points(
     client = PatientClient(sf_config(url))
     rng = random.Random(11)
     kills, seen = 0, []
-    for _ in range(6):
+    for _ in range(8):
         proc = start_export(config, max_time=40)
         target = progress(client) + rng.randint(1, 6)
         give_up = time.monotonic() + 10
