@@ -12,7 +12,8 @@ reference confirms (``reference/salesforce/objects``):
   not tagged yet and whose lines are exactly the planned ones (``OrderItem.OriginalOrderItemId``
   and ``|Quantity|``) is the one a lost attempt made: it is adopted (tagged), not submitted
   again. Only looked for when a planned line already has ``QuantityReturned > 0`` (nothing can
-  have been submitted otherwise), so a first return costs no extra call;
+  have been submitted otherwise), so a first return costs no extra call. A change order whose
+  ``OrderItemSummaryChange`` rows say ``ChangeType = Cancel`` is never taken;
 * **create-credit-memo** — a ``CreditMemo`` whose ``ReferenceEntityId`` is the order summary
   (or the original or change order), created at or after the change order, for the change
   order's amount, and not already recorded by another change order of the same original;
@@ -34,6 +35,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from omsbridge import Rejected
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.reading import as_decimal, parse_datetime
@@ -101,6 +103,9 @@ class ReturnLedger:
             key = line.get("OriginalOrderItemId") or ""
             lines[key] = lines.get(key, _ZERO) + abs(as_decimal(line.get("Quantity")))
         matching = [order_id for order_id, lines in orders.items() if _same(lines, target)]
+        if matching:
+            cancels = self._cancels(wanted)
+            matching = [order_id for order_id in matching if order_id not in cancels]
         if not matching:
             return None
         rows = self._client.query(
@@ -111,6 +116,28 @@ class ReturnLedger:
             )
         )
         return rows[0] if rows else None
+
+    def _cancels(self, wanted: Mapping[str, Decimal]) -> set[str]:
+        """Change orders that cancelled (not returned) these item summaries, by
+        ``OrderItemSummaryChange.ChangeType``: a cancel of the same lines and quantities is
+        never taken for a lost return. An org (or emulator) without that object tells nothing."""
+        try:
+            rows = self._client.query(
+                soql(
+                    "SELECT ChangeOrderItem.OrderId, ChangeType FROM OrderItemSummaryChange "
+                    "WHERE OrderItemSummaryId IN {:in}",
+                    sorted(wanted),
+                )
+            )
+        except Rejected as error:
+            if error.code != "INVALID_TYPE":
+                raise
+            return set()
+        return {
+            str((row.get("ChangeOrderItem") or {}).get("OrderId"))
+            for row in rows
+            if row.get("ChangeType") == "Cancel"
+        }
 
     def credit_memo(self, summary: Mapping[str, Any], change_order_id: str) -> str | None:
         """The credit memo made from this change order by an attempt whose answer was lost."""
