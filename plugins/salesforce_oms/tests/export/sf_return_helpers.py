@@ -51,17 +51,18 @@ def returned(order: str, quantity: str = "1") -> LineItem:
     )
 
 
-def return_of(txn_id: str, order: str) -> Transaction:
-    """A return of one unit of A, refunded to the card."""
+def return_of(txn_id: str, order: str, quantity: int = 1) -> Transaction:
+    """A return of ``quantity`` units of A (10.00 each), refunded to the card."""
+    total = D("-10.00") * quantity
     return Transaction(
         transaction_id=txn_id,
         kind=TransactionKind.RETURN,
         created_at=WHEN,
         currency="USD",
         store_id="store-001",
-        lines=(returned(order),),
-        total=D("-10.00"),
-        tenders=(CardTender(D("-10.00"), brand="Visa", last4="4242"),),
+        lines=(returned(order, str(quantity)),),
+        total=total,
+        tenders=(CardTender(total, brand="Visa", last4="4242"),),
     )
 
 

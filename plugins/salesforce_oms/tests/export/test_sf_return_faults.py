@@ -72,13 +72,14 @@ def test_return_is_exactly_once_when_a_step_fails(
 
 
 @pytest.mark.parametrize("fault", ["503", "lost-answer"])
-@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("step", [*STEPS, "graph"])
 def test_exchange_is_exactly_once_when_a_step_fails(
     shop: SalesforceBackend, sf_sandbox: Any, step: str, fault: str
 ) -> None:
     sb = sf_sandbox.sandbox
     shop.post(sale("S-1"))
-    sb.add_fault(**FAULTS[fault], **STEPS[step], count=1)
+    where = STEPS.get(step) or {"path": "*/composite/graph"}  # graph: the exchange's sale
+    sb.add_fault(**FAULTS[fault], **where, count=1)
     result = post_until_done(shop, exchange_of("EX-1", "S-1"))
     assert not sb.faults.list(), "the fault never fired"
     held = org_holds(sb, "S-1")
@@ -98,10 +99,34 @@ def test_two_returns_of_one_line_each_lose_their_answer(
     sb = sf_sandbox.sandbox
     shop.post(sale("S-1"))
     for txn_id in ("R-A", "R-B"):
-        sb.add_fault("timeout", path="*/actions/submit-return", after_commit=True, count=1)
-        sb.add_fault("timeout", path="*/sobjects/Order/*", method="PATCH", count=1)
+        sb.add_fault(
+            "timeout", path="*/actions/submit-return", after_commit=True, hold_seconds=0.5, count=1
+        )
+        sb.add_fault(
+            "timeout", path="*/sobjects/Order/*", method="PATCH", hold_seconds=0.5, count=1
+        )
         post_until_done(shop, return_of(txn_id, "S-1"))
     held = org_holds(sb, "S-1")
     assert held["tags"] == ["R-A#R1", "R-B#R1"]
     assert (held["change_orders"], held["credit_memos"], held["refunds"]) == (2, 2, 2)
     assert held["returned"] == D(2) and held["refunded"] == D("20.00")
+
+
+def test_a_whole_line_returned_whose_answer_was_lost_is_refunded(
+    shop: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    """The issue's return B: all 3 units back, submit-return committed and its answer lost.
+    Nothing is returnable any more, yet the return must finish (memo, refund), not die with
+    RETURN_NOT_POSSIBLE."""
+    sb = sf_sandbox.sandbox
+    shop.post(sale("S-1"))
+    sb.add_fault(
+        "timeout", path="*/actions/submit-return", after_commit=True, hold_seconds=0.5, count=1
+    )
+    sb.add_fault("error", status=503, path="*/sobjects/Order/*", method="PATCH", count=3)
+    result = post_until_done(shop, return_of("R-1", "S-1", quantity=3), tries=6)
+    assert not sb.faults.list()
+    held = org_holds(sb, "S-1")
+    assert held["tags"] == ["R-1#R1"] and held["returned"] == D(3)
+    assert (held["credit_memos"], held["refunds"], held["refunded"]) == (1, 1, D("30.00"))
+    assert held["memo_balance"] == [D(0)] and not result.created
