@@ -56,6 +56,7 @@ from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
+from omsbridge_salesforce.txn_ids import case_collision, exact_row, twin_row
 
 __all__ = ["SalesforceBackend"]
 
@@ -143,12 +144,14 @@ class SalesforceBackend(OrderBackend):
             )
         # Exchange: everything is checked (returns planned, graph built) before any write.
         credit = sum((plan.value for plan in plans), Decimal(0))
-        posted = self.changes.tagged_orders([transaction.transaction_id])
-        graph = None if posted else self._graph(transaction, exchange_credit=credit)
+        txn_id = transaction.transaction_id
+        found = self.changes.tagged_orders([txn_id], exact=False)
+        self.changes.refuse_case_twins([txn_id], found)  # before the returns are written
+        row = found.get(txn_id)
+        graph = None if row else self._graph(transaction, exchange_credit=credit)
         for plan in plans:
             self.changes.execute_return(plan)
-        if posted:
-            row = posted[transaction.transaction_id]
+        if row:
             return self.finish_sale(
                 transaction,
                 PostResult(
@@ -260,7 +263,7 @@ class SalesforceBackend(OrderBackend):
                 and failed is not None
                 and failed.reference_id == ORDER_REF
             ):
-                found = self._find_order(txn_id)
+                found = self._find_order(txn_id, refuse_twin=True)
                 if found is not None:
                     return PostResult(txn_id, found[0], found[1], created=False)
             if error.code in _STALE_IDS and not retried:
@@ -271,12 +274,26 @@ class SalesforceBackend(OrderBackend):
                 continue
             raise error
 
-    def _find_order(self, transaction_id: str) -> tuple[str, str | None] | None:
+    def _find_order(
+        self, transaction_id: str, *, refuse_twin: bool = False
+    ) -> tuple[str, str | None] | None:
+        """The order of this transaction id, case included (SOQL ignores case, so an order
+        of an id differing only in case comes back too and is not this one). With
+        ``refuse_twin`` (after DUPLICATE_VALUE) such a twin raises the case-collision error."""
         field = self.config.order_external_id_field
         rows = self.client.query(
-            soql(f"SELECT Id, OrderNumber FROM Order WHERE {field} = {{}} LIMIT 1", transaction_id)
+            soql(
+                f"SELECT Id, OrderNumber, {field} FROM Order WHERE {field} = {{}} LIMIT 10",
+                transaction_id,
+            )
         )
-        return (rows[0]["Id"], rows[0].get("OrderNumber")) if rows else None
+        row = exact_row(rows, field, transaction_id)
+        if row is not None:
+            return (row["Id"], row.get("OrderNumber"))
+        twin = twin_row(rows, field, transaction_id) if refuse_twin else None
+        if twin is not None:
+            raise case_collision(transaction_id, twin[field], twin.get("OrderNumber"), field)
+        return None
 
     def _find_order_quietly(self, transaction_id: str) -> tuple[str, str | None] | None:
         try:

@@ -63,6 +63,7 @@ from omsbridge_salesforce.graph import (
 )
 from omsbridge_salesforce.lookups import Lookups
 from omsbridge_salesforce.soql import soql
+from omsbridge_salesforce.txn_ids import case_collision
 
 __all__ = ["MAX_GRAPHS", "BatchPoster", "BatchStats", "node_kinds", "pack"]
 
@@ -508,15 +509,25 @@ class BatchPoster:
             else:
                 outcomes[index] = error
                 whole.add(id(error))
+        folded = {stored.casefold(): stored for stored in found}
         for index, conflict in settle.conflicts.items():
             txn_id = by_index[index].txn_id
+            twin = folded.get(txn_id.casefold())
             if txn_id in found:
                 outcomes[index] = _existing_result(txn_id, found[txn_id])
+            elif twin is not None:
+                # The duplicate is another transaction whose id differs only in case.
+                outcomes[index] = case_collision(
+                    txn_id, twin, found[twin][1], self._config.order_external_id_field
+                )
             else:
                 outcomes[index] = lookup_error or conflict
 
     def _existing(self, transaction_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-        """Orders that carry these transaction ids: id -> (order id, order number)."""
+        """Orders that carry these transaction ids: stored id -> (order id, order number).
+
+        Keys are the ids as stored: SOQL ignores case, so an id differing only in case from
+        one asked for may be among them; callers compare exactly (and name such twins)."""
         field = self._config.order_external_id_field
         found: dict[str, tuple[str, str | None]] = {}
         ids = sorted(set(transaction_ids))

@@ -8,22 +8,26 @@
 * fulfillment updates: PATCH ``FulfillmentOrder.Status``, ``cancel-item`` for cancelled lines,
   a Shipment for a shipped order with tracking.
 
-Connect actions are not idempotent, so every return's change order is tagged with the
+Connect actions are not idempotent, so a return is made exactly once by reconciling with what
+the org holds (see :mod:`omsbridge_salesforce.returns`): its change order is tagged with the
 transaction id (``<txn>#R<n>`` in the order external-id field) and its progress kept in the
-change order's Description; a retry resumes where the previous attempt stopped.
+change order's Description; after a lost answer, a 5xx or a crash at any step, the next attempt
+finds what the org already did (an untagged change order with exactly the planned lines, the
+credit memo of that change order, the memo's balance) and only does what is missing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from omsbridge import (
+    BackendError,
     CancelLine,
     CancelResult,
     Conflict,
@@ -35,6 +39,7 @@ from omsbridge import (
     NotFound,
     Rejected,
     Transaction,
+    TransientBackendError,
 )
 from omsbridge_salesforce.client import SalesforceClient, error_from
 from omsbridge_salesforce.config import SalesforceConfig
@@ -50,8 +55,10 @@ from omsbridge_salesforce.reading import (
     summary_where,
 )
 from omsbridge_salesforce.reasons import change_reason
+from omsbridge_salesforce.returns import ReturnLedger, memo_of, state_text
 from omsbridge_salesforce.shipping import carrier_fields
 from omsbridge_salesforce.soql import looks_like_id, soql
+from omsbridge_salesforce.txn_ids import case_collision, twin_row
 
 __all__ = ["OrderChanges", "ReturnPlan"]
 
@@ -60,7 +67,8 @@ log = logging.getLogger(__name__)
 _ZERO = Decimal(0)
 _OM = "/commerce/order-management/order-summaries"
 _FO = "/commerce/fulfillment/fulfillment-orders"
-_STATE = "omsbridge return"
+_UNTAGGED = "_omsbridge_untagged"  # marks a plan's change order an earlier attempt left untagged
+_T = TypeVar("_T")
 _CLOSED_FO_CATEGORIES = CLOSED_CATEGORIES
 _OPEN_FO = OPEN_FULFILLMENT
 
@@ -84,6 +92,8 @@ class OrderChanges:
     def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
         self._client = client
         self._config = config
+        self._ledger = ReturnLedger(client, config)
+        self._case_sensitive: bool | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -95,6 +105,7 @@ class OrderChanges:
         rows = self._client.query(
             summary_query(self._config, summary_where(self._config, order_ref))
         )
+        rows = [row for row in rows if self._names(row, order_ref)]
         if not rows:
             related = self._related_original(order_ref)
             if related:
@@ -112,6 +123,18 @@ class OrderChanges:
                 backend="salesforce",
             )
         return rows[0]
+
+    def _names(self, row: Mapping[str, Any], order_ref: str) -> bool:
+        """Whether ``order_ref`` names this summary row exactly: SOQL matched the transaction
+        id ignoring case, and ``POS-a`` must not find the order of ``POS-A``."""
+        if looks_like_id(order_ref) and order_ref[:15] in (
+            str(row.get("Id") or "")[:15],
+            str(row.get("OriginalOrderId") or "")[:15],
+        ):
+            return True
+        original = row.get("OriginalOrder") or {}
+        txn = original.get(self._config.order_external_id_field)
+        return bool(row.get("OrderNumber") == order_ref or txn == order_ref)
 
     def _related_original(self, order_ref: str) -> str | None:
         if not looks_like_id(order_ref):
@@ -146,7 +169,9 @@ class OrderChanges:
             if line.kind == "RETURN" and line.original is not None:
                 groups.setdefault(line.original.order_id, []).append((i, line))
         tags = [f"{txn.transaction_id}#R{n}" for n in range(1, len(groups) + 1)]
-        done = self.tagged_orders(tags)
+        found = self.tagged_orders(tags, exact=False)
+        self.refuse_case_twins(tags, found)
+        done = {tag: found[tag] for tag in tags if tag in found}
         plans = []
         for tag, (order_ref, lines) in zip(tags, groups.items(), strict=True):
             try:
@@ -164,13 +189,61 @@ class OrderChanges:
                 # only the remaining steps (credit memo, refund) may still be needed.
                 plans.append(ReturnPlan(tag, summary, (), value, done[tag]))
                 continue
+            wanted = self._wanted(summary, lines)
+            orphan = self._orphan(summary, wanted)
+            if orphan is not None:
+                # An earlier attempt's submit-return committed but its answer (or the tagging)
+                # was lost: that change order is this return; finish it, never submit again.
+                log.warning(
+                    "return %s: change order %s was submitted by an earlier attempt; resuming",
+                    tag,
+                    orphan["Id"],
+                )
+                plans.append(ReturnPlan(tag, summary, (), value, {**orphan, _UNTAGGED: True}))
+                continue
             self._check_window(txn, summary, order_ref)
             items, value = self._change_items(txn, summary, lines)
             plans.append(ReturnPlan(tag, summary, tuple(items), value))
         return plans
 
-    def tagged_orders(self, tags: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Orders whose external id is one of ``tags`` (posted sales and submitted returns)."""
+    def _wanted(
+        self, summary: Mapping[str, Any], lines: list[tuple[int, LineItem]]
+    ) -> dict[str, Decimal]:
+        """Item summary id -> quantity this return takes from it (lines it cannot find are
+        left to :meth:`_change_items` to refuse)."""
+        ext = self._config.order_item_external_id_field
+        items = product_items(summary)
+        by_ext = {i.get(ext): i for i in items if i.get(ext)}
+        by_number = {int(i.get("LineNumber") or 0): i for i in items}
+        wanted: dict[str, Decimal] = {}
+        for _, line in lines:
+            original = line.original
+            assert original is not None
+            ois = by_ext.get(original.line_id) if original.line_id else None
+            if ois is None and original.line_number is not None:
+                ois = by_number.get(original.line_number)
+            if ois is not None:
+                wanted[ois["Id"]] = wanted.get(ois["Id"], _ZERO) + line.quantity
+        return wanted
+
+    def _orphan(
+        self, summary: Mapping[str, Any], wanted: Mapping[str, Decimal]
+    ) -> dict[str, Any] | None:
+        """The untagged change order an earlier attempt of this return left, if any."""
+        returned = {i["Id"]: as_decimal(i.get("QuantityReturned")) for i in product_items(summary)}
+        if not wanted or all(returned.get(item, _ZERO) <= 0 for item in wanted):
+            return None  # nothing of these lines was ever returned: nothing to find
+        original = summary.get("OriginalOrderId")
+        if not original:
+            return None
+        return self._ledger.untagged_change_order(str(original), wanted)
+
+    def tagged_orders(
+        self, tags: Sequence[str], *, exact: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Orders whose external id is one of ``tags`` (posted sales and submitted returns),
+        by external id. SOQL compares text ignoring case; with ``exact`` (the default) only
+        ids equal to a tag, case included, are kept: ``POS-a`` is not ``POS-A``."""
         if not tags:
             return {}
         ext = self._config.order_external_id_field
@@ -180,7 +253,33 @@ class OrderChanges:
                 list(tags),
             )
         )
-        return {row[ext]: row for row in rows}
+        wanted = set(tags)
+        return {row[ext]: row for row in rows if not exact or row.get(ext) in wanted}
+
+    def refuse_case_twins(self, ids: Sequence[str], found: Mapping[str, Mapping[str, Any]]) -> None:
+        """Refuse, before anything is written, an id whose only match in ``found`` (rows of
+        :meth:`tagged_orders` with ``exact=False``) differs in case, unless the org's
+        external-id field is case-sensitive (then the two are different orders)."""
+        ext = self._config.order_external_id_field
+        for ident in ids:
+            if ident in found:
+                continue
+            twin = twin_row(found.values(), ext, ident)
+            if twin is not None and not self._case_sensitive_ids():
+                raise case_collision(ident, twin[ext], twin.get("OrderNumber"), ext)
+
+    def _case_sensitive_ids(self) -> bool:
+        """Whether the order external-id field is case-sensitive (its describe's
+        ``caseSensitive``; asked once, and only when a case twin was met)."""
+        if self._case_sensitive is None:
+            ext = self._config.order_external_id_field.lower()
+            described = self._client.request(
+                "GET", self._client.data_path("/sobjects/Order/describe"), context="describe Order"
+            )
+            fields = described.get("fields", []) if isinstance(described, dict) else []
+            field = next((f for f in fields if str(f.get("name", "")).lower() == ext), {})
+            self._case_sensitive = bool(field.get("caseSensitive"))
+        return self._case_sensitive
 
     def _check_window(self, txn: Transaction, summary: Mapping[str, Any], ref: str) -> None:
         days = self._config.return_window_days
@@ -256,44 +355,127 @@ class OrderChanges:
         return change, value
 
     def execute_return(self, plan: ReturnPlan) -> tuple[str, bool]:
-        """Submit, credit and refund one planned return; resumes a half-done one.
+        """Submit, tag, credit and refund one planned return, exactly once: a step an earlier
+        attempt did (even one whose answer was lost) is found in the org, not done again.
 
         Returns (change order id, created).
         """
-        ext = self._config.order_external_id_field
         summary_id = plan.summary["Id"]
-        created = plan.existing is None
-        if plan.existing is not None:
-            change_id, state = plan.existing["Id"], plan.existing.get("Description") or ""
-            if "refunded" not in state:
-                log.info("return %s was started before (%s); resuming", plan.tag, state)
+        if plan.existing is None:
+            change_id = self._submit(plan)
+            state, created, resumed = "", True, False
         else:
+            change_id = str(plan.existing["Id"])
+            state = plan.existing.get("Description") or ""
+            created, resumed = False, True
+            if "refunded" not in state:
+                log.info("return %s was started before (%s); resuming", plan.tag, state or "-")
+        if plan.existing is None or plan.existing.get(_UNTAGGED):
+            self._tag(plan.tag, change_id)
+            state = state_text("submitted")
+        memo = memo_of(state)
+        if memo is None:
+            memo = self._credit(plan, change_id, look_first=resumed)
+            self._client.update(
+                "Order", change_id, {"Description": state_text("credit memo", memo)}
+            )
+            state = state_text("credit memo", memo)
+        if "refunded" not in state:
+            self._refund(summary_id, memo, look_first=resumed)
+            self._client.update("Order", change_id, {"Description": state_text("refunded", memo)})
+        return change_id, created
+
+    def _submit(self, plan: ReturnPlan) -> str:
+        """submit-return; after a lost answer the change order it may have made is looked for."""
+        summary_id = plan.summary["Id"]
+        try:
             out = self._client.connect(
                 f"{_OM}/{summary_id}/actions/submit-return",
                 {"changeItems": list(plan.change_items)},
                 context="submit-return",
             )
-            change_id = str(out.get("changeOrderId"))
-            state = f"{_STATE}: submitted"
-            self._client.update("Order", change_id, {ext: plan.tag, "Description": state})
-        if "credit memo" not in state and "refunded" not in state:
+        except TransientBackendError:
+            wanted: dict[str, Decimal] = {}
+            for item in plan.change_items:
+                key = item["orderItemSummaryId"]
+                wanted[key] = wanted.get(key, _ZERO) + as_decimal(item["quantity"])
+            found = self._quietly(
+                lambda: self._ledger.untagged_change_order(
+                    str(plan.summary.get("OriginalOrderId")), wanted
+                )
+            )
+            if found is None:
+                raise  # not committed (or cannot tell yet): the retry looks again
+            log.warning("return %s: submit-return committed, answer lost", plan.tag)
+            return str(found["Id"])
+        return str(out.get("changeOrderId"))
+
+    def _tag(self, tag: str, change_id: str) -> None:
+        """Put the return's tag on its change order (what makes a retry find it)."""
+        ext = self._config.order_external_id_field
+        try:
+            self._client.update(
+                "Order", change_id, {ext: tag, "Description": state_text("submitted")}
+            )
+        except Conflict as exc:
+            if exc.code != "DUPLICATE_VALUE":
+                raise
+            holder = self.tagged_orders([tag], exact=False)
+            other = next((key for key in holder if key != tag), None)
+            if other is None:
+                raise
+            raise case_collision(tag, other, holder[other].get("OrderNumber"), ext) from exc
+
+    def _credit(self, plan: ReturnPlan, change_id: str, *, look_first: bool) -> str:
+        """create-credit-memo for the change order, unless the org already holds its memo."""
+        summary_id = plan.summary["Id"]
+        if look_first:
+            found = self._ledger.credit_memo(plan.summary, change_id)
+            if found is not None:
+                log.info("return %s: credit memo %s exists; not created again", plan.tag, found)
+                return found
+        try:
             out = self._client.connect(
                 f"{_OM}/{summary_id}/actions/create-credit-memo",
                 {"changeOrderIds": [change_id]},
                 context="create-credit-memo",
             )
-            memo = str(out.get("creditMemoId"))
-            state = f"{_STATE}: credit memo {memo}"
-            self._client.update("Order", change_id, {"Description": state})
-        if "refunded" not in state:
-            memo = state.rsplit(" ", 1)[-1]
+        except BackendError:
+            # A lost answer (or a retry Salesforce refuses because the memo exists): look.
+            found = self._quietly(lambda: self._ledger.credit_memo(plan.summary, change_id))
+            if found is None:
+                raise
+            log.warning("return %s: credit memo %s was created, answer lost", plan.tag, found)
+            return found
+        return str(out.get("creditMemoId"))
+
+    def _refund(self, summary_id: str, memo: str, *, look_first: bool) -> None:
+        """ensure-refunds-async for the memo, unless its balance says it was refunded."""
+        if look_first and self._refunded(memo):
+            return
+        try:
             self._client.connect(
                 f"{_OM}/{summary_id}/async-actions/ensure-refunds-async",
                 {"creditMemoId": memo},
                 context="ensure-refunds-async",
             )
-            self._client.update("Order", change_id, {"Description": f"{_STATE}: refunded {memo}"})
-        return change_id, created
+        except BackendError:
+            if self._quietly(lambda: self._refunded(memo)):
+                log.warning("refund of credit memo %s was requested, answer lost", memo)
+                return
+            raise
+
+    def _refunded(self, memo: str) -> bool:
+        balance = self._ledger.memo_balance(memo)
+        return balance is not None and balance <= 0
+
+    @staticmethod
+    def _quietly(look: Callable[[], _T]) -> _T | None:
+        """A reconciliation query after a failure; its own failure means "cannot tell"."""
+        try:
+            return look()
+        except BackendError:
+            return None
 
     # -- cancels ------------------------------------------------------------------------------
 

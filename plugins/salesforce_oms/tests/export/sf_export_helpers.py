@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import httpx
+import pytest
 
 from omsbridge import (
     CardTender,
@@ -129,3 +140,67 @@ def count(url: str, sobject: str) -> int:
         return client.query_page(f"SELECT COUNT() FROM {sobject}").total_size
     finally:
         client.close()
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_export(config: Path, *, max_time: float = 40) -> subprocess.Popen[bytes]:
+    """``omsbridge export run --drain`` in its own process (to be SIGKILLed)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "omsbridge",
+            "export",
+            "run",
+            "--config",
+            str(config),
+            "--drain",
+            "--max-time",
+            str(max_time),
+            "--lease",
+            "1",
+            "--claim-size",
+            "10",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+
+
+def sandbox_in_process(tmp_path: Path, faults: list[dict[str, Any]]) -> Iterator[str]:
+    """Serve a sandbox org in its own process (``omsbridge sandbox salesforce``, state in
+    ``tmp_path/org.db``) with these fault rules; yield its URL; stop it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "omsbridge", "sandbox", "salesforce", "--port", str(port)]
+    command += ["--state", str(tmp_path / "org.db"), "--rng-seed", "3"]
+    for fault in faults:
+        command += ["--fault", json.dumps(fault)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{url}/__sandbox__/info", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the sandbox did not start: {proc.communicate()[1].decode()[-2000:]}")
+        time.sleep(0.05)
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -8,13 +8,8 @@ one Order (SOQL on the external-id field), and the outbox is empty.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +17,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from sf_export_helpers import count, make_sales, orders_by_external_id, write_config
+from sf_export_helpers import (
+    count,
+    make_sales,
+    orders_by_external_id,
+    sandbox_in_process,
+    start_export,
+    write_config,
+)
 
 from omsbridge import Bridge
 from omsbridge.export import ExportJob, ExportSettings, RetryPolicy
@@ -143,72 +144,16 @@ def test_budget_exhaustion_pauses_the_merchant_until_it_is_raised(
 # -- crashes -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def sandbox_process(tmp_path: Path) -> Iterator[str]:
     """A sandbox org in its own process (``omsbridge sandbox salesforce``): every graph request
     is committed and then answered 0.25 s late (the window a kill leaves an order unrecorded),
     10 % answer 503."""
-    port = _free_port()
     faults = [
         {"kind": "timeout", "path": GRAPH, "after_commit": True, "hold_seconds": 0.25},
         {"kind": "error", "path": GRAPH, "rate": 0.1, "status": 503},
     ]
-    command = [sys.executable, "-m", "omsbridge", "sandbox", "salesforce", "--port", str(port)]
-    command += ["--state", str(tmp_path / "org.db"), "--rng-seed", "3"]
-    for fault in faults:
-        command += ["--fault", json.dumps(fault)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/__sandbox__/info", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the sandbox did not start: {proc.communicate()[1].decode()[-2000:]}")
-        time.sleep(0.05)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _start_export(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "omsbridge",
-            "export",
-            "run",
-            "--config",
-            str(config),
-            "--drain",
-            "--max-time",
-            "40",
-            "--lease",
-            "1",
-            "--claim-size",
-            "10",
-            "--no-progress",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ},
-    )
+    yield from sandbox_in_process(tmp_path, faults)
 
 
 def test_crash_test_sigkill_at_random_points(sandbox_process: str, tmp_path: Path) -> None:
@@ -222,7 +167,7 @@ def test_crash_test_sigkill_at_random_points(sandbox_process: str, tmp_path: Pat
     rng = random.Random(42)
     kills, progress = 0, []
     for _ in range(6):
-        proc = _start_export(config)
+        proc = start_export(config)
         target = count(url, "Order") + rng.randint(5, 40)
         give_up = time.monotonic() + 15
         while count(url, "Order") < target and time.monotonic() < give_up:
@@ -236,7 +181,7 @@ def test_crash_test_sigkill_at_random_points(sandbox_process: str, tmp_path: Pat
         proc.wait()
         kills += 1
         progress.append(count(url, "Order"))
-    final = _start_export(config)
+    final = start_export(config)
     _, err = final.communicate(timeout=60)
     assert final.returncode == 0, err.decode()[-2000:]
     held = orders_by_external_id(url)
