@@ -2,8 +2,8 @@
 
 Registered through ``omsbridge_register_commands``; they use core's ``--config/--merchant``
 options, error reporting and exit statuses (:mod:`omsbridge.cli._merchant`): 0 ready, 1 a
-problem to fix (the org, the config, refused credentials), 2 worth retrying later (network,
-Salesforce unavailable, API limit).
+problem to fix (the org, the config, refused credentials), 75 worth retrying later (network,
+Salesforce unavailable, API limit); see :class:`omsbridge.cli.exit_codes.ExitCode`.
 """
 
 from __future__ import annotations

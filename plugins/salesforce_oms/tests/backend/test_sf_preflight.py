@@ -30,6 +30,7 @@ from sf_backend_helpers import config
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from omsbridge import MerchantContext, OrderBackend, hookimpl
+from omsbridge.cli.exit_codes import ExitCode
 from omsbridge_salesforce.cli import salesforce
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import CustomField, SalesforceConfig
@@ -423,7 +424,8 @@ def test_refused_credentials_exit_1_network_failure_exits_2(command: Any, tmp_pa
         pass  # the port is closed now: nothing listens there
     code, out = command(write_config(tmp_path, url, settings("som")), "--json")
     error = json.loads(out)
-    assert code == 2 and error["error"] == "TransientBackendError" and error["retryable"], out
+    assert code == ExitCode.RETRY and error["error"] == "TransientBackendError", out
+    assert error["retryable"], out
 
 
 # -- what is checked --------------------------------------------------------------------------
