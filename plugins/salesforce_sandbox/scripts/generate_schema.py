@@ -140,6 +140,12 @@ def _field_from_reference(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         if raw.get(key):
             out[key] = True
     feature = _feature(raw.get("condition"))
+    if name == "CurrencyIsoCode":
+        # A rule, not a per-field statement: a single-currency org has no CurrencyIsoCode on
+        # any object (the reference states it for most objects and is silent for the rest;
+        # CurrencyType, the currencies themselves, "is not available in single-currency
+        # organizations" — Object Reference "CurrencyType").
+        feature = "multicurrency"
     if feature:
         out["feature"] = feature
     if raw.get("since"):

@@ -317,32 +317,78 @@ class Rest:
         return {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"}
 
     def _describe(self, version: str, sobject: SObjectType, *, full: bool) -> dict[str, Any]:
+        """A describeGlobal entry (``full=False``) or a full sObject describe: the keys real
+        answers carry (values the sandbox has no notion of are Salesforce's usual ones)."""
         out: dict[str, Any] = {
-            "name": sobject.name,
+            "activateable": False,
+            "associateEntityType": None,
+            "associateParentEntity": None,
+            "createable": sobject.createable,
+            "custom": sobject.custom,
+            "customSetting": False,
+            "deepCloneable": False,
+            "deletable": sobject.deletable,
+            "deprecatedAndHidden": False,
+            "feedEnabled": False,
+            "hasSubtypes": False,
+            "isInterface": False,
+            "isSubtype": False,
+            "keyPrefix": sobject.key_prefix,
             "label": sobject.label,
             "labelPlural": sobject.label + "s",
-            "keyPrefix": sobject.key_prefix,
-            "custom": False,
-            "createable": sobject.createable,
+            "layoutable": sobject.queryable,
+            "mergeable": False,
+            "mruEnabled": False,
+            "name": sobject.name,
+            "queryable": sobject.queryable,
+            "replicateable": sobject.queryable,
+            "retrieveable": sobject.queryable,
+            "searchable": sobject.queryable,
+            "triggerable": True,
+            "undeletable": sobject.deletable,
             "updateable": sobject.updateable,
-            "deletable": sobject.deletable,
-            "queryable": True,
-            "retrieveable": True,
-            "searchable": True,
             "urls": self._urls(version, sobject),
         }
         if full:
-            out["fields"] = [describe_field(f) for f in sobject.fields.values()]
-            out["childRelationships"] = [
+            fields = []
+            for f in sobject.fields.values():
+                described = describe_field(f)
+                described["nameField"] = f.name == sobject.name_field
+                fields.append(described)
+            out.update(
                 {
-                    "childSObject": child.name,
-                    "field": f.name,
-                    "relationshipName": name,
-                    "cascadeDelete": False,
+                    "actionOverrides": [],
+                    "childRelationships": [
+                        {
+                            "cascadeDelete": False,
+                            "childSObject": child.name,
+                            "deprecatedAndHidden": False,
+                            "field": f.name,
+                            "junctionIdListNames": [],
+                            "junctionReferenceTo": [],
+                            "relationshipName": name,
+                            "restrictedDelete": False,
+                        }
+                        for name, (child, f) in self._schema.children(sobject.name).items()
+                    ],
+                    "compactLayoutable": sobject.queryable,
+                    "defaultImplementation": None,
+                    "extendedBy": None,
+                    "extendsInterfaces": None,
+                    "fields": fields,
+                    "implementedBy": None,
+                    "implementsInterfaces": None,
+                    "listviewable": None,
+                    "lookupLayoutable": None,
+                    "namedLayoutInfos": [],
+                    "networkScopeFieldName": None,
+                    "recordTypeInfos": [],
+                    "searchLayoutable": sobject.queryable,
+                    "supportedScopes": [
+                        {"label": "All " + sobject.label + "s", "name": "everything"}
+                    ],
                 }
-                for name, (child, f) in self._schema.children(sobject.name).items()
-            ]
-            out["recordTypeInfos"] = []
+            )
         return out
 
     def _describe_global(self, version: str) -> dict[str, Any]:

@@ -261,24 +261,18 @@ def _demo(sb: SeedContext, standard: str) -> None:
         MERCHANT_KEY: create("Account", {"Name": MERCHANT_KEY}),
         "amanda.freeman@example.com": create(
             "Account",
-            {
-                "FirstName": "Amanda",
-                "LastName": "Freeman",
-                "PersonEmail": "amanda.freeman@example.com",
-                "PersonMobilePhone": "+1 415 555 0101",
-                "BillingCity": "San Francisco",
-                "BillingCountry": "US",
-            },
+            _customer(
+                sb,
+                "Amanda",
+                "Freeman",
+                "amanda.freeman@example.com",
+                "San Francisco",
+                phone="+1 415 555 0101",
+            ),
         ),
         "ben.ortiz@example.com": create(
             "Account",
-            {
-                "FirstName": "Ben",
-                "LastName": "Ortiz",
-                "PersonEmail": "ben.ortiz@example.com",
-                "BillingCity": "Oakland",
-                "BillingCountry": "US",
-            },
+            _customer(sb, "Ben", "Ortiz", "ben.ortiz@example.com", "Oakland"),
         ),
     }
     demo["orders"] = [
@@ -308,6 +302,24 @@ def _demo(sb: SeedContext, standard: str) -> None:
             fulfill=True,
         ),
     ]
+
+
+def _customer(
+    sb: SeedContext, first: str, last: str, email: str, city: str, *, phone: str | None = None
+) -> dict[str, Any]:
+    """A customer account: a person account where the org has them, else a business one."""
+    if "person_accounts" in sb.profile.features:
+        body: dict[str, Any] = {
+            "FirstName": first,
+            "LastName": last,
+            "PersonEmail": email,
+            "BillingCity": city,
+            "BillingCountry": "US",
+        }
+        if phone:
+            body["PersonMobilePhone"] = phone
+        return body
+    return {"Name": f"{first} {last}", "Phone": phone, "BillingCity": city, "BillingCountry": "US"}
 
 
 def _present(sb: SeedContext, type_name: str, **values: Any) -> dict[str, Any]:
@@ -425,6 +437,9 @@ def _online_order(
         },
     )
     sb.dml.update("Order", order, {"Status": "Activated"})
+    if not sb.profile.activation_flow:
+        # No flow in this org: the summary comes from the Connect action, as a connector does.
+        sb.oms.create_order_summary({"orderId": order, "orderLifeCycleType": "MANAGED"})
     summary = sb.store.where("OrderSummary", OriginalOrderId=order)[0]
     odgs = sb.store.where("OrderDeliveryGroupSummary", OrderSummaryId=summary["Id"])[0]
     items = sb.store.where("OrderItemSummary", OrderSummaryId=summary["Id"])
