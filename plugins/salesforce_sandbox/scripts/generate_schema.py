@@ -29,6 +29,7 @@ REPO = PLUGIN.parents[1]
 REFERENCE = PLUGIN / "reference"
 SETUP_PACKAGE = REPO / "plugins" / "salesforce_oms" / "org-setup"
 OUTPUT = PLUGIN / "src" / "omsbridge_salesforce_sandbox" / "data" / "schema.json"
+CONNECT_OUTPUT = PLUGIN / "src" / "omsbridge_salesforce_sandbox" / "data" / "connect.json"
 
 _MD = "{http://soap.sforce.com/2006/04/metadata}"
 
@@ -368,6 +369,59 @@ def generate() -> dict[str, Any]:
     }
 
 
+def _representation(raw: dict[str, Any]) -> dict[str, Any]:
+    props = {}
+    for name, spec in sorted((raw.get("properties") or {}).items()):
+        out: dict[str, Any] = {"type": spec.get("type")}
+        if spec.get("required") is True:
+            out["required"] = True
+        if spec.get("since"):
+            out["since"] = spec["since"]
+        if spec.get("values"):
+            out["values"] = spec["values"]
+        props[name] = out
+    return props
+
+
+def generate_connect() -> dict[str, Any]:
+    """The Connect actions' documented request and response keys (reference/connect/)."""
+    actions = []
+    files = sorted((REFERENCE / "connect").glob("*.json"))
+    if not files:
+        raise InputError(f"{REFERENCE / 'connect'}: no Connect action files")
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            request = data.get("request") or {}
+            response = (data.get("response") or {}).get("2xx") or {}
+            actions.append(
+                {
+                    "action": data["action"],
+                    "method": data["method"],
+                    "path": data["path"],
+                    "since": data.get("available_since"),
+                    "request": _representation(request),
+                    "request_nested": {
+                        name: _representation(nested)
+                        for name, nested in sorted((request.get("nested") or {}).items())
+                    },
+                    "response": sorted((response.get("properties") or {}).keys()),
+                }
+            )
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"{path}: not a reference Connect file ({exc})") from None
+    return {
+        "generated_by": "plugins/salesforce_sandbox/scripts/generate_schema.py",
+        "inputs": ["plugins/salesforce_sandbox/reference/connect/*.json"],
+        "actions": actions,
+    }
+
+
+def render_connect(document: dict[str, Any]) -> str:
+    """The Connect output file's text (one action per line block)."""
+    return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def render(document: dict[str, Any]) -> str:
     """The output file's text: one object per block, one field per line (reviewable diffs)."""
     lines = ["{"]
@@ -391,20 +445,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the output is stale")
     args = parser.parse_args(argv)
     try:
-        text = render(generate())
+        outputs = {OUTPUT: render(generate()), CONNECT_OUTPUT: render_connect(generate_connect())}
     except (InputError, ET.ParseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else None
-    if args.check:
-        if current != text:
-            print(f"{OUTPUT} is stale: run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
-    return 0
+    stale = False
+    for path, text in outputs.items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            print(f"{path} is stale: run {Path(__file__).name}", file=sys.stderr)
+            stale = True
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -835,11 +835,18 @@ class OrderManagement:
         return result
 
     def _apply_change(
-        self, summary: Record, items: list[Any], kind: str, output: dict[str, Any]
+        self,
+        summary: Record,
+        items: list[Any],
+        kind: str,
+        output: dict[str, Any],
+        *,
+        check_reason: bool = True,
     ) -> str:
         store = self._store
         seen: dict[str, Decimal] = {}
-        plan: list[tuple[Record, Decimal, bool]] = []
+        plan: list[tuple[Record, Decimal, bool, dict[str, Any]]] = []
+        reasons = self._profile.change_reasons
         for raw in items:
             if not isinstance(raw, dict):
                 raise ConnectError(
@@ -884,7 +891,16 @@ class OrderManagement:
                     f"available to {verb} ({available:g}) for OrderItemSummary {ois['Id']}.",
                     output,
                 )
-            plan.append((ois, quantity, bool(raw["shippingReductionFlag"])))
+            if check_reason and raw["reason"] not in reasons:
+                # Connect guide: "The value must match one of the picklist values on the
+                # Reason field of the OrderItemSummaryChange object".
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    f"The reason {raw['reason']!r} isn't a value of the Reason picklist of "
+                    "OrderItemSummaryChange.",
+                    output,
+                )
+            plan.append((ois, quantity, bool(raw["shippingReductionFlag"]), raw))
         original = store.get("Order", summary["OriginalOrderId"])
         assert original is not None
         change_id = self.dml.create(
@@ -904,8 +920,21 @@ class OrderManagement:
         )
         store.update("Order", change_id, {"_ChangeKind": kind})
         groups_touched: set[str] = set()
-        for ois, quantity, reduce_shipping in plan:
-            self._change_line(change_id, ois, quantity)
+        for ois, quantity, reduce_shipping, raw in plan:
+            line_id = self._change_line(change_id, ois, quantity)
+            self.dml.create(
+                "OrderItemSummaryChange",
+                {
+                    "OrderSummaryId": summary["Id"],
+                    "OrderItemSummaryId": ois["Id"],
+                    "ChangeOrderItemId": line_id,
+                    "ChangeType": "Cancel" if kind == "cancel" else "Return",
+                    "Reason": raw["reason"],
+                    "ReasonText": raw.get("reasonForChangeText"),
+                    "IsPreFulfillment": _d(ois["QuantityFulfilled"]) == 0,
+                },
+                system=True,
+            )
             delta = "QuantityCanceled" if kind == "cancel" else "QuantityReturned"
             self._bump(ois, **{delta: quantity})
             if reduce_shipping and ois.get("OrderDeliveryGroupSummaryId"):
@@ -926,7 +955,7 @@ class OrderManagement:
         self.dml.update("Order", change_id, {"Status": "Activated"}, system=True)
         return change_id
 
-    def _change_line(self, change_id: str, ois: Record, quantity: Decimal) -> None:
+    def _change_line(self, change_id: str, ois: Record, quantity: Decimal) -> str:
         store = self._store
         item = store.get("OrderItem", ois["OriginalOrderItemId"])
         assert item is not None
@@ -956,6 +985,7 @@ class OrderManagement:
             },
         )
         self._refresh_order_totals(change_id)
+        return line_id
 
     def create_credit_memo(self, summary_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST .../order-summaries/{id}/actions/create-credit-memo."""
@@ -1503,7 +1533,9 @@ class OrderManagement:
                     )
             change_order_id = None
             if change_items:
-                change_order_id = self._apply_change(summary, change_items, "return", output)
+                change_order_id = self._apply_change(
+                    summary, change_items, "return", output, check_reason=False
+                )
                 for line in self._store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"]):
                     if line.get("_IsProcessed") and not line.get("_ChangeOrderId"):
                         self._store.update(
@@ -1521,69 +1553,89 @@ class OrderManagement:
             "errors": [],
         }
 
-    def routes(self) -> list[tuple[str, str, Callable[..., dict[str, Any]]]]:
-        """(method, path pattern, handler) of every Connect resource this module serves."""
+    def routes(self) -> list[tuple[str, str, str, Callable[..., dict[str, Any]]]]:
+        """(method, path pattern, documented action, handler) of every Connect resource this
+        module serves; the action names the body's documented keys (connect_schema)."""
         base = "commerce/order-management/order-summaries/<id>"
+        fo = "commerce/fulfillment/fulfillment-orders"
+        returns = "commerce/returns/return-orders"
         return [
             (
                 "POST",
                 "commerce/order-management/order-summaries",
+                "create-order-summary",
                 lambda body: self.create_order_summary(body),
             ),
             (
                 "POST",
                 f"{base}/actions/preview-cancel",
+                "preview-cancel",
                 lambda body, id: self.change(id, body, kind="cancel", preview=True),
             ),
             (
                 "POST",
                 f"{base}/actions/submit-cancel",
+                "submit-cancel",
                 lambda body, id: self.change(id, body, kind="cancel", preview=False),
             ),
             (
                 "POST",
                 f"{base}/actions/preview-return",
+                "preview-return",
                 lambda body, id: self.change(id, body, kind="return", preview=True),
             ),
             (
                 "POST",
                 f"{base}/actions/submit-return",
+                "submit-return",
                 lambda body, id: self.change(id, body, kind="return", preview=False),
             ),
             (
                 "POST",
                 f"{base}/actions/create-credit-memo",
+                "create-credit-memo",
                 lambda body, id: self.create_credit_memo(id, body),
             ),
             (
                 "POST",
                 f"{base}/async-actions/ensure-refunds-async",
+                "ensure-refunds-async",
                 lambda body, id: self.ensure_refunds(id, body),
             ),
             (
                 "POST",
                 f"{base}/async-actions/ensure-funds-async",
+                "ensure-funds-async",
                 lambda body, id: self.ensure_funds(id, body),
             ),
             (
                 "POST",
-                "commerce/fulfillment/fulfillment-orders",
+                fo,
+                "create-fulfillment-orders",
                 lambda body: self.create_fulfillment_orders(body),
             ),
             (
                 "POST",
-                "commerce/fulfillment/fulfillment-orders/<id>/actions/cancel-item",
+                f"{fo}/<id>/actions/cancel-item",
+                "cancel-fulfillment-order-items",
                 lambda body, id: self.cancel_fo_items(id, body),
             ),
             (
                 "POST",
-                "commerce/fulfillment/fulfillment-orders/<id>/actions/create-invoice",
+                f"{fo}/<id>/actions/create-invoice",
+                "create-invoice-from-fulfillment-order",
                 lambda body, id: self.create_invoice(id, body),
             ),
-            ("POST", "commerce/returns/return-orders", lambda body: self.create_return_order(body)),
             (
                 "POST",
-                "commerce/returns/return-orders/<id>/actions/return-items",
+                returns,
+                "create-return-order",
+                lambda body: self.create_return_order(body),
+            ),
+            (
+                "POST",
+                f"{returns}/<id>/actions/return-items",
+                "return-items",
                 lambda body, id: self.return_items(id, body),
             ),
         ]

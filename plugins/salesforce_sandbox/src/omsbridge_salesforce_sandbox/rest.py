@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from . import ids, soql
+from .connect_schema import check_body
 from .errors import SalesforceError, method_not_allowed, not_found
 from .records import parse_datetime
 from .schema import Field, Schema, SObjectType, describe_field
@@ -67,7 +68,7 @@ class Rest:
         dml: Dml,
         clock: Clock,
         options: QueryOptions,
-        connect_routes: list[tuple[str, str, Callable[..., dict[str, Any]]]],
+        connect_routes: list[tuple[str, str, str, Callable[..., dict[str, Any]]]],
         limits_body: Callable[[], dict[str, Any]],
     ) -> None:
         self._schema = schema
@@ -112,7 +113,7 @@ class Rest:
         if head == "composite":
             return self._mounted["composite"](method, version, parts[1:], args, body, headers)
         if head == "commerce":
-            return self._connect(method, "/".join(parts), body)
+            return self._connect(method, version, "/".join(parts), body)
         raise not_found()
 
     @staticmethod
@@ -509,8 +510,8 @@ class Rest:
 
     # --- Connect (commerce) ----------------------------------------------------------------
 
-    def _connect(self, method: str, path: str, body: Any) -> Result:
-        for route_method, pattern, handler in self._connect_routes:
+    def _connect(self, method: str, version: str, path: str, body: Any) -> Result:
+        for route_method, pattern, action, handler in self._connect_routes:
             regex = "^" + re.escape(pattern).replace(re.escape("<id>"), r"(?P<id>[^/]+)") + "$"
             m = re.match(regex, path)
             if not m:
@@ -522,6 +523,7 @@ class Rest:
                 raise SalesforceError(
                     "JSON_PARSER_ERROR", "The request body must be a JSON object."
                 )
+            check_body(action, payload, version)
             kwargs = {"id": m.group("id")} if "id" in m.groupdict() else {}
             return Result(201, handler(payload, **kwargs))
         raise not_found()
