@@ -122,6 +122,13 @@ class SalesforceSandbox:
         self.internal_errors: list[str] = []
         self._apply_fault_options()
         restored = self.options.state_path is not None and self.store.load_meta("seeded")
+        saved_profile = self.store.load_meta("org_profile") if restored else None
+        if saved_profile and saved_profile != self.profile.name:
+            self.store.close()
+            raise ValueError(
+                f"state file {self.options.state_path} holds a {saved_profile!r} org, not "
+                f"{self.profile.name!r}: use --org-profile {saved_profile} or another file"
+            )
         if restored:
             self._load_org(self.store.load_meta("seeded"), create_records=False)
             self._restore_runtime()
@@ -171,6 +178,7 @@ class SalesforceSandbox:
             self.demo = {}
             self._load_org(seed, create_records=True)
             self.store.save_meta("seeded", seed)
+            self.store.save_meta("org_profile", self.profile.name)
             self._persist_runtime()
 
     def restart(self) -> None:
