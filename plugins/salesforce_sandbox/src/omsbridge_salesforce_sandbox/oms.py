@@ -349,7 +349,11 @@ class OrderManagement:
 
     def _fo_before(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         status = rec["Status"]
-        rec["StatusCategory"] = FO_STATUS_CATEGORY.get(status, "Fulfilling")
+        # The org maps each Status value to a category; a value it never defined (the picklist
+        # is unrestricted, so Salesforce stores it) leaves the category as it was.
+        rec["StatusCategory"] = FO_STATUS_CATEGORY.get(status) or (
+            old["StatusCategory"] if old is not None else "DRAFT"
+        )
         if rec["StatusCategory"] == _CLOSED and (old is None or old["StatusCategory"] != _CLOSED):
             rec["ClosedDate"] = format_datetime(self._clock.now())
 
