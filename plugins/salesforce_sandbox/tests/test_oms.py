@@ -251,7 +251,8 @@ def test_fulfillment_orders_cancel_items_invoice_and_funds(demo_app: Api) -> Non
     assert invoice.status_code == 201
     funds = api.post(
         f"{OS}/{summary}/async-actions/ensure-funds-async",
-        {"invoiceId": invoice.json()["invoiceId"]},
+        # isAllowPartial is a required input (Connect guide, Ensure Funds Async Input).
+        {"invoiceId": invoice.json()["invoiceId"], "isAllowPartial": False},
     )
     assert funds.status_code == 201 and funds.json()["success"] is True
     assert (

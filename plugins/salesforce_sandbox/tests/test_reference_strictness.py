@@ -554,3 +554,34 @@ def test_status_outside_the_orgs_values_keeps_the_category(minimal: Api) -> None
     )
     fo = minimal.record("FulfillmentOrder", fo_id)
     assert (fo["Status"], fo["StatusCategory"]) == ("Picked Up", "ACTIVATED")
+
+
+def test_connect_requires_documented_inputs_and_values(som: Api) -> None:
+    order = sale(som, txn="Q-1", method="ONLINE-DEFAULT")
+    summary, item = order["summary_id"], order["items"][0]["Id"]
+    spec = json.loads((REFERENCE / "connect" / "create-return-order.json").read_text("utf-8"))
+    assert spec["request"]["properties"]["status"]["required"] is True
+    line = {"orderItemSummaryId": item, "quantityExpected": 1, "canReduceShipping": False}
+    no_status = som.post(
+        "commerce/returns/return-orders",
+        {
+            "orderSummaryId": summary,
+            "returnOrderLifeCycleType": "Managed",
+            "returnOrderLineItems": [line],
+        },
+    )
+    error = _error(no_status)
+    assert (error["errorCode"], error["message"]) == (
+        "INVALID_API_INPUT",
+        "Missing required input: status",
+    )
+    assert error["output"] == {
+        "returnOrderId": None,
+        "success": False,
+        "errors": [{"errorCode": "INVALID_API_INPUT", "message": "Missing required input: status"}],
+    }
+    lowercase = som.post(OS, {"orderId": order["order_id"], "orderLifeCycleType": "managed"})
+    assert _error(lowercase)["message"] == "Invalid orderLifeCycleType: managed"
+    change = {"orderItemSummaryId": item, "quantity": 1, "reason": "Unknown"}
+    nested = som.post(f"{OS}/{summary}/actions/preview-cancel", {"changeItems": [change]})
+    assert _error(nested)["message"] == "Missing required input: changeItems.shippingReductionFlag"

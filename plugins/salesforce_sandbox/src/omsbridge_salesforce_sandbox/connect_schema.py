@@ -41,26 +41,54 @@ def _version(text: str | None) -> float:
 
 
 def check_body(action: str, body: Any, version: str) -> None:
-    """Refuse keys of *body* that *action*'s documented input lacks at API *version*."""
+    """Refuse keys of *body* that *action*'s documented input lacks at API *version*, then
+    documented-required keys that are missing and values outside a documented value list."""
     spec = actions()[action]
-    _check(spec["request"], spec["request_nested"], body, _version(version))
+    try:
+        _check(spec["request"], spec["request_nested"], body, _version(version), "")
+    except _Invalid as exc:
+        # Refused input answers "Error with Output", like the actions' own checks.
+        output: dict[str, Any] = {k: None for k in spec["response"]}
+        output.update(
+            success=False, errors=[{"errorCode": "INVALID_API_INPUT", "message": str(exc)}]
+        )
+        raise SalesforceError("INVALID_API_INPUT", str(exc), extra={"output": output}) from None
 
 
 def _check(
-    props: dict[str, Any], nested: dict[str, dict[str, Any]], body: Any, version: float
+    props: dict[str, Any],
+    nested: dict[str, dict[str, Any]],
+    body: Any,
+    version: float,
+    path: str,
 ) -> None:
     if not isinstance(body, dict):
         return
-    for key, value in body.items():
+    for key in body:
         prop = props.get(key)
         if prop is None or _version(prop.get("since")) > version:
             raise unrecognized(key)
-        type_name = str(prop.get("type") or "")
-        inner = nested.get(type_name.removesuffix("[]"))
-        if inner is None:
+    for key, prop in props.items():
+        if _version(prop.get("since")) > version:
+            continue
+        value = body.get(key)
+        if prop.get("required") and value in (None, "", []):
+            raise _invalid(f"Missing required input: {path}{key}")
+        if value is not None and prop.get("values") and value not in prop["values"]:
+            raise _invalid(f"Invalid {path}{key}: {value}")
+        inner = nested.get(str(prop.get("type") or "").removesuffix("[]"))
+        if inner is None or value is None:
             continue
         for item in value if isinstance(value, list) else [value]:
-            _check(inner, nested, item, version)
+            _check(inner, nested, item, version, f"{path}{key}.")
+
+
+class _Invalid(Exception):
+    """Documented-required input missing or a value outside its documented list."""
+
+
+def _invalid(message: str) -> _Invalid:
+    return _Invalid(message)
 
 
 def response_keys(action: str) -> list[str]:
