@@ -585,3 +585,21 @@ def test_connect_requires_documented_inputs_and_values(som: Api) -> None:
     change = {"orderItemSummaryId": item, "quantity": 1, "reason": "Unknown"}
     nested = som.post(f"{OS}/{summary}/actions/preview-cancel", {"changeItems": [change]})
     assert _error(nested)["message"] == "Missing required input: changeItems.shippingReductionFlag"
+
+
+def test_fields_exist_from_their_api_version(som: Api) -> None:
+    raw = _reference("Order")["fields"]["ExternalCustomerReference"]
+    assert raw["since"] == "66.0"
+    soql = "SELECT Id, ExternalCustomerReference FROM Order LIMIT 1"
+    old = som.get("/services/data/v62.0/query", params={"q": soql})
+    assert _error(old)["errorCode"] == "INVALID_FIELD"
+    assert som.get("/services/data/v66.0/query", params={"q": soql}).status_code == 200
+    names_62 = {f["name"] for f in som.get("sobjects/Order/describe").json()["fields"]}
+    names_66 = {
+        f["name"] for f in som.get("/services/data/v66.0/sobjects/Order/describe").json()["fields"]
+    }
+    assert names_66 - names_62 == {"ExternalCustomerReference"}
+    order_id = som.sandbox.demo["orders"][0]["order_id"]
+    write = som.patch(f"sobjects/Order/{order_id}", {"ExternalCustomerReference": "x"})
+    assert _error(write)["errorCode"] == "INVALID_FIELD"
+    assert "ExternalCustomerReference" not in som.record("Order", order_id)

@@ -60,10 +60,14 @@ class Composite:
     """The composite family of resources."""
 
     def __init__(self, schema: Schema, store: Store, dml: Dml, rest: Rest) -> None:
-        self._schema = schema
+        self._base_schema = schema
         self._store = store
         self._dml = dml
         self._rest = rest
+
+    @property
+    def _schema(self) -> Schema:
+        return self._base_schema.current()
 
     def dispatch(
         self,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ids
 from .errors import SalesforceError
-from .schema import NUMERIC_TYPES, Field, Schema, SObjectType
+from .schema import API_VERSION, NUMERIC_TYPES, Field, Schema, SObjectType
 from .store import Record, Store
 
 if TYPE_CHECKING:
@@ -289,7 +289,8 @@ class Dml:
             if key == "attributes":
                 continue
             f = sobject.field(key)
-            if f is None:
+            version = API_VERSION.get()
+            if f is None or (not system and version is not None and f.since > version):
                 raise SalesforceError(
                     "INVALID_FIELD", f"No such column '{key}' on sobject of type {sobject.name}"
                 )

@@ -22,7 +22,7 @@ from . import ids, soql
 from .connect_schema import check_body, response_keys
 from .errors import SalesforceError, method_not_allowed, not_found
 from .records import parse_datetime
-from .schema import Field, Schema, SObjectType, describe_field
+from .schema import API_VERSION, Field, Schema, SObjectType, describe_field
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -71,7 +71,7 @@ class Rest:
         connect_routes: list[tuple[str, str, str, Callable[..., dict[str, Any]]]],
         limits_body: Callable[[], dict[str, Any]],
     ) -> None:
-        self._schema = schema
+        self._base_schema = schema
         self._store = store
         self._dml = dml
         self._clock = clock
@@ -95,6 +95,21 @@ class Rest:
         headers: Mapping[str, str],
     ) -> Result:
         """Serve one REST request (``path`` is relative to ``/services/data/vXX.X/``)."""
+        token = API_VERSION.set(float(version))
+        try:
+            return self._dispatch(method, version, path, args, body, headers)
+        finally:
+            API_VERSION.reset(token)
+
+    def _dispatch(
+        self,
+        method: str,
+        version: str,
+        path: str,
+        args: Mapping[str, str],
+        body: Any,
+        headers: Mapping[str, str],
+    ) -> Result:
         parts = [unquote(p) for p in path.strip("/").split("/")] if path.strip("/") else []
         head = parts[0] if parts else ""
         if not parts:
@@ -127,6 +142,11 @@ class Rest:
             name: f"{base}/{name}"
             for name in ("sobjects", "query", "queryAll", "limits", "composite", "commerce")
         }
+
+    @property
+    def _schema(self) -> Schema:
+        # What the request's API version sees: later fields are unknown (INVALID_FIELD).
+        return self._base_schema.current()
 
     def mount(self, head: str, handler: Callable[..., Result]) -> None:
         """Serve ``/services/data/vXX.X/<head>/...`` with *handler* (composite is mounted so

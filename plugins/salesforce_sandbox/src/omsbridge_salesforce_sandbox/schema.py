@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from .profiles import FO_STATUS_CATEGORY, OrgProfile, get_profile
+
+#: The REST API version of the request being served (set by the REST layer; None outside a
+#: request). Fields introduced in a later version do not exist for that request, as in
+#: Salesforce ("available in API version X and later").
+API_VERSION: ContextVar[float | None] = ContextVar("api_version", default=None)
 
 #: Field types custom fields may have (Salesforce describe ``type`` values).
 FIELD_TYPES = frozenset(
@@ -80,6 +86,8 @@ class Field:
     id_lookup: bool = False
     autonumber: bool = False
     custom: bool = False
+    #: First API version with this field (0: always).
+    since: float = 0.0
 
     @property
     def nillable(self) -> bool:
@@ -158,6 +166,23 @@ class Schema:
                     out.setdefault(f.child_relationship, (child_type, f))
         return out
 
+    def at_version(self, version: float | None) -> Schema:
+        """This schema as a request at API *version* sees it (later fields left out)."""
+        if version is None:
+            return self
+        cache_: dict[float, Schema] = self.__dict__.setdefault("_versions", {})
+        found = cache_.get(version)
+        if found is None:
+            found = cache_[version] = Schema(
+                replace(t, fields={n: f for n, f in t.fields.items() if f.since <= version})
+                for t in self._types.values()
+            )
+        return found
+
+    def current(self) -> Schema:
+        """This schema at the API version of the request being served (see API_VERSION)."""
+        return self.at_version(API_VERSION.get())
+
     def with_fields(self, extra: dict[str, list[Field]]) -> Schema:
         """A copy with *extra* fields added per type (an org's custom fields)."""
         types = []
@@ -215,6 +240,7 @@ def field_from_spec(spec: dict[str, Any]) -> Field:
         id_lookup=bool(spec.get("id_lookup")) or type_ == "id",
         autonumber=bool(spec.get("autonumber")),
         custom=bool(spec.get("custom")) or spec["name"].endswith("__c"),
+        since=float(spec.get("since") or 0),
     )
 
 
@@ -360,6 +386,7 @@ def describe_field(f: Field) -> dict[str, Any]:
 
 
 __all__ = [
+    "API_VERSION",
     "FO_STATUS_CATEGORY",
     "Field",
     "SObjectType",
