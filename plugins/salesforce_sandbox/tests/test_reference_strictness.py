@@ -603,3 +603,38 @@ def test_fields_exist_from_their_api_version(som: Api) -> None:
     write = som.patch(f"sobjects/Order/{order_id}", {"ExternalCustomerReference": "x"})
     assert _error(write)["errorCode"] == "INVALID_FIELD"
     assert "ExternalCustomerReference" not in som.record("Order", order_id)
+
+
+# --- module structure ---------------------------------------------------------------------------
+
+
+def test_sandbox_modules_import_one_way() -> None:
+    """No import cycle (type-only imports included) and only entry points import the app."""
+    import ast
+
+    package = PLUGIN / "src" / "omsbridge_salesforce_sandbox"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        deps: set[str] = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.level == 1:
+                if n.module:
+                    deps.add(n.module.split(".")[0])
+                else:
+                    deps.update(alias.name for alias in n.names)
+        graph[path.stem] = deps
+    importers_of_app = {m for m, deps in graph.items() if "app" in deps}
+    assert importers_of_app <= {"__init__", "cli", "server", "pytest_plugin"}
+    done: set[str] = set()
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, " -> ".join((*trail, module))
+        if module in done:
+            return
+        for dep in graph.get(module, ()):
+            visit(dep, (*trail, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
