@@ -67,9 +67,10 @@ EXTRA_OBJECTS: dict[str, dict[str, Any]] = {
                 "restricted": True,
                 "nillable": False,
             },
+            # Same values as CardPaymentMethod/DigitalWallet.Status in the reference.
             "Status": {
                 "type": "picklist",
-                "picklist": ["Active", "Canceled", "Inactive"],
+                "picklist": ["Active", "Canceled", "InActive"],
                 "restricted": True,
                 "nillable": False,
             },
@@ -100,6 +101,8 @@ EXTRA_OBJECTS: dict[str, dict[str, Any]] = {
         "name_field": "Name",
         "fields": {
             "Name": {"type": "string", "length": 80, "createable": False, "updateable": False},
+            # Values as remembered from the Object Reference; a doc search (2026-12-06) did not
+            # confirm them. The sandbox only ever writes "Complete" (async actions finish at once).
             "Status": {
                 "type": "picklist",
                 "picklist": ["Canceled", "Complete", "Error", "New", "Running", "Waiting"],
