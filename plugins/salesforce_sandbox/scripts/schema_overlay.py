@@ -129,10 +129,11 @@ EXTRA_KEY_PREFIXES: dict[str, str] = {
 }
 
 #: Child relationship names (describe ``childRelationships[].relationshipName``), used by SOQL
-#: parent-to-child subqueries. The reference lists fields, not relationships. Names are
-#: Salesforce's plural object names as used in SOQL examples of the Order Management Developer
-#: Guide (e.g. ``SELECT ... (SELECT ... FROM OrderItemSummaries) FROM OrderSummary``) and the
-#: Object Reference relationship sections; they are what the hand-written sandbox schema used.
+#: parent-to-child subqueries. The reference lists fields, not relationships. Names follow
+#: Salesforce's convention for standard objects (the plural of the child object: Contacts,
+#: Orders, OrderItems); ``OrderItemSummaries`` is confirmed by SOQL in Salesforce's B2C
+#: Commerce–Order Management connector code (code search, 2026-12-06); the others are not
+#: individually confirmed. They are what the hand-written sandbox schema used.
 CHILD_RELATIONSHIPS: dict[str, str] = {
     "Contact.AccountId": "Contacts",
     "Account.ParentId": "ChildAccounts",
