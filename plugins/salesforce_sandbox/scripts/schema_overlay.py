@@ -132,7 +132,7 @@ EXTRA_KEY_PREFIXES: dict[str, str] = {
 #: parent-to-child subqueries. The reference lists fields, not relationships. Names follow
 #: Salesforce's convention for standard objects (the plural of the child object: Contacts,
 #: Orders, OrderItems); ``OrderItemSummaries`` is confirmed by SOQL in Salesforce's B2C
-#: Commerce–Order Management connector code (code search, 2026-12-06); the others are not
+#: Commerce-Order Management connector code (code search, 2026-12-06); the others are not
 #: individually confirmed. They are what the hand-written sandbox schema used.
 CHILD_RELATIONSHIPS: dict[str, str] = {
     "Contact.AccountId": "Contacts",
