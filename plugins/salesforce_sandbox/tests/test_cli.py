@@ -149,4 +149,29 @@ def test_through_the_omsbridge_cli() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Salesforce Order Management sandbox" in result.stdout
-    assert "--seed" in result.stdout
+    assert "--seed" in result.stdout and "--org-profile" in result.stdout
+
+
+def test_org_profile_option() -> None:
+    process, url, banner = _start("--org-profile", "som-minimal", "--seed", "demo")
+    try:
+        assert "profile: som-minimal" in banner
+        info = httpx.get(f"{url}/__sandbox__/info").json()
+        assert info["org_profile"] == "som-minimal"
+        assert info["merchant_settings"]["order_summary_creation"] == "connect"
+        headers = {"Authorization": f"Bearer {_token(url)}"}
+        query = httpx.get(
+            f"{url}/services/data/v62.0/query",
+            headers=headers,
+            params={"q": "SELECT CurrencyIsoCode FROM Order"},
+        )
+        assert query.status_code == 400 and query.json()[0]["errorCode"] == "INVALID_FIELD"
+    finally:
+        _stop(process, url)
+    bad = subprocess.run(
+        [sys.executable, "-m", "omsbridge_salesforce_sandbox.cli", "--org-profile", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "som-minimal" in bad.stderr

@@ -32,7 +32,14 @@ def test_unmanaged_or_flowless_orders_get_no_summary_until_connect_creates_it(
     demo_app: Api,
 ) -> None:
     api = demo_app
-    unmanaged = sale(api, txn="U-1", lifecycle="UNMANAGED")
+    # Order has no OrderLifeCycleType field in Salesforce (it belongs to OrderSummary).
+    refused_field = post_graph(api, order_graph(api.sandbox.demo, txn="U-0", lifecycle="UNMANAGED"))
+    assert node(refused_field, 0, "refOrder")["body"][0] == {
+        "message": "No such column 'OrderLifeCycleType' on sobject of type Order",
+        "errorCode": "INVALID_FIELD",
+    }
+    api.sandbox.configure(auto_order_summary=False)  # the org's flow switched off
+    unmanaged = sale(api, txn="U-1")
     assert unmanaged["summary_id"] is None
     created = api.post(OS, {"orderId": unmanaged["order_id"], "orderLifeCycleType": "UNMANAGED"})
     assert created.status_code == 201
@@ -48,9 +55,6 @@ def test_unmanaged_or_flowless_orders_get_no_summary_until_connect_creates_it(
     # Most actions refuse UNMANAGED summaries.
     refused = api.post(f"{OS}/{body['orderSummaryId']}/actions/submit-cancel", _change("x", 1))
     assert refused.status_code == 400 and "MANAGED" in refused.json()[0]["message"]
-    api.sandbox.configure(auto_order_summary=False)
-    draft_only = sale(api, txn="U-2")
-    assert draft_only["summary_id"] is None
     draft = post_graph(api, order_graph(api.sandbox.demo, "d", txn="U-3", activate=False))
     draft_id = node(draft, 0, "refOrder")["body"]["id"]
     not_active = api.post(OS, {"orderId": draft_id})
@@ -138,7 +142,7 @@ def test_returns_need_fulfilled_quantity_then_credit_memo_and_refund(demo_app: A
     assert refund.status_code == 201
     assert set(refund.json()) == {"backgroundOperationId", "success", "errors"}
     refunds = api.rows(
-        f"SELECT Amount, Status, CreditMemoId FROM Refund WHERE CreditMemoId = '{memo_id}'"
+        f"SELECT Amount, Status FROM Refund WHERE OrderPaymentSummary.OrderSummaryId = '{summary}'"
     )
     assert refunds == [{**refunds[0], "Amount": 24.5, "Status": "Processed"}]
     payment = api.rows(
@@ -211,7 +215,7 @@ def test_fulfillment_orders_cancel_items_invoice_and_funds(demo_app: Api) -> Non
         "DeliveryMethod.Name, (SELECT Id, Quantity FROM FulfillmentOrderLineItems) "
         f"FROM FulfillmentOrder WHERE Id = '{fo_id}'"
     )[0]
-    assert fo["Status"] == "Allocated" and fo["StatusCategory"] == "Activated"
+    assert fo["Status"] == "Allocated" and fo["StatusCategory"] == "ACTIVATED"
     assert fo["FulfilledFromLocation"]["warehouseID__c"] == "store-001"
     assert fo["DeliveryMethod"]["Name"] == "Store Pickup"
     assert _item(api, tee)["QuantityAllocated"] == 2.0
@@ -247,7 +251,8 @@ def test_fulfillment_orders_cancel_items_invoice_and_funds(demo_app: Api) -> Non
     assert invoice.status_code == 201
     funds = api.post(
         f"{OS}/{summary}/async-actions/ensure-funds-async",
-        {"invoiceId": invoice.json()["invoiceId"]},
+        # isAllowPartial is a required input (Connect guide, Ensure Funds Async Input).
+        {"invoiceId": invoice.json()["invoiceId"], "isAllowPartial": False},
     )
     assert funds.status_code == 201 and funds.json()["success"] is True
     assert (
@@ -281,7 +286,7 @@ def test_cancel_all_fo_lines_cancels_the_fulfillment_order(demo_app: Api) -> Non
         },
     )
     assert response.status_code == 201
-    assert api.record("FulfillmentOrder", fo_id)["Status"] == "Canceled"
+    assert api.record("FulfillmentOrder", fo_id)["Status"] == "Cancelled"
 
 
 def test_return_orders_and_return_items(demo_app: Api) -> None:

@@ -93,4 +93,4 @@ def test_restful_composite_graph_and_connect_actions(
     assert cancel["success"] is True and cancel["changeOrderId"].startswith("801")
     fo_id = demo["orders"][0]["fulfillment_order_id"]
     assert sf.FulfillmentOrder.update(fo_id, {"Status": "Pickpack"}) == 204
-    assert sf.FulfillmentOrder.get(fo_id)["StatusCategory"] == "Fulfilling"
+    assert sf.FulfillmentOrder.get(fo_id)["StatusCategory"] == "FULFILLING"

@@ -256,8 +256,8 @@ def test_failed_graph_leaves_no_trace_in_the_indexes(checked_app: Api) -> None:
     # The unique check does not see the rolled-back order: the same transaction id posts.
     again = sale(api, txn="t-BAD")
     assert again["summary_id"] is not None
-    # ... and the case-insensitive unique check still refuses a real duplicate.
-    dup = post_graph(api, order_graph(api.sandbox.demo, txn="T-OK"))
+    # ... and the unique check still refuses a real duplicate (case-sensitive field: exact).
+    dup = post_graph(api, order_graph(api.sandbox.demo, txn="T-ok"))
     assert node(dup, 0, "refOrder")["body"][0]["errorCode"] == "DUPLICATE_VALUE"
     assert done["order_id"] in node(dup, 0, "refOrder")["body"][0]["message"]
 
@@ -281,13 +281,25 @@ def test_order_rollups_and_summary_children_through_the_indexes(checked_app: Api
 
 def test_upsert_matches_external_ids_ignoring_case(checked_app: Api) -> None:
     api = checked_app
-    created = api.patch("sobjects/Account/POS_Customer_Id__c/Cust-7", {"Name": "Seven"})
+    # Location.POS_Store_Id__c: unique, not case-sensitive (setup package).
+    body = {"Name": "Seven", "LocationType": "Store"}
+    created = api.patch("sobjects/Location/POS_Store_Id__c/Store-7", body)
     assert created.status_code == 201
     rec_id = created.json()["id"]
-    updated = api.patch("sobjects/Account/POS_Customer_Id__c/CUST-7", {"Name": "Seven b"})
+    updated = api.patch("sobjects/Location/POS_Store_Id__c/STORE-7", {"Name": "Seven b"})
     assert updated.status_code == 200 and updated.json()["id"] == rec_id
-    got = api.get("sobjects/Account/POS_Customer_Id__c/cust-7")
+    got = api.get("sobjects/Location/POS_Store_Id__c/store-7")
     assert got.status_code == 200 and got.json()["Name"] == "Seven b"
+
+
+def test_upsert_matches_case_sensitive_external_ids_exactly(checked_app: Api) -> None:
+    api = checked_app
+    # Account.POS_Customer_Id__c: unique and case-sensitive (setup package).
+    created = api.patch("sobjects/Account/POS_Customer_Id__c/Cust-7", {"Name": "Seven"})
+    assert created.status_code == 201
+    other = api.patch("sobjects/Account/POS_Customer_Id__c/CUST-7", {"Name": "Other"})
+    assert other.status_code == 201 and other.json()["id"] != created.json()["id"]
+    assert api.get("sobjects/Account/POS_Customer_Id__c/cust-7").status_code == 404
 
 
 def test_upsert_with_several_matches_after_a_restart(tmp_path: Path) -> None:
@@ -327,7 +339,7 @@ def test_sandbox_restart_with_state_file_keeps_lookups_right(tmp_path: Path) -> 
         assert _ids(store.where("OrderSummary", OriginalOrderId=ids_["order_id"])) == [
             ids_["summary_id"]
         ]
-    dup = post_graph(api, order_graph(sandbox.demo, txn="t-before"))
+    dup = post_graph(api, order_graph(sandbox.demo, txn="T-before"))
     assert node(dup, 0, "refOrder")["body"][0]["errorCode"] == "DUPLICATE_VALUE"
     store.verify_indexes()
     api.http.close()

@@ -110,8 +110,8 @@ def test_handshake_subscribe_connect_and_live_events(
     assert first["channel"] == CHANNEL
     payload = first["data"]["payload"]
     assert payload["FulfillmentOrderId"] == fo_id
-    assert payload["OldStatus"] == "Allocated" and payload["OldStatusCategory"] == "Activated"
-    assert payload["NewStatusCategory"] == "Fulfilling"
+    assert payload["OldStatus"] == "Allocated" and payload["OldStatusCategory"] == "ACTIVATED"
+    assert payload["NewStatusCategory"] == "FULFILLING"
     assert (
         payload["OrderSummaryId"] == sf_sandbox_demo.sandbox.demo["orders"][0]["order_summary_id"]
     )
@@ -255,7 +255,7 @@ def test_events_come_from_composite_and_actions_but_not_rolled_back_graphs(
         (e["data"]["payload"]["FulfillmentOrderId"], e["data"]["payload"]["NewStatus"])
         for e in events
     ]
-    assert statuses == [(fo_id, "Pickpack"), (fo_id, "Pack Complete"), (fo_id, "Canceled")]
+    assert statuses == [(fo_id, "Pickpack"), (fo_id, "Pack Complete"), (fo_id, "Cancelled")]
     client.close()
 
 

@@ -21,6 +21,11 @@ or in-process (no socket) under httpx::
 
 or from the command line: ``omsbridge sandbox salesforce --port 8765 --seed demo``.
 
+Every entry point takes ``org_profile`` (``--org-profile``): ``"som"`` (default: multicurrency,
+Person Accounts, an order-summary flow, the omsbridge setup package), ``"som-minimal"`` (the
+setup package only) or ``"som-unprepared"`` (no custom fields). ``GET /__sandbox__/info`` gives
+the backend settings that suit the profile (``merchant_settings``).
+
 With simple-salesforce (which always builds ``https://`` URLs), serve with ``tls=True`` and
 trust the self-signed certificate::
 

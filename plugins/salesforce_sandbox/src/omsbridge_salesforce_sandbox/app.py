@@ -7,7 +7,7 @@ import random
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,11 @@ from .errors import SalesforceError, not_found
 from .faults import Fault, FaultInjector, error_body
 from .limits import ApiUsage
 from .oms import OrderManagement
+from .profiles import DEFAULT_PROFILE, get_profile, merchant_settings
 from .records import Dml
 from .rest import NO_BODY, Rest, Result
 from .schema import Field, default_schema
+from .seed import SeedContext, load_org
 from .store import Store
 from .streaming import CometD, EventBus
 
@@ -46,6 +48,7 @@ class SandboxOptions:
     """Behaviour knobs of a sandbox org (all settable from the constructor or the CLI)."""
 
     seed: str = "empty"
+    org_profile: str = DEFAULT_PROFILE
     state_path: str | None = None
     token_lifetime: float = 7200.0
     api_budget: int = 100_000
@@ -73,8 +76,9 @@ class SalesforceSandbox:
 
     def __init__(self, **options: Any) -> None:
         self.options = SandboxOptions(**options)
+        self.profile = get_profile(self.options.org_profile)
         self.clock = Clock()
-        self.schema = default_schema(self.options.custom_fields)
+        self.schema = default_schema(self.options.custom_fields, self.profile.name)
         self.org_id = ids.org_id()
         self.user_id = ids.make_id("005", 1_000_001)
         self.store = Store(self.schema, self.options.state_path)
@@ -83,12 +87,32 @@ class SalesforceSandbox:
         self.faults = FaultInjector(self.options.rng_seed)
         self.usage = ApiUsage(self.clock, self.options.api_budget)
         self.events = EventBus(self.clock, self.options.event_retention, self.options.rng_seed)
-        self.dml = Dml(self)
-        self.oms = OrderManagement(self)
-        self.rest = Rest(self)
-        self.composite = Composite(self)
-        self.cometd = CometD(self)
-        self.auth = Auth(self)
+        # Each part gets the parts it uses, never this object: imports go one way
+        # (app -> rest/composite/oms/records/auth/streaming -> store/schema/clock).
+        self.dml = Dml(self.schema, self.store, self.clock, self.user_id, self.record_url)
+        self.oms = OrderManagement(
+            self.dml,
+            self.store,
+            self.clock,
+            self.events,
+            self.options,
+            self.profile,
+            self.user_id,
+            self.rng_uuid,
+        )
+        self.auth = Auth(self.clock, self.org_id, self.options, self.persist_tokens)
+        self.cometd = CometD(self.events, self.options, self.clock, self.auth.check)
+        self.rest = Rest(
+            self.schema,
+            self.store,
+            self.dml,
+            self.clock,
+            self.options,
+            self.oms.routes(),
+            lambda: self.usage.limits_body(self.cometd.client_count),
+        )
+        self.composite = Composite(self.schema, self.store, self.dml, self.rest)
+        self.rest.mount("composite", self.composite.dispatch)
         self.events.on_publish.append(self._persist_events)
         self.demo: dict[str, Any] = {}
         self.credentials: dict[str, Any] = {}
@@ -97,14 +121,35 @@ class SalesforceSandbox:
         #: Tracebacks of unexpected exceptions (a sandbox bug); the fixtures assert it's empty.
         self.internal_errors: list[str] = []
         self._apply_fault_options()
-        from .seed import load_org
-
         restored = self.options.state_path is not None and self.store.load_meta("seeded")
+        saved_profile = self.store.load_meta("org_profile") if restored else None
+        if saved_profile and saved_profile != self.profile.name:
+            self.store.close()
+            raise ValueError(
+                f"state file {self.options.state_path} holds a {saved_profile!r} org, not "
+                f"{self.profile.name!r}: use --org-profile {saved_profile} or another file"
+            )
         if restored:
-            load_org(self, self.store.load_meta("seeded"), create_records=False)
+            self._load_org(self.store.load_meta("seeded"), create_records=False)
             self._restore_runtime()
         else:
             self.reset(self.options.seed)
+
+    def _load_org(self, seed: str, *, create_records: bool) -> None:
+        context = SeedContext(
+            auth=self.auth,
+            store=self.store,
+            dml=self.dml,
+            oms=self.oms,
+            clock=self.clock,
+            schema=self.schema,
+            profile=self.profile,
+            user_id=self.user_id,
+            jwt_certificate_pem=self.options.jwt_certificate_pem,
+        )
+        load_org(context, seed, create_records=create_records)
+        self.credentials = context.credentials
+        self.demo = context.demo
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -118,8 +163,6 @@ class SalesforceSandbox:
 
     def reset(self, seed: str | None = None) -> None:
         """Wipe every record, token, event and fault and load *seed* (``empty`` or ``demo``)."""
-        from .seed import load_org
-
         with self.lock:
             seed = seed or self.options.seed
             self.options.seed = seed
@@ -133,8 +176,9 @@ class SalesforceSandbox:
             self.faults.reseed(self.options.rng_seed)
             self._apply_fault_options()
             self.demo = {}
-            load_org(self, seed, create_records=True)
+            self._load_org(seed, create_records=True)
             self.store.save_meta("seeded", seed)
+            self.store.save_meta("org_profile", self.profile.name)
             self._persist_runtime()
 
     def restart(self) -> None:
@@ -216,15 +260,29 @@ class SalesforceSandbox:
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown options: {', '.join(sorted(unknown))}")
-        self.options = replace(self.options, **changes)
+        if "org_profile" in changes or "custom_fields" in changes:
+            raise ValueError("org_profile and custom_fields are fixed when the org is created")
+        # Mutated in place: the org's parts hold this same options object.
+        for key, value in changes.items():
+            setattr(self.options, key, value)
         self.usage.maximum = self.options.api_budget
         self.events.retention_seconds = self.options.event_retention
 
     def info(self, base_url: str = "") -> dict[str, Any]:
         """Credentials, seeded ids and settings — what ``GET /__sandbox__/info`` answers."""
+        url = base_url.rstrip("/")
+        settings, environment = merchant_settings(
+            self.profile,
+            url=url,
+            api_version=f"{MAX_VERSION}.0",
+            credentials=self.credentials,
+        )
         return {
-            "url": base_url.rstrip("/"),
+            "url": url,
             "org_id": self.org_id,
+            "org_profile": self.profile.name,
+            "merchant_settings": settings,
+            "environment": environment,
             "api_version": f"{MAX_VERSION}.0",
             "credentials": self.credentials,
             "demo": self.demo,

@@ -14,8 +14,9 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jwt
 from cryptography import x509
@@ -25,7 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .errors import SalesforceError
 
 if TYPE_CHECKING:
-    from .app import SalesforceSandbox
+    from .clock import Clock
+
+
+class TokenOptions(Protocol):
+    """The option Auth reads at each token issue (it can change at run time)."""
+
+    token_lifetime: float
+
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
@@ -114,8 +122,17 @@ def _public_key(pem: str) -> Any:
 class Auth:
     """Users, connected apps and tokens of one sandbox org."""
 
-    def __init__(self, sandbox: SalesforceSandbox) -> None:
-        self.sb = sandbox
+    def __init__(
+        self,
+        clock: Clock,
+        org_id: str,
+        options: TokenOptions,
+        persist_tokens: Callable[[], None],
+    ) -> None:
+        self._clock = clock
+        self._org_id = org_id
+        self._options = options
+        self._persist_tokens = persist_tokens
         self.users: dict[str, User] = {}
         self.apps: dict[str, ConnectedApp] = {}
         self._tokens: dict[str, Token] = {}
@@ -149,11 +166,11 @@ class Auth:
     # --- tokens --------------------------------------------------------------------------
 
     def _issue(self, kind: str, user: User, app: ConnectedApp) -> Token:
-        now = self.sb.clock.timestamp()
-        org15 = self.sb.org_id[:15]
+        now = self._clock.timestamp()
+        org15 = self._org_id[:15]
         if kind == "access":
             value = f"{org15}!AQ{secrets.token_urlsafe(72)}"
-            lifetime = self.sb.options.token_lifetime
+            lifetime = self._options.token_lifetime
             expires = now + lifetime if lifetime else None
         else:
             value = f"5Aep{secrets.token_urlsafe(60)}"
@@ -161,7 +178,7 @@ class Auth:
         token = Token(value, kind, user.id, app.client_id, now, expires)
         with self._lock:
             self._tokens[value] = token
-        self.sb.persist_tokens()
+        self._persist_tokens()
         return token
 
     def issue_refresh_token(self, username: str, client_id: str) -> str:
@@ -191,7 +208,7 @@ class Auth:
             token = self._tokens.get(value)
         if token is None or token.kind != "access":
             return None
-        if token.expires_at is not None and self.sb.clock.timestamp() >= token.expires_at:
+        if token.expires_at is not None and self._clock.timestamp() >= token.expires_at:
             return None
         return token
 
@@ -204,7 +221,7 @@ class Auth:
                 for other in list(self._tokens.values()):
                     if other.client_id == token.client_id and other.user_id == token.user_id:
                         self._tokens.pop(other.value, None)
-        self.sb.persist_tokens()
+        self._persist_tokens()
         return token is not None
 
     # --- the token endpoint ------------------------------------------------------------------
@@ -294,7 +311,7 @@ class Auth:
         except jwt.PyJWTError:
             raise OAuthError("invalid_grant", "invalid assertion") from None
         # Expiry is read against the sandbox clock, not the host's, so tests can move time.
-        if float(claims["exp"]) <= self.sb.clock.timestamp():
+        if float(claims["exp"]) <= self._clock.timestamp():
             raise OAuthError("invalid_grant", "expired authorization code")
         user = self.users.get(str(claims["sub"]).lower())
         if user is None or (
@@ -316,7 +333,7 @@ class Auth:
         sign: bool = True,
     ) -> dict[str, Any]:
         issued_at = str(int(token.issued_at * 1000))
-        identity = f"{instance_url.rstrip('/')}/id/{self.sb.org_id}/{token.user_id}"
+        identity = f"{instance_url.rstrip('/')}/id/{self._org_id}/{token.user_id}"
         body: dict[str, Any] = {
             "access_token": token.value,
             "instance_url": instance_url.rstrip("/"),
@@ -340,10 +357,10 @@ class Auth:
         user = next(u for u in self.users.values() if u.id == token.user_id)
         base = instance_url.rstrip("/")
         return {
-            "id": f"{base}/id/{self.sb.org_id}/{user.id}",
+            "id": f"{base}/id/{self._org_id}/{user.id}",
             "asserted_user": True,
             "user_id": user.id,
-            "organization_id": self.sb.org_id,
+            "organization_id": self._org_id,
             "username": user.username,
             "display_name": f"{user.first_name} {user.last_name}".strip(),
             "email": user.email,

@@ -10,6 +10,7 @@ import click
 
 from .app import SalesforceSandbox
 from .faults import Fault
+from .profiles import DEFAULT_PROFILE, PROFILES
 from .seed import SEEDS
 from .server import LOOPBACK_HOSTS, SandboxServer
 
@@ -34,6 +35,14 @@ def _faults(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     default="127.0.0.1",
     show_default=True,
     help="Loopback address to bind.",
+)
+@click.option(
+    "--org-profile",
+    type=click.Choice(list(PROFILES)),
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="Kind of org: 'som' (multicurrency, Person Accounts, activation flow, setup "
+    "package), 'som-minimal' (setup package only), 'som-unprepared' (no setup package).",
 )
 @click.option(
     "--seed",
@@ -109,6 +118,7 @@ def _faults(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 def command(
     port: int,
     host: str,
+    org_profile: str,
     seed: str,
     state: Path | None,
     tls: bool,
@@ -126,6 +136,7 @@ def command(
     """Run a local Salesforce Order Management sandbox until interrupted."""
     options: dict[str, Any] = {
         "seed": seed,
+        "org_profile": org_profile,
         "state_path": str(state) if state else None,
         "token_lifetime": token_lifetime,
         "api_budget": api_budget,
@@ -142,7 +153,9 @@ def command(
         sandbox.faults.add(fault)
     server = SandboxServer(sandbox, host, port, tls=tls, close_sandbox=True)
     creds = sandbox.credentials
-    click.echo(f"Salesforce OMS sandbox listening on {server.url} (seed: {seed})")
+    click.echo(
+        f"Salesforce OMS sandbox listening on {server.url} (profile: {org_profile}, seed: {seed})"
+    )
     click.echo(f"  token endpoint : {server.url}/services/oauth2/token")
     click.echo(f"  REST base      : {server.url}/services/data/v{server.api_version}/")
     click.echo(f"  username       : {creds['username']}")

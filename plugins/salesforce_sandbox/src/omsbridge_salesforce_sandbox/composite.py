@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import SalesforceError, method_not_allowed, not_found
-from .rest import NO_BODY, Result
+from .rest import NO_BODY, Rest, Result
 
 if TYPE_CHECKING:
-    from .app import SalesforceSandbox
+    from .records import Dml
+    from .schema import Schema
+    from .store import Store
 
 MAX_GRAPHS = 75
 MAX_NODES = 500
@@ -57,8 +59,15 @@ def _invalid(message: str, code: str = "INVALID_INPUT") -> SalesforceError:
 class Composite:
     """The composite family of resources."""
 
-    def __init__(self, sandbox: SalesforceSandbox) -> None:
-        self.sb = sandbox
+    def __init__(self, schema: Schema, store: Store, dml: Dml, rest: Rest) -> None:
+        self._base_schema = schema
+        self._store = store
+        self._dml = dml
+        self._rest = rest
+
+    @property
+    def _schema(self) -> Schema:
+        return self._base_schema.current()
 
     def dispatch(
         self,
@@ -148,7 +157,7 @@ class Composite:
             )
         args = dict(parse_qsl(split.query))
         headers = request.get("httpHeaders") or {}
-        return self.sb.rest.dispatch(method, m.group(1), rest_path, args, body, headers)
+        return self._rest.dispatch(method, m.group(1), rest_path, args, body, headers)
 
     def _safe_run(
         self, version: str, request: dict[str, Any], refs: dict[str, Any], *, graph: bool
@@ -267,7 +276,7 @@ class Composite:
         refs: dict[str, Any] = {}
         results: list[dict[str, Any]] = []
         try:
-            with self.sb.store.transaction():
+            with self._store.transaction():
                 for index, node in enumerate(nodes):
                     result = self._safe_run(version, node, refs, graph=True)
                     if result.status >= 400:
@@ -309,7 +318,7 @@ class Composite:
         if all_or_none:
             results: list[dict[str, Any]] = []
             try:
-                with self.sb.store.transaction():
+                with self._store.transaction():
                     for index, req in enumerate(requests):
                         result = self._safe_run(version, req, refs, graph=False)
                         if result.status >= 400:
@@ -377,7 +386,7 @@ class Composite:
 
         def _run_one(item: Any) -> dict[str, Any]:
             try:
-                with self.sb.store.transaction():
+                with self._store.transaction():
                     return op(item)
             except SalesforceError as exc:
                 error = {
@@ -391,7 +400,7 @@ class Composite:
         if not all_or_none:
             return Result(200, [_run_one(i) for i in items])
         try:
-            with self.sb.store.transaction():
+            with self._store.transaction():
                 for item in items:
                     outcome = _run_one(item)
                     results.append(outcome)
@@ -422,7 +431,7 @@ class Composite:
         return str(type_name)
 
     def _create_one(self, record: Any) -> dict[str, Any]:
-        rec_id = self.sb.dml.create(self._type_of(record), record)
+        rec_id = self._dml.create(self._type_of(record), record)
         return {"id": rec_id, "success": True, "errors": []}
 
     def _update_one(self, record: Any) -> dict[str, Any]:
@@ -433,9 +442,9 @@ class Composite:
             raise SalesforceError(
                 "MISSING_ARGUMENT", "Id not specified in an update call", fields=["Id"]
             )
-        self.sb.dml.update(type_name, rec_id, fields)
+        self._dml.update(type_name, rec_id, fields)
         return {
-            "id": self.sb.store.find(rec_id)[1]["Id"],
+            "id": self._store.find(rec_id)[1]["Id"],
             "success": True,  # type: ignore[index]
             "errors": [],
         }
@@ -453,34 +462,34 @@ class Composite:
                 f"Required fields are missing: [{ext_field}]",
                 fields=[ext_field],
             )
-        rec_id, created = self.sb.dml.upsert(type_name, ext_field, str(value), record)
+        rec_id, created = self._dml.upsert(type_name, ext_field, str(value), record)
         return {"id": rec_id, "success": True, "errors": [], "created": created}
 
     def _delete_one(self, rec_id: str) -> dict[str, Any]:
-        found = self.sb.store.find(rec_id)
+        found = self._store.find(rec_id)
         if found is None:
             raise SalesforceError(
                 "ENTITY_IS_DELETED"
-                if self.sb.store.find(rec_id, include_deleted=True)
+                if self._store.find(rec_id, include_deleted=True)
                 else "INVALID_CROSS_REFERENCE_KEY",
                 "entity is deleted"
-                if self.sb.store.find(rec_id, include_deleted=True)
+                if self._store.find(rec_id, include_deleted=True)
                 else "invalid cross reference id",
             )
-        self.sb.dml.delete(found[0], found[1]["Id"])
+        self._dml.delete(found[0], found[1]["Id"])
         return {"id": found[1]["Id"], "success": True, "errors": []}
 
     def _retrieve(self, version: str, type_name: str, args: Mapping[str, str]) -> Result:
-        sobject = self.sb.schema.get(type_name)
+        sobject = self._schema.get(type_name)
         if sobject is None:
             raise not_found()
         raw = [i for i in (args.get("ids") or "").split(",") if i]
-        fields = self.sb.rest._field_list(sobject, args.get("fields"))
+        fields = self._rest._field_list(sobject, args.get("fields"))
         out = []
         for rec_id in raw:
-            found = self.sb.store.find(rec_id)
+            found = self._store.find(rec_id)
             out.append(
-                self.sb.rest.serialize(version, sobject, found[1], fields)
+                self._rest.serialize(version, sobject, found[1], fields)
                 if found and found[0] == sobject.name
                 else None
             )

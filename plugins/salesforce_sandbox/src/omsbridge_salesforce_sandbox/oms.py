@@ -18,22 +18,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import ids
 from .errors import SalesforceError
+from .profiles import FO_STATUS_CATEGORY, OrgProfile
 from .records import Dml, format_datetime
-from .schema import FO_STATUS_CATEGORY
-from .store import Record
+from .store import Record, Store
 
 if TYPE_CHECKING:
-    from .app import SalesforceSandbox
+    from .clock import Clock
+    from .streaming import EventBus
+
+
+class OmsOptions(Protocol):
+    """Options the Order Management rules read (they can change at run time)."""
+
+    auto_order_summary: bool
+    instantly_fulfilled_delivery_methods: tuple[str, ...]
+
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 
 #: FO status categories in which the lines count as fulfilled.
-_CLOSED = "Closed"
+_CLOSED = "CLOSED"
+_CANCELLED = "CANCELLED"
 
 _CHANGE_BALANCE_KEYS = (
     "grandTotalAmount",
@@ -84,9 +94,25 @@ class _Preview(Exception):
 class OrderManagement:
     """Order Management rules and Connect actions for one sandbox org."""
 
-    def __init__(self, sandbox: SalesforceSandbox) -> None:
-        self.sb = sandbox
-        dml = sandbox.dml
+    def __init__(
+        self,
+        dml: Dml,
+        store: Store,
+        clock: Clock,
+        events: EventBus,
+        options: OmsOptions,
+        profile: OrgProfile,
+        user_id: str,
+        uuid_bits: Callable[[], int],
+    ) -> None:
+        self._dml = dml
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._options = options
+        self._profile = profile
+        self._user_id = user_id
+        self._uuid_bits = uuid_bits
         dml.on_before("Order", self._order_before)
         dml.on_after("Order", self._order_after)
         dml.on_before("OrderItem", self._order_item_before)
@@ -103,11 +129,36 @@ class OrderManagement:
     @property
     def dml(self) -> Dml:
         """The org's DML engine."""
-        return self.sb.dml
+        return self._dml
+
+    def _copied(
+        self,
+        source: str,
+        target: str,
+        record: Record,
+        standard: tuple[str, ...],
+        *,
+        custom: bool = True,
+    ) -> dict[str, Any]:
+        """Fields Order Management copies from *record* to a new *target* record: the named
+        standard fields and (with *custom*) every custom field with the same API name, each
+        only where both objects have it in this org (no CurrencyIsoCode without
+        multicurrency, no POS_* fields without the setup package)."""
+        schema = self._dml.schema
+        source_type, target_type = schema.get(source), schema.get(target)
+        assert source_type is not None and target_type is not None
+        names = list(standard)
+        if custom:
+            names += [n for n, f in source_type.fields.items() if f.custom]
+        return {
+            n: record.get(n)
+            for n in names
+            if source_type.field(n) is not None and target_type.field(n) is not None
+        }
 
     def _get(self, type_name: str, rec_id: Any) -> Record | None:
         norm = ids.normalize(rec_id)
-        return self.sb.store.get(type_name, norm) if norm else None
+        return self._store.get(type_name, norm) if norm else None
 
     # --- platform rules on the order graph ------------------------------------------------
 
@@ -117,20 +168,20 @@ class OrderManagement:
             return  # change orders are built by the actions below
         activating = rec["Status"] == "Activated" and (old is None or old["Status"] != "Activated")
         deactivating = old is not None and old["Status"] == "Activated" and rec["Status"] == "Draft"
-        if deactivating and self.sb.store.where("OrderSummary", OriginalOrderId=rec["Id"]):
+        if deactivating and self._store.where("OrderSummary", OriginalOrderId=rec["Id"]):
             raise SalesforceError(
                 "FIELD_INTEGRITY_EXCEPTION",
                 "You can't change the status of an order that has an order summary.",
                 fields=["Status"],
             )
         if activating:
-            if old is None or not self.sb.store.where("OrderItem", OrderId=rec["Id"]):
+            if old is None or not self._store.where("OrderItem", OrderId=rec["Id"]):
                 raise SalesforceError(
                     "FIELD_INTEGRITY_EXCEPTION",
                     "You can't activate this order because it has no order products.",
                     fields=["Status"],
                 )
-            rec["ActivatedDate"] = format_datetime(self.sb.clock.now())
+            rec["ActivatedDate"] = format_datetime(self._clock.now())
 
     def _order_after(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         activated = (
@@ -139,12 +190,12 @@ class OrderManagement:
         if (
             activated
             and not rec.get("RelatedOrderId")
-            and self.sb.options.auto_order_summary
-            and rec.get("OrderLifeCycleType", "MANAGED") == "MANAGED"
+            and self._options.auto_order_summary
+            and self._profile.activation_flow
         ):
             # Stand-in for the org's record-triggered flow "Order activated -> create summary";
             # it runs inside the same transaction, like a flow in the graph's transaction.
-            self._create_summary(rec, "MANAGED")
+            self._create_summary(rec, "MANAGED", fulfil_take_with=True)
 
     def _order_item_before(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         order = self._get("Order", rec["OrderId"])
@@ -248,16 +299,16 @@ class OrderManagement:
             total = sum(
                 (
                     _d(a["Amount"])
-                    for a in self.sb.store.where(
+                    for a in self._store.where(
                         "OrderItemAdjustmentLineItem", OrderAdjustmentGroupId=group_id
                     )
                 ),
                 ZERO,
             )
-            self.sb.store.update("OrderAdjustmentGroup", group_id, {"TotalAmount": total})
+            self._store.update("OrderAdjustmentGroup", group_id, {"TotalAmount": total})
 
     def _refresh_item_rollups(self, item_id: str) -> None:
-        store = self.sb.store
+        store = self._store
         item = store.get("OrderItem", item_id)
         if item is None:
             return
@@ -276,7 +327,7 @@ class OrderManagement:
         self._refresh_order_totals(item["OrderId"])
 
     def _refresh_order_totals(self, order_id: str) -> None:
-        store = self.sb.store
+        store = self._store
         if store.get("Order", order_id) is None:
             return
         items = store.where("OrderItem", OrderId=order_id)
@@ -298,18 +349,20 @@ class OrderManagement:
 
     def _fo_before(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         status = rec["Status"]
-        rec["StatusCategory"] = FO_STATUS_CATEGORY.get(status, "Fulfilling")
+        # The org maps each Status value to a category; a value it never defined (the picklist
+        # is unrestricted, so Salesforce stores it) leaves the category as it was.
+        rec["StatusCategory"] = FO_STATUS_CATEGORY.get(status) or (
+            old["StatusCategory"] if old is not None else "DRAFT"
+        )
         if rec["StatusCategory"] == _CLOSED and (old is None or old["StatusCategory"] != _CLOSED):
-            rec["ClosedDate"] = format_datetime(self.sb.clock.now())
+            rec["ClosedDate"] = format_datetime(self._clock.now())
 
     def _fo_after(self, dml: Dml, t: str, rec: Record, old: Record | None) -> None:
         old_status = old["Status"] if old else None
         if old_status == rec["Status"]:
             return
         if rec["StatusCategory"] == _CLOSED and (old is None or old["StatusCategory"] != _CLOSED):
-            for line in self.sb.store.where(
-                "FulfillmentOrderLineItem", FulfillmentOrderId=rec["Id"]
-            ):
+            for line in self._store.where("FulfillmentOrderLineItem", FulfillmentOrderId=rec["Id"]):
                 ois = self._get("OrderItemSummary", line.get("OrderItemSummaryId"))
                 if ois is not None:
                     self._bump(ois, QuantityFulfilled=_d(line["Quantity"]))
@@ -339,10 +392,10 @@ class OrderManagement:
     def publish(self, channel: str, payload: dict[str, Any]) -> None:
         """Publish a platform event when the current transaction commits."""
         payload = dict(payload)
-        payload["EventUuid"] = str(uuid.UUID(int=self.sb.rng_uuid()))
-        payload.setdefault("CreatedDate", format_datetime(self.sb.clock.now()))
-        payload.setdefault("CreatedById", self.sb.user_id)
-        self.sb.store.after_commit(lambda: self.sb.events.publish(channel, payload))
+        payload["EventUuid"] = str(uuid.UUID(int=self._uuid_bits()))
+        payload.setdefault("CreatedDate", format_datetime(self._clock.now()))
+        payload.setdefault("CreatedById", self._user_id)
+        self._store.after_commit(lambda: self._events.publish(channel, payload))
 
     # --- OrderSummary creation --------------------------------------------------------------
 
@@ -354,8 +407,9 @@ class OrderManagement:
         name: str | None = None,
         external_reference: str | None = None,
         business_model: str | None = None,
+        fulfil_take_with: bool = False,
     ) -> str:
-        store = self.sb.store
+        store = self._store
         create = self.dml.create
         summary_id = create(
             "OrderSummary",
@@ -374,11 +428,11 @@ class OrderManagement:
                     for p in ("Street", "City", "State", "PostalCode", "Country")
                 },
                 "Pricebook2Id": order.get("Pricebook2Id"),
-                "CurrencyIsoCode": order.get("CurrencyIsoCode"),
+                "EffectiveDate": order.get("EffectiveDate"),
                 "ExternalReferenceIdentifier": external_reference,
                 "BusinessModel": business_model,
                 "OwnerId": order.get("OwnerId"),
-                "POS_Transaction_Id__c": order.get("POS_Transaction_Id__c"),
+                **self._copied("Order", "OrderSummary", order, ("CurrencyIsoCode",)),
             },
             system=True,
         )
@@ -406,7 +460,7 @@ class OrderManagement:
                 "OrderAdjustmentGroupSummary",
                 {
                     "OrderSummaryId": summary_id,
-                    "OriginalOrderAdjustmentGroupId": group["Id"],
+                    "OriginalOrderAdjGroupId": group["Id"],
                     "Name": group["Name"],
                     "Type": group["Type"],
                     "Description": group.get("Description"),
@@ -414,7 +468,10 @@ class OrderManagement:
                 },
                 system=True,
             )
-        instant = set(self.sb.options.instantly_fulfilled_delivery_methods)
+        # Only the org's activation flow fulfils take-with lines; the Connect action doesn't.
+        instant = (
+            set(self._options.instantly_fulfilled_delivery_methods) if fulfil_take_with else set()
+        )
         for line_number, item in enumerate(store.where("OrderItem", OrderId=order["Id"]), start=1):
             product = store.get("Product2", item["Product2Id"]) or {}
             quantity = _d(item["Quantity"])
@@ -452,7 +509,7 @@ class OrderManagement:
                     "TotalPrice": item["TotalPrice"],
                     "TotalTaxAmount": item["TotalTaxAmount"],
                     "TotalAdjustmentAmount": item["TotalAdjustmentAmount"],
-                    "POS_Line_Id__c": item.get("POS_Line_Id__c"),
+                    **self._copied("OrderItem", "OrderItemSummary", item, ()),
                 },
                 system=True,
             )
@@ -496,7 +553,7 @@ class OrderManagement:
         return summary_id
 
     def _create_payment_summaries(self, order: Record, summary_id: str) -> None:
-        store = self.sb.store
+        store = self._store
         by_method: dict[str, dict[str, Any]] = {}
         for group in store.where("PaymentGroup", SourceObjectId=order["Id"]):
             for kind in ("PaymentAuthorization", "Payment"):
@@ -545,12 +602,12 @@ class OrderManagement:
 
     def _bump(self, ois: Record, **deltas: Decimal) -> None:
         changes = {k: _d(ois.get(k)) + v for k, v in deltas.items()}
-        self.sb.store.update("OrderItemSummary", ois["Id"], changes)
+        self._store.update("OrderItemSummary", ois["Id"], changes)
         self._refresh_ois(ois["Id"])
         self._refresh_summary(ois["OrderSummaryId"])
 
     def _refresh_ois(self, ois_id: str) -> None:
-        store = self.sb.store
+        store = self._store
         o = store.get("OrderItemSummary", ois_id)
         assert o is not None
         ordered, canceled = _d(o["QuantityOrdered"]), _d(o["QuantityCanceled"])
@@ -602,7 +659,7 @@ class OrderManagement:
         return amount, _money(_d(o["TotalTaxAmount"]) * share)
 
     def _refresh_summary(self, summary_id: str) -> None:
-        store = self.sb.store
+        store = self._store
         product = delivery = product_tax = delivery_tax = distributed = ZERO
         for o in store.where("OrderItemSummary", OrderSummaryId=summary_id):
             amount, tax = self._line_amounts(o)
@@ -624,13 +681,13 @@ class OrderManagement:
                 "TotalProductAmount": product,
                 "TotalDeliveryAmount": delivery,
                 "TotalTaxAmount": product_tax + delivery_tax,
-                "TotalAdjustmentDistributedAmount": distributed,
+                "TotalAdjDistAmount": distributed,
                 "GrandTotalAmount": product + delivery + product_tax + delivery_tax,
             },
         )
 
     def _summary_snapshot(self, summary_id: str) -> dict[str, Decimal]:
-        s = self.sb.store.get("OrderSummary", summary_id)
+        s = self._store.get("OrderSummary", summary_id)
         assert s is not None
         keys = (
             "GrandTotalAmount",
@@ -639,13 +696,13 @@ class OrderManagement:
             "TotalAdjustedProductTaxAmount",
             "TotalAdjustedDeliveryTaxAmount",
             "TotalTaxAmount",
-            "TotalAdjustmentDistributedAmount",
+            "TotalAdjDistAmount",
         )
         return {k: _d(s[k]) for k in keys}
 
     def _funds(self, summary_id: str) -> tuple[Decimal, Decimal]:
         """(excess funds, refundable amount) of a summary."""
-        store = self.sb.store
+        store = self._store
         captured = sum(
             (
                 _d(p["CapturedAmount"]) - _d(p["RefundedAmount"])
@@ -695,7 +752,7 @@ class OrderManagement:
             "totalAdjustedDeliveryTaxAmount": delivery_tax,
             "totalAdjustedProductAmount": product,
             "totalAdjustedProductTaxAmount": product_tax,
-            "totalAdjustmentDistributedAmount": _delta("TotalAdjustmentDistributedAmount"),
+            "totalAdjustmentDistributedAmount": _delta("TotalAdjDistAmount"),
             "totalAdjustmentDistributedTaxAmount": ZERO,
             "totalAmount": product + delivery,
             "totalExcessFundsAmount": excess,
@@ -737,18 +794,18 @@ class OrderManagement:
             raise ConnectError(
                 "INVALID_API_INPUT", f"Invalid orderLifeCycleType: {lifecycle}", output
             )
-        if self.sb.store.where("OrderSummary", OriginalOrderId=order["Id"]):
+        if self._store.where("OrderSummary", OriginalOrderId=order["Id"]):
             raise ConnectError(
                 "INVALID_API_INPUT", "An order summary already exists for this order.", output
             )
         ext = body.get("externalReferenceIdentifier")
-        if ext and self.sb.store.where("OrderSummary", ExternalReferenceIdentifier=ext):
+        if ext and self._store.where("OrderSummary", ExternalReferenceIdentifier=ext):
             raise ConnectError(
                 "DUPLICATE_VALUE",
                 "An order summary with this externalReferenceIdentifier already exists.",
                 output,
             )
-        with self.sb.store.transaction():
+        with self._store.transaction():
             summary_id = self._create_summary(
                 order,
                 lifecycle,
@@ -769,7 +826,7 @@ class OrderManagement:
         if not isinstance(items, list) or not items:
             raise ConnectError("INVALID_API_INPUT", "Missing required input: changeItems", output)
         try:
-            with self.sb.store.transaction():
+            with self._store.transaction():
                 before = self._summary_snapshot(summary["Id"])
                 change_order_id = self._apply_change(summary, items, kind, output)
                 result: dict[str, Any] = {"changeBalances": self._balances(summary["Id"], before)}
@@ -782,11 +839,18 @@ class OrderManagement:
         return result
 
     def _apply_change(
-        self, summary: Record, items: list[Any], kind: str, output: dict[str, Any]
+        self,
+        summary: Record,
+        items: list[Any],
+        kind: str,
+        output: dict[str, Any],
+        *,
+        check_reason: bool = True,
     ) -> str:
-        store = self.sb.store
+        store = self._store
         seen: dict[str, Decimal] = {}
-        plan: list[tuple[Record, Decimal, bool]] = []
+        plan: list[tuple[Record, Decimal, bool, dict[str, Any]]] = []
+        reasons = self._profile.change_reasons
         for raw in items:
             if not isinstance(raw, dict):
                 raise ConnectError(
@@ -831,29 +895,50 @@ class OrderManagement:
                     f"available to {verb} ({available:g}) for OrderItemSummary {ois['Id']}.",
                     output,
                 )
-            plan.append((ois, quantity, bool(raw["shippingReductionFlag"])))
+            if check_reason and raw["reason"] not in reasons:
+                # Connect guide: "The value must match one of the picklist values on the
+                # Reason field of the OrderItemSummaryChange object".
+                raise ConnectError(
+                    "INVALID_API_INPUT",
+                    f"The reason {raw['reason']!r} isn't a value of the Reason picklist of "
+                    "OrderItemSummaryChange.",
+                    output,
+                )
+            plan.append((ois, quantity, bool(raw["shippingReductionFlag"]), raw))
         original = store.get("Order", summary["OriginalOrderId"])
         assert original is not None
         change_id = self.dml.create(
             "Order",
             {
                 "AccountId": original["AccountId"],
-                "EffectiveDate": self.sb.clock.now().date().isoformat(),
+                "EffectiveDate": self._clock.now().date().isoformat(),
                 "Status": "Draft",
                 "Pricebook2Id": original.get("Pricebook2Id"),
                 "RelatedOrderId": original["Id"],
                 "OriginalOrderId": original["Id"],
                 "IsReductionOrder": True,
                 "SalesChannelId": original.get("SalesChannelId"),
-                "CurrencyIsoCode": original.get("CurrencyIsoCode"),
-                "OrderLifeCycleType": original.get("OrderLifeCycleType"),
+                **self._copied("Order", "Order", original, ("CurrencyIsoCode",), custom=False),
             },
             system=True,
         )
         store.update("Order", change_id, {"_ChangeKind": kind})
         groups_touched: set[str] = set()
-        for ois, quantity, reduce_shipping in plan:
-            self._change_line(change_id, ois, quantity)
+        for ois, quantity, reduce_shipping, raw in plan:
+            line_id = self._change_line(change_id, ois, quantity)
+            self.dml.create(
+                "OrderItemSummaryChange",
+                {
+                    "OrderSummaryId": summary["Id"],
+                    "OrderItemSummaryId": ois["Id"],
+                    "ChangeOrderItemId": line_id,
+                    "ChangeType": "Cancel" if kind == "cancel" else "Return",
+                    "Reason": raw["reason"],
+                    "ReasonText": raw.get("reasonForChangeText"),
+                    "IsPreFulfillment": _d(ois["QuantityFulfilled"]) == 0,
+                },
+                system=True,
+            )
             delta = "QuantityCanceled" if kind == "cancel" else "QuantityReturned"
             self._bump(ois, **{delta: quantity})
             if reduce_shipping and ois.get("OrderDeliveryGroupSummaryId"):
@@ -874,8 +959,8 @@ class OrderManagement:
         self.dml.update("Order", change_id, {"Status": "Activated"}, system=True)
         return change_id
 
-    def _change_line(self, change_id: str, ois: Record, quantity: Decimal) -> None:
-        store = self.sb.store
+    def _change_line(self, change_id: str, ois: Record, quantity: Decimal) -> str:
+        store = self._store
         item = store.get("OrderItem", ois["OriginalOrderItemId"])
         assert item is not None
         ordered = _d(ois["QuantityOrdered"])
@@ -904,6 +989,7 @@ class OrderManagement:
             },
         )
         self._refresh_order_totals(change_id)
+        return line_id
 
     def create_credit_memo(self, summary_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST .../order-summaries/{id}/actions/create-credit-memo."""
@@ -933,7 +1019,7 @@ class OrderManagement:
             orders.append(order)
             total += -_d(order["TotalAmount"])
             tax += -_d(order["TotalTaxAmount"])
-        with self.sb.store.transaction():
+        with self._store.transaction():
             memo_id = self.dml.create(
                 "CreditMemo",
                 {
@@ -944,12 +1030,12 @@ class OrderManagement:
                     "TotalTaxAmount": _money(tax),
                     "TotalAmountWithTax": _money(total + tax),
                     "Balance": _money(total + tax),
-                    "CreditMemoDate": self.sb.clock.now().date().isoformat(),
+                    "CreditDate": self._clock.now().date().isoformat(),
                 },
                 system=True,
             )
             for order in orders:
-                self.sb.store.update("Order", order["Id"], {"_CreditMemoId": memo_id})
+                self._store.update("Order", order["Id"], {"_CreditMemoId": memo_id})
         return {"creditMemoId": memo_id, "success": True, "errors": []}
 
     def ensure_refunds(self, summary_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -990,7 +1076,7 @@ class OrderManagement:
                     output,
                 )
             amount += excess_requested
-        payments = self.sb.store.where("OrderPaymentSummary", OrderSummaryId=summary["Id"])
+        payments = self._store.where("OrderPaymentSummary", OrderSummaryId=summary["Id"])
         refundable = sum(
             (_d(p["CapturedAmount"]) - _d(p["RefundedAmount"]) for p in payments), ZERO
         )
@@ -1001,7 +1087,7 @@ class OrderManagement:
                 f"amount available to refund ({refundable:f}).",
                 output,
             )
-        with self.sb.store.transaction():
+        with self._store.transaction():
             remaining = amount
             for ops in payments:
                 available = _d(ops["CapturedAmount"]) - _d(ops["RefundedAmount"])
@@ -1018,12 +1104,11 @@ class OrderManagement:
                         "AccountId": summary["AccountId"],
                         "PaymentMethodId": ops["PaymentMethodId"],
                         "OrderPaymentSummaryId": ops["Id"],
-                        "CreditMemoId": memo["Id"] if memo else None,
-                        "Date": format_datetime(self.sb.clock.now()),
+                        "Date": format_datetime(self._clock.now()),
                     },
                     system=True,
                 )
-                self.sb.store.update(
+                self._store.update(
                     "OrderPaymentSummary",
                     ops["Id"],
                     {
@@ -1033,7 +1118,7 @@ class OrderManagement:
                 )
                 remaining -= portion
             if memo is not None:
-                self.sb.store.update("CreditMemo", memo["Id"], {"Balance": ZERO})
+                self._store.update("CreditMemo", memo["Id"], {"Balance": ZERO})
             operation_id = self._background_operation("EnsureRefunds")
         return {"backgroundOperationId": operation_id, "success": True, "errors": []}
 
@@ -1044,16 +1129,13 @@ class OrderManagement:
         invoice = self._get("Invoice", _require(body, "invoiceId", output))
         if invoice is None or invoice["ReferenceEntityId"] not in (
             summary["Id"],
-            *[
-                f["Id"]
-                for f in self.sb.store.where("FulfillmentOrder", OrderSummaryId=summary["Id"])
-            ],
+            *[f["Id"] for f in self._store.where("FulfillmentOrder", OrderSummaryId=summary["Id"])],
         ):
             raise ConnectError(
                 "INVALID_API_INPUT", "The invoice doesn't belong to this order summary.", output
             )
-        with self.sb.store.transaction():
-            self.sb.store.update("Invoice", invoice["Id"], {"Balance": ZERO})
+        with self._store.transaction():
+            self._store.update("Invoice", invoice["Id"], {"Balance": ZERO})
             operation_id = self._background_operation("EnsureFunds")
         return {"backgroundOperationId": operation_id, "success": True, "errors": []}
 
@@ -1063,7 +1145,7 @@ class OrderManagement:
             {
                 "Name": name,
                 "Status": "Complete",
-                "FinishedAt": format_datetime(self.sb.clock.now()),
+                "FinishedAt": format_datetime(self._clock.now()),
             },
             system=True,
         )
@@ -1089,7 +1171,7 @@ class OrderManagement:
                 "INVALID_API_INPUT", "Missing required input: fulfillmentGroups", output
             )
         created: list[str] = []
-        with self.sb.store.transaction():
+        with self._store.transaction():
             for fg in groups:
                 created.append(self._create_fo(summary, group, fg, output))
         return {"fulfillmentOrderIds": created, "success": True, "errors": []}
@@ -1131,7 +1213,9 @@ class OrderManagement:
                 },
                 "FulfilledToEmailAddress": group.get("EmailAddress"),
                 "FulfilledToPhone": group.get("PhoneNumber"),
-                "CurrencyIsoCode": summary.get("CurrencyIsoCode") or "USD",
+                **self._copied(
+                    "OrderSummary", "FulfillmentOrder", summary, ("CurrencyIsoCode",), custom=False
+                ),
             },
             system=True,
         )
@@ -1169,7 +1253,6 @@ class OrderManagement:
                     "TypeCode": ois["TypeCode"],
                     "UnitPrice": ois["UnitPrice"],
                     "TotalLineAmount": amount,
-                    "QuantityCanceled": ZERO,
                     "Description": ois.get("Name"),
                 },
                 system=True,
@@ -1180,7 +1263,7 @@ class OrderManagement:
                 product_total += amount
             tax_total += _money(_d(ois["TotalTaxAmount"]) * share)
             self._bump(ois, QuantityAllocated=quantity)
-        self.sb.store.update(
+        self._store.update(
             "FulfillmentOrder",
             fo_id,
             {
@@ -1198,7 +1281,7 @@ class OrderManagement:
         fo = self._get("FulfillmentOrder", fo_id)
         if fo is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
-        if fo["StatusCategory"] in (_CLOSED, "Canceled"):
+        if fo["StatusCategory"] in (_CLOSED, _CANCELLED):
             raise ConnectError(
                 "INVALID_API_INPUT",
                 f"You can't cancel items on a fulfillment order with status {fo['Status']}.",
@@ -1211,7 +1294,7 @@ class OrderManagement:
                 "Missing required input: fulfillmentOrderLineItemsToCancel",
                 output,
             )
-        with self.sb.store.transaction():
+        with self._store.transaction():
             for raw in lines:
                 line = self._get(
                     "FulfillmentOrderLineItem", (raw or {}).get("fulfillmentOrderLineItemId")
@@ -1230,12 +1313,12 @@ class OrderManagement:
                         f"the fulfillment order line item ({_d(line['Quantity']):g}).",
                         output,
                     )
-                self.sb.store.update(
+                self._store.update(
                     "FulfillmentOrderLineItem",
                     line["Id"],
                     {
+                        # Quantity = OriginalQuantity minus what was cancelled (reference).
                         "Quantity": _d(line["Quantity"]) - quantity,
-                        "QuantityCanceled": _d(line["QuantityCanceled"]) + quantity,
                     },
                 )
                 ois = self._get("OrderItemSummary", line.get("OrderItemSummaryId"))
@@ -1243,11 +1326,9 @@ class OrderManagement:
                     self._bump(ois, QuantityAllocated=-quantity)
             if all(
                 _d(x["Quantity"]) <= 0
-                for x in self.sb.store.where(
-                    "FulfillmentOrderLineItem", FulfillmentOrderId=fo["Id"]
-                )
+                for x in self._store.where("FulfillmentOrderLineItem", FulfillmentOrderId=fo["Id"])
             ):
-                self.dml.update("FulfillmentOrder", fo["Id"], {"Status": "Canceled"}, system=True)
+                self.dml.update("FulfillmentOrder", fo["Id"], {"Status": "Cancelled"}, system=True)
         return {"success": True, "errors": []}
 
     def create_invoice(self, fo_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -1256,11 +1337,11 @@ class OrderManagement:
         fo = self._get("FulfillmentOrder", fo_id)
         if fo is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
-        if self.sb.store.where("Invoice", ReferenceEntityId=fo["Id"]):
+        if self._store.where("Invoice", ReferenceEntityId=fo["Id"]):
             raise ConnectError(
                 "INVALID_API_INPUT", "This fulfillment order already has an invoice.", output
             )
-        with self.sb.store.transaction():
+        with self._store.transaction():
             total = _d(fo["TotalProductAmount"]) + _d(fo["TotalDeliveryAmount"])
             invoice_id = self.dml.create(
                 "Invoice",
@@ -1272,7 +1353,7 @@ class OrderManagement:
                     "TotalTaxAmount": fo["TotalTaxAmount"],
                     "TotalAmountWithTax": _d(fo["GrandTotalAmount"]),
                     "Balance": _d(fo["GrandTotalAmount"]),
-                    "InvoiceDate": self.sb.clock.now().date().isoformat(),
+                    "InvoiceDate": self._clock.now().date().isoformat(),
                 },
                 system=True,
             )
@@ -1294,7 +1375,7 @@ class OrderManagement:
             raise ConnectError(
                 "INVALID_API_INPUT", "Missing required input: returnOrderLineItems", output
             )
-        with self.sb.store.transaction():
+        with self._store.transaction():
             return_id = self.dml.create(
                 "ReturnOrder",
                 {
@@ -1302,7 +1383,7 @@ class OrderManagement:
                     "AccountId": summary["AccountId"],
                     "OrderId": summary["OriginalOrderId"],
                     "Status": body.get("status") or "Submitted",
-                    "ReturnOrderLifeCycleType": lifecycle,
+                    "LifeCycleType": lifecycle.upper(),
                     "SourceLocationId": body.get("sourceLocationId"),
                     "DestinationLocationId": body.get("destinationLocationId"),
                 },
@@ -1334,7 +1415,7 @@ class OrderManagement:
                             f"OrderItemSummary {ois['Id']}.",
                             output,
                         )
-                self.dml.create(
+                line_id = self.dml.create(
                     "ReturnOrderLineItem",
                     {
                         "ReturnOrderId": return_id,
@@ -1344,9 +1425,14 @@ class OrderManagement:
                         "QuantityExpected": expected,
                         "QuantityReceived": _d(raw.get("quantityReceived")),
                         "ReasonForReturn": raw.get("reasonForReturn"),
-                        "CanReduceShipping": bool(raw.get("canReduceShipping")),
                     },
                     system=True,
+                )
+                # Not a field of ReturnOrderLineItem: the action's input, kept for return-items.
+                self._store.update(
+                    "ReturnOrderLineItem",
+                    line_id,
+                    {"_CanReduceShipping": bool(raw.get("canReduceShipping"))},
                 )
                 if lifecycle == "Managed":
                     self._bump(ois, QuantityReturnInitiated=expected)
@@ -1358,7 +1444,7 @@ class OrderManagement:
         ro = self._get("ReturnOrder", return_id)
         if ro is None:
             raise ConnectError("NOT_FOUND", "The requested resource does not exist", output, 404)
-        if ro["ReturnOrderLifeCycleType"] != "Managed":
+        if ro["LifeCycleType"] != "MANAGED":
             raise ConnectError(
                 "INVALID_API_INPUT", "Only Managed return orders can be processed.", output
             )
@@ -1370,7 +1456,7 @@ class OrderManagement:
         summary = self._get("OrderSummary", ro["OrderSummaryId"])
         assert summary is not None
         splits: list[dict[str, Any]] = []
-        with self.sb.store.transaction():
+        with self._store.transaction():
             change_items = []
             for raw in items:
                 raw = raw or {}
@@ -1381,7 +1467,7 @@ class OrderManagement:
                         "The return order line item doesn't belong to this return order.",
                         output,
                     )
-                if line["IsProcessed"]:
+                if line.get("_IsProcessed"):
                     raise ConnectError(
                         "INVALID_API_INPUT",
                         f"The return order line item {line['Id']} was already processed.",
@@ -1401,16 +1487,16 @@ class OrderManagement:
                 ois = self._get("OrderItemSummary", line["OrderItemSummaryId"])
                 assert ois is not None
                 handled = returned + to_cancel + rejected
-                self.sb.store.update(
+                self._store.update(
                     "ReturnOrderLineItem",
                     line["Id"],
                     {
                         "QuantityReturned": returned,
-                        "QuantityToCancel": to_cancel,
+                        "_QuantityToCancel": to_cancel,
                         "QuantityRejected": rejected,
                         "QuantityReceived": _d(raw.get("quantityReceived") or returned),
                         "ReasonForRejection": raw.get("reasonForRejection"),
-                        "IsProcessed": True,
+                        "_IsProcessed": True,
                         "QuantityExpected": handled,
                     },
                 )
@@ -1421,7 +1507,7 @@ class OrderManagement:
                             "orderItemSummaryId": ois["Id"],
                             "quantity": returned,
                             "reason": line.get("ReasonForReturn") or "Other",
-                            "shippingReductionFlag": bool(line["CanReduceShipping"]),
+                            "shippingReductionFlag": bool(line.get("_CanReduceShipping")),
                         }
                     )
                 leftover = expected - handled
@@ -1435,9 +1521,13 @@ class OrderManagement:
                             "Product2Id": line.get("Product2Id"),
                             "QuantityExpected": leftover,
                             "ReasonForReturn": line.get("ReasonForReturn"),
-                            "CanReduceShipping": line["CanReduceShipping"],
                         },
                         system=True,
+                    )
+                    self._store.update(
+                        "ReturnOrderLineItem",
+                        split_id,
+                        {"_CanReduceShipping": line.get("_CanReduceShipping")},
                     )
                     splits.append(
                         {
@@ -1447,17 +1537,19 @@ class OrderManagement:
                     )
             change_order_id = None
             if change_items:
-                change_order_id = self._apply_change(summary, change_items, "return", output)
-                for line in self.sb.store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"]):
-                    if line["IsProcessed"] and not line.get("ChangeOrderId"):
-                        self.sb.store.update(
-                            "ReturnOrderLineItem", line["Id"], {"ChangeOrderId": change_order_id}
+                change_order_id = self._apply_change(
+                    summary, change_items, "return", output, check_reason=False
+                )
+                for line in self._store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"]):
+                    if line.get("_IsProcessed") and not line.get("_ChangeOrderId"):
+                        self._store.update(
+                            "ReturnOrderLineItem", line["Id"], {"_ChangeOrderId": change_order_id}
                         )
             if all(
-                x["IsProcessed"]
-                for x in self.sb.store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"])
+                x.get("_IsProcessed")
+                for x in self._store.where("ReturnOrderLineItem", ReturnOrderId=ro["Id"])
             ):
-                self.sb.store.update("ReturnOrder", ro["Id"], {"Status": "Closed"})
+                self._store.update("ReturnOrder", ro["Id"], {"Status": "Closed"})
         return {
             "changeOrderId": change_order_id,
             "returnLineItemSplits": splits,
@@ -1465,69 +1557,89 @@ class OrderManagement:
             "errors": [],
         }
 
-    def routes(self) -> list[tuple[str, str, Callable[..., dict[str, Any]]]]:
-        """(method, path pattern, handler) of every Connect resource this module serves."""
+    def routes(self) -> list[tuple[str, str, str, Callable[..., dict[str, Any]]]]:
+        """(method, path pattern, documented action, handler) of every Connect resource this
+        module serves; the action names the body's documented keys (connect_schema)."""
         base = "commerce/order-management/order-summaries/<id>"
+        fo = "commerce/fulfillment/fulfillment-orders"
+        returns = "commerce/returns/return-orders"
         return [
             (
                 "POST",
                 "commerce/order-management/order-summaries",
+                "create-order-summary",
                 lambda body: self.create_order_summary(body),
             ),
             (
                 "POST",
                 f"{base}/actions/preview-cancel",
+                "preview-cancel",
                 lambda body, id: self.change(id, body, kind="cancel", preview=True),
             ),
             (
                 "POST",
                 f"{base}/actions/submit-cancel",
+                "submit-cancel",
                 lambda body, id: self.change(id, body, kind="cancel", preview=False),
             ),
             (
                 "POST",
                 f"{base}/actions/preview-return",
+                "preview-return",
                 lambda body, id: self.change(id, body, kind="return", preview=True),
             ),
             (
                 "POST",
                 f"{base}/actions/submit-return",
+                "submit-return",
                 lambda body, id: self.change(id, body, kind="return", preview=False),
             ),
             (
                 "POST",
                 f"{base}/actions/create-credit-memo",
+                "create-credit-memo",
                 lambda body, id: self.create_credit_memo(id, body),
             ),
             (
                 "POST",
                 f"{base}/async-actions/ensure-refunds-async",
+                "ensure-refunds-async",
                 lambda body, id: self.ensure_refunds(id, body),
             ),
             (
                 "POST",
                 f"{base}/async-actions/ensure-funds-async",
+                "ensure-funds-async",
                 lambda body, id: self.ensure_funds(id, body),
             ),
             (
                 "POST",
-                "commerce/fulfillment/fulfillment-orders",
+                fo,
+                "create-fulfillment-orders",
                 lambda body: self.create_fulfillment_orders(body),
             ),
             (
                 "POST",
-                "commerce/fulfillment/fulfillment-orders/<id>/actions/cancel-item",
+                f"{fo}/<id>/actions/cancel-item",
+                "cancel-fulfillment-order-items",
                 lambda body, id: self.cancel_fo_items(id, body),
             ),
             (
                 "POST",
-                "commerce/fulfillment/fulfillment-orders/<id>/actions/create-invoice",
+                f"{fo}/<id>/actions/create-invoice",
+                "create-invoice-from-fulfillment-order",
                 lambda body, id: self.create_invoice(id, body),
             ),
-            ("POST", "commerce/returns/return-orders", lambda body: self.create_return_order(body)),
             (
                 "POST",
-                "commerce/returns/return-orders/<id>/actions/return-items",
+                returns,
+                "create-return-order",
+                lambda body: self.create_return_order(body),
+            ),
+            (
+                "POST",
+                f"{returns}/<id>/actions/return-items",
+                "return-items",
                 lambda body, id: self.return_items(id, body),
             ),
         ]

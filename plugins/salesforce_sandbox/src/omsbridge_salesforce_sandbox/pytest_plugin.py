@@ -9,13 +9,17 @@ Load with ``pytest_plugins = ["omsbridge_salesforce_sandbox.pytest_plugin"]``.
 * ``sf_sandbox_app`` — an in-process :class:`SalesforceSandbox` (no socket), for
   ``httpx.WSGITransport``.
 
-Options go through a marker: ``@pytest.mark.sf_sandbox(query_page_size=2, tls=True)``.
+* ``sf_sandbox_factory`` — starts servers with any options (several per test, e.g. one per
+  org profile).
+
+Options go through a marker: ``@pytest.mark.sf_sandbox(query_page_size=2, tls=True)``; the
+org profile too: ``@pytest.mark.sf_sandbox(org_profile="som-minimal")``.
 Fixtures default to a 0.5 s CometD long poll so streaming tests stay fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -77,6 +81,27 @@ def sf_sandbox_app(request: pytest.FixtureRequest) -> Iterator[SalesforceSandbox
     finally:
         sandbox.close()
     _no_internal_errors(sandbox)
+
+
+@pytest.fixture
+def sf_sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
+    """Start sandbox servers with any options, e.g. ``sf_sandbox_factory(org_profile=
+    "som-minimal", seed="demo")``; every server started is stopped after the test."""
+    servers: list[SandboxServer] = []
+
+    def _start(*, tls: bool = False, **options: Any) -> SandboxServer:
+        sandbox = SalesforceSandbox(**{**FIXTURE_DEFAULTS, **options})
+        server = SandboxServer(sandbox, "127.0.0.1", 0, tls=tls, close_sandbox=True).start()
+        servers.append(server)
+        return server
+
+    try:
+        yield _start
+    finally:
+        for server in servers:
+            server.stop()
+    for server in servers:
+        _no_internal_errors(server.sandbox)
 
 
 def _no_internal_errors(sandbox: SalesforceSandbox) -> None:

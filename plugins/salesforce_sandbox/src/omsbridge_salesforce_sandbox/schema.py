@@ -1,19 +1,29 @@
-"""The sandbox org's object definitions, as data.
+"""The sandbox org's object definitions: loaded from the generated schema, shaped per org profile.
 
-Adding an object is one :func:`_obj` entry in :data:`_DEFINITIONS`: its API name, key prefix
-and fields. Everything else (REST CRUD, describe, SOQL, composite) reads this module.
-
-Key prefixes marked ``[unconfirmed]`` below were not found in public Salesforce sources; they
-are unique within the sandbox but clients must not route on them (read ``attributes.type``).
+The definitions are data generated from Salesforce's published reference
+(``data/schema.json``, written by ``scripts/generate_schema.py``; never edit it by hand). This
+module reads them, keeps the fields an org profile has (multicurrency, Person Accounts, the
+omsbridge setup package), applies the org's picklist values, and answers describe.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
 from typing import Any
 
-#: Field types the sandbox understands (Salesforce describe ``type`` values).
+from .profiles import FO_STATUS_CATEGORY, OrgProfile, get_profile
+
+#: The REST API version of the request being served (set by the REST layer; None outside a
+#: request). Fields introduced in a later version do not exist for that request, as in
+#: Salesforce ("available in API version X and later").
+API_VERSION: ContextVar[float | None] = ContextVar("api_version", default=None)
+
+#: Field types custom fields may have (Salesforce describe ``type`` values).
 FIELD_TYPES = frozenset(
     {
         "id",
@@ -24,18 +34,29 @@ FIELD_TYPES = frozenset(
         "url",
         "boolean",
         "int",
+        "long",
         "double",
         "currency",
         "percent",
         "date",
         "datetime",
+        "time",
         "picklist",
+        "multipicklist",
         "reference",
+        "encryptedstring",
+        "address",
+        "location",
     }
 )
 
-NUMERIC_TYPES = frozenset({"int", "double", "currency", "percent"})
-TEXT_TYPES = frozenset({"string", "textarea", "email", "phone", "url", "picklist", "id"})
+NUMERIC_TYPES = frozenset({"int", "long", "double", "currency", "percent"})
+TEXT_TYPES = frozenset(
+    {"string", "textarea", "email", "phone", "url", "picklist", "multipicklist", "id",
+     "encryptedstring"}
+)  # fmt: skip
+#: Compound fields: read-only aggregates of their component fields.
+COMPOUND_TYPES = frozenset({"address", "location"})
 
 
 @dataclass(frozen=True)
@@ -57,10 +78,22 @@ class Field:
     default: Any = None
     length: int = 255
     label: str | None = None
+    case_sensitive: bool = False
+    nillable_: bool | None = None
+    precision: int = 0
+    scale: int = 0
+    defaulted_on_create: bool = False
+    id_lookup: bool = False
+    autonumber: bool = False
+    custom: bool = False
+    #: First API version with this field (0: always).
+    since: float = 0.0
 
     @property
     def nillable(self) -> bool:
-        """Whether the field may be null (required fields may not)."""
+        """Whether the field may be null."""
+        if self.nillable_ is not None:
+            return self.nillable_
         return not self.required and self.type != "boolean"
 
 
@@ -76,6 +109,8 @@ class SObjectType:
     updateable: bool = True
     deletable: bool = True
     name_field: str | None = "Name"
+    queryable: bool = True
+    custom: bool = False
 
     def field(self, name: str) -> Field | None:
         """The field called *name* (case-insensitive), or None."""
@@ -94,958 +129,11 @@ class SObjectType:
         return [f for f in self.fields.values() if f.external_id]
 
     def _lower(self) -> dict[str, Field]:
-        cache = self.__dict__.get("_lower_cache")
-        if cache is None:
-            cache = {k.lower(): v for k, v in self.fields.items()}
-            object.__setattr__(self, "_lower_cache", cache)
-        return cache
-
-
-# --- field constructors (keep the object table below readable) -------------------------------
-
-
-def _s(
-    name: str,
-    *,
-    req: bool = False,
-    ext: bool = False,
-    unique: bool = False,
-    length: int = 255,
-    ro: bool = False,
-    type_: str = "string",
-) -> Field:
-    return Field(
-        name,
-        type_,
-        required=req,
-        external_id=ext,
-        unique=unique or ext,
-        length=length,
-        createable=not ro,
-        updateable=not ro,
-    )
-
-
-def _email(name: str) -> Field:
-    return Field(name, "email", length=80)
-
-
-def _phone(name: str) -> Field:
-    return Field(name, "phone", length=40)
-
-
-def _text(name: str) -> Field:
-    return Field(name, "textarea", length=32000)
-
-
-def _bool(name: str, default: bool = False, *, ro: bool = False) -> Field:
-    return Field(name, "boolean", default=default, createable=not ro, updateable=not ro)
-
-
-def _num(
-    name: str, *, req: bool = False, ro: bool = False, type_: str = "double", default: Any = None
-) -> Field:
-    return Field(name, type_, required=req, createable=not ro, updateable=not ro, default=default)
-
-
-def _cur(name: str, *, req: bool = False, ro: bool = False) -> Field:
-    return _num(name, req=req, ro=ro, type_="currency")
-
-
-def _int(name: str, *, req: bool = False, ro: bool = False) -> Field:
-    return _num(name, req=req, ro=ro, type_="int")
-
-
-def _date(name: str, *, req: bool = False, ro: bool = False) -> Field:
-    return Field(name, "date", required=req, createable=not ro, updateable=not ro)
-
-
-def _dt(name: str, *, req: bool = False, ro: bool = False) -> Field:
-    return Field(name, "datetime", required=req, createable=not ro, updateable=not ro)
-
-
-def _pick(
-    name: str,
-    values: Iterable[str],
-    *,
-    req: bool = False,
-    restricted: bool = True,
-    default: str | None = None,
-    ro: bool = False,
-) -> Field:
-    return Field(
-        name,
-        "picklist",
-        required=req,
-        picklist=tuple(values),
-        restricted=restricted,
-        default=default,
-        createable=not ro,
-        updateable=not ro,
-    )
-
-
-def _ref(
-    name: str,
-    *targets: str,
-    req: bool = False,
-    child: str | None = None,
-    ro: bool = False,
-    rel: str | None = None,
-    update: bool = True,
-) -> Field:
-    if rel is None:
-        rel = name[:-2] if name.endswith("Id") else name.replace("__c", "__r")
-    return Field(
-        name,
-        "reference",
-        required=req,
-        references=targets,
-        relationship_name=rel,
-        child_relationship=child,
-        createable=not ro,
-        updateable=not ro and update,
-    )
-
-
-_CURRENCIES = ("USD", "EUR", "GBP", "CAD")
-_PROCESSING_MODES = ("External", "Salesforce")
-_PAYMENT_METHODS = ("CardPaymentMethod", "DigitalWallet", "AlternativePaymentMethod")
-_ADDRESS = ("Street", "City", "State", "PostalCode", "Country")
-
-#: FulfillmentOrder Status values and their StatusCategory (the org's picklist set-up).
-#: "Cancelled", "Processing Cancel", "Ready For Pickup", "Picked Up" and "Invoice Paid" are
-#: custom values such as the integration guide mentions; orgs add their own.
-FO_STATUS_CATEGORY: dict[str, str] = {
-    "Draft": "Draft",
-    "Allocated": "Activated",
-    "Assigned": "Activated",
-    "Pickpack": "Fulfilling",
-    "Printed": "Fulfilling",
-    "Pick Complete": "Fulfilling",
-    "Pack Complete": "Fulfilling",
-    "Ready For Pickup": "Fulfilling",
-    "Fulfilled": "Closed",
-    "Picked Up": "Closed",
-    "Invoice Paid": "Closed",
-    "Canceled": "Canceled",
-    "Cancelled": "Canceled",
-    "Processing Cancel": "Fulfilling",
-    "Rejected": "Rejected",
-}
-
-
-def _address(prefix: str) -> list[Field]:
-    return [_s(prefix + part) for part in _ADDRESS]
-
-
-def _obj(
-    name: str,
-    prefix: str,
-    fields: list[Field],
-    *,
-    label: str | None = None,
-    createable: bool = True,
-    updateable: bool = True,
-    deletable: bool = True,
-    name_field: str | None = "Name",
-    owner: bool = False,
-) -> SObjectType:
-    system = [
-        Field("Id", "id", createable=False, updateable=False),
-        _bool("IsDeleted", ro=True),
-        _dt("CreatedDate", ro=True),
-        _ref("CreatedById", "User", ro=True),
-        _dt("LastModifiedDate", ro=True),
-        _ref("LastModifiedById", "User", ro=True),
-        _dt("SystemModstamp", ro=True),
-    ]
-    if owner:
-        system.append(_ref("OwnerId", "User", update=True))
-    by_name = {f.name: f for f in system}
-    for f in fields:
-        by_name[f.name] = f
-    return SObjectType(
-        name, prefix, by_name, label or name, createable, updateable, deletable, name_field
-    )
-
-
-_DEFINITIONS: list[SObjectType] = [
-    _obj(
-        "User",
-        "005",
-        [
-            _s("Username", req=True, unique=True),
-            _s("FirstName"),
-            _s("LastName", req=True),
-            _s("Name", ro=True),
-            _email("Email"),
-            _s("Alias", length=8),
-            _bool("IsActive", True),
-        ],
-        createable=False,
-        deletable=False,
-    ),
-    _obj(
-        "Account",
-        "001",
-        [
-            _s("Name"),
-            _s("AccountNumber"),
-            _pick("Type", ("Customer", "Partner", "Other"), restricted=False),
-            _phone("Phone"),
-            *_address("Billing"),
-            *_address("Shipping"),
-            _text("Description"),
-            _ref("ParentId", "Account", child="ChildAccounts"),
-            _bool("IsPersonAccount", ro=True),
-            _s("FirstName"),
-            _s("LastName"),
-            _email("PersonEmail"),
-            _phone("PersonMobilePhone"),
-            *_address("PersonMailing"),
-            _s("POS_Customer_Id__c", ext=True),
-        ],
-        owner=True,
-    ),
-    _obj(
-        "Contact",
-        "003",
-        [
-            _s("FirstName"),
-            _s("LastName", req=True),
-            _s("Name", ro=True),
-            _email("Email"),
-            _phone("Phone"),
-            _ref("AccountId", "Account", child="Contacts"),
-        ],
-        owner=True,
-    ),
-    _obj(
-        "Product2",
-        "01t",
-        [
-            _s("Name", req=True),
-            _s("ProductCode"),
-            _s("StockKeepingUnit", ext=True),
-            _text("Description"),
-            _bool("IsActive"),
-            _pick("Family", ("Apparel", "Footwear", "Accessories", "Delivery"), restricted=False),
-            _s("QuantityUnitOfMeasure"),
-        ],
-    ),
-    _obj(
-        "Pricebook2",
-        "01s",
-        [
-            _s("Name", req=True),
-            _bool("IsActive"),
-            _bool("IsStandard", ro=True),
-            _text("Description"),
-        ],
-    ),
-    _obj(
-        "PricebookEntry",
-        "01u",
-        [
-            _ref("Pricebook2Id", "Pricebook2", req=True, child="PricebookEntries", update=False),
-            _ref("Product2Id", "Product2", req=True, child="PricebookEntries", update=False),
-            _cur("UnitPrice", req=True),
-            _bool("IsActive"),
-            _bool("UseStandardPrice"),
-            _s("ProductCode", ro=True),
-            _s("Name", ro=True),
-            _pick("CurrencyIsoCode", _CURRENCIES, default="USD"),
-        ],
-    ),
-    _obj(
-        "SalesChannel",
-        "0bI",
-        [  # [unconfirmed prefix]
-            _s("SalesChannelName", req=True),
-            _text("Description"),
-            _s("ExternalChannelNumber"),
-        ],
-        name_field="SalesChannelName",
-    ),
-    _obj(
-        "OrderDeliveryMethod",
-        "2Dm",
-        [  # [unconfirmed prefix]
-            _s("Name", req=True),
-            _s("ReferenceNumber"),
-            _ref("ProductId", "Product2"),
-            _bool("IsActive"),
-            _s("Carrier"),
-            _s("ClassOfService"),
-            _text("Description"),
-        ],
-    ),
-    _obj(
-        "Order",
-        "801",
-        [
-            _ref("AccountId", "Account", req=True, child="Orders"),
-            _date("EffectiveDate", req=True),
-            _pick("Status", ("Draft", "Activated"), req=True),
-            _pick("StatusCode", ("Draft", "Activated"), ro=True),
-            _ref("Pricebook2Id", "Pricebook2", child="Orders"),
-            _s("OrderNumber", ro=True),
-            _s("Name"),
-            _text("Description"),
-            _pick("Type", ("In-Store", "Online", "Endless Aisle", "Mixed Cart"), restricted=False),
-            _dt("OrderedDate"),
-            _dt("ActivatedDate", ro=True),
-            _ref("SalesChannelId", "SalesChannel", child="Orders"),
-            *_address("Billing"),
-            _email("BillingEmailAddress"),
-            _phone("BillingPhoneNumber"),
-            _ref("BillToContactId", "Contact"),
-            _cur("TotalAmount", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("GrandTotalAmount", ro=True),
-            _pick("CurrencyIsoCode", _CURRENCIES, default="USD"),
-            _pick("TaxLocaleType", ("Net", "Gross"), default="Net"),
-            _s("OrderReferenceNumber"),
-            _ref("OriginalOrderId", "Order", ro=True),
-            _ref("RelatedOrderId", "Order", ro=True),
-            _bool("IsReductionOrder", ro=True),
-            # The sandbox's stand-in for the org's activation flow: MANAGED orders get an
-            # OrderSummary when activated (see oms.py).
-            _pick("OrderLifeCycleType", ("MANAGED", "UNMANAGED"), default="MANAGED"),
-            _s("POS_Transaction_Id__c", ext=True),
-        ],
-        name_field="OrderNumber",
-        owner=True,
-    ),
-    _obj(
-        "OrderDeliveryGroup",
-        "2Dg",
-        [
-            _ref("OrderId", "Order", req=True, child="OrderDeliveryGroups", update=False),
-            _ref("OrderDeliveryMethodId", "OrderDeliveryMethod", req=True),
-            _s("DeliverToName", req=True),
-            *_address("DeliverTo"),
-            _email("EmailAddress"),
-            _phone("PhoneNumber"),
-            _text("DeliveryInstructions"),
-            _text("Description"),
-            _date("DesiredDeliveryDate"),
-            _cur("TotalAmount", ro=True),
-            _s("OrderDeliveryGroupNumber", ro=True),
-        ],
-        name_field="OrderDeliveryGroupNumber",
-    ),
-    _obj(
-        "OrderItem",
-        "802",
-        [
-            _ref("OrderId", "Order", req=True, child="OrderItems", update=False),
-            _ref("Product2Id", "Product2"),
-            _ref("PricebookEntryId", "PricebookEntry", req=True, update=False),
-            _num("Quantity", req=True),
-            _cur("UnitPrice", req=True),
-            _cur("ListPrice"),
-            _cur("TotalLineAmount"),
-            _cur("GrossUnitPrice"),
-            _cur("TotalPrice", ro=True),
-            _pick("Type", ("Order Product", "Delivery Charge"), default="Order Product"),
-            _pick("TypeCode", ("Product", "Charge"), ro=True),
-            _ref("OrderDeliveryGroupId", "OrderDeliveryGroup", child="OrderItems"),
-            _text("Description"),
-            _s("OrderItemNumber", ro=True),
-            _ref("OriginalOrderItemId", "OrderItem", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("TotalAdjustmentAmount", ro=True),
-            _s("POS_Line_Id__c"),
-        ],
-        name_field="OrderItemNumber",
-    ),
-    _obj(
-        "OrderItemTaxLineItem",
-        "0au",
-        [
-            _ref("OrderItemId", "OrderItem", req=True, child="OrderItemTaxLineItems", update=False),
-            _s("Name", req=True),
-            _pick("Type", ("Estimated", "Actual"), req=True),
-            _cur("Amount", req=True),
-            _num("Rate", type_="percent"),
-            _date("TaxEffectiveDate", req=True),
-            _text("Description"),
-            _ref("OrderItemAdjustmentLineItemId", "OrderItemAdjustmentLineItem"),
-            _ref("OrderId", "Order", ro=True),
-        ],
-    ),
-    _obj(
-        "OrderAdjustmentGroup",
-        "0ah",
-        [  # [unconfirmed prefix]
-            _ref("OrderId", "Order", req=True, child="OrderAdjustmentGroups", update=False),
-            _s("Name", req=True),
-            _pick("Type", ("Header", "SplitLine"), req=True),
-            _text("Description"),
-            _cur("TotalAmount", ro=True),
-        ],
-    ),
-    _obj(
-        "OrderItemAdjustmentLineItem",
-        "3qZ",
-        [
-            _ref(
-                "OrderItemId",
-                "OrderItem",
-                req=True,
-                child="OrderItemAdjustmentLineItems",
-                update=False,
-            ),
-            _ref(
-                "OrderAdjustmentGroupId",
-                "OrderAdjustmentGroup",
-                child="OrderItemAdjustmentLineItems",
-            ),
-            _s("Name", req=True),
-            _cur("Amount", req=True),
-            _text("Description"),
-            _ref("OrderId", "Order", ro=True),
-        ],
-    ),
-    _obj(
-        "PaymentGateway",
-        "0b0",
-        [  # [unconfirmed prefix]
-            _s("PaymentGatewayName", req=True),
-            _pick("Status", ("Active", "Inactive"), req=True),
-            _s("ExternalReference"),
-        ],
-        name_field="PaymentGatewayName",
-    ),
-    _obj(
-        "PaymentGroup",
-        "0aF",
-        [  # [unconfirmed prefix]
-            _ref("SourceObjectId", "Order", req=True, child="PaymentGroups", update=False),
-            _s("PaymentGroupNumber", ro=True),
-            _pick("CurrencyIsoCode", _CURRENCIES, default="USD"),
-        ],
-        name_field="PaymentGroupNumber",
-    ),
-    _obj(
-        "CardPaymentMethod",
-        "03O",
-        [
-            _pick("ProcessingMode", _PROCESSING_MODES, req=True),
-            _pick("Status", ("Active", "Inactive", "Canceled"), req=True),
-            _ref("AccountId", "Account"),
-            _pick(
-                "CardType",
-                (
-                    "Visa",
-                    "MasterCard",
-                    "AmericanExpress",
-                    "DinersClub",
-                    "JCB",
-                    "Maestro",
-                    "Discover",
-                    "UnionPay",
-                ),
-            ),
-            _s("CardHolderName"),
-            _s("CardHolderFirstName"),
-            _s("CardHolderLastName"),
-            _int("ExpiryMonth"),
-            _int("ExpiryYear"),
-            _pick("CardCategory", ("CreditCard", "DebitCard")),
-            _s("InputCardNumber"),
-            _s("CardLastFour", ro=True),
-            _s("DisplayCardNumber", ro=True),
-            _s("GatewayToken"),
-            _ref("PaymentGatewayId", "PaymentGateway"),
-            _email("Email"),
-            _s("NickName"),
-        ],
-        name_field="DisplayCardNumber",
-    ),
-    _obj(
-        "DigitalWallet",
-        "1DW",
-        [
-            _pick("ProcessingMode", _PROCESSING_MODES, req=True),
-            _pick("Status", ("Active", "Inactive", "Canceled"), req=True),
-            _ref("AccountId", "Account"),
-            _pick(
-                "Type",
-                ("ApplePay", "GooglePay", "PayPal", "Cash", "GiftCard", "Other"),
-                restricted=False,
-            ),
-            _s("GatewayToken"),
-            _s("NickName"),
-            _ref("PaymentGatewayId", "PaymentGateway"),
-            _email("Email"),
-            _s("DigitalWalletNumber", ro=True),
-        ],
-        name_field="DigitalWalletNumber",
-    ),
-    _obj(
-        "AlternativePaymentMethod",
-        "0aR",
-        [  # [unconfirmed prefix]
-            _pick("ProcessingMode", _PROCESSING_MODES, req=True),
-            _pick("Status", ("Active", "Inactive", "Canceled"), req=True),
-            _ref("AccountId", "Account"),
-            _s("GatewayToken"),
-            _s("NickName"),
-            _ref("PaymentGatewayId", "PaymentGateway"),
-            _email("Email"),
-            _s("AlternativePaymentMethodNumber", ro=True),
-        ],
-        name_field="AlternativePaymentMethodNumber",
-    ),
-    _obj(
-        "PaymentAuthorization",
-        "0Xc",
-        [  # [unconfirmed prefix]
-            _cur("Amount", req=True),
-            _pick("ProcessingMode", _PROCESSING_MODES, req=True),
-            _pick("Status", ("Draft", "Pending", "Processed", "Failed", "Canceled"), req=True),
-            _ref("AccountId", "Account"),
-            _ref("PaymentMethodId", *_PAYMENT_METHODS),
-            _ref("PaymentGroupId", "PaymentGroup", child="PaymentAuthorizations"),
-            _ref("OrderPaymentSummaryId", "OrderPaymentSummary", child="PaymentAuthorizations"),
-            _ref("PaymentGatewayId", "PaymentGateway"),
-            _s("GatewayRefNumber"),
-            _dt("Date"),
-            _dt("EffectiveDate"),
-            _dt("ExpirationDate"),
-            _s("PaymentAuthorizationNumber", ro=True),
-        ],
-        name_field="PaymentAuthorizationNumber",
-    ),
-    _obj(
-        "Payment",
-        "0aQ",
-        [
-            _cur("Amount", req=True),
-            _pick("ProcessingMode", _PROCESSING_MODES, req=True),
-            _pick("Status", ("Draft", "Pending", "Processed", "Failed", "Canceled"), req=True),
-            _pick("Type", ("Capture", "Sale"), req=True),
-            _ref("AccountId", "Account"),
-            _ref("PaymentGroupId", "PaymentGroup", child="Payments"),
-            _ref("PaymentMethodId", *_PAYMENT_METHODS),
-            _ref("PaymentAuthorizationId", "PaymentAuthorization", child="Payments"),
-            _ref("PaymentGatewayId", "PaymentGateway"),
-            _ref("OrderPaymentSummaryId", "OrderPaymentSummary", child="Payments"),
-            _s("GatewayRefNumber"),
-            _s("GatewayResultCode"),
-            _dt("Date"),
-            _dt("EffectiveDate"),
-            _s("PaymentNumber", ro=True),
-            _pick("CurrencyIsoCode", _CURRENCIES, default="USD"),
-        ],
-        name_field="PaymentNumber",
-    ),
-    _obj(
-        "Location",
-        "131",
-        [
-            _s("Name", req=True),
-            _pick("LocationType", ("Warehouse", "Store", "Site", "Van", "Plant"), restricted=False),
-            _bool("IsInventoryLocation"),
-            _s("ExternalReference"),
-            _text("Description"),
-            _s("warehouseID__c", ext=True),
-        ],
-        owner=True,
-    ),
-    # --- Order Management summaries: built by activation / Connect actions, not inserted.
-    _obj(
-        "OrderSummary",
-        "1Os",
-        [
-            _ref("OriginalOrderId", "Order", ro=True),
-            _ref("AccountId", "Account", ro=True),
-            _s("OrderNumber", ro=True),
-            _pick(
-                "Status",
-                ("Created", "Approved", "Waiting to Fulfill", "Fulfilled", "Canceled", "Returned"),
-                restricted=False,
-            ),
-            _pick("OrderLifeCycleType", ("MANAGED", "UNMANAGED"), ro=True),
-            _ref("SalesChannelId", "SalesChannel", ro=True),
-            _dt("OrderedDate", ro=True),
-            _email("BillingEmailAddress"),
-            _phone("BillingPhoneNumber"),
-            *_address("Billing"),
-            _ref("Pricebook2Id", "Pricebook2", ro=True),
-            _cur("TotalProductAmount", ro=True),
-            _cur("TotalDeliveryAmount", ro=True),
-            _cur("TotalAdjustedProductAmount", ro=True),
-            _cur("TotalAdjustedDeliveryAmount", ro=True),
-            _cur("TotalAdjustedProductTaxAmount", ro=True),
-            _cur("TotalAdjustedDeliveryTaxAmount", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("GrandTotalAmount", ro=True),
-            _cur("TotalAdjustmentDistributedAmount", ro=True),
-            _pick("CurrencyIsoCode", _CURRENCIES, ro=True),
-            _s("ExternalReferenceIdentifier", ro=True),
-            _pick("BusinessModel", ("B2C", "B2B"), ro=True),
-            _text("Description"),
-            _s("POS_Transaction_Id__c", ro=True),
-        ],
-        createable=False,
-        name_field="OrderNumber",
-        owner=True,
-    ),
-    _obj(
-        "OrderDeliveryGroupSummary",
-        "0ag",
-        [
-            _ref("OrderSummaryId", "OrderSummary", ro=True, child="OrderDeliveryGroupSummaries"),
-            _ref("OriginalOrderDeliveryGroupId", "OrderDeliveryGroup", ro=True),
-            _ref("OrderDeliveryMethodId", "OrderDeliveryMethod"),
-            _s("DeliverToName"),
-            *_address("DeliverTo"),
-            _email("EmailAddress"),
-            _phone("PhoneNumber"),
-            _text("Description"),
-            _s("OrderDeliveryGroupSummaryNumber", ro=True),
-            _cur("TotalAmount", ro=True),
-        ],
-        createable=False,
-        name_field="OrderDeliveryGroupSummaryNumber",
-    ),
-    _obj(
-        "OrderItemSummary",
-        "10u",
-        [
-            _ref("OrderSummaryId", "OrderSummary", ro=True, child="OrderItemSummaries"),
-            _ref("OriginalOrderItemId", "OrderItem", ro=True),
-            _ref("Product2Id", "Product2", ro=True),
-            _s("StockKeepingUnit", ro=True),
-            _s("ProductCode", ro=True),
-            _s("Name", ro=True),
-            _text("Description"),
-            _pick("Type", ("Order Product", "Delivery Charge"), ro=True),
-            _pick("TypeCode", ("Product", "Charge"), ro=True),
-            _int("LineNumber", ro=True),
-            _ref(
-                "OrderDeliveryGroupSummaryId",
-                "OrderDeliveryGroupSummary",
-                ro=True,
-                child="OrderItemSummaries",
-            ),
-            _pick(
-                "Status",
-                (
-                    "ORDERED",
-                    "ALLOCATED",
-                    "PARTIALLYALLOCATED",
-                    "FULFILLED",
-                    "PARTIALLYFULFILLED",
-                    "CANCELED",
-                    "RETURNED",
-                    "RETURNINITIATED",
-                ),
-                ro=True,
-            ),
-            *[
-                _num(q, ro=True)
-                for q in (
-                    "QuantityOrdered",
-                    "QuantityCanceled",
-                    "QuantityNetOrdered",
-                    "QuantityAllocated",
-                    "QuantityFulfilled",
-                    "QuantityReturnInitiated",
-                    "QuantityReturned",
-                    "QuantityAvailableToFulfill",
-                    "QuantityAvailableToCancel",
-                    "QuantityAvailableToReturn",
-                )
-            ],
-            _cur("UnitPrice", ro=True),
-            _cur("ListPrice", ro=True),
-            _cur("TotalLineAmount", ro=True),
-            _cur("TotalPrice", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("TotalAdjustmentAmount", ro=True),
-            _cur("AdjustedLineAmount", ro=True),
-            _cur("TotalAmtWithTax", ro=True),
-            _s("POS_Line_Id__c", ro=True),
-        ],
-        createable=False,
-    ),
-    _obj(
-        "OrderPaymentSummary",
-        "0bM",
-        [  # [unconfirmed prefix]
-            _ref("OrderSummaryId", "OrderSummary", ro=True, child="OrderPaymentSummaries"),
-            _ref("PaymentMethodId", *_PAYMENT_METHODS, ro=True),
-            _s("Method", ro=True),
-            _s("FullName", ro=True),
-            _pick("Type", ("Sale", "Authorization", "Unknown"), ro=True),
-            _cur("AuthorizationAmount", ro=True),
-            _cur("CapturedAmount", ro=True),
-            _cur("RefundedAmount", ro=True),
-            _cur("BalanceAmount", ro=True),
-        ],
-        createable=False,
-        name_field="Method",
-    ),
-    _obj(
-        "OrderAdjustmentGroupSummary",
-        "0aH",
-        [  # [unconfirmed prefix]
-            _ref("OrderSummaryId", "OrderSummary", ro=True, child="OrderAdjustmentGroupSummaries"),
-            _ref("OriginalOrderAdjustmentGroupId", "OrderAdjustmentGroup", ro=True),
-            _s("Name", ro=True),
-            _pick("Type", ("Header", "SplitLine"), ro=True),
-            _text("Description"),
-            _cur("TotalAmount", ro=True),
-        ],
-        createable=False,
-    ),
-    _obj(
-        "OrderItemTaxLineItemSummary",
-        "0at",
-        [  # [unconfirmed prefix]
-            _ref(
-                "OrderItemSummaryId",
-                "OrderItemSummary",
-                ro=True,
-                child="OrderItemTaxLineItemSummaries",
-            ),
-            _ref("OrderSummaryId", "OrderSummary", ro=True),
-            _ref("OriginalOrderItemTaxLineItemId", "OrderItemTaxLineItem", ro=True),
-            _s("Name", ro=True),
-            _pick("Type", ("Estimated", "Actual"), ro=True),
-            _cur("Amount", ro=True),
-            _num("Rate", ro=True, type_="percent"),
-            _date("TaxEffectiveDate", ro=True),
-        ],
-        createable=False,
-    ),
-    _obj(
-        "OrderItemAdjustmentLineSummary",
-        "0aJ",
-        [  # [unconfirmed prefix]
-            _ref(
-                "OrderItemSummaryId",
-                "OrderItemSummary",
-                ro=True,
-                child="OrderItemAdjustmentLineSummaries",
-            ),
-            _ref("OrderSummaryId", "OrderSummary", ro=True),
-            _ref("OrderAdjustmentGroupSummaryId", "OrderAdjustmentGroupSummary", ro=True),
-            _ref("OriginalOrderItemAdjustmentLineItemId", "OrderItemAdjustmentLineItem", ro=True),
-            _s("Name", ro=True),
-            _cur("Amount", ro=True),
-        ],
-        createable=False,
-    ),
-    _obj(
-        "FulfillmentOrder",
-        "0a3",
-        [
-            _ref("OrderSummaryId", "OrderSummary", child="FulfillmentOrders", update=False),
-            _ref("AccountId", "Account"),
-            _ref("FulfilledFromLocationId", "Location", child="FulfillmentOrders"),
-            _ref("DeliveryMethodId", "OrderDeliveryMethod", req=True),
-            _pick("Status", tuple(FO_STATUS_CATEGORY), req=True),
-            _pick(
-                "StatusCategory",
-                ("Draft", "Activated", "Fulfilling", "Closed", "Canceled", "Rejected"),
-                ro=True,
-            ),
-            _pick(
-                "Type",
-                ("Warehouse", "Retail Store", "Drop Ship", "In Store Pickup"),
-                req=True,
-                restricted=False,
-            ),
-            _pick("TypeCategory", ("Warehouse", "Store", "Drop Ship"), restricted=False),
-            _s("FulfilledToName", req=True),
-            *_address("FulfilledTo"),
-            _email("FulfilledToEmailAddress"),
-            _phone("FulfilledToPhone"),
-            _s("FulfillmentOrderNumber", ro=True),
-            _ref("OrderId", "Order"),
-            _cur("TotalProductAmount", ro=True),
-            _cur("TotalDeliveryAmount", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("GrandTotalAmount", ro=True),
-            _dt("ClosedDate", ro=True),
-            _pick("CurrencyIsoCode", _CURRENCIES, default="USD"),
-        ],
-        name_field="FulfillmentOrderNumber",
-        owner=True,
-    ),
-    _obj(
-        "FulfillmentOrderLineItem",
-        "0a4",
-        [
-            _ref(
-                "FulfillmentOrderId",
-                "FulfillmentOrder",
-                req=True,
-                child="FulfillmentOrderLineItems",
-                update=False,
-            ),
-            _ref("OrderItemSummaryId", "OrderItemSummary", child="FulfillmentOrderLineItems"),
-            _ref("OrderItemId", "OrderItem"),
-            _ref("Product2Id", "Product2"),
-            _num("Quantity", req=True),
-            _num("OriginalQuantity"),
-            _num("QuantityCanceled", ro=True),
-            _pick("Type", ("Order Product", "Delivery Charge"), req=True),
-            _pick("TypeCode", ("Product", "Charge"), req=True),
-            _cur("UnitPrice"),
-            _cur("TotalLineAmount"),
-            _cur("TotalPrice", ro=True),
-            _s("FulfillmentOrderLineItemNumber", ro=True),
-            _text("Description"),
-        ],
-        name_field="FulfillmentOrderLineItemNumber",
-    ),
-    _obj(
-        "BackgroundOperation",
-        "0bO",
-        [  # [unconfirmed prefix]
-            _s("Name", ro=True),
-            _pick("Status", ("New", "Running", "Complete", "Error"), ro=True),
-            _dt("FinishedAt", ro=True),
-            _text("Error"),
-        ],
-        createable=False,
-        deletable=False,
-    ),
-    _obj(
-        "Shipment",
-        "0OB",
-        [  # [unconfirmed prefix]
-            _ref("FulfillmentOrderId", "FulfillmentOrder", child="Shipments"),
-            _ref("OrderSummaryId", "OrderSummary", child="Shipments"),
-            _s("ShipToName", req=True),
-            *_address("ShipTo"),
-            _s("TrackingNumber"),
-            _s("TrackingUrl"),
-            _s("Provider"),
-            _pick("Status", ("Shipped", "Delivered", "In Transit", "Canceled"), restricted=False),
-            _dt("ActualDeliveryDate"),
-            _dt("ExpectedDeliveryDate"),
-            _dt("ShipmentDate"),
-            _s("ShipmentNumber", ro=True),
-        ],
-        name_field="ShipmentNumber",
-    ),
-    _obj(
-        "Invoice",
-        "3tt",
-        [  # [unconfirmed prefix]
-            _ref("ReferenceEntityId", "OrderSummary", "FulfillmentOrder", child="Invoices"),
-            _ref("BillingAccountId", "Account"),
-            _pick("Status", ("Draft", "Posted", "Canceled"), default="Posted"),
-            _cur("TotalAmount", ro=True),
-            _cur("TotalAmountWithTax", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("Balance", ro=True),
-            _date("InvoiceDate"),
-            _s("DocumentNumber", ro=True),
-        ],
-        name_field="DocumentNumber",
-    ),
-    _obj(
-        "CreditMemo",
-        "50g",
-        [
-            _ref("ReferenceEntityId", "OrderSummary", child="CreditMemos"),
-            _ref("BillingAccountId", "Account"),
-            _pick("Status", ("Draft", "Posted", "Canceled"), default="Posted"),
-            _cur("TotalAmount", ro=True),
-            _cur("TotalAmountWithTax", ro=True),
-            _cur("TotalTaxAmount", ro=True),
-            _cur("Balance", ro=True),
-            _date("CreditMemoDate"),
-            _s("DocumentNumber", ro=True),
-        ],
-        name_field="DocumentNumber",
-    ),
-    _obj(
-        "Refund",
-        "0bR",
-        [  # [unconfirmed prefix]
-            _cur("Amount", req=True),
-            _pick("ProcessingMode", _PROCESSING_MODES, req=True),
-            _pick("Status", ("Draft", "Pending", "Processed", "Failed", "Canceled"), req=True),
-            _pick("Type", ("Referenced", "Unreferenced"), req=True),
-            _ref("AccountId", "Account"),
-            _ref("PaymentMethodId", *_PAYMENT_METHODS),
-            _ref("OrderPaymentSummaryId", "OrderPaymentSummary", child="Refunds"),
-            _ref("CreditMemoId", "CreditMemo", child="Refunds"),
-            _s("GatewayRefNumber"),
-            _dt("Date"),
-            _s("RefundNumber", ro=True),
-        ],
-        name_field="RefundNumber",
-    ),
-    _obj(
-        "ReturnOrder",
-        "0RR",
-        [  # [unconfirmed prefix]
-            _ref("OrderSummaryId", "OrderSummary", child="ReturnOrders"),
-            _ref("AccountId", "Account"),
-            _ref("OrderId", "Order"),
-            _pick(
-                "Status",
-                ("Draft", "Submitted", "Approved", "Closed", "Canceled"),
-                req=True,
-                restricted=False,
-            ),
-            _pick("ReturnOrderLifeCycleType", ("Managed", "Unmanaged"), default="Unmanaged"),
-            _ref("SourceLocationId", "Location"),
-            _ref("DestinationLocationId", "Location"),
-            _s("ReturnOrderNumber", ro=True),
-            _text("Description"),
-        ],
-        name_field="ReturnOrderNumber",
-        owner=True,
-    ),
-    _obj(
-        "ReturnOrderLineItem",
-        "0RS",
-        [  # [unconfirmed prefix]
-            _ref(
-                "ReturnOrderId", "ReturnOrder", req=True, child="ReturnOrderLineItems", update=False
-            ),
-            _ref("OrderItemSummaryId", "OrderItemSummary"),
-            _ref("OrderItemId", "OrderItem"),
-            _ref("Product2Id", "Product2"),
-            _num("QuantityExpected"),
-            _num("QuantityReceived"),
-            _num("QuantityReturned"),
-            _num("QuantityRejected"),
-            _num("QuantityToCancel"),
-            _pick(
-                "ReasonForReturn",
-                (
-                    "Damaged",
-                    "Defective",
-                    "Duplicate Order",
-                    "Not Satisfied",
-                    "Wrong Item",
-                    "Wrong Size",
-                    "Other",
-                ),
-                restricted=False,
-            ),
-            _s("ReasonForRejection"),
-            _bool("CanReduceShipping"),
-            _s("ReturnOrderLineItemNumber", ro=True),
-            _ref("ChangeOrderId", "Order", ro=True),
-            _bool("IsProcessed", ro=True),
-        ],
-        name_field="ReturnOrderLineItemNumber",
-    ),
-]
+        cache_ = self.__dict__.get("_lower_cache")
+        if cache_ is None:
+            cache_ = {k.lower(): v for k, v in self.fields.items()}
+            object.__setattr__(self, "_lower_cache", cache_)
+        return cache_
 
 
 class Schema:
@@ -1053,8 +141,8 @@ class Schema:
 
     def __init__(self, types: Iterable[SObjectType]) -> None:
         self._types: dict[str, SObjectType] = {t.name.lower(): t for t in types}
-        self._by_prefix = {t.key_prefix: t for t in self._types.values()}
-        if len(self._by_prefix) != len(self._types):
+        self._by_prefix = {t.key_prefix: t for t in self._types.values() if t.key_prefix}
+        if len(self._by_prefix) != len([t for t in self._types.values() if t.key_prefix]):
             raise ValueError("duplicate key prefix in schema")
 
     def get(self, name: str) -> SObjectType | None:
@@ -1075,8 +163,25 @@ class Schema:
         for child_type in self._types.values():
             for f in child_type.fields.values():
                 if f.child_relationship and parent in f.references:
-                    out[f.child_relationship] = (child_type, f)
+                    out.setdefault(f.child_relationship, (child_type, f))
         return out
+
+    def at_version(self, version: float | None) -> Schema:
+        """This schema as a request at API *version* sees it (later fields left out)."""
+        if version is None:
+            return self
+        cache_: dict[float, Schema] = self.__dict__.setdefault("_versions", {})
+        found = cache_.get(version)
+        if found is None:
+            found = cache_[version] = Schema(
+                replace(t, fields={n: f for n, f in t.fields.items() if f.since <= version})
+                for t in self._types.values()
+            )
+        return found
+
+    def current(self) -> Schema:
+        """This schema at the API version of the request being served (see API_VERSION)."""
+        return self.at_version(API_VERSION.get())
 
     def with_fields(self, extra: dict[str, list[Field]]) -> Schema:
         """A copy with *extra* fields added per type (an org's custom fields)."""
@@ -1092,9 +197,109 @@ class Schema:
         return Schema(types)
 
 
-def default_schema(custom_fields: dict[str, list[Field]] | None = None) -> Schema:
-    """The sandbox org's schema, plus *custom_fields* (type name -> extra fields)."""
-    schema = Schema(_DEFINITIONS)
+# --- loading the generated definitions ----------------------------------------------------
+
+
+@cache
+def generated_document() -> dict[str, Any]:
+    """The generated schema document (``data/schema.json``), parsed once per process."""
+    text = resources.files(__package__).joinpath("data/schema.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def field_from_spec(spec: dict[str, Any]) -> Field:
+    """A :class:`Field` from one generated field entry."""
+    type_ = spec["type"]
+    createable = spec.get("createable", True)
+    nillable = spec.get("nillable", True) and type_ != "boolean"
+    defaulted = bool(spec.get("defaulted_on_create")) or bool(spec.get("autonumber"))
+    picklist = spec.get("picklist")
+    return Field(
+        name=spec["name"],
+        type=type_,
+        # Salesforce's "required on create": createable, not nillable, not defaulted.
+        required=createable and not nillable and not defaulted and type_ != "boolean",
+        picklist=tuple(picklist) if picklist is not None else None,
+        restricted=bool(spec.get("restricted", False)),
+        references=tuple(spec.get("reference_to", ())),
+        relationship_name=spec.get("relationship_name"),
+        child_relationship=spec.get("child_relationship"),
+        external_id=bool(spec.get("external_id")),
+        unique=bool(spec.get("unique")),
+        createable=createable,
+        updateable=spec.get("updateable", True),
+        default=spec.get("default_value"),
+        length=int(spec.get("length") or (18 if type_ in ("id", "reference") else 255)),
+        label=spec.get("label"),
+        case_sensitive=bool(spec.get("case_sensitive")),
+        nillable_=nillable,
+        precision=int(spec.get("precision") or 0),
+        scale=int(spec.get("scale") or 0),
+        defaulted_on_create=defaulted,
+        id_lookup=bool(spec.get("id_lookup")) or type_ == "id",
+        autonumber=bool(spec.get("autonumber")),
+        custom=bool(spec.get("custom")) or spec["name"].endswith("__c"),
+        since=float(spec.get("since") or 0),
+    )
+
+
+def _org_picklists(profile: OrgProfile) -> dict[str, tuple[str, ...]]:
+    """Picklist values that are org data (not Salesforce's): set by the profile."""
+    currencies = profile.currencies
+    return {
+        "FulfillmentOrder.Status": profile.fo_statuses,
+        "OrderItemSummaryChange.Reason": profile.change_reasons,
+        "*.CurrencyIsoCode": currencies,
+    }
+
+
+def _build(profile: OrgProfile) -> Schema:
+    org_values = _org_picklists(profile)
+    types: list[SObjectType] = []
+    for obj in generated_document()["objects"]:
+        if obj.get("event"):
+            continue  # platform events are published, not stored: see streaming.py
+        fields: dict[str, Field] = {}
+        specs = list(obj["fields"]) + profile.extra_fields.get(obj["name"], [])
+        for spec in specs:
+            feature = spec.get("feature")
+            if feature and feature not in profile.features:
+                continue  # the org does not have this feature: the field does not exist
+            f = field_from_spec(spec)
+            values = org_values.get(f"{obj['name']}.{f.name}") or (
+                org_values["*.CurrencyIsoCode"] if f.name == "CurrencyIsoCode" else None
+            )
+            if values is not None:
+                default = profile.corporate_currency if f.name == "CurrencyIsoCode" else f.default
+                f = replace(f, picklist=tuple(values), default=default)
+            fields[f.name] = f
+        types.append(
+            SObjectType(
+                name=obj["name"],
+                key_prefix=obj["key_prefix"],
+                fields=fields,
+                label=obj.get("label") or obj["name"],
+                createable=obj["createable"],
+                updateable=obj["updateable"],
+                deletable=obj["deletable"],
+                name_field=obj.get("name_field"),
+                queryable=obj.get("queryable", True),
+            )
+        )
+    return Schema(types)
+
+
+@cache
+def _profile_schema(profile_name: str) -> Schema:
+    return _build(get_profile(profile_name))
+
+
+def default_schema(
+    custom_fields: dict[str, list[Field]] | None = None, org_profile: str = "som"
+) -> Schema:
+    """The schema of an org with *org_profile*, plus *custom_fields* (type -> extra fields)."""
+    schema = _profile_schema(org_profile)
     return schema.with_fields(custom_fields) if custom_fields else schema
 
 
@@ -1104,28 +309,59 @@ def custom_field(name: str, type_: str = "string", **kwargs: Any) -> Field:
         raise ValueError(f"unknown field type {type_!r}")
     if kwargs.get("external_id"):
         kwargs.setdefault("unique", True)
+        kwargs.setdefault("id_lookup", True)
     if type_ == "reference" and "relationship_name" not in kwargs:
         kwargs["relationship_name"] = name.replace("__c", "__r")
+    kwargs.setdefault("custom", True)
     return Field(name, type_, **kwargs)
 
 
-def describe_field(f: Field) -> dict[str, Any]:
-    """The describe representation of one field (the subset clients read)."""
+def _soap_type(f: Field) -> str:
     return {
-        "name": f.name,
-        "label": f.label or f.name,
-        "type": f.type,
-        "length": f.length if f.type in TEXT_TYPES else 0,
-        "nillable": f.nillable,
+        "id": "tns:ID",
+        "reference": "tns:ID",
+        "boolean": "xsd:boolean",
+        "int": "xsd:int",
+        "long": "xsd:long",
+        "double": "xsd:double",
+        "currency": "xsd:double",
+        "percent": "xsd:double",
+        "date": "xsd:date",
+        "datetime": "xsd:dateTime",
+        "time": "xsd:time",
+        "address": "urn:address",
+        "location": "urn:location",
+    }.get(f.type, "xsd:string")
+
+
+def describe_field(f: Field) -> dict[str, Any]:
+    """The describe representation of one field (keys as in a real describe answer)."""
+    text = f.type in TEXT_TYPES or f.type == "reference"
+    numeric = f.type in ("double", "currency", "percent")
+    return {
+        "aggregatable": f.type not in ("textarea", "address", "location"),
+        "autoNumber": f.autonumber,
+        "byteLength": f.length * 3 if text else 0,
+        "calculated": False,
+        "caseSensitive": f.case_sensitive,
         "createable": f.createable,
-        "updateable": f.updateable,
-        "defaultedOnCreate": f.default is not None or f.type == "boolean",
+        "custom": f.custom,
+        "defaultValue": None,
+        "defaultedOnCreate": f.defaulted_on_create or f.default is not None or f.type == "boolean",
+        "dependentPicklist": False,
+        "digits": f.precision if f.type in ("int", "long") else 0,
         "externalId": f.external_id,
-        "unique": f.unique,
-        "idLookup": f.external_id or f.name == "Id",
-        "custom": f.name.endswith("__c"),
-        "referenceTo": list(f.references),
-        "relationshipName": f.relationship_name,
+        "filterable": f.type not in ("textarea", "address", "location"),
+        "groupable": f.type not in ("textarea", "double", "currency", "percent", "datetime"),
+        "htmlFormatted": False,
+        "idLookup": f.id_lookup,
+        "label": f.label or f.name,
+        "length": f.length
+        if (text and f.type != "reference") or f.type == "id"
+        else (18 if f.type == "reference" else 0),
+        "name": f.name,
+        "nameField": False,
+        "nillable": f.nillable,
         "picklistValues": [
             {
                 "active": True,
@@ -1136,14 +372,21 @@ def describe_field(f: Field) -> dict[str, Any]:
             }
             for v in (f.picklist or ())
         ],
-        "restrictedPicklist": bool(f.picklist) and f.restricted,
-        "filterable": True,
-        "sortable": f.type != "textarea",
-        "calculated": False,
+        "precision": f.precision if numeric else 0,
+        "referenceTo": list(f.references),
+        "relationshipName": f.relationship_name,
+        "restrictedPicklist": f.type in ("picklist", "multipicklist") and f.restricted,
+        "scale": f.scale if numeric else 0,
+        "soapType": _soap_type(f),
+        "sortable": f.type not in ("textarea", "address", "location"),
+        "type": f.type,
+        "unique": f.unique,
+        "updateable": f.updateable,
     }
 
 
 __all__ = [
+    "API_VERSION",
     "FO_STATUS_CATEGORY",
     "Field",
     "SObjectType",
@@ -1151,4 +394,6 @@ __all__ = [
     "custom_field",
     "default_schema",
     "describe_field",
+    "field_from_spec",
+    "generated_document",
 ]

@@ -14,6 +14,7 @@ Demo credentials (documented in docs/sandbox-salesforce.md):
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,31 @@ from .auth import ConnectedApp, User, generate_key_pair
 from .records import format_datetime
 
 if TYPE_CHECKING:
-    from .app import SalesforceSandbox
+    from .auth import Auth
+    from .clock import Clock
+    from .oms import OrderManagement
+    from .profiles import OrgProfile
+    from .records import Dml
+    from .schema import Schema
+    from .store import Store
+
+
+@dataclass
+class SeedContext:
+    """What seeding an org needs: its parts (not the app), and what seeding produces."""
+
+    auth: Auth
+    store: Store
+    dml: Dml
+    oms: OrderManagement
+    clock: Clock
+    schema: Schema
+    profile: OrgProfile
+    user_id: str
+    jwt_certificate_pem: str | None
+    credentials: dict[str, Any] = field(default_factory=dict)
+    demo: dict[str, Any] = field(default_factory=dict)
+
 
 USERNAME = "integration@omsbridge.sandbox"
 PASSWORD = "sandbox-password"
@@ -36,7 +61,7 @@ _KEYS: tuple[str, str] | None = None
 _KEYS_LOCK = threading.Lock()
 
 
-def _demo_keys(sandbox: SalesforceSandbox) -> tuple[str, str]:
+def _demo_keys(sandbox: SeedContext) -> tuple[str, str]:
     global _KEYS
     saved = sandbox.store.load_meta("jwt_keys")
     if saved:
@@ -50,12 +75,12 @@ def _demo_keys(sandbox: SalesforceSandbox) -> tuple[str, str]:
     return keys
 
 
-def load_org(sandbox: SalesforceSandbox, seed: str, *, create_records: bool) -> None:
+def load_org(sandbox: SeedContext, seed: str, *, create_records: bool) -> None:
     """Install users and the connected app, and (if *create_records*) the seed's records."""
     if seed not in SEEDS:
         raise ValueError(f"unknown seed {seed!r}; use one of {', '.join(SEEDS)}")
     private_pem, public_pem = _demo_keys(sandbox)
-    certificate = sandbox.options.jwt_certificate_pem or public_pem
+    certificate = sandbox.jwt_certificate_pem or public_pem
     auth = sandbox.auth
     auth.users.clear()
     auth.apps.clear()
@@ -85,7 +110,7 @@ def load_org(sandbox: SalesforceSandbox, seed: str, *, create_records: bool) -> 
         "security_token": SECURITY_TOKEN,
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
-        "jwt_private_key_pem": None if sandbox.options.jwt_certificate_pem else private_pem,
+        "jwt_private_key_pem": None if sandbox.jwt_certificate_pem else private_pem,
         "jwt_audience": "https://login.salesforce.com",
     }
     if not create_records:
@@ -111,7 +136,7 @@ def load_org(sandbox: SalesforceSandbox, seed: str, *, create_records: bool) -> 
 
 
 def _insert_user(
-    sandbox: SalesforceSandbox, user_id: str, first: str | None, last: str, username: str
+    sandbox: SeedContext, user_id: str, first: str | None, last: str, username: str
 ) -> None:
     # Users are not createable through the API; the org simply has them.
     now = format_datetime(sandbox.clock.now())
@@ -163,7 +188,7 @@ _LOCATIONS = [
 MERCHANT_KEY = "DEMO-en_US-US"
 
 
-def _demo(sb: SalesforceSandbox, standard: str) -> None:
+def _demo(sb: SeedContext, standard: str) -> None:
     create = sb.dml.create
     demo = sb.demo
     merchant_book = create("Pricebook2", {"Name": MERCHANT_KEY, "IsActive": True})
@@ -219,8 +244,8 @@ def _demo(sb: SalesforceSandbox, standard: str) -> None:
                 "Name": name,
                 "LocationType": kind,
                 "IsInventoryLocation": True,
-                "warehouseID__c": store_id,
                 "ExternalReference": store_id,
+                **_present(sb, "Location", warehouseID__c=store_id, POS_Store_Id__c=store_id),
             },
         )
         for name, kind, store_id in _LOCATIONS
@@ -236,24 +261,18 @@ def _demo(sb: SalesforceSandbox, standard: str) -> None:
         MERCHANT_KEY: create("Account", {"Name": MERCHANT_KEY}),
         "amanda.freeman@example.com": create(
             "Account",
-            {
-                "FirstName": "Amanda",
-                "LastName": "Freeman",
-                "PersonEmail": "amanda.freeman@example.com",
-                "PersonMobilePhone": "+1 415 555 0101",
-                "BillingCity": "San Francisco",
-                "BillingCountry": "US",
-            },
+            _customer(
+                sb,
+                "Amanda",
+                "Freeman",
+                "amanda.freeman@example.com",
+                "San Francisco",
+                phone="+1 415 555 0101",
+            ),
         ),
         "ben.ortiz@example.com": create(
             "Account",
-            {
-                "FirstName": "Ben",
-                "LastName": "Ortiz",
-                "PersonEmail": "ben.ortiz@example.com",
-                "BillingCity": "Oakland",
-                "BillingCountry": "US",
-            },
+            _customer(sb, "Ben", "Ortiz", "ben.ortiz@example.com", "Oakland"),
         ),
     }
     demo["orders"] = [
@@ -285,8 +304,33 @@ def _demo(sb: SalesforceSandbox, standard: str) -> None:
     ]
 
 
+def _customer(
+    sb: SeedContext, first: str, last: str, email: str, city: str, *, phone: str | None = None
+) -> dict[str, Any]:
+    """A customer account: a person account where the org has them, else a business one."""
+    if "person_accounts" in sb.profile.features:
+        body: dict[str, Any] = {
+            "FirstName": first,
+            "LastName": last,
+            "PersonEmail": email,
+            "BillingCity": city,
+            "BillingCountry": "US",
+        }
+        if phone:
+            body["PersonMobilePhone"] = phone
+        return body
+    return {"Name": f"{first} {last}", "Phone": phone, "BillingCity": city, "BillingCountry": "US"}
+
+
+def _present(sb: SeedContext, type_name: str, **values: Any) -> dict[str, Any]:
+    """*values* limited to the fields this org has (custom fields depend on the profile)."""
+    sobject = sb.schema.get(type_name)
+    assert sobject is not None
+    return {k: v for k, v in values.items() if sobject.field(k) is not None}
+
+
 def _online_order(
-    sb: SalesforceSandbox,
+    sb: SeedContext,
     email: str,
     lines: list[tuple[str, int]],
     method: str,
@@ -393,6 +437,9 @@ def _online_order(
         },
     )
     sb.dml.update("Order", order, {"Status": "Activated"})
+    if not sb.profile.activation_flow:
+        # No flow in this org: the summary comes from the Connect action, as a connector does.
+        sb.oms.create_order_summary({"orderId": order, "orderLifeCycleType": "MANAGED"})
     summary = sb.store.where("OrderSummary", OriginalOrderId=order)[0]
     odgs = sb.store.where("OrderDeliveryGroupSummary", OrderSummaryId=summary["Id"])[0]
     items = sb.store.where("OrderItemSummary", OrderSummaryId=summary["Id"])

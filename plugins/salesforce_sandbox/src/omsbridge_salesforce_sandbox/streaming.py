@@ -16,13 +16,19 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .clock import Clock
 
-if TYPE_CHECKING:
-    from .app import SalesforceSandbox
+
+class StreamingOptions(Protocol):
+    """Options CometD reads at each request (they can change at run time)."""
+
+    long_poll_timeout: float
+    reconnect_timeout: float
+
 
 #: Channels of the standard Order Management events the sandbox can publish.
 CHANNELS = (
@@ -157,8 +163,17 @@ def _client_id() -> str:
 class CometD:
     """The Bayeux server for ``/cometd/XX.X``."""
 
-    def __init__(self, sandbox: SalesforceSandbox) -> None:
-        self.sb = sandbox
+    def __init__(
+        self,
+        events: EventBus,
+        options: StreamingOptions,
+        clock: Clock,
+        check_token: Callable[[str | None], Any],
+    ) -> None:
+        self._events = events
+        self._options = options
+        self._clock = clock
+        self._check_token = check_token
         self._clients: dict[str, _Client] = {}
         self._lock = threading.Lock()
 
@@ -172,12 +187,12 @@ class CometD:
         """Forget every client (what a server restart does)."""
         with self._lock:
             self._clients.clear()
-        self.sb.events.wake()
+        self._events.wake()
 
     def _advice(self) -> dict[str, Any]:
         return {
             "interval": 0,
-            "timeout": int(self.sb.options.long_poll_timeout * 1000),
+            "timeout": int(self._options.long_poll_timeout * 1000),
             "reconnect": "retry",
         }
 
@@ -217,7 +232,7 @@ class CometD:
         if not auth_header:
             return "401::Request requires authentication"
         try:
-            self.sb.auth.check(auth_header)
+            self._check_token(auth_header)
         except Exception:
             return "401::Authentication invalid"
         return None
@@ -237,7 +252,7 @@ class CometD:
         types = msg.get("supportedConnectionTypes") or ["long-polling"]
         if "long-polling" not in types:
             return {**base, "error": "400::Invalid connection type", "successful": False}
-        client = _Client(_client_id(), last_seen=self.sb.clock.timestamp())
+        client = _Client(_client_id(), last_seen=self._clock.timestamp())
         with self._lock:
             self._clients[client.id] = client
         return {
@@ -257,7 +272,7 @@ class CometD:
             if client is None:
                 return None
             # A client that stays away longer than the reconnect timeout is expired.
-            if self.sb.clock.timestamp() - client.last_seen > self.sb.options.reconnect_timeout:
+            if self._clock.timestamp() - client.last_seen > self._options.reconnect_timeout:
                 self._clients.pop(client.id, None)
                 return None
             return client
@@ -304,7 +319,7 @@ class CometD:
             replay = int(replay)
         except (TypeError, ValueError):
             replay = None
-        events = self.sb.events
+        events = self._events
         if replay == -1:
             cursor = events.tip
         elif replay == -2:
@@ -324,7 +339,7 @@ class CometD:
     def _pending(self, client: _Client) -> list[dict[str, Any]]:
         out = []
         for channel, cursor in list(client.subscriptions.items()):
-            events = self.sb.events.after(channel, cursor)
+            events = self._events.after(channel, cursor)
             if events:
                 client.subscriptions[channel] = events[-1].replay_id
                 out.extend(events)
@@ -351,10 +366,8 @@ class CometD:
         client = self._client(msg)
         if client is None:
             return [self._unknown(base, msg)]
-        bus = self.sb.events
-        deadline = time.monotonic() + (
-            self.sb.options.long_poll_timeout if client.connected else 0.0
-        )
+        bus = self._events
+        deadline = time.monotonic() + (self._options.long_poll_timeout if client.connected else 0.0)
         client.connected = True
         with bus.cond:
             while True:
@@ -369,6 +382,6 @@ class CometD:
                 if remaining <= 0:
                     break
                 bus.cond.wait(timeout=min(remaining, 0.5))
-        client.last_seen = self.sb.clock.timestamp()
+        client.last_seen = self._clock.timestamp()
         reply = {**base, "clientId": client.id, "successful": True, "advice": self._advice()}
         return [*delivered, reply]
