@@ -544,15 +544,15 @@ def test_fixture_factory_serves_each_profile(sf_sandbox_factory: Any) -> None:
 
 def test_status_outside_the_orgs_values_keeps_the_category(minimal: Api) -> None:
     status = _reference("FulfillmentOrder")["fields"]["Status"]
-    assert status["restricted"] is False and "Picked Up" not in status["picklist"]
+    assert status["restricted"] is False and "Handed Over" not in status["picklist"]
     fo_id = minimal.sandbox.demo["orders"][0]["fulfillment_order_id"]
     assert minimal.record("FulfillmentOrder", fo_id)["StatusCategory"] == "ACTIVATED"
     assert (
-        minimal.patch(f"sobjects/FulfillmentOrder/{fo_id}", {"Status": "Picked Up"}).status_code
+        minimal.patch(f"sobjects/FulfillmentOrder/{fo_id}", {"Status": "Handed Over"}).status_code
         == 204
     )
     fo = minimal.record("FulfillmentOrder", fo_id)
-    assert (fo["Status"], fo["StatusCategory"]) == ("Picked Up", "ACTIVATED")
+    assert (fo["Status"], fo["StatusCategory"]) == ("Handed Over", "ACTIVATED")
 
 
 def test_connect_requires_documented_inputs_and_values(som: Api) -> None:

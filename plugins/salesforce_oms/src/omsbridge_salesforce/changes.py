@@ -659,7 +659,8 @@ class OrderChanges:
                 code="FULFILLMENT_ORDER_NOT_FOUND",
                 backend="salesforce",
             )
-        self._check_open(fo_id, update.action)
+        if self._check_open(fo_id, update.action):
+            return  # already there: a retry after a lost answer, nothing to do twice
         if update.action == FulfillmentAction.CANCEL:
             self._cancel_fulfillment(update)
             return
@@ -673,8 +674,9 @@ class OrderChanges:
         ):
             self._create_shipment(update)
 
-    def _check_open(self, fo_id: str, action: FulfillmentAction) -> None:
-        """Refuse a step on a fulfillment order that is no longer open (one query).
+    def _check_open(self, fo_id: str, action: FulfillmentAction) -> bool:
+        """Refuse a step on a fulfillment order that is no longer open (one query); True when
+        the order already shows what this step would set (the same step again: a no-op).
 
         Salesforce lets any Status be PATCHed onto a FulfillmentOrder, so without this a
         pickup after a no-show cancel would silently reopen it as Picked Up.
@@ -689,6 +691,15 @@ class OrderChanges:
                 backend="salesforce",
             )
         category = rows[0].get("StatusCategory")
+        status = rows[0].get("Status")
+        if action == FulfillmentAction.CANCEL:
+            done = status == self._config.status_canceled_value
+        elif action == FulfillmentAction.RECEIVED:
+            done = False  # receipts add up: a second one is another parcel, never a no-op
+        else:
+            done = status == self._config.fulfillment_status(action)
+        if done:
+            return True
         if str(category or "").upper() in _CLOSED_FO_CATEGORIES:
             raise Conflict(
                 f"fulfillment order {fo_id} is {rows[0].get('Status')} ({category}): "
@@ -696,6 +707,7 @@ class OrderChanges:
                 code="FULFILLMENT_ORDER_CLOSED",
                 backend="salesforce",
             )
+        return False
 
     def _fo_lines(self, fo_id: str, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
         fields = ", ".join(["Id", "Quantity", *extra])

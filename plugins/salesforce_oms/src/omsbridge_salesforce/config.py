@@ -204,6 +204,10 @@ class SalesforceConfig:
     """Query the order by external id before posting: needed when that field is not unique."""
     multi_currency: bool = False
     """Send and read CurrencyIsoCode: only orgs with multiple currencies have that field."""
+    person_accounts: bool = False
+    """The org has Person Accounts: customers are found by ``Account.PersonEmail`` and their
+    names read from the Account. False (an org without them): every sale uses the default
+    account, and the customer's email, phone and name live on the order only."""
     order_summary_creation: str = "connect"
     """Who creates the OrderSummary of a sale: ``connect`` (the connector, through the Connect
     create-order-summary action after activation) or ``flow`` (the org's flow on activation)."""

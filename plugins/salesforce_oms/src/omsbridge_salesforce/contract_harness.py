@@ -146,6 +146,7 @@ class SalesforceHarness(Harness):
             "order_summary_creation": "flow",
             "take_with_fulfillment": "flow",
             "multi_currency": True,
+            "person_accounts": True,
         }
 
     def vcr_config(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The records an order graph points at, found or created exactly as the seed describes.
 
-* Account: the customer's Person Account by ``PersonEmail`` -> the default account
-  (``MerchantId-Locale-Region``) -> created.
+* Account: the customer's Person Account by ``PersonEmail`` (orgs with Person Accounts) ->
+  the default account (``MerchantId-Locale-Region``) -> created.
 * Pricebook2 ``MerchantId-Locale-Region`` -> created (products get their price-book entries
   there, after a standard price where the org has a standard price book).
 * SalesChannel ``POS`` -> ``MerchantId-Locale-Region-POS`` -> created.
@@ -301,14 +301,16 @@ class Lookups:
         conditions = []
         if need.account:
             conditions.append(soql("Name = {}", self.default_account_name))
-        emails = sorted(need.emails)
+        # Without Person Accounts an org has no PersonEmail: every sale uses the default account.
+        emails = sorted(need.emails) if self._config.person_accounts else []
         if len(emails) == 1:
             conditions.append(soql("PersonEmail = {}", emails[0]))
         elif emails:
             conditions.append(soql("PersonEmail IN {:in}", emails))
         if conditions:
+            email_field = ", PersonEmail" if self._config.person_accounts else ""
             queries["acct"] = (
-                "SELECT Id, Name, PersonEmail FROM Account WHERE "
+                f"SELECT Id, Name{email_field} FROM Account WHERE "
                 + " OR ".join(conditions)
                 + f" ORDER BY CreatedDate ASC LIMIT {200 if len(emails) <= 1 else 2000}"
             )

@@ -253,21 +253,25 @@ def _is_som(name: str) -> bool:
 def _features(org: _Org, config: SalesforceConfig) -> list[Check]:
     checks = []
     if org.has("Account"):
-        name = "Person Accounts: Account.IsPersonAccount"
-        # The connector always looks customers up by Account.PersonEmail (lookups.py) and reads
-        # Account.IsPersonAccount (reading.py): both exist only with Person Accounts.
-        if org.field("Account", "IsPersonAccount") is None:
+        name = f"person_accounts = {str(config.person_accounts).lower()}: Account.IsPersonAccount"
+        # With person_accounts the connector finds customers by Account.PersonEmail
+        # (lookups.py) and reads their names from the Account (reading.py): both exist only
+        # where Person Accounts are enabled.
+        org_person = org.field("Account", "IsPersonAccount") is not None
+        if org_person or not config.person_accounts:
+            checks.append(_ok(name))
+        else:
             checks.append(
                 _bad(
                     name,
-                    "Person Accounts are not enabled (Account has no IsPersonAccount field); "
-                    "the connector finds customers by Account.PersonEmail",
-                    "enable Person Accounts (Setup > Person Accounts; it cannot be undone) and "
-                    "give the integration user a Person Account record type",
+                    "person_accounts = true but Person Accounts are not enabled (Account has no "
+                    "IsPersonAccount field); the connector would look customers up by "
+                    "Account.PersonEmail",
+                    "set person_accounts = false (customers then share the default account), "
+                    "or enable Person Accounts (Setup > Person Accounts; it cannot be undone) "
+                    "and give the integration user a Person Account record type",
                 )
             )
-        else:
-            checks.append(_ok(name))
     if org.has("Order"):
         name = f"multi_currency = {str(config.multi_currency).lower()}: Order.CurrencyIsoCode"
         org_multi = org.field("Order", "CurrencyIsoCode") is not None

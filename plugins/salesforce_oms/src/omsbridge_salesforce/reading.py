@@ -35,6 +35,7 @@ __all__ = [
     "ITEM_FIELDS",
     "OPEN_FULFILLMENT",
     "SUMMARY_FIELDS",
+    "summary_fields",
     "as_decimal",
     "as_quantity",
     "fulfillment_order",
@@ -51,10 +52,21 @@ _ZERO = Decimal(0)
 
 SUMMARY_FIELDS = (
     "Id, OrderNumber, OriginalOrderId, Status, OrderedDate, GrandTotalAmount, "
-    "BillingEmailAddress, BillingPhoneNumber, AccountId, Account.FirstName, Account.LastName, "
-    "Account.IsPersonAccount, OrderLifeCycleType"
+    "BillingEmailAddress, BillingPhoneNumber, AccountId, OrderLifeCycleType"
 )
-"""OrderSummary fields every read needs (plus CurrencyIsoCode in a multicurrency org)."""
+"""OrderSummary fields every read needs (plus CurrencyIsoCode in a multicurrency org and the
+Person Account's names where the org has Person Accounts: :func:`summary_fields`)."""
+
+
+def summary_fields(config: SalesforceConfig) -> str:
+    """The OrderSummary fields to select in this org."""
+    fields = SUMMARY_FIELDS
+    if config.multi_currency:
+        fields += ", CurrencyIsoCode"
+    if config.person_accounts:
+        fields += ", Account.FirstName, Account.LastName, Account.IsPersonAccount"
+    return fields
+
 
 CLOSED_CATEGORIES = ("CLOSED", "CANCELLED", "CANCELED", "REJECTED")
 """FulfillmentOrder.StatusCategory values of orders nobody acts on any more. The field is a
@@ -119,9 +131,8 @@ def summary_query(config: SalesforceConfig, where: str, *, limit: int = 2) -> st
     """The OrderSummary query (with its item summaries) for a WHERE condition."""
     ext = config.order_item_external_id_field
     txn = config.order_external_id_field
-    currency = ", CurrencyIsoCode" if config.multi_currency else ""
     return (
-        f"SELECT {SUMMARY_FIELDS}{currency}, OriginalOrder.{txn}, "
+        f"SELECT {summary_fields(config)}, OriginalOrder.{txn}, "
         f"(SELECT {ITEM_FIELDS}, {ext} FROM OrderItemSummaries) "
         f"FROM OrderSummary WHERE {where} ORDER BY OrderedDate DESC LIMIT {limit}"
     )

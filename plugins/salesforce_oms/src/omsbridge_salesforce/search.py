@@ -89,10 +89,18 @@ def search_soql(config: SalesforceConfig, query: OrderQuery) -> tuple[str, int, 
         where.append(soql("BillingEmailAddress = {}", c["email"]))
     if c.get("first_name"):
         name = escape_like(c["first_name"])
-        where.append(f"(Account.FirstName LIKE '{name}%' OR OriginalOrder.Name LIKE '{name}%')")
+        where.append(
+            f"(Account.FirstName LIKE '{name}%' OR OriginalOrder.Name LIKE '{name}%')"
+            if config.person_accounts
+            else f"OriginalOrder.Name LIKE '{name}%'"
+        )
     if c.get("last_name"):
         name = escape_like(c["last_name"])
-        where.append(f"(Account.LastName LIKE '{name}%' OR OriginalOrder.Name LIKE '% {name}%')")
+        where.append(
+            f"(Account.LastName LIKE '{name}%' OR OriginalOrder.Name LIKE '% {name}%')"
+            if config.person_accounts
+            else f"OriginalOrder.Name LIKE '% {name}%'"
+        )
     if c.get("customer_id"):
         customer = c["customer_id"]
         field = config.order_customer_id_field

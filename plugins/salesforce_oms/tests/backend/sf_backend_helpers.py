@@ -38,6 +38,7 @@ SOM_SETTINGS: dict[str, Any] = {
     "order_summary_creation": "flow",
     "take_with_fulfillment": "flow",
     "multi_currency": True,
+    "person_accounts": True,
 }
 """What suits the sandbox's default org (the ``som`` profile): a multicurrency org whose flow
 creates the order summary and fulfils take-with lines on activation."""

@@ -94,26 +94,13 @@ DEFAULT_FO_STATUSES = {
 }
 
 
-def plain_org() -> Any:
-    """A served demo org with no summary flow and no automatic fulfilment, the setup
-    package's store and received-quantity fields filled (the sandbox of this release cannot
-    yet drop CurrencyIsoCode; the backend simply does not use it)."""
-    from omsbridge_salesforce_sandbox import SalesforceSandbox, SandboxServer, custom_field
+def plain_org(profile: str = "som-minimal") -> Any:
+    """A served demo org of the ``som-minimal`` profile: the setup package and nothing else
+    (no summary flow, no automatic fulfilment, one currency, Reason only ``Unknown``, only
+    Salesforce's default FulfillmentOrder statuses); ``profile="som"`` for an org with the flow."""
+    from omsbridge_salesforce_sandbox import SalesforceSandbox, SandboxServer
 
-    sandbox = SalesforceSandbox(
-        seed="demo",
-        long_poll_timeout=0.3,
-        custom_fields={
-            "Location": [custom_field(STORE_FIELD, external_id=True)],
-            "Order": [custom_field(CUSTOMER_FIELD)],
-            "FulfillmentOrderLineItem": [custom_field(RECEIVED_FIELD, "double")],
-        },
-    )
-    # The demo seed's own orders need the flow; the org has none from here on.
-    sandbox.options.auto_order_summary = False
-    sandbox.options.instantly_fulfilled_delivery_methods = ()
-    for store_id, location_id in sandbox.demo["locations"].items():
-        sandbox.store.update("Location", location_id, {STORE_FIELD: store_id})
+    sandbox = SalesforceSandbox(seed="demo", long_poll_timeout=0.3, org_profile=profile)
     return SandboxServer(sandbox, close_sandbox=True).start()
 
 
@@ -132,6 +119,7 @@ def plain_backend(url: str, capture: Capture, **overrides: Any) -> Any:
         "order_summary_creation": defaults["order_summary_creation"],
         "take_with_fulfillment": defaults["take_with_fulfillment"],
         "multi_currency": defaults["multi_currency"],
+        "person_accounts": defaults["person_accounts"],
         "custom_fields": [CustomField(STORE_FIELD)],
         "received_quantity_field": RECEIVED_FIELD,
         "payment_gateway_name": "DemoGateway",

@@ -41,6 +41,10 @@ def backend(org: Any, capture: Capture) -> Iterator[SalesforceBackend]:
     b.close()
 
 
+_SOM = {"multi_currency": True, "person_accounts": True, "fulfillment_statuses": {}}
+"""What the som org needs beyond a plain org's settings (its own statuses are the defaults)."""
+
+
 def _rows(org: Any, sobject: str, **where: Any) -> list[dict[str, Any]]:
     return list(org.sandbox.store.where(sobject, **where))
 
@@ -126,10 +130,19 @@ def test_a_lost_answer_is_resumed_without_duplicates(
     assert writes == [capture.to("/composite/graph")[-1].path]
 
 
-def test_duplicate_summary_answer_finds_the_existing_one(org: Any, capture: Capture) -> None:
+@pytest.fixture
+def flow_org() -> Iterator[Any]:
+    """An org whose flow makes the summary and fulfils take-with lines on activation (som)."""
+    server = plain_org("som")
+    yield server
+    server.stop()
+    assert not server.sandbox.internal_errors, server.sandbox.internal_errors[0]
+
+
+def test_duplicate_summary_answer_finds_the_existing_one(flow_org: Any, capture: Capture) -> None:
     # An org whose flow made the summary although the config says "connect".
-    org.sandbox.options.auto_order_summary = True
-    b = plain_backend(org.url, capture, take_with_fulfillment="flow")
+    org = flow_org
+    b = plain_backend(org.url, capture, take_with_fulfillment="flow", **_SOM)
     try:
         result = b.post(_take_with_sale())
     finally:
@@ -140,14 +153,17 @@ def test_duplicate_summary_answer_finds_the_existing_one(org: Any, capture: Capt
     assert len(_rows(org, "OrderSummary", OriginalOrderId=order["Id"])) == 1
 
 
-def test_flow_summary_is_not_created_by_the_connector(org: Any, capture: Capture) -> None:
-    org.sandbox.options.auto_order_summary = True
-    b = plain_backend(org.url, capture, order_summary_creation="flow")
+def test_flow_summary_is_not_created_by_the_connector(flow_org: Any, capture: Capture) -> None:
+    b = plain_backend(
+        flow_org.url, capture, order_summary_creation="flow", take_with_fulfillment="flow", **_SOM
+    )
     try:
         assert b.post(_take_with_sale()).created
     finally:
         b.close()
-    assert not capture.to(SUMMARY) and len(capture.to(FOS)) == 1
+    # The org's flow made the summary and fulfilled the take-with line: the connector sent
+    # neither the Connect summary action nor a fulfillment order.
+    assert not capture.to(SUMMARY) and not capture.to(FOS)
 
 
 def test_store_without_location_is_named(org: Any, capture: Capture) -> None:

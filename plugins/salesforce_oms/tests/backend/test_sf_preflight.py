@@ -247,6 +247,7 @@ def settings(profile: str, **overrides: Any) -> dict[str, Any]:
         "payment_gateway_name": "DemoGateway",
         "cash_payment_gateway_name": "CashPOS",
         "multi_currency": profile == "som",
+        "person_accounts": profile == "som",
     }
     if profile != "som":
         values["fulfillment_statuses"] = {
@@ -603,9 +604,15 @@ def test_order_management_and_person_accounts() -> None:
     bad = failed(run_checks(without_som))
     assert set(bad) == {
         "Order Management: OrderSummary",
-        "Person Accounts: Account.IsPersonAccount",
+        "person_accounts = true: Account.IsPersonAccount",
     }
     assert "Order Management" in (bad["Order Management: OrderSummary"].fix or "")
+    assert "person_accounts = false" in (
+        bad["person_accounts = true: Account.IsPersonAccount"].fix or ""
+    )
+    # An org without Person Accounts is fine for a merchant configured without them.
+    without = failed(run_checks(without_som, person_accounts=False))
+    assert set(without) == {"Order Management: OrderSummary"}
 
 
 def test_gateways_delivery_methods_sales_channel() -> None:

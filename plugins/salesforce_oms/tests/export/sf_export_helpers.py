@@ -93,6 +93,7 @@ def sf_config(url: str, **overrides: Any) -> SalesforceConfig:
         "order_summary_creation": "flow",
         "take_with_fulfillment": "flow",
         "multi_currency": True,
+        "person_accounts": True,
     }
     values.update(overrides)
     return SalesforceConfig(**values)
@@ -117,7 +118,7 @@ def write_config(path: Path, url: str, merchants: list[str], *, read_timeout: fl
             f"read_timeout = {read_timeout}\nconnect_timeout = 2.0\n"
             # The sandbox's default org (som): see sf_config.
             'order_summary_creation = "flow"\ntake_with_fulfillment = "flow"\n'
-            "multi_currency = true\n"
+            "multi_currency = true\nperson_accounts = true\n"
         )
     path.write_text("\n".join(parts))
     return path

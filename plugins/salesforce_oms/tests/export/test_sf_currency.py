@@ -20,6 +20,11 @@ def _config(path: Path, url: str, settings_extra: str) -> Path:
     text = path.read_text().replace(
         'currency = "USD"\n', 'currency = "USD"\ncurrencies = ["USD", "EUR"]\n'
     )
+    if settings_extra:  # replaces the helper's own line for the same key
+        key = settings_extra.split("=")[0].strip()
+        text = "".join(
+            line for line in text.splitlines(keepends=True) if not line.startswith(f"{key} =")
+        )
     path.write_text(text + settings_extra)
     return path
 

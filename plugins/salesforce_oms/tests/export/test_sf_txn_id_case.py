@@ -122,11 +122,6 @@ def test_a_case_twin_return_or_exchange_is_refused_before_any_write(
     assert returned == 1  # the twin returned nothing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs sbx's sandbox (issue 10): POS_Transaction_Id__c case-sensitive as in the "
-    "setup package; today the sandbox's field ignores case and the twin is refused",
-)
 def test_on_the_setup_packages_case_sensitive_field_a_twin_is_its_own_order(
     sf_sandbox: Any,
 ) -> None:

@@ -354,7 +354,7 @@ def config_file(
         # The sandbox's default org: its flow makes the summary and fulfils take-with lines.
         extra += (
             'order_summary_creation = "flow"\ntake_with_fulfillment = "flow"\n'
-            "multi_currency = true\n"
+            "multi_currency = true\nperson_accounts = true\n"
         )
     parts = [f'[store]\npath = "{path.parent / "state.db"}"\n']
     for merchant in merchants:

@@ -69,7 +69,7 @@ def test_bopis_every_step_of_the_seed(bridge: Bridge, shop: WebShop, pos: Pos) -
     # 13-15. The customer picks it up; Salesforce is updated and counts the goods fulfilled.
     merchant.update_fulfillment(FulfillmentUpdate(fo_id, FulfillmentAction.PICKED_UP))
     record = fo_record(shop, fo_id)
-    assert (record["Status"], record["StatusCategory"]) == ("Picked Up", "Closed")
+    assert (record["Status"], record["StatusCategory"]) == ("Picked Up", "CLOSED")
     items = item_summaries(shop, placed["summary_id"])
     assert items["TEE-BLK-M"]["QuantityFulfilled"] == 2
     assert items["TOTE-CNV"]["QuantityFulfilled"] == 1
@@ -115,7 +115,7 @@ def test_bofis_shipped_and_cannot_fulfil(bridge: Bridge, shop: WebShop, pos: Pos
         )
     )
     record = fo_record(shop, reject["fulfillment_order_id"])
-    assert (record["Status"], record["StatusCategory"]) == ("Rejected", "Rejected")
+    assert (record["Status"], record["StatusCategory"]) == ("Rejected", "REJECTED")
     waiting = {f.fulfillment_order_id for f in merchant.fulfillment_orders(store_id="store-002")}
     assert reject["fulfillment_order_id"] not in waiting
 

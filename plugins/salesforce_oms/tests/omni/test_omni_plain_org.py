@@ -20,7 +20,7 @@ from omsbridge import (
     Transaction,
     TransactionKind,
 )
-from omsbridge_salesforce_sandbox import SalesforceSandbox, SandboxServer, custom_field
+from omsbridge_salesforce_sandbox import SalesforceSandbox, SandboxServer
 
 D = Decimal
 STORE_FIELD = "POS_Store_Id__c"
@@ -28,16 +28,8 @@ STORE_FIELD = "POS_Store_Id__c"
 
 @pytest.fixture
 def plain() -> Iterator[SandboxServer]:
-    sandbox = SalesforceSandbox(
-        seed="demo",
-        long_poll_timeout=0.3,
-        custom_fields={"Location": [custom_field(STORE_FIELD, external_id=True)]},
-    )
-    # The seed's own orders were made with the flow; from here on the org has none.
-    sandbox.options.auto_order_summary = False
-    sandbox.options.instantly_fulfilled_delivery_methods = ()
-    for store_id, location_id in sandbox.demo["locations"].items():
-        sandbox.store.update("Location", location_id, {STORE_FIELD: store_id})
+    """An org of the ``som-minimal`` profile: the setup package, no flow, one currency."""
+    sandbox = SalesforceSandbox(seed="demo", long_poll_timeout=0.3, org_profile="som-minimal")
     server = SandboxServer(sandbox, close_sandbox=True).start()
     yield server
     server.stop()

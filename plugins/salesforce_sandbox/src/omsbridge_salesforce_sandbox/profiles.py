@@ -24,8 +24,9 @@ FO_STATUS_DEFAULTS: tuple[str, ...] = (
     "Rejected",
 )
 
-#: The values a real SOM org's describe returned (reference: picklist_values_seen_in_describe):
-#: what a configured org looks like; the `som` profile uses them.
+#: The values a real SOM org's describe returned (reference: picklist_values_seen_in_describe),
+#: with the integration guide's own two statuses (its org spells "Ready For Pickup" and adds
+#: "Picked Up", a CLOSED status): the configured org of the guide; the `som` profile uses them.
 FO_STATUS_CONFIGURED: tuple[str, ...] = (
     "Draft",
     "Allocated",
@@ -33,8 +34,9 @@ FO_STATUS_CONFIGURED: tuple[str, ...] = (
     "Assigned",
     "Waiting Pickpack",
     "Pickpack",
-    "Ready for Pickup",
+    "Ready For Pickup",
     "Customer Arrived",
+    "Picked Up",
     "Fulfilled",
     "Cancelled",
     "Rejected",
@@ -55,9 +57,10 @@ FO_STATUS_CATEGORY: dict[str, str] = {
     "Printed": "FULFILLING",
     "Pick Complete": "FULFILLING",
     "Pack Complete": "FULFILLING",
-    "Ready for Pickup": "FULFILLING",
+    "Ready For Pickup": "FULFILLING",
     "Customer Arrived": "FULFILLING",
     "Fulfilled": "CLOSED",
+    "Picked Up": "CLOSED",
     "Cancelled": "CANCELLED",
     "Rejected": "REJECTED",
 }
@@ -183,6 +186,7 @@ def merchant_settings(
         "order_customer_id_field": "POS_Customer_Id__c",
         "status_canceled_value": "Cancelled",
         "multi_currency": profile.multicurrency,
+        "person_accounts": "person_accounts" in profile.features,
         "default_change_reason": "Unknown",
     }
     if url.startswith("http://"):
@@ -194,10 +198,10 @@ def merchant_settings(
         settings["fulfillment_statuses"] = {
             "PICK": "Pickpack",
             "PACK": "Pack Complete",
-            "READY_FOR_PICKUP": "Ready for Pickup",
-            "PICKED_UP": "Fulfilled",
+            "READY_FOR_PICKUP": "Ready For Pickup",
+            "PICKED_UP": "Picked Up",
             "SHIPPED": "Fulfilled",
-            "RECEIVED": "Ready for Pickup",
+            "RECEIVED": "Ready For Pickup",
             "REJECT": "Rejected",
         }
     else:
