@@ -67,15 +67,22 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", *suite, *session.posargs)
 
 
+CONTRACT_RUNS = [
+    ("pos-spi", "plugins/pos_spi/tests/contract", []),
+    # Salesforce on each sandbox org profile, with its own cassettes.
+    ("salesforce", "plugins/salesforce_oms/tests/contract", ["--oms-variant", "som"]),
+    ("salesforce", "plugins/salesforce_oms/tests/contract", ["--oms-variant", "som-minimal"]),
+]
+
+
 @nox.session(python=PYTHON)
 def contract(session: nox.Session) -> None:
     """The shared contract suite for every first-party backend, offline from committed cassettes."""
     _install_all(session)
-    for backend, folder in (
-        ("pos-spi", "plugins/pos_spi/tests/contract"),
-        ("salesforce", "plugins/salesforce_oms/tests/contract"),
-    ):
-        session.run("pytest", folder, "--oms-backend", backend, *session.posargs)
+    for backend, folder, variant in CONTRACT_RUNS:
+        session.run(
+            "pytest", folder, "--oms-backend", backend, *variant, *session.posargs
+        )  # fmt: skip
 
 
 LOWEST_SUITES = [
@@ -106,11 +113,10 @@ def lowest(session: nox.Session) -> None:
     )  # fmt: skip
     for suite in LOWEST_SUITES:
         session.run("pytest", *suite, *session.posargs)
-    for backend, folder in (
-        ("pos-spi", "plugins/pos_spi/tests/contract"),
-        ("salesforce", "plugins/salesforce_oms/tests/contract"),
-    ):
-        session.run("pytest", folder, "--oms-backend", backend, *session.posargs)
+    for backend, folder, variant in CONTRACT_RUNS:
+        session.run(
+            "pytest", folder, "--oms-backend", backend, *variant, *session.posargs
+        )  # fmt: skip
 
 
 @nox.session(python=PYTHON)

@@ -1,15 +1,17 @@
 """The contract-suite harness for ``salesforce``: the local Salesforce OMS sandbox, over HTTP.
 
-When the run records (``--record-mode=rewrite``) the harness serves a fresh demo-seeded sandbox
+Two variants, one per sandbox org profile (``--oms-variant som`` (default) or ``som-minimal``):
+the merchant's settings are what the sandbox says suit that profile. When the run records
+(``--record-mode=rewrite``) the harness serves a fresh demo-seeded sandbox of that profile
 (:func:`omsbridge_salesforce_sandbox.serve`) on a free loopback port; when it replays (CI) no
 server runs and everything, the harness's own calls included, comes from the cassettes in
-``tests/contract/cassettes/``. Every scenario starts with ``POST /__sandbox__/reset`` (seed
-``demo``), so record ids are the same on every recording of a scenario.
+``tests/contract/cassettes/<variant>/``. Every scenario starts with ``POST /__sandbox__/reset``
+(seed ``demo``), so record ids are the same on every recording of a scenario.
 
 What only the OMS side can create (an online order for BORIS, a fulfillment order routed to a
 store) is created by the harness through Salesforce's own REST API, as a web store would: one
-composite graph (account, product, order, delivery group, items, payment, activation), then the
-Connect ``fulfillment-orders`` action on the order summary the activation created.
+composite graph (account, product, order, delivery group, items, payment, activation), the
+Connect summary action where the org has no flow, then the Connect ``fulfillment-orders`` action.
 
 Faults use the sandbox's controls: 5xx is a fault rule, a refused credential is a token lifetime
 so short that every session is already expired (so the re-authentication is refused too), an
@@ -30,7 +32,7 @@ from typing import Any
 import httpx
 
 from omsbridge.model import Customer, FulfillmentKind
-from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder
+from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder, data
 from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
@@ -44,7 +46,7 @@ _API = "v62.0"
 _DATA = f"/services/data/{_API}"
 _PASSWORD_FILE = "salesforce-password.txt"
 _SECRET_FILE = "salesforce-client-secret.txt"
-_CUSTOMER_ID_FIELD = "POS_Customer_Id__c"
+_STORE_FIELD = "POS_Store_Id__c"  # the setup package's Location field for the store id
 _ROUTED_AT = "2026-11-20T12:00:00+00:00"  # when the web shop placed a routed order (fixed)
 _LASTING = 1_000_000  # a fault rule "count": in force until the harness clears it
 _DEFAULT_TOKEN_LIFETIME = 7200.0  # the sandbox's default (docs/sandbox-salesforce.md)
@@ -78,6 +80,9 @@ class SalesforceHarness(Harness):
     """Drives the Salesforce OMS sandbox (``omsbridge_salesforce_sandbox``) for the contract suite."""
 
     backend = "salesforce"
+    variants = ("som", "som-minimal")
+    """The sandbox's org profiles: ``som`` (flow, multicurrency, Person Accounts) and
+    ``som-minimal`` (the setup package and nothing else)."""
     cassette_dir = Path(__file__).resolve().parents[2] / "tests" / "contract" / "cassettes"
     faults = frozenset(Fault)
     # The CometD feed long-polls /meta/connect from a background thread: the poll still open
@@ -96,18 +101,23 @@ class SalesforceHarness(Harness):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Serve a sandbox when recording; write the password and consumer secret to files."""
+        """Serve a sandbox of the variant's org profile when recording; write the password and
+        consumer secret to files."""
         if self.live:
             from omsbridge_salesforce_sandbox import serve
-            from omsbridge_salesforce_sandbox.schema import custom_field
 
-            # The org's own text field for the POS customer id (order_customer_id_field).
-            fields = {"Order": [custom_field(_CUSTOMER_ID_FIELD)]}
-            self._server = serve(seed="demo", custom_fields=fields)
+            self._server = serve(seed="demo", org_profile=self.profile.name)
             self.url = self._server.url
         (self.workdir / _PASSWORD_FILE).write_text(PASSWORD, encoding="utf-8")
         (self.workdir / _SECRET_FILE).write_text(CLIENT_SECRET, encoding="utf-8")
         self._http = httpx.Client(base_url=self.url, timeout=30.0)
+
+    @property
+    def profile(self) -> Any:
+        """The sandbox org profile of this run (the variant)."""
+        from omsbridge_salesforce_sandbox.profiles import get_profile
+
+        return get_profile(self.variant or self.variants[0])
 
     def stop(self) -> None:
         """Stop the sandbox and close the harness's client."""
@@ -124,29 +134,24 @@ class SalesforceHarness(Harness):
         return self._http
 
     def settings(self) -> dict[str, Any]:
-        """The merchant's ``[merchants.ID.salesforce]`` table: the password flow of the demo
-        user, secrets as file references, the store id in ``Location.warehouseID__c``."""
+        """The merchant's ``[merchants.ID.salesforce]`` table: what the sandbox says suits the
+        variant's org profile (``/__sandbox__/info``'s ``merchant_settings``, computed here so
+        that a replay needs no server), with the secrets as file references."""
+        from omsbridge_salesforce_sandbox.profiles import merchant_settings
+
+        settings, _ = merchant_settings(
+            self.profile,
+            url=self.url,
+            api_version=_API.lstrip("v"),
+            credentials={"username": USERNAME, "client_id": CLIENT_ID},
+        )
+        settings.pop("security_token", None)  # loopback is a trusted range: none needed
         return {
-            "url_base": self.url,
+            **settings,
             "allow_insecure_sandbox_url": True,
-            "auth_flow": "password",
-            "username": USERNAME,
             "password": {"file": _PASSWORD_FILE},
-            "client_id": CLIENT_ID,
             "client_secret": {"file": _SECRET_FILE},
-            "api_version": _API,
-            "custom_fields": [{"oms_field_name": "warehouseID__c"}],
-            "order_customer_id_field": _CUSTOMER_ID_FIELD,
-            # The integration guide maps PICK and PACK both to "Pickpack"; the contract wants
-            # every store step to show as a new status, so PACK gets the org's own value.
-            "fulfillment_statuses": {"PACK": "Pack Complete"},
             "read_timeout": 10,
-            # The sandbox's default org (som): its flow makes the summary and fulfils take-with
-            # lines on activation, and it has multiple currencies.
-            "order_summary_creation": "flow",
-            "take_with_fulfillment": "flow",
-            "multi_currency": True,
-            "person_accounts": True,
         }
 
     def vcr_config(self) -> dict[str, Any]:
@@ -157,9 +162,19 @@ class SalesforceHarness(Harness):
     # -- the org's state ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """A fresh demo org for every scenario: the same record ids whatever ran before it."""
+        """A fresh demo org for every scenario: the same record ids whatever ran before it,
+        with a Location for each store the scenarios sell in (merchant set-up, as in
+        docs/salesforce.md: take-with lines are fulfilled at the store's Location)."""
         self._control("POST", "reset", {"seed": "demo"})
         self._token = None
+        records = [
+            {"attributes": {"type": "Location"}, "Name": f"Store {store_id}",
+             "LocationType": "Store", "IsInventoryLocation": True, _STORE_FIELD: store_id}
+            for store_id in (data.STORE, data.OTHER_STORE)
+        ]  # fmt: skip
+        answer = self._rest("POST", "/composite/sobjects", {"allOrNone": True, "records": records})
+        if not all(row.get("success") for row in answer):
+            raise AssertionError(f"the sandbox refused the stores' Locations: {answer}")
 
     def order_count(self) -> int:
         """Orders as the POS sees them: every order that is not a change order (sales,
@@ -282,26 +297,29 @@ class SalesforceHarness(Harness):
                 "odm", "OrderDeliveryMethod",
                 {"Name": method, "ReferenceNumber": method, "ProductId": product, "IsActive": True},
             )  # fmt: skip
-        if store_id is not None:
+        if store_id is not None and store_id not in (data.STORE, data.OTHER_STORE):
             add(
                 "loc", "Location",
                 {"Name": f"Store {store_id}", "LocationType": "Store",
-                 "IsInventoryLocation": True, "warehouseID__c": store_id,
+                 "IsInventoryLocation": True, _STORE_FIELD: store_id,
                  "ExternalReference": store_id},
             )  # fmt: skip
         name = " ".join(p for p in (customer.first_name, customer.last_name) if p) or ref
+        person = "person_accounts" in self.profile.features
         account = add(
             "acct", "Account",
             {"FirstName": customer.first_name, "LastName": customer.last_name or ref,
-             "PersonEmail": customer.email, "PersonMobilePhone": customer.phone},
+             "PersonEmail": customer.email, "PersonMobilePhone": customer.phone}
+            if person else {"Name": name},
         )  # fmt: skip
+        currency = {"CurrencyIsoCode": "USD"} if self.profile.multicurrency else {}
         total = sum((qty * price for _, qty, price, _ in lines), Decimal(0))
         order = add(
             "ord", "Order",
             {"AccountId": account, "EffectiveDate": placed_at[:10], "Status": "Draft",
              "Pricebook2Id": pricebook, "SalesChannelId": found["sc"][0]["Id"],
              "OrderedDate": placed_at, "BillingEmailAddress": customer.email,
-             "BillingCountry": "US", "Type": "Online", "CurrencyIsoCode": "USD",
+             "BillingCountry": "US", "Type": "Online", **currency,
              "Name": f"{name} (web {ref})"},
         )  # fmt: skip
         group = add(
@@ -339,7 +357,7 @@ class SalesforceHarness(Harness):
             {"Amount": str(total), "AccountId": account, "ProcessingMode": "External",
              "Status": "Processed", "Type": "Sale", "PaymentGroupId": payment_group,
              "PaymentMethodId": card, "GatewayRefNumber": f"web-{ref}", "Date": placed_at,
-             "CurrencyIsoCode": "USD"},
+             **currency},
         )  # fmt: skip
         nodes.append(
             {"method": "PATCH", "url": f"{_DATA}/sobjects/Order/@{{ord.id}}", "referenceId": "act",
@@ -358,10 +376,18 @@ class SalesforceHarness(Harness):
             node["referenceId"]: node["body"]
             for node in result["graphResponse"]["compositeResponse"]
         }
-        return str(by_ref["ord"]["id"])
+        order_id = str(by_ref["ord"]["id"])
+        if not self.profile.activation_flow:
+            # No flow in this org: the web store makes the summary, as the connector does.
+            self._rest(
+                "POST",
+                "/commerce/order-management/order-summaries",
+                {"orderId": order_id, "orderLifeCycleType": "MANAGED"},
+            )
+        return order_id
 
     def _fulfillment_order(self, order_id: str, store_id: str, fulfillment_type: str) -> str:
-        """Route the whole order summary to the Location whose ``warehouseID__c`` is
+        """Route the whole order summary to the Location whose ``POS_Store_Id__c`` is
         ``store_id`` (Connect ``fulfillment-orders``); the FulfillmentOrder's id."""
         found = self._queries(
             {
@@ -375,7 +401,7 @@ class SalesforceHarness(Harness):
                     "WHERE OrderSummary.OriginalOrderId = {} ORDER BY LineNumber",
                     order_id,
                 ),
-                "loc": soql("SELECT Id FROM Location WHERE warehouseID__c = {}", store_id),
+                "loc": soql(f"SELECT Id FROM Location WHERE {_STORE_FIELD} = {{}}", store_id),
             }
         )
         group = found["ogs"][0]
