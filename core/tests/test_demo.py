@@ -92,3 +92,22 @@ def test_a_failed_step_fails_the_demo_and_skips_what_needs_it(demo_pm, tmp_path,
     assert outcome["return with receipt"].status == "skipped"
     assert outcome["return with receipt"].error == "needs the card_sale step, which failed"
     assert outcome["cash sale (anonymous)"].status == "ok"
+
+
+def test_demo_config_quotes_keys_toml_does_not_allow_bare(tmp_path):
+    # A backend's settings may carry mappings keyed by org values with spaces ("Wrong Item").
+    import tomllib
+
+    from omsbridge.demo.runner import write_config
+    from omsbridge.local import LocalServer
+
+    server = LocalServer(
+        backend="x",
+        url="http://127.0.0.1:1",
+        settings={"change_reasons": {"Wrong Item": "Wrong Item", "plain": "v"}, "n": 1},
+        stop=lambda: None,
+    )
+    path = tmp_path / "omsbridge.toml"
+    write_config(path, {"M": server})
+    table = tomllib.loads(path.read_text(encoding="utf-8"))["merchants"]["M"]["x"]
+    assert table == {"change_reasons": {"Wrong Item": "Wrong Item", "plain": "v"}, "n": 1}

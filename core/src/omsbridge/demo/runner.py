@@ -51,6 +51,13 @@ class DemoReport:
         return all(o.status != "failed" for o in self.outcomes)
 
 
+def _toml_key(key: str) -> str:
+    """A bare key where TOML allows one, else a quoted one (``"Wrong Item"``)."""
+    if key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
+        return key
+    return _toml_value(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -61,7 +68,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        pairs = (f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -77,7 +85,9 @@ def write_config(path: Path, merchants: Mapping[str, LocalServer]) -> None:
         lines += [f"[merchants.{merchant_id}]", f'backend = "{server.backend}"',
                   'locale = "en_US"', 'region = "US"', 'currency = "USD"', "",
                   f'[merchants.{merchant_id}."{server.backend}"]']  # fmt: skip
-        lines += [f"{key} = {_toml_value(value)}" for key, value in server.settings.items()]
+        lines += [
+            f"{_toml_key(key)} = {_toml_value(value)}" for key, value in server.settings.items()
+        ]
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
 

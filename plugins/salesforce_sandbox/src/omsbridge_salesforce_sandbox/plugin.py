@@ -20,30 +20,21 @@ def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> N
 
 @hookimpl
 def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]], None]) -> None:
-    """Offer a fresh demo-seeded Salesforce OMS sandbox on a free loopback port (``omsbridge demo``)."""
+    """Offer a fresh demo-seeded Salesforce OMS sandbox (org profile ``som``) on a free loopback
+    port (``omsbridge demo``), with the merchant settings the sandbox says suit that org."""
     from omsbridge.local import LocalServer
-    from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME, serve
+    from omsbridge_salesforce_sandbox import serve
 
     def start() -> LocalServer:
         server = serve(seed="demo")
+        info = server.sandbox.info(server.url)
         return LocalServer(
             backend="salesforce",
             url=server.url,
-            settings={
-                "url_base": server.url,
-                "allow_insecure_sandbox_url": True,
-                "username": USERNAME,
-                "password": {"env": "OMSBRIDGE_DEMO_SF_PASSWORD"},
-                "client_id": CLIENT_ID,
-                "client_secret": {"env": "OMSBRIDGE_DEMO_SF_CLIENT_SECRET"},
-                "api_version": "v62.0",
-            },
-            environment={
-                "OMSBRIDGE_DEMO_SF_PASSWORD": PASSWORD,
-                "OMSBRIDGE_DEMO_SF_CLIENT_SECRET": CLIENT_SECRET,
-            },
+            settings=info["merchant_settings"],
+            environment=info["environment"],
             stop=server.stop,
-            description="Salesforce OMS sandbox (demo seed, in memory)",
+            description=f"Salesforce OMS sandbox (demo seed, org profile {info['org_profile']})",
         )
 
     register("salesforce", start)
