@@ -1,11 +1,8 @@
 """``omsbridge salesforce preflight``: an org checked against a merchant's settings, read only.
 
-The orgs are CONTRACT.md's sandbox profiles (``som``, ``som-minimal``, ``som-unprepared``) with
-the settings that suit them. A sandbox that takes ``org_profile=`` (helper sbx) gives both
-itself (the profile, and ``merchant_settings`` in its info); today's sandbox has one fixed
-schema, so :func:`org` then gives it the profile's describe answers through
-:class:`_ProfileOverlay` and :func:`settings` uses the settings CONTRACT.md lists. The switch is
-automatic: nothing changes here when the sandbox gains profiles.
+The orgs are the sandbox's org profiles (``som``, ``som-minimal``, ``som-unprepared``) with the
+settings the sandbox says suit them (``merchant_settings`` in its info). A test that needs an org
+the profiles do not offer changes one describe answer through :class:`_ProfileOverlay`.
 """
 
 from __future__ import annotations
@@ -36,16 +33,9 @@ from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import CustomField, SalesforceConfig
 from omsbridge_salesforce.preflight import Check, preflight, problems
 from omsbridge_salesforce_sandbox import SalesforceSandbox
-from omsbridge_salesforce_sandbox.schema import custom_field
 
 MERCHANT = MerchantContext("DEMO", "en_US", "US", "USD")
 
-# The setup package's fields (CONTRACT.md) that today's sandbox does not have yet.
-_PACKAGE_FIELDS_MISSING_TODAY = {
-    "Order": [custom_field("POS_Customer_Id__c", external_id=True, unique=False)],
-    "Location": [custom_field("POS_Store_Id__c", external_id=True)],
-    "FulfillmentOrderLineItem": [custom_field("POS_Quantity_Received__c", "double")],
-}
 # Every field the setup package deploys, as the settings name them.
 PACKAGE_FIELDS = [
     "Order.POS_Transaction_Id__c",
@@ -55,38 +45,12 @@ PACKAGE_FIELDS = [
     "FulfillmentOrderLineItem.POS_Quantity_Received__c",
     "Location.POS_Store_Id__c",
 ]
-# Salesforce's default FulfillmentOrder.Status values (reference objects/FulfillmentOrder.json).
-_FO_DEFAULT_STATUSES = [
-    "Allocated", "Assigned", "Cancelled", "Draft", "Fulfilled", "Pick Complete", "Pickpack",
-    "Printed", "Rejected",
-]  # fmt: skip
-# OrderSummary.Status as a real org describes it (reference objects/OrderSummary.json).
-_OS_STATUSES = [
-    "Created", "Activated", "Approved", "Rejected", "Pickup", "Waiting to Fulfill", "Fulfilled",
-    "Cancelled",
-]  # fmt: skip
-_REASONS = {
-    "som": ["Unknown", "Damaged", "Defective", "Wrong Item", "Changed Mind", "Other"],
-    "som-minimal": ["Unknown"],
-    "som-unprepared": ["Unknown"],
-}
-
-
-def _picklist(values: list[str]) -> list[dict[str, Any]]:
-    return [
-        {"active": True, "defaultValue": False, "label": v, "validFor": None, "value": v}
-        for v in values
-    ]
 
 
 class _ProfileOverlay:
-    """A sandbox org whose describe answers a test may change (a WSGI app).
-
-    With ``emulate`` (a sandbox without org profiles) the describe answers become those of the
-    CONTRACT.md profile: what today's sandbox cannot express (``caseSensitive``, the
-    OrderItemSummaryChange object, the reference's picklist values, single currency, no setup
-    package). ``edit(sobject, describe)`` changes them further for one test. Records, queries
-    and everything else are the sandbox's own.
+    """A sandbox org whose describe answers a test may change (a WSGI app):
+    ``edit(sobject, describe)`` changes them for one test. Records, queries and everything else
+    are the sandbox's own.
     """
 
     _DESCRIBE = re.compile(r"^/services/data/v[\d.]+/sobjects/([A-Za-z0-9_]+)/describe/?$")
@@ -96,21 +60,14 @@ class _ProfileOverlay:
         sandbox: SalesforceSandbox,
         profile: str,
         edit: Callable[[str, dict[str, Any]], None] | None = None,
-        *,
-        emulate: bool = True,
     ) -> None:
         self.sandbox = sandbox
         self.profile = profile
         self.edit = edit
-        self.emulate = emulate
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         match = self._DESCRIBE.match(environ.get("PATH_INFO", ""))
-        if (
-            match is None
-            or environ["REQUEST_METHOD"] != "GET"
-            or (not self.emulate and self.edit is None)
-        ):
+        if match is None or environ["REQUEST_METHOD"] != "GET" or self.edit is None:
             return self.sandbox(environ, start_response)
         sobject = match.group(1)
         captured: dict[str, Any] = {}
@@ -121,88 +78,23 @@ class _ProfileOverlay:
 
         raw = b"".join(self.sandbox(environ, capture))
         status = captured["status"]
-        if self.emulate and sobject == "OrderItemSummaryChange" and status.startswith("404"):
-            status, body = "200 OK", self._change_object()
-        elif status.startswith("200"):
+        if status.startswith("200"):
             body = json.loads(raw)
         else:
             start_response(status, captured["headers"])
             return [raw]
-        if self.emulate:
-            self._apply(sobject, body)
-        if self.edit is not None:
-            self.edit(sobject, body)
+        self.edit(sobject, body)
         out = json.dumps(body).encode()
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         start_response(status, [*headers, ("Content-Length", str(len(out)))])
         return [out]
 
-    def _change_object(self) -> dict[str, Any]:
-        return {
-            "name": "OrderItemSummaryChange",
-            "label": "Order Product Summary Change",
-            "keyPrefix": "1oc",
-            "custom": False,
-            "createable": False,
-            "updateable": False,
-            "queryable": True,
-            "fields": [
-                {"name": "Id", "type": "id", "caseSensitive": False, "picklistValues": []},
-                {
-                    "name": "Reason",
-                    "type": "picklist",
-                    "caseSensitive": False,
-                    "restrictedPicklist": False,
-                    "picklistValues": _picklist(_REASONS[self.profile]),
-                },
-            ],
-        }
-
-    def _apply(self, sobject: str, body: dict[str, Any]) -> None:
-        fields = body.setdefault("fields", [])
-        if self.profile in ("som-minimal", "som-unprepared"):
-            fields[:] = [f for f in fields if f["name"] != "CurrencyIsoCode"]
-        if self.profile == "som-unprepared":
-            fields[:] = [f for f in fields if not f["name"].endswith("__c")]
-        for field in fields:
-            # Real describe answers always carry caseSensitive; the setup package makes these
-            # two case-sensitive (CONTRACT.md).
-            field.setdefault("caseSensitive", False)
-            if f"{sobject}.{field['name']}" in (
-                "Order.POS_Transaction_Id__c",
-                "Account.POS_Customer_Id__c",
-            ):
-                field["caseSensitive"] = True
-            if f"{sobject}.{field['name']}" == "OrderSummary.Status":
-                field["picklistValues"] = _picklist(_OS_STATUSES)
-            if f"{sobject}.{field['name']}" == "FulfillmentOrder.Status" and self.profile != "som":
-                field["picklistValues"] = _picklist(_FO_DEFAULT_STATUSES)
-
-
-def _profiled(profile: str, seed: str) -> SalesforceSandbox | None:
-    """A sandbox org with CONTRACT.md's profile, when the sandbox knows profiles."""
-    try:
-        sandbox = SalesforceSandbox(seed=seed, org_profile=profile)
-    except TypeError as exc:
-        if "org_profile" not in str(exc):
-            raise
-        return None  # a sandbox without org profiles
-    _OPENED.append(sandbox)
-    return sandbox
-
 
 def org(profile: str, edit: Callable[[str, dict[str, Any]], None] | None = None) -> _ProfileOverlay:
-    """A demo-seeded sandbox org as CONTRACT.md's ``profile`` (a WSGI app; ``.sandbox``)."""
-    sandbox = _profiled(profile, "demo")
-    if sandbox is not None:
-        return _ProfileOverlay(sandbox, profile, edit, emulate=False)
-    sandbox = SalesforceSandbox(seed="demo", custom_fields=_PACKAGE_FIELDS_MISSING_TODAY)
+    """A demo-seeded sandbox org of ``profile`` (a WSGI app; ``.sandbox``)."""
+    sandbox = SalesforceSandbox(seed="demo", org_profile=profile)
     _OPENED.append(sandbox)
-    for location in sandbox.store.all("Location"):  # the stores' POS ids, as in the seed
-        sandbox.store.update(
-            "Location", location["Id"], {"POS_Store_Id__c": location["warehouseID__c"]}
-        )
-    return _ProfileOverlay(sandbox, profile, edit, emulate=True)
+    return _ProfileOverlay(sandbox, profile, edit)
 
 
 _OPENED: list[SalesforceSandbox] = []
@@ -230,35 +122,21 @@ _CONNECTION = frozenset(
 
 @functools.cache
 def _sandbox_settings(profile: str) -> dict[str, Any]:
-    """The settings the sandbox says suit ``profile`` (empty for a sandbox without profiles)."""
-    sandbox = _profiled(profile, "empty")
-    if sandbox is None:
-        return {}
-    offered = sandbox.info().get("merchant_settings") or {}
+    """The settings the sandbox says suit ``profile`` (its info's ``merchant_settings``)."""
+    sandbox = SalesforceSandbox(seed="empty", org_profile=profile)
+    try:
+        offered = sandbox.info().get("merchant_settings") or {}
+    finally:
+        sandbox.close()
     return {k: v for k, v in offered.items() if k not in _CONNECTION}
 
 
 def settings(profile: str, **overrides: Any) -> dict[str, Any]:
-    """Settings suited to ``profile``: CONTRACT.md's, then the sandbox's own, then overrides."""
+    """Settings suited to ``profile``: the sandbox's own, the demo org's gateways, overrides."""
     values: dict[str, Any] = {
-        "order_customer_id_field": "POS_Customer_Id__c",
-        "received_quantity_field": "POS_Quantity_Received__c",
-        "custom_fields": [{"oms_field_name": "POS_Store_Id__c"}],
         "payment_gateway_name": "DemoGateway",
         "cash_payment_gateway_name": "CashPOS",
-        "multi_currency": profile == "som",
-        "person_accounts": profile == "som",
     }
-    if profile != "som":
-        values["fulfillment_statuses"] = {
-            "PICK": "Pickpack",
-            "PACK": "Pick Complete",
-            "READY_FOR_PICKUP": "Pick Complete",
-            "PICKED_UP": "Fulfilled",
-            "SHIPPED": "Fulfilled",
-            "RECEIVED": "Pick Complete",
-            "REJECT": "Rejected",
-        }
     values.update(_sandbox_settings(profile))
     values.update(overrides)
     return values
