@@ -38,6 +38,15 @@ build one yourself with `wire.loads` or the class (which validates too).
 """
 
 
+_FOREIGN = {
+    "hookimpl": 'Marker for plugin hook implementations (a `pluggy.HookimplMarker("omsbridge")`): '
+    "decorate each hook function of a plugin with `@hookimpl`; see docs/hooks.md.",
+    "Tender": "Any tender of a transaction: `CardTender | CashTender | DigitalWalletTender | "
+    "GiftCardTender` (a type alias; the `type` key of the native JSON says which).",
+}
+"""Public names whose objects come from a library or are aliases: described here, not rendered."""
+
+
 def _field_docs(cls: type) -> dict[str, str]:
     """Docstrings written under attributes in the class body (``x: int`` then ``\"\"\"...\"\"\"``)."""
     try:
@@ -155,12 +164,18 @@ def render() -> str:
         module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "omsbridge")
         if inspect.ismodule(obj):
             module = obj.__name__
+        if not str(module).startswith("omsbridge"):
+            # Made by a library (pluggy's marker, a union of tenders): the package root defines
+            # it, and the page must not change with the library's version.
+            module = "omsbridge"
         by_module.setdefault(module, []).append((name, obj))
     out = [_INTRO]
     for module in sorted(by_module):
         out += [f"## `{module}`", ""]
         for name, obj in by_module[module]:
-            if inspect.isclass(obj):
+            if name in _FOREIGN:
+                out += [f"### `{name}`", "", _FOREIGN[name], ""]
+            elif inspect.isclass(obj):
                 out += _class_section(name, obj)
             elif inspect.ismodule(obj):
                 out += [f"### `{name}` (module)", "", _doc(obj), ""]
