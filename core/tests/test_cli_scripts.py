@@ -130,3 +130,8 @@ def test_http_request_lines_only_at_debug(run):
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
     run("-vv", "backends")
     assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+
+
+def test_backends_prints_json_lines(run):
+    lines = [json.loads(x) for x in run("backends", "--nl").stdout.splitlines()]
+    assert [x["name"] for x in lines] == ["memory", "other"]
