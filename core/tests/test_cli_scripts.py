@@ -126,12 +126,34 @@ def test_tables_are_not_cut_when_piped(run, one, tmp_path):
 
 
 def test_http_request_lines_only_at_debug(run):
-    run("-v", "backends")
-    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
-    run("-vv", "backends")
-    assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    levels = root.level, httpx_log.level
+    try:
+        run("-v", "backends")
+        assert not httpx_log.isEnabledFor(logging.INFO)
+        run("-vv", "backends")
+        assert httpx_log.isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(levels[0])
+        httpx_log.setLevel(levels[1])
 
 
 def test_backends_prints_json_lines(run):
     lines = [json.loads(x) for x in run("backends", "--nl").stdout.splitlines()]
     assert [x["name"] for x in lines] == ["memory", "other"]
+
+
+def test_worker_at_info_does_not_log_each_http_request(run, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[store]\npath = "x.db"\n[merchants.A]\nbackend = "nope"\n')
+    root, httpx_log = logging.getLogger(), logging.getLogger("httpx")
+    levels = root.level, httpx_log.level
+    httpx_log.setLevel(logging.NOTSET)
+    try:
+        result = run("worker", "--config", str(bad), "--log-level", "INFO")
+        assert result.exit_code == 1  # the config is refused, after logging was set up
+        assert root.isEnabledFor(logging.INFO)
+        assert not httpx_log.isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(levels[0])
+        httpx_log.setLevel(levels[1])

@@ -66,6 +66,12 @@ def demo(as_json: bool, workdir: Path | None, keep: bool) -> None:
                    "steps": [attrs.asdict(o) for o in report.outcomes]})  # fmt: skip
     for note in report.notes:
         say(f"note: {note}")
+    spent: dict[str, int] = {}
+    for o in report.outcomes:
+        if o.api_calls is not None:
+            spent[o.merchant_id] = spent.get(o.merchant_id, 0) + o.api_calls
+    for merchant_id, calls in spent.items():
+        say(f"{merchant_id}: {calls} API calls in all")
     where = f" Config kept: {report.config_path}" if report.kept else ""
     say(
         f"\n{counts['ok']} steps ok, {counts['failed']} failed, {counts['skipped']} skipped.{where}"
