@@ -108,7 +108,11 @@ def omsbridge_register_local_servers(
 
     Call ``register(backend_name, start)`` where ``start()`` starts the emulator on a free
     loopback port and returns an :class:`omsbridge.local.LocalServer` (its URL, the merchant
-    settings table that points the backend at it, and a ``stop`` callable).
+    settings table that points the backend at it, and a ``stop`` callable). The demo plays one
+    merchant per registered backend. Give the server an ``oms_side``
+    (:class:`omsbridge.local.OmsSide`: ``place_web_order`` and ``route_to_store``) and the demo
+    also plays the omnichannel flows (BOPIS, BOFIS, ship to store, BORIS); give it
+    ``api_calls`` and each step shows the API calls it spent.
 
     :param register: callback taking the backend name and a zero-argument start function.
 

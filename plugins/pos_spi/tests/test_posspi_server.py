@@ -167,7 +167,7 @@ def test_plugin_registers_backend_and_sandbox() -> None:
     _add_plugin_commands()
     result = CliRunner().invoke(cli, ["sandbox", "pos-spi", "--help"])
     assert result.exit_code == 0, result.output
-    assert "--port" in result.output and "--db" in result.output
+    assert "--port" in result.output and "--state" in result.output
 
 
 def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:

@@ -39,6 +39,9 @@ def cli(verbose: int) -> None:
 
     # The merchant and transaction id on every line (``-`` where a line has none).
     configure_logging(logging.WARNING - 10 * min(verbose, 2))
+    from omsbridge.cli.worker_cmd import quiet_http_logs
+
+    quiet_http_logs()  # -v: omsbridge's own info, not a line per HTTP request (-vv shows them)
 
 
 for _command in (

@@ -1,11 +1,15 @@
 """How a command reaches one merchant's backend, and how it reports failures and exits.
 
-Shared by every command that takes ``--config FILE [--merchant ID]``; the exit statuses are
+Shared by every command that takes ``--config FILE [--merchant ID]`` (``--merchant`` may be
+left out when the config has exactly one merchant; ``--config`` may come from
+``OMSBRIDGE_CONFIG``, so click is not told it is required: the callback asks for it when neither
+is given, and ``--help`` does not call it required when the variable is set); the exit statuses are
 those of :class:`omsbridge.cli.exit_codes.ExitCode` (1 to fix, 75 to retry, 3 queued).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,22 +34,32 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _config_given(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:
+        raise click.MissingParameter(
+            ctx=ctx, param=param, message="give --config FILE or set OMSBRIDGE_CONFIG"
+        )
+    return value
+
+
 def config_option(func: F) -> F:
     """``--config FILE`` (or ``OMSBRIDGE_CONFIG``): the omsbridge TOML config file."""
     return click.option(
         "--config",
         "config_file",
-        required=True,
         envvar="OMSBRIDGE_CONFIG",
+        callback=_config_given,
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="The omsbridge TOML config file (or OMSBRIDGE_CONFIG).",
     )(func)
 
 
 def merchant_options(func: F) -> F:
-    """``--config FILE --merchant ID``: which merchant of which config a command works on."""
+    """``--config FILE [--merchant ID]``: which merchant of which config a command works on."""
     func = click.option(
-        "--merchant", "merchant_id", required=True, help="Merchant id from the config file."
+        "--merchant",
+        "merchant_id",
+        help="Merchant id from the config file (may be left out when it has only one).",
     )(func)
     return config_option(func)
 
@@ -55,14 +69,30 @@ QUEUED_EXIT = ExitCode.QUEUED
 
 
 @contextmanager
-def open_merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterator[Any]:
-    """The merchant's backend; errors become a message and an exit status, never a traceback."""
+def open_merchant(config_file: Path, merchant_id: str | None, as_json: bool) -> Iterator[Any]:
+    """The merchant (the config's only one when ``merchant_id`` is None); errors become a
+    message and an exit status, never a traceback."""
     from omsbridge.bridge import Bridge
     from omsbridge.errors import BackendError, ConfigError, OMSBridgeError
     from omsbridge.outbox import Queued
 
+    # The bridge logs a failed post at WARNING for the worker's logs; here the error is
+    # reported below, notes included, so at the default level it would be said twice.
+    bridge_log = logging.getLogger("omsbridge.bridge")
+    quiet = not bridge_log.isEnabledFor(logging.INFO)
+    level = bridge_log.level
+    if quiet:
+        bridge_log.setLevel(logging.ERROR)
     try:
         with Bridge.from_config(config_file) as bridge:
+            if merchant_id is None:
+                ids = bridge.merchant_ids
+                if len(ids) != 1:
+                    raise click.UsageError(
+                        f"--merchant is needed: {config_file} has {len(ids)} merchants "
+                        f"({', '.join(ids) or 'none'})"
+                    )
+                merchant_id = ids[0]
             yield bridge.for_merchant(merchant_id)
     except Queued as exc:
         # Not a failure the caller must act on: the export job will post it.
@@ -85,9 +115,13 @@ def open_merchant(config_file: Path, merchant_id: str, as_json: bool) -> Iterato
             issues,
             retryable=exc.retryable,
             retry_after=getattr(exc, "retry_after", None),
+            notes=list(getattr(exc, "__notes__", ())),
         )
     except OMSBridgeError as exc:
         fail(as_json, type(exc).__name__, None, str(exc), [])
+    finally:
+        if quiet:
+            bridge_log.setLevel(level)
 
 
 def fail_invalid(as_json: bool, exc: InvalidTransaction) -> None:
@@ -106,22 +140,25 @@ def fail(
     *,
     retryable: bool = False,
     retry_after: float | None = None,
+    notes: list[str] | None = None,
 ) -> None:
-    """Report an error (JSON or text) and exit :attr:`ExitCode.RETRY` when retrying may help,
-    else :attr:`ExitCode.FIX`."""
+    """Report an error once (JSON or text) and exit :attr:`ExitCode.RETRY` when retrying may
+    help, else :attr:`ExitCode.FIX`. The JSON always has the same keys."""
     if as_json:
-        body: dict[str, Any] = {
-            "ok": False,
-            "error": kind,
-            "code": code,
-            "message": message,
-            "retryable": retryable,
-        }
-        if issues:
-            body["issues"] = [{"path": p, "message": m} for p, m in issues]
-        if retry_after is not None:
-            body["retry_after"] = retry_after
-        emit_json(body)
+        emit_json(
+            {
+                "ok": False,
+                "error": kind,
+                "code": code,
+                "message": message,
+                "retryable": retryable,
+                "retry_after": retry_after,
+                "issues": [{"path": p, "message": m} for p, m in issues],
+                "notes": notes or [],
+            }
+        )
     else:
         click.echo(f"{kind}{f' [{code}]' if code else ''}: {message}", err=True)
+        for note in notes or ():
+            click.echo(f"  {note}", err=True)
     sys.exit(ExitCode.RETRY if retryable else ExitCode.FIX)

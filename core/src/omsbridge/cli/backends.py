@@ -6,17 +6,19 @@ from typing import Any
 
 import click
 
-from omsbridge.cli._output import emit_json, json_option
+from omsbridge.cli._output import emit_json, emit_json_lines, json_option, nl_option
 
 
 @click.command()
 @json_option
-def backends(as_json: bool) -> None:
+@nl_option
+def backends(as_json: bool, as_lines: bool) -> None:
     """List the installed backends: name, distribution, version, capabilities.
 
     \b
     Example:
       omsbridge backends --json
+      omsbridge backends --nl
     """
     from omsbridge.registry import BackendRegistry
 
@@ -30,6 +32,9 @@ def backends(as_json: bool) -> None:
         }
         for info in BackendRegistry.from_plugins()
     ]
+    if as_lines:
+        emit_json_lines(rows)
+        return
     if as_json:
         emit_json(rows)
         return

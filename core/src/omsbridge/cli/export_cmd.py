@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from omsbridge.cli._merchant import config_option
-from omsbridge.cli._output import emit_json, json_option
+from omsbridge.cli._output import emit_json, emit_json_lines, emit_table, json_option, nl_option
 from omsbridge.cli.exit_codes import ExitCode
 
 __all__ = ["export"]
@@ -239,6 +239,7 @@ def run(
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--after", "after_id", type=int, default=0, help="Entries after this id (paging).")
 @json_option
+@nl_option
 def list_(
     config_file: Path,
     state: str,
@@ -246,12 +247,14 @@ def list_(
     limit: int,
     after_id: int,
     as_json: bool,
+    as_lines: bool,
 ) -> None:
     """List outbox entries, oldest first, with their last error.
 
     \b
     Example:
       omsbridge export list --config omsbridge.toml --state dead --json
+      omsbridge export list --config omsbridge.toml --nl | jq .transaction_id
     """
     from omsbridge.store import EntryState
 
@@ -266,29 +269,22 @@ def list_(
         entries = bridge.store.entries(
             states=states, merchant_id=merchant_id, limit=limit, after_id=after_id
         )
+    if as_lines:
+        emit_json_lines([_entry_dict(e) for e in entries])
+        return
     if as_json:
         emit_json([_entry_dict(e) for e in entries])
         return
     if not entries:
         click.echo("no entries")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("id", "merchant", "transaction", "state", "tries", "next try", "last error")
-    for column in table.columns:
-        column.overflow = "fold"  # ids and errors are for copying: wrap, never cut
-    for e in entries:
-        table.add_row(
-            str(e.entry_id),
-            e.merchant_id,
-            e.transaction_id,
-            str(e.state),
-            str(e.attempts),
-            _when(e.next_attempt_at) if e.state == EntryState.PENDING else "-",
-            str(e.last_error) if e.last_error else "",
-        )
-    Console().print(table)
+    rows = [
+        (e.entry_id, e.merchant_id, e.transaction_id, e.state, e.attempts,
+         _when(e.next_attempt_at) if e.state == EntryState.PENDING else "-",
+         str(e.last_error) if e.last_error else "")
+        for e in entries
+    ]  # fmt: skip
+    emit_table(("id", "merchant", "transaction", "state", "tries", "next try", "last error"), rows)
 
 
 @export.command()
@@ -427,34 +423,17 @@ def stats(config_file: Path, prometheus_file: Path | None, as_json: bool) -> Non
     if not data["merchants"]:
         click.echo("the outbox is empty")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(
-        "merchant",
-        "pending",
-        "due",
-        "dead",
-        "posted",
-        "retried",
-        "oldest pending",
-        "paused until",
-        "budget left",
-    )
+    headers = ("merchant", "pending", "due", "dead", "posted", "retried", "oldest pending",
+               "paused until", "budget left")  # fmt: skip
+    rows = []
     for m in data["merchants"]:
         budget = m["api_budget"]
-        table.add_row(
-            m["merchant_id"],
-            str(m["pending"]),
-            str(m["due"]),
-            str(m["dead"]),
-            str(m["posted"]),
-            str(m["retried"]),
-            m["oldest_pending_at"] or "-",
-            m["paused_until"] or "-",
+        rows.append((
+            m["merchant_id"], m["pending"], m["due"], m["dead"], m["posted"], m["retried"],
+            m["oldest_pending_at"] or "-", m["paused_until"] or "-",
             f"{budget['remaining']}/{budget['limit'] or '?'}" if budget else "-",
-        )
-    Console().print(table)
+        ))  # fmt: skip
+    emit_table(headers, rows)
     # Below the table, unwrapped: a refused login must be read in full, never cut to fit.
     for m in data["merchants"]:
         if m["pause"] is not None:

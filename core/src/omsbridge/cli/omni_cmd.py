@@ -47,12 +47,12 @@ class _Printer:
         self, merchant_id: str, fulfillment_order: Any
     ) -> None:
         """Print the order (JSON lines with ``--json``)."""
-        from omsbridge import wire
+        from omsbridge.cli._output import stable
 
         fo = fulfillment_order
         if self.as_json:
             line = json.dumps(
-                {"merchant_id": merchant_id, "fulfillment_order": wire.unstructure(fo)},
+                {"merchant_id": merchant_id, "fulfillment_order": stable(fo)},
                 default=str,
                 separators=(",", ":"),
             )
@@ -204,7 +204,7 @@ def fulfil(
     fulfillment_order_id: str,
     action: str,
     config_file: Path,
-    merchant_id: str,
+    merchant_id: str | None,
     lines: tuple[str, ...],
     reason: str | None,
     tracking_number: str | None,

@@ -1,6 +1,7 @@
 """``omsbridge post / search / order / cancel``: order operations on any merchant's backend.
 
-Every command takes ``--config FILE --merchant ID`` and goes through :class:`omsbridge.Bridge`,
+Every command takes ``--config FILE [--merchant ID]`` (the merchant may be left out when the
+config has exactly one) and goes through :class:`omsbridge.Bridge`,
 so it works with whatever backend the merchant is configured for (and its local sandbox).
 Errors print the error class, code and message and exit 1 (75 for a retryable error, so a
 script can tell "try again later" apart from "fix the input" and from a usage error, 2);
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from omsbridge.cli._merchant import fail_invalid, merchant_options, open_merchant
-from omsbridge.cli._output import emit_json, json_option
+from omsbridge.cli._output import emit_json, emit_json_lines, json_option, nl_option
 from omsbridge.errors import InvalidTransaction
 
 __all__ = ["cancel", "order", "post", "search"]
@@ -31,32 +32,32 @@ _LINE = re.compile(r"^(\d+):(\d+(?:\.\d+)?)$")
 
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.File("rb"))
 @merchant_options
 @json_option
-def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None:
+def post(file: Any, config_file: Path, merchant_id: str | None, as_json: bool) -> None:
     """Post a transaction (native JSON) to the merchant's backend; safe to repeat.
+
+    FILE is a JSON file, or - for standard input.
 
     \b
     Example:
       omsbridge post examples/transactions/sale-card.json --config omsbridge.toml \\
           --merchant SHOPNOW --json
+      make-sale | omsbridge post - --config omsbridge.toml
     """
     from omsbridge import wire
     from omsbridge.model import Transaction
 
     try:
-        transaction = wire.loads(file.read_bytes(), Transaction)
+        transaction = wire.loads(file.read(), Transaction)
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return
     with open_merchant(config_file, merchant_id, as_json) as merchant:
         result = merchant.post(transaction)
     if as_json:
-        from omsbridge import wire
-
-        # "created" is always shown (the wire format leaves out fields equal to their default).
-        emit_json({**wire.unstructure(result), "created": result.created})
+        emit_json(result)
         return
     verb = "posted" if result.created else "already posted"
     click.echo(
@@ -76,9 +77,10 @@ def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None
 @click.option("--page-size", type=int, default=20, show_default=True, help="Hits per page.")
 @click.option("--cursor", help="next_cursor of the previous page.")
 @json_option
+@nl_option
 def search(
     config_file: Path,
-    merchant_id: str,
+    merchant_id: str | None,
     order_number: str | None,
     email: str | None,
     first_name: str | None,
@@ -89,16 +91,25 @@ def search(
     page_size: int,
     cursor: str | None,
     as_json: bool,
+    as_lines: bool,
 ) -> None:
     """Search the merchant's orders (all criteria must match), newest first.
 
     \b
     Example:
       omsbridge search --config omsbridge.toml --merchant SHOPNOW --last-name Freeman --json
+      omsbridge search --config omsbridge.toml --email jane@example.com --nl
     """
     from datetime import UTC
 
     from omsbridge.model import OrderQuery
+
+    criteria = (order_number, email, first_name, last_name, customer_id, placed_from, placed_to)
+    if cursor is None and all(c is None for c in criteria):
+        raise click.UsageError(
+            "give at least one of --order-number, --email, --first-name, --last-name, "
+            "--customer-id, --from, --to"
+        )
 
     try:
         query = OrderQuery(
@@ -113,6 +124,12 @@ def search(
         return
     with open_merchant(config_file, merchant_id, as_json) as merchant:
         page = merchant.search_orders(query)
+    if as_lines:
+        # One hit per line; the next page's cursor (if any) goes to standard error.
+        emit_json_lines(page.hits)
+        if page.next_cursor:
+            click.echo(f"more: --cursor {page.next_cursor}", err=True)
+        return
     if as_json:
         emit_json(page)
         return
@@ -131,7 +148,7 @@ def search(
 @click.argument("order_id")
 @merchant_options
 @json_option
-def order(order_id: str, config_file: Path, merchant_id: str, as_json: bool) -> None:
+def order(order_id: str, config_file: Path, merchant_id: str | None, as_json: bool) -> None:
     """Show one order: lines with quantities, payments, fulfillment orders, shipments.
 
     \b
@@ -188,7 +205,7 @@ def _cancel_line(value: str) -> tuple[int, Decimal]:
 def cancel(
     order_id: str,
     config_file: Path,
-    merchant_id: str,
+    merchant_id: str | None,
     lines: tuple[str, ...],
     reason: str,
     as_json: bool,

@@ -9,7 +9,7 @@ import click
 
 from omsbridge.cli._merchant import config_option
 
-__all__ = ["worker"]
+__all__ = ["quiet_http_logs", "worker"]
 
 
 @click.command()
@@ -76,6 +76,7 @@ def worker(
     from omsbridge.worker import Worker, WorkerSettings
 
     configure_logging(getattr(logging, log_level), json_lines=log_json)
+    quiet_http_logs()
     try:
         bridge = Bridge.from_config(config_file)
     except ConfigError as exc:
@@ -94,3 +95,13 @@ def worker(
         runner = Worker(bridge, settings)
         runner.install_signal_handlers()
         runner.run()
+
+
+def quiet_http_logs() -> None:
+    """HTTP clients' per-request lines (httpx logs every request at INFO) only at DEBUG: a
+    worker at INFO would otherwise log each call it makes, thousands an hour."""
+    root = logging.getLogger().getEffectiveLevel()
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if root <= logging.DEBUG else logging.WARNING
+        )

@@ -1,11 +1,18 @@
-"""Run the demo: start local emulators, write the bundled config for them, play a store day."""
+"""Run the demo: start every local emulator plugins offer, write a config for them, play the day.
+
+The merchants are the local servers the ``omsbridge_register_local_servers`` hook offers, one
+merchant per backend (:func:`omsbridge.local.demo_merchant_id`). Each plays the POS store day
+and, when its server has an OMS side, the omnichannel day. The work directory (config and
+store) is a temporary one, removed at the end, unless the caller names one.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,14 +21,11 @@ from typing import Any
 import attrs
 
 from omsbridge.bridge import Bridge
-from omsbridge.demo.store_day import store_day
+from omsbridge.demo.store_day import Step, store_day
 from omsbridge.errors import OMSBridgeError
-from omsbridge.local import LocalServer, local_servers
+from omsbridge.local import LocalServer, demo_merchant_id, local_servers
 
-__all__ = ["DEMO_MERCHANTS", "DemoReport", "StepOutcome", "run_demo"]
-
-DEMO_MERCHANTS: tuple[tuple[str, str], ...] = (("ACME", "pos-spi"), ("SHOPNOW", "salesforce"))
-"""The bundled config's merchants: (merchant id, backend)."""
+__all__ = ["DemoReport", "StepOutcome", "run_demo"]
 
 
 @attrs.define
@@ -33,6 +37,8 @@ class StepOutcome:
     step: str
     status: str  # "ok", "failed" or "skipped"
     seconds: float = 0.0
+    api_calls: int | None = None
+    """API calls the step spent, as the server counts them (None: the server does not count)."""
     details: dict[str, Any] = attrs.field(factory=dict)
     error: str | None = None
 
@@ -42,6 +48,8 @@ class DemoReport:
     """Everything the demo did; ``ok`` is False if any step failed."""
 
     config_path: str
+    kept: bool = False
+    """Whether the work directory (config and store) is kept after the run."""
     outcomes: list[StepOutcome] = attrs.field(factory=list)
     notes: list[str] = attrs.field(factory=list)
 
@@ -108,12 +116,13 @@ class _Results(dict[str, Any]):
 
 @contextmanager
 def _started(
-    wanted: tuple[tuple[str, str], ...], report: DemoReport
+    backends: Sequence[str] | None, report: DemoReport
 ) -> Iterator[dict[str, LocalServer]]:
     available = local_servers()
     running: dict[str, LocalServer] = {}
     with ExitStack() as stack:
-        for merchant_id, backend in wanted:
+        for backend in available if backends is None else backends:
+            merchant_id = demo_merchant_id(backend)
             start = available.get(backend)
             if start is None:
                 report.notes.append(
@@ -126,46 +135,106 @@ def _started(
         yield running
 
 
+@contextmanager
+def _workdir(workdir: Path | None) -> Iterator[Path]:
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="omsbridge-demo-"))
+    try:
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _play(
+    step: Step,
+    merchant_id: str,
+    server: LocalServer,
+    merchant: Any,
+    state: dict[str, Any],
+    meter: Callable[[], int] | None,
+) -> StepOutcome:
+    outcome = StepOutcome(merchant_id, server.backend, step.name, "ok")
+    if step.needs not in merchant.backend.capabilities:
+        outcome.status = "skipped"
+        outcome.error = f"backend {server.backend} does not offer {step.needs}"
+        return outcome
+    before = meter() if meter else None
+    started = time.perf_counter()
+    try:
+        outcome.details = step.run(merchant, state)
+    except _MissingResult as exc:
+        outcome.status = "skipped"
+        outcome.error = f"needs the {exc} step, which failed"
+    except (OMSBridgeError, AssertionError) as exc:
+        outcome.status = "failed"
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    outcome.seconds = time.perf_counter() - started
+    if meter and before is not None:
+        # The count includes the OMS side's own calls (web orders, routing).
+        outcome.api_calls = meter() - before
+    return outcome
+
+
+def _meter(server: LocalServer) -> Callable[[], int] | None:
+    """The server's API-call count, less what its own reads cost (measured: two reads in a
+    row; a read Salesforce counts shows in every later read)."""
+    read = server.api_calls
+    if read is None:
+        return None
+    first = read()
+    cost = read() - first
+    reads = [2]
+
+    def count() -> int:
+        reads[0] += 1
+        return read() - cost * reads[0]
+
+    return count
+
+
 def run_demo(
     *,
     workdir: Path | None = None,
-    merchants: tuple[tuple[str, str], ...] | None = None,
+    backends: Sequence[str] | None = None,
     on_step: Callable[[StepOutcome], None] | None = None,
 ) -> DemoReport:
-    """Play the store day for every demo merchant whose backend has a local server."""
-    merchants = merchants if merchants is not None else DEMO_MERCHANTS
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="omsbridge-demo-"))
-    config_path = workdir / "omsbridge.toml"
-    report = DemoReport(str(config_path))
-    stamp = datetime.now(UTC).strftime("%H%M%S")
-    with _started(merchants, report) as running:
-        if not running:
-            report.notes.append("no local servers available: install omsbridge-posspi")
-            return report
-        for server in running.values():
-            os.environ.update(server.environment)
-        write_config(config_path, running)
-        with Bridge.from_config(config_path) as bridge:
-            for merchant_id, server in running.items():
-                merchant = bridge.for_merchant(merchant_id)
-                state: dict[str, Any] = _Results()
-                for step in store_day(f"{merchant_id}-{stamp}"):
-                    outcome = StepOutcome(merchant_id, server.backend, step.name, "ok")
-                    if step.needs not in merchant.backend.capabilities:
-                        outcome.status = "skipped"
-                        outcome.error = f"backend {server.backend} does not offer {step.needs}"
+    """Play the store day (and, with an OMS side, the omnichannel day) for every backend with a
+    local server (or those named in ``backends``). Without ``workdir`` the config and store
+    live in a temporary directory that is removed at the end."""
+    from omsbridge.demo.omnichannel import omnichannel
+
+    with _workdir(workdir) as where:
+        config_path = where / "omsbridge.toml"
+        report = DemoReport(str(config_path), kept=workdir is not None)
+        stamp = datetime.now(UTC).strftime("%H%M%S")
+        with _started(backends, report) as running:
+            if not running:
+                report.notes.append("no local servers available: install omsbridge-posspi")
+                return report
+            for server in running.values():
+                os.environ.update(server.environment)
+            write_config(config_path, running)
+            with Bridge.from_config(config_path) as bridge:
+                for merchant_id, server in running.items():
+                    merchant = bridge.for_merchant(merchant_id)
+                    state: dict[str, Any] = _Results()
+                    steps = store_day(f"{merchant_id}-{stamp}")
+                    if server.oms_side is not None:
+                        steps += omnichannel(
+                            f"{stamp}{len(report.outcomes)}", server.oms_side, bridge.store
+                        )
                     else:
-                        started = time.perf_counter()
-                        try:
-                            outcome.details = step.run(merchant, state)
-                        except _MissingResult as exc:
-                            outcome.status = "skipped"
-                            outcome.error = f"needs the {exc} step, which failed"
-                        except (OMSBridgeError, AssertionError) as exc:
-                            outcome.status = "failed"
-                            outcome.error = f"{type(exc).__name__}: {exc}"
-                        outcome.seconds = time.perf_counter() - started
-                    report.outcomes.append(outcome)
-                    if on_step:
-                        on_step(outcome)
+                        report.notes.append(
+                            f"{merchant_id}: the {server.backend} local server has no OMS side; "
+                            "omnichannel flows not played"
+                        )
+                    meter = _meter(server)
+                    for step in steps:
+                        outcome = _play(step, merchant_id, server, merchant, state, meter)
+                        report.outcomes.append(outcome)
+                        if on_step:
+                            on_step(outcome)
     return report

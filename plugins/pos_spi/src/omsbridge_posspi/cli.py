@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import click
 
@@ -20,7 +21,13 @@ __all__ = ["sandbox_command"]
 @click.command(name="pos-spi")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8766, show_default=True, help="Port (0 picks a free one).")
-@click.option("--db", default=":memory:", show_default=True, help="SQLite file to keep data in.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file that keeps the data across restarts (default: in memory).",
+)
+@click.option("--db", default=None, hidden=True, help="Former name of --state.")
 @click.option("--api-key", default=DEFAULT_API_KEY, show_default=True, help="Accepted API key.")
 @click.option("--client-id", default=DEFAULT_CLIENT_ID, show_default=True, help="OAuth2 client id.")
 @click.option(
@@ -33,7 +40,8 @@ __all__ = ["sandbox_command"]
 def sandbox_command(
     host: str,
     port: int,
-    db: str,
+    state: Path | None,
+    db: str | None,
     api_key: str,
     client_id: str,
     client_secret: str,
@@ -43,8 +51,11 @@ def sandbox_command(
 
     \b
     Example:
-      omsbridge sandbox pos-spi --port 8766 --db spi.db --seed-store STORE-1
+      omsbridge sandbox pos-spi --port 8766 --state spi.db --seed-store STORE-1
     """
+    if state is not None and db is not None:
+        raise click.UsageError("give --state only (--db is its former name)")
+    db = str(state) if state is not None else db or ":memory:"
     app = SpiApp(db, api_keys=(api_key,), oauth_clients={client_id: client_secret})
     if seed_store:
         fulfillment_order = app.seed_online_order(seed_store).fulfillment_order

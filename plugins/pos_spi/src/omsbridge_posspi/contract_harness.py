@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 
-from omsbridge import wire
+from omsbridge.local import WebLine, WebOrder
 from omsbridge.model import Customer, FulfillmentKind
 from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder
+from omsbridge_posspi.oms_side import PosSpiOmsSide
 from omsbridge_posspi.server import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -33,7 +34,6 @@ _REPLAY_URL = "http://127.0.0.1:9"
 """Where the backend points when replaying: never contacted (ports are not matched)."""
 
 _SECRET_FILE = "pos-spi-client-secret.txt"
-_ROUTED_AT = "2026-11-20T12:00:00+00:00"  # when the web shop placed a routed order (fixed)
 _LASTING = 1_000_000  # a server fault "count": in force until the harness clears it
 
 _SERVER_FAULTS: dict[Fault, dict[str, Any]] = {
@@ -109,40 +109,24 @@ class PosSpiHarness(Harness):
 
     def seed_online_order(self, order: OnlineOrder) -> str:
         """An order placed on the web shop and shipped from elsewhere (or still open): no store
-        has a fulfillment order for it."""
-        seeded = self._seed(
-            store_id=None,
-            kind=None,
-            placed_at=order.placed_at.isoformat(),
+        has a fulfillment order for it (placed by the distribution's OMS side, as in the demo)."""
+        web = WebOrder(
+            ref=order.ref,
             customer=order.customer,
+            lines=tuple(
+                WebLine(line.sku, line.quantity, line.unit_price, line.name) for line in order.lines
+            ),
+            placed_at=order.placed_at,
             currency=order.currency,
-            lines=[
-                {
-                    "sku": line.sku,
-                    "quantity": str(line.quantity),
-                    "unit_price": str(line.unit_price),
-                    **({"name": line.name} if line.name else {}),
-                }
-                for line in order.lines
-            ],
-            fulfilled=order.shipped,
+            shipped=order.shipped,
         )
-        return str(seeded["order"]["order_id"])
+        return PosSpiOmsSide(self.http).place_web_order(web)
 
     def make_fulfillment_order(
         self, store_id: str, kind: FulfillmentKind, *, ref: str, customer: Customer
     ) -> str:
         """An online order routed to ``store_id`` (BOPIS or BOFIS), waiting on the store."""
-        seeded = self._seed(
-            store_id=store_id,
-            kind=kind,
-            customer=customer,
-            currency="USD",
-            lines=[{"sku": f"SKU-{ref}", "quantity": "2", "unit_price": "15.00"}],
-            placed_at=_ROUTED_AT,
-            fulfilled=False,
-        )
-        return str(seeded["fulfillment_order"]["fulfillment_order_id"])
+        return PosSpiOmsSide(self.http).route_to_store(store_id, kind, ref=ref, customer=customer)
 
     def inject_fault(self, fault: Fault) -> None:
         """5xx, 401 and 429 through the server's fault controls; timeouts on the client side
@@ -159,11 +143,6 @@ class PosSpiHarness(Harness):
         if self._server_fault:
             self._admin("DELETE", "/__admin__/faults")
             self._server_fault = False
-
-    def _seed(self, *, customer: Customer, **body: Any) -> dict[str, Any]:
-        payload = {**body, "customer": wire.unstructure(customer)}
-        answer: dict[str, Any] = self._admin("POST", "/__admin__/seed-online-order", json=payload)
-        return answer
 
     def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)

@@ -35,12 +35,23 @@ def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]], None]) -> None:
-    """Offer a fresh reference SPI server on a free loopback port, for ``omsbridge demo``."""
+    """Offer a fresh reference SPI server on a free loopback port, for ``omsbridge demo``, with
+    its OMS side (web orders and routing through the server's admin API)."""
     from omsbridge.local import LocalServer
     from omsbridge_posspi.server import DEFAULT_API_KEY, SpiApp, serve
 
     def start() -> LocalServer:
+        import httpx
+
+        from omsbridge_posspi.oms_side import PosSpiOmsSide
+
         handle = serve(SpiApp())
+        http = httpx.Client(base_url=handle.url, timeout=10.0)
+
+        def stop() -> None:
+            http.close()
+            handle.stop()
+
         return LocalServer(
             backend="pos-spi",
             url=handle.url,
@@ -49,8 +60,9 @@ def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]]
                 "auth": {"type": "api_key", "api_key": {"env": "OMSBRIDGE_DEMO_SPI_KEY"}},
             },
             environment={"OMSBRIDGE_DEMO_SPI_KEY": DEFAULT_API_KEY},
-            stop=handle.stop,
+            stop=stop,
             description="POS Order SPI reference server (in memory)",
+            oms_side=PosSpiOmsSide(http),
         )
 
     register("pos-spi", start)

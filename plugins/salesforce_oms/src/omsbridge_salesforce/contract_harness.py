@@ -9,9 +9,11 @@ server runs and everything, the harness's own calls included, comes from the cas
 (seed ``demo``), so record ids are the same on every recording of a scenario.
 
 What only the OMS side can create (an online order for BORIS, a fulfillment order routed to a
-store) is created by the harness through Salesforce's own REST API, as a web store would: one
-composite graph (account, product, order, delivery group, items, payment, activation), the
-Connect summary action where the org has no flow, then the Connect ``fulfillment-orders`` action.
+store) is created through Salesforce's own REST API, as a web store would, by the sandbox
+distribution's OMS side (:class:`omsbridge_salesforce_sandbox.oms_side.SalesforceOmsSide`, which
+``omsbridge demo`` uses too) on the harness's recorded client: one composite graph (account,
+product, order, delivery group, items, payment, activation), the Connect summary action where
+the org has no flow, then the Connect ``fulfillment-orders`` action.
 
 Faults use the sandbox's controls: 5xx is a fault rule, a refused credential is a token lifetime
 so short that every session is already expired (so the re-authentication is refused too), an
@@ -24,8 +26,6 @@ Imported only by the contract suite (``omsbridge-contract`` must be installed).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ import httpx
 
 from omsbridge.model import Customer, FulfillmentKind
 from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder, data
-from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
 __all__ = ["SalesforceHarness"]
@@ -43,37 +42,13 @@ _REPLAY_URL = "http://127.0.0.1:9"
 port every loopback URL is stored with."""
 
 _API = "v62.0"
-_DATA = f"/services/data/{_API}"
 _PASSWORD_FILE = "salesforce-password.txt"
 _SECRET_FILE = "salesforce-client-secret.txt"
 _STORE_FIELD = "POS_Store_Id__c"  # the setup package's Location field for the store id
-_ROUTED_AT = "2026-11-20T12:00:00+00:00"  # when the web shop placed a routed order (fixed)
 _LASTING = 1_000_000  # a fault rule "count": in force until the harness clears it
 _DEFAULT_TOKEN_LIFETIME = 7200.0  # the sandbox's default (docs/sandbox-salesforce.md)
 _API_BUDGET = 100_000  # the sandbox's default DailyApiRequests maximum
 _EXPIRED_AT_ONCE = 1e-6  # seconds: every session issued with it is expired when first used
-
-# The demo org's records a web-store order points at (docs/sandbox-salesforce.md, "Demo org").
-_WEB_CHANNEL = "Web Store"
-_CARD_GATEWAY = "DemoGateway"
-_SHIPPED_FROM = "wh-001"  # Central Warehouse: where shipped online orders left from
-_SHIP_TO_STORE_METHOD = "SHIP_TO_STORE-DEFAULT"  # not in the demo org: created when needed
-_METHODS = {
-    # FulfillmentKind -> OrderDeliveryMethod name the backend's import maps back to that kind
-    # (the default ``delivery_methods`` keys: SHIP_TO_STORE-* and ONLINE-*; "pick" -> PICKUP).
-    FulfillmentKind.PICKUP: "Store Pickup",
-    FulfillmentKind.SHIP_FROM_STORE: "ONLINE-DEFAULT",
-    FulfillmentKind.SHIP_TO_STORE: _SHIP_TO_STORE_METHOD,
-}
-_SHIPPED_METHOD = "Standard Shipping"
-_OPEN_METHOD = "ONLINE-DEFAULT"
-_SHIP_TO = {
-    "DeliverToStreet": "1 Harbour Way",
-    "DeliverToCity": "Portland",
-    "DeliverToState": "OR",
-    "DeliverToPostalCode": "97201",
-    "DeliverToCountry": "US",
-}
 
 
 class SalesforceHarness(Harness):
@@ -93,7 +68,7 @@ class SalesforceHarness(Harness):
         super().__init__(live=live, workdir=workdir)
         self._server: Any = None
         self._http: httpx.Client | None = None
-        self._token: str | None = None
+        self._oms_side: Any = None
         self._timeouts = HttpxTimeouts()
         self._armed: set[Fault] = set()
         self.url = _REPLAY_URL
@@ -111,6 +86,7 @@ class SalesforceHarness(Harness):
         (self.workdir / _PASSWORD_FILE).write_text(PASSWORD, encoding="utf-8")
         (self.workdir / _SECRET_FILE).write_text(CLIENT_SECRET, encoding="utf-8")
         self._http = httpx.Client(base_url=self.url, timeout=30.0)
+        self._oms_side = self._new_oms_side()
 
     @property
     def profile(self) -> Any:
@@ -166,7 +142,7 @@ class SalesforceHarness(Harness):
         with a Location for each store the scenarios sell in (merchant set-up, as in
         docs/salesforce.md: take-with lines are fulfilled at the store's Location)."""
         self._control("POST", "reset", {"seed": "demo"})
-        self._token = None
+        self._oms_side = self._new_oms_side()  # a new login, and no store Location yet
         records = [
             {"attributes": {"type": "Location"}, "Name": f"Store {store_id}",
              "LocationType": "Store", "IsInventoryLocation": True, _STORE_FIELD: store_id}
@@ -197,24 +173,28 @@ class SalesforceHarness(Harness):
 
     def seed_online_order(self, order: OnlineOrder) -> str:
         """An order placed on the web store, paid by card: shipped from the warehouse (its
-        fulfillment order Fulfilled) or still open (no fulfillment order yet)."""
-        lines = [(line.sku, line.quantity, line.unit_price, line.name) for line in order.lines]
-        method = _SHIPPED_METHOD if order.shipped else _OPEN_METHOD
-        placed = order.placed_at.isoformat()
-        order_id = self._web_order(order.ref, order.customer, lines, method, placed, None)
-        if order.shipped:
-            fo_id = self._fulfillment_order(order_id, _SHIPPED_FROM, "Warehouse")
-            self._rest("PATCH", f"/sobjects/FulfillmentOrder/{fo_id}", {"Status": "Fulfilled"})
-        return order_id
+        fulfillment order Fulfilled) or still open (no fulfillment order yet). The sandbox
+        distribution's OMS side places it (the demo's too)."""
+        from omsbridge.local import WebLine, WebOrder
+
+        web = WebOrder(
+            ref=order.ref,
+            customer=order.customer,
+            lines=tuple(
+                WebLine(line.sku, line.quantity, line.unit_price, line.name) for line in order.lines
+            ),
+            placed_at=order.placed_at,
+            currency=order.currency,
+            shipped=order.shipped,
+        )
+        return str(self._oms.place_web_order(web))
 
     def make_fulfillment_order(
         self, store_id: str, kind: FulfillmentKind, *, ref: str, customer: Customer
     ) -> str:
         """A web-store order routed to ``store_id`` as a fulfillment order of ``kind``
         (Allocated, waiting on the store); its creation publishes FOStatusChangedEvent."""
-        lines = [(f"SKU-{ref}", Decimal(2), Decimal("15.00"), None)]
-        order_id = self._web_order(ref, customer, lines, _METHODS[kind], _ROUTED_AT, store_id)
-        return self._fulfillment_order(order_id, store_id, "Retail Store")
+        return str(self._oms.route_to_store(store_id, kind, ref=ref, customer=customer))
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -253,239 +233,31 @@ class SalesforceHarness(Harness):
         self._control("POST", "faults", body)
         self._armed.clear()
 
-    # -- web-store orders -----------------------------------------------------------------------
-
-    def _web_order(
-        self,
-        ref: str,
-        customer: Customer,
-        lines: Sequence[tuple[str, Decimal, Decimal, str | None]],
-        method: str,
-        placed_at: str,
-        store_id: str | None,
-    ) -> str:
-        """One activated web-store order (one composite graph); the original Order's id."""
-        found = self._queries(
-            {
-                "pb": "SELECT Id FROM Pricebook2 WHERE IsStandard = true",
-                "sc": soql("SELECT Id FROM SalesChannel WHERE SalesChannelName = {}", _WEB_CHANNEL),
-                "odm": soql("SELECT Id FROM OrderDeliveryMethod WHERE Name = {}", method),
-                "pgw": soql(
-                    "SELECT Id FROM PaymentGateway WHERE PaymentGatewayName = {}", _CARD_GATEWAY
-                ),
-            }
-        )
-        pricebook = found["pb"][0]["Id"]
-        nodes: list[dict[str, Any]] = []
-
-        def add(ref_id: str, sobject: str, body: dict[str, Any]) -> str:
-            nodes.append(
-                {"method": "POST", "url": f"{_DATA}/sobjects/{sobject}", "referenceId": ref_id,
-                 "body": body}
-            )  # fmt: skip
-            return f"@{{{ref_id}.id}}"
-
-        if found["odm"]:
-            method_id = found["odm"][0]["Id"]
-        else:  # ship to store: the demo org has no such delivery method yet
-            product = add(
-                "dp", "Product2",
-                {"Name": f"Delivery {method}", "StockKeepingUnit": f"DELIVERY-{method}",
-                 "IsActive": True},
-            )  # fmt: skip
-            method_id = add(
-                "odm", "OrderDeliveryMethod",
-                {"Name": method, "ReferenceNumber": method, "ProductId": product, "IsActive": True},
-            )  # fmt: skip
-        if store_id is not None and store_id not in (data.STORE, data.OTHER_STORE):
-            add(
-                "loc", "Location",
-                {"Name": f"Store {store_id}", "LocationType": "Store",
-                 "IsInventoryLocation": True, _STORE_FIELD: store_id,
-                 "ExternalReference": store_id},
-            )  # fmt: skip
-        name = " ".join(p for p in (customer.first_name, customer.last_name) if p) or ref
-        person = "person_accounts" in self.profile.features
-        account = add(
-            "acct", "Account",
-            {"FirstName": customer.first_name, "LastName": customer.last_name or ref,
-             "PersonEmail": customer.email, "PersonMobilePhone": customer.phone}
-            if person else {"Name": name},
-        )  # fmt: skip
-        currency = {"CurrencyIsoCode": "USD"} if self.profile.multicurrency else {}
-        total = sum((qty * price for _, qty, price, _ in lines), Decimal(0))
-        order = add(
-            "ord", "Order",
-            {"AccountId": account, "EffectiveDate": placed_at[:10], "Status": "Draft",
-             "Pricebook2Id": pricebook, "SalesChannelId": found["sc"][0]["Id"],
-             "OrderedDate": placed_at, "BillingEmailAddress": customer.email,
-             "BillingCountry": "US", "Type": "Online", **currency,
-             "Name": f"{name} (web {ref})"},
-        )  # fmt: skip
-        group = add(
-            "odg", "OrderDeliveryGroup",
-            {"OrderId": order, "OrderDeliveryMethodId": method_id, "DeliverToName": name,
-             "EmailAddress": customer.email, **_SHIP_TO},
-        )  # fmt: skip
-        for n, (sku, qty, price, title) in enumerate(lines, 1):
-            product = add(
-                f"p{n}", "Product2", {"Name": title or f"Item {sku}", "StockKeepingUnit": sku,
-                                      "ProductCode": sku, "IsActive": True},
-            )  # fmt: skip
-            entry = add(
-                f"pbe{n}", "PricebookEntry",
-                {"Pricebook2Id": pricebook, "Product2Id": product, "UnitPrice": str(price),
-                 "IsActive": True},
-            )  # fmt: skip
-            add(
-                f"it{n}", "OrderItem",
-                {"OrderId": order, "PricebookEntryId": entry, "Product2Id": product,
-                 "Quantity": str(qty), "UnitPrice": str(price), "ListPrice": str(price),
-                 "TotalLineAmount": str(qty * price), "Type": "Order Product",
-                 "OrderDeliveryGroupId": group},
-            )  # fmt: skip
-        payment_group = add("pg", "PaymentGroup", {"SourceObjectId": order})
-        card = add(
-            "card", "CardPaymentMethod",
-            {"ProcessingMode": "External", "Status": "Active", "AccountId": account,
-             "CardType": "Visa", "CardHolderName": name, "ExpiryMonth": 12, "ExpiryYear": 2029,
-             "CardCategory": "CreditCard", "InputCardNumber": "4111111111111111",
-             "PaymentGatewayId": found["pgw"][0]["Id"]},
-        )  # fmt: skip
-        add(
-            "pay", "Payment",
-            {"Amount": str(total), "AccountId": account, "ProcessingMode": "External",
-             "Status": "Processed", "Type": "Sale", "PaymentGroupId": payment_group,
-             "PaymentMethodId": card, "GatewayRefNumber": f"web-{ref}", "Date": placed_at,
-             **currency},
-        )  # fmt: skip
-        nodes.append(
-            {"method": "PATCH", "url": f"{_DATA}/sobjects/Order/@{{ord.id}}", "referenceId": "act",
-             "body": {"Status": "Activated"}}
-        )  # fmt: skip
-        graph_id = "web" + "".join(c for c in ref if c.isalnum())[:30]
-        answer = self._rest(
-            "POST",
-            "/composite/graph",
-            {"graphs": [{"graphId": graph_id, "compositeRequest": nodes}]},
-        )
-        result = answer["graphs"][0]
-        if not result["isSuccessful"]:
-            raise AssertionError(f"the sandbox refused the web order {ref}: {result}")
-        by_ref = {
-            node["referenceId"]: node["body"]
-            for node in result["graphResponse"]["compositeResponse"]
-        }
-        order_id = str(by_ref["ord"]["id"])
-        if not self.profile.activation_flow:
-            # No flow in this org: the web store makes the summary, as the connector does.
-            self._rest(
-                "POST",
-                "/commerce/order-management/order-summaries",
-                {"orderId": order_id, "orderLifeCycleType": "MANAGED"},
-            )
-        return order_id
-
-    def _fulfillment_order(self, order_id: str, store_id: str, fulfillment_type: str) -> str:
-        """Route the whole order summary to the Location whose ``POS_Store_Id__c`` is
-        ``store_id`` (Connect ``fulfillment-orders``); the FulfillmentOrder's id."""
-        found = self._queries(
-            {
-                "ogs": soql(
-                    "SELECT Id, OrderSummaryId FROM OrderDeliveryGroupSummary "
-                    "WHERE OrderSummary.OriginalOrderId = {}",
-                    order_id,
-                ),
-                "ois": soql(
-                    "SELECT Id, QuantityOrdered FROM OrderItemSummary "
-                    "WHERE OrderSummary.OriginalOrderId = {} ORDER BY LineNumber",
-                    order_id,
-                ),
-                "loc": soql(f"SELECT Id FROM Location WHERE {_STORE_FIELD} = {{}}", store_id),
-            }
-        )
-        group = found["ogs"][0]
-        answer = self._rest(
-            "POST",
-            "/commerce/fulfillment/fulfillment-orders",
-            {
-                "orderSummaryId": group["OrderSummaryId"],
-                "orderDeliveryGroupSummaryId": group["Id"],
-                "fulfillmentGroups": [
-                    {
-                        "fulfilledFromLocationId": found["loc"][0]["Id"],
-                        "fulfillmentType": fulfillment_type,
-                        "orderItemSummaries": [
-                            {"orderItemSummaryId": row["Id"], "quantity": row["QuantityOrdered"]}
-                            for row in found["ois"]
-                        ],
-                    }
-                ],
-            },
-        )
-        return str(answer["fulfillmentOrderIds"][0])
-
-    # -- HTTP -----------------------------------------------------------------------------------
+    # -- HTTP (the OMS side's session) ---------------------------------------------------------
 
     def _control(self, method: str, name: str, body: dict[str, Any]) -> None:
         response = self.http.request(method, f"/__sandbox__/{name}", json=body)
         response.raise_for_status()
 
-    def _bearer(self) -> str:
-        if self._token is None:
-            response = self.http.post(
-                "/services/oauth2/token",
-                data={
-                    "grant_type": "password",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                    "username": USERNAME,
-                    "password": PASSWORD,
-                },
-            )
-            response.raise_for_status()
-            self._token = str(response.json()["access_token"])
-        return self._token
+    def _new_oms_side(self) -> Any:
+        """The sandbox distribution's OMS side (web store, routing), on the recorded client."""
+        from omsbridge_salesforce_sandbox.oms_side import SalesforceOmsSide
+
+        return SalesforceOmsSide(
+            self.http, self.profile, api_version=_API, known_stores=(data.STORE, data.OTHER_STORE)
+        )
+
+    @property
+    def _oms(self) -> Any:
+        assert self._oms_side is not None, "the harness is not started"
+        return self._oms_side
 
     def _rest(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        response = self.http.request(
-            method,
-            _DATA + path,
-            json=body,
-            params=params or None,
-            headers={"Authorization": f"Bearer {self._bearer()}"},
-        )
-        if response.status_code >= 400:
-            raise AssertionError(
-                f"sandbox answered {response.status_code} to {method} {path}: {response.text}"
-            )
-        return response.json() if response.content else None
+        return self._oms.rest(method, path, body, **params)
 
     def _query(self, text: str) -> list[dict[str, Any]]:
-        answer = self._rest("GET", "/query", q=text)
-        records: list[dict[str, Any]] = answer["records"]
+        records: list[dict[str, Any]] = self._oms.query(text)
         return records
-
-    def _queries(self, named: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-        """Several queries in one ``/composite`` call (one recorded interaction)."""
-        answer = self._rest(
-            "POST",
-            "/composite",
-            {
-                "allOrNone": False,
-                "compositeRequest": [
-                    {"method": "GET", "url": f"{_DATA}/query?{httpx.QueryParams(q=text)}",
-                     "referenceId": name}
-                    for name, text in named.items()
-                ],
-            },
-        )  # fmt: skip
-        found: dict[str, list[dict[str, Any]]] = {}
-        for sub in answer["compositeResponse"]:
-            if sub["httpStatusCode"] >= 400:
-                raise AssertionError(f"sandbox query {sub['referenceId']} failed: {sub['body']}")
-            found[sub["referenceId"]] = sub["body"]["records"]
-        return found
 
     # -- recording ------------------------------------------------------------------------------
 
