@@ -67,7 +67,6 @@ def test_return_is_exactly_once_when_a_step_fails(
     assert org_holds(sb, "S-1") == expected
     # The return folds into its original: post answers the sale's order, not the change order.
     assert result.order_id == sb.store.where("Order", POS_Transaction_Id__c="S-1")[0]["Id"]
-    assert shop.get_order(result.order_id).line(1).quantity_returned == D(1)
     again = shop.post(return_of("R-1", "S-1"))  # posted once more: nothing new
     assert not again.created and again.order_id == result.order_id
     assert org_holds(sb, "S-1") == expected
