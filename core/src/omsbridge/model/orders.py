@@ -417,7 +417,8 @@ class PostResult:
     original order (the return folds into its quantities and totals; with several originals,
     the first line's); for a return with no original (no receipt), the return's own order."""
     order_number: str | None = None
-    """The order number the OMS shows, when it has one."""
+    """The order's number as ``OrderDetail.order_number`` shows it (the POS order number where
+    the POS sent one), when known."""
     created: bool = True
     """False when the transaction had been posted before (nothing new was created)."""
 

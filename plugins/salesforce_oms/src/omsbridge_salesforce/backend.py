@@ -18,6 +18,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import attrs
 import pluggy
 
 from omsbridge import (
@@ -217,6 +218,9 @@ class SalesforceBackend(OrderBackend):
         Safe to repeat: a retry of the transaction finds what exists."""
         if self.sale_steps.needed(transaction):
             self.sale_steps.complete(transaction, result.order_id, fresh=result.created)
+        if transaction.order_number and result.order_number != transaction.order_number:
+            # The order number get_order shows: the POS's (kept in OrderReferenceNumber).
+            result = attrs.evolve(result, order_number=transaction.order_number)
         return result
 
     def _post_sale(
