@@ -7,7 +7,7 @@ from contract_kit_fakes import BROKEN
 
 EXPECTED_MESSAGES = {
     "broken-double-post": "result.created must be False",
-    "broken-float-money": "detail.total must be a Decimal, got float",
+    "broken-float-money": "detail.totals.net must be a Decimal, got float",
     "broken-503": "expected TransientBackendError, got Rejected",
     "broken-raw-errors": "every backend error must be one of omsbridge.errors",
     "broken-silent-noop": "CANCEL_ITEMS (cancel:items) is not declared, so it must raise Unsupported",

@@ -10,7 +10,7 @@ import attrs
 from omsbridge import Capability, OrderBackend, PostResult, Secret, Transaction, hookimpl
 from omsbridge.config import positive
 from omsbridge.errors import NotFound
-from omsbridge.model import OrderDetail, OrderLine
+from omsbridge.model import OrderDetail, OrderLine, OrderTotals
 
 
 @attrs.frozen
@@ -53,10 +53,10 @@ class MemoryBackend(OrderBackend):
         return OrderDetail(
             order_id=order_id,
             order_number=order_id,
-            status="Activated",
+            backend_status="Activated",
             placed_at=txn.created_at,
             currency=txn.currency,
-            total=txn.total,
+            totals=OrderTotals(txn.total),
             lines=tuple(
                 OrderLine(line.line_number, line.sku, line.quantity, line.unit_price, line.total)
                 for line in txn.lines

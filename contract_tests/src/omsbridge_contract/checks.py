@@ -23,6 +23,7 @@ from omsbridge.model import (
     OrderHit,
     OrderLine,
     OrderPage,
+    OrderTotals,
     PostResult,
     Transaction,
 )
@@ -50,7 +51,11 @@ _DECIMAL_FIELDS = {
     "quantity_fulfilled",
     "quantity_cancelled",
     "quantity_returned",
+    "captured",
+    "refunded",
 }
+# Every field of OrderTotals is money (``cancelled`` elsewhere names CancelResult's lines).
+_TOTALS_FIELDS = {"ordered", "cancelled", "returned", "net"}
 
 
 def assert_money(value: Any, where: str) -> Decimal:
@@ -71,7 +76,8 @@ def assert_no_floats(obj: Any, where: str) -> None:
         for field in attrs.fields(type(obj)):
             value = getattr(obj, field.name)
             here = f"{where}.{field.name}"
-            if field.name in _DECIMAL_FIELDS and value is not None:
+            money = _DECIMAL_FIELDS | (_TOTALS_FIELDS if isinstance(obj, OrderTotals) else set())
+            if field.name in money and value is not None:
                 assert_money(value, here)
             assert_no_floats(value, here)
     elif isinstance(obj, tuple | list):

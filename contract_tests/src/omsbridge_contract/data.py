@@ -8,7 +8,7 @@ randomness: a scenario's ``ref`` (its id without ``test_``) names its transactio
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from omsbridge.model import (
@@ -37,6 +37,7 @@ __all__ = [
     "CURRENCY",
     "EPOCH",
     "OTHER_STORE",
+    "PACIFIC",
     "PICKUP_LATER",
     "STORE",
     "TAKE_WITH",
@@ -47,6 +48,9 @@ __all__ = [
     "returned",
     "transaction",
 ]
+
+PACIFIC = timezone(timedelta(hours=-8))
+"""A register's zone that is not UTC: ``placed_at`` must come back in it."""
 
 STORE = "STORE-101"
 """The store every POS transaction is rung up in, and that fulfillment orders are routed to."""
@@ -175,11 +179,15 @@ def transaction(
     customer: Customer | None = None,
     charges: Sequence[Charge] = (),
     minutes: int | None = None,
+    order_number: str | None = None,
+    zone: timezone | None = None,
 ) -> Transaction:
     """A transaction ``CT-<ref>-<n>`` whose total is computed from its lines and charges.
 
     ``tenders`` are kinds (``card``, ``cash``, ``wallet``, ``gift``), or ``(kind, amount)``
     pairs; the last plain kind takes what is left. For a refund the amounts are negative.
+    ``order_number`` is the POS order number; ``zone`` the register's UTC offset (the same
+    instant, written in that zone; UTC when not given).
     """
     kinds = {item.kind for item in lines}
     kind = (
@@ -202,7 +210,8 @@ def transaction(
     return Transaction(
         transaction_id=f"CT-{ref}-{n}",
         kind=kind,
-        created_at=at(minutes if minutes is not None else n),
+        created_at=at(minutes if minutes is not None else n).astimezone(zone or UTC),
+        order_number=order_number,
         currency=CURRENCY,
         store_id=STORE,
         lines=tuple(lines),

@@ -39,6 +39,7 @@ SCENARIO_MODULES = (
     "test_cancel.py",
     "test_search.py",
     "test_fulfillment.py",
+    "test_read_model.py",
     "test_faults.py",
     "test_recordings.py",
 )

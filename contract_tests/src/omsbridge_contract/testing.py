@@ -59,7 +59,10 @@ from omsbridge.model import (
     OrderLine,
     OrderPage,
     OrderQuery,
+    OrderStatus,
+    OrderTotals,
     Payment,
+    PaymentKind,
     PostResult,
     Shipment,
     Transaction,
@@ -128,6 +131,22 @@ class _Order:
     payments: tuple[Payment, ...]
     seq: int
     shipments: list[Shipment] = attrs.Factory(list)
+    returned_value: Decimal = ZERO
+    refunds: list[Payment] = attrs.Factory(list)
+    return_of: str | None = None
+
+    @property
+    def totals(self) -> OrderTotals:
+        """Ordered as placed, cancelled pro rata of each line, returned as refunded."""
+        cancelled = sum(
+            (
+                (line.total * line.cancelled / line.quantity).quantize(Decimal("0.01"))
+                for line in self.lines
+                if line.kind == LineKind.SALE and line.quantity > 0
+            ),
+            ZERO,
+        )
+        return OrderTotals(self.total, cancelled, self.returned_value)
 
     def line(self, number: int) -> _Line | None:
         """The line with this number, if any."""
@@ -265,6 +284,7 @@ class MemoryBackend(OrderBackend):
             known = self.store.by_transaction.get(transaction.transaction_id)
             if known is not None:
                 order = self.store.orders[known]
+                order = self.store.orders[order.return_of or order.order_id]
                 return PostResult(
                     transaction.transaction_id, order.order_id, order.order_number, False
                 )
@@ -272,7 +292,7 @@ class MemoryBackend(OrderBackend):
             n = self.store.next_number()
             order = _Order(
                 order_id=f"MO-{n}",
-                order_number=f"M{n:06d}",
+                order_number=transaction.order_number or f"M{n:06d}",
                 transaction_id=transaction.transaction_id,
                 placed_at=transaction.created_at,
                 currency=transaction.currency,
@@ -286,7 +306,10 @@ class MemoryBackend(OrderBackend):
                         method=tender.tag,
                         amount=tender.amount,
                         status="PROCESSED",
+                        brand=getattr(tender, "brand", None) or getattr(tender, "wallet", None),
                         last4=getattr(tender, "last4", None),
+                        kind=PaymentKind(tender.tag),
+                        captured=tender.amount if tender.amount > 0 else None,
                     )
                     for i, tender in enumerate(transaction.tenders, start=1)
                 ),
@@ -311,9 +334,19 @@ class MemoryBackend(OrderBackend):
                 )
             for target, quantity in originals:
                 target.returned += quantity
+            for line in transaction.lines:
+                source = self.store.find(line.original.order_id) if line.original else None
+                if line.kind == LineKind.RETURN and source is not None:
+                    # The return folds into its original's totals (the read model's meaning).
+                    source.returned_value -= line.signed_total
+                    if transaction.kind == "RETURN" and order.return_of is None:
+                        order.return_of = source.order_id
+            if order.return_of is not None:
+                self.store.orders[order.return_of].refunds.extend(order.payments)
             self.store.orders[order.order_id] = order
             self.store.by_transaction[transaction.transaction_id] = order.order_id
-            return PostResult(transaction.transaction_id, order.order_id, order.order_number, True)
+            shown = self.store.orders[order.return_of or order.order_id]
+            return PostResult(transaction.transaction_id, shown.order_id, shown.order_number, True)
 
     def _originals(self, transaction: Transaction) -> list[tuple[_Line, Decimal]]:
         found: list[tuple[_Line, Decimal]] = []
@@ -369,12 +402,12 @@ class MemoryBackend(OrderBackend):
             return OrderDetail(
                 order_id=order.order_id,
                 order_number=order.order_number,
-                status=order.status,
+                backend_status=order.status,
                 placed_at=order.placed_at,
                 currency=order.currency,
-                total=order.total,
+                totals=order.totals,
                 lines=tuple(self._order_line(line) for line in order.lines),
-                payments=order.payments,
+                payments=order.payments + tuple(order.refunds),
                 fulfillment_orders=tuple(
                     self._fo(fo) for fo in self.store.fos.values() if fo.order_id == order.order_id
                 ),
@@ -439,9 +472,10 @@ class MemoryBackend(OrderBackend):
                     order_id=o.order_id,
                     order_number=o.order_number,
                     placed_at=o.placed_at,
-                    total=o.total,
+                    total=o.totals.net or ZERO,
                     currency=o.currency,
-                    status=o.status,
+                    status=OrderStatus.of(self._order_line(line) for line in o.lines),
+                    backend_status=o.status,
                     item_count=int(sum((line.quantity for line in o.lines), ZERO)),
                     email=o.customer.email if o.customer else None,
                     customer_name=o.customer.full_name if o.customer else None,
@@ -656,7 +690,17 @@ class MemoryHarness(Harness):
                     )
                     for line in spec.lines
                 ],
-                payments=(Payment(f"MP-{n}", "card", spec.total, "CAPTURED", last4="4242"),),
+                payments=(
+                    Payment(
+                        f"MP-{n}",
+                        "card",
+                        spec.total,
+                        "CAPTURED",
+                        last4="4242",
+                        kind=PaymentKind.CARD,
+                        captured=spec.total,
+                    ),
+                ),
                 seq=n,
             )
             store.orders[order.order_id] = order

@@ -60,9 +60,11 @@ class Capability(StrEnum):
     POST_UNREFERENCED_RETURN = "post:return:unreferenced"
     """Returns without receipt: RETURN lines with no ``original`` order (refunded as they are)."""
     RETURNS_AS_ORDERS = "post:return:own-order"
-    """A trait, not an operation: a return (or an exchange's return half) is posted as an order
-    of its own that ``get_order`` reads back like a sale. Without it the return is recorded on
-    the original order (as Salesforce OM's submit-return does) and ``post`` answers that order."""
+    """A trait, not an operation: a return (or an exchange's return half) is also posted as an
+    order of its own that ``get_order(transaction_id)`` reads back like a sale. With or without
+    it the return folds into its original order's quantities and totals, and ``post`` answers
+    that original order (``PostResult.order_id``); without it (Salesforce OM's submit-return)
+    there is no order of its own."""
     MULTI_CURRENCY = "currency:multi"
     """A trait: the backend records each order in the transaction's own currency, so a merchant
     whose config lists several ``currencies`` may post in any of them. Without it a merchant
@@ -186,7 +188,8 @@ class OrderBackend:
 
     def get_order(self, order_id: str) -> OrderDetail:
         """Read one order with its lines, payments, fulfillment orders and shipments.
-        ``order_id`` may be the backend's order id or the order number."""
+        ``order_id`` may be the backend's order id, the POS order number or the POS
+        transaction id of the order's sale."""
         raise self._unsupported("get_order")
 
     def fulfillment_orders(self, *, store_id: str | None = None) -> Sequence[FulfillmentOrder]:

@@ -128,7 +128,7 @@ def test_bopis_imported_then_every_step(config: Path, app: SpiApp) -> None:
             FulfillmentAction.PICKED_UP,
         ):
             merchant.update_fulfillment(step(fo.fulfillment_order_id, action))
-        assert merchant.get_order(fo.order_id).status == "COMPLETED"
+        assert merchant.get_order(fo.order_id).status == "FULFILLED"
         assert app.store.fulfillment_order(fo.fulfillment_order_id).status == "PICKED_UP"
         # The status events that followed were read, but the order no longer waits: no import.
         with listening(bridge):
@@ -226,7 +226,7 @@ def test_ship_to_store_asn_partial_and_full_receipt(config: Path, app: SpiApp) -
             step(fo.fulfillment_order_id, FulfillmentAction.READY_FOR_PICKUP)
         )
         merchant.update_fulfillment(step(fo.fulfillment_order_id, FulfillmentAction.PICKED_UP))
-        assert merchant.get_order(seeded.order.order_id).status == "COMPLETED"
+        assert merchant.get_order(seeded.order.order_id).status == "FULFILLED"
 
 
 def test_restart_in_the_middle_misses_nothing_and_handles_nothing_twice(
@@ -286,6 +286,11 @@ def test_boris_return_refunds_the_original_card(config: Path, app: SpiApp) -> No
         )
         result = merchant.post(returned)
         assert result.created
+        # The return folds into the original: its refund is listed after the sale's payment.
         back = merchant.get_order(result.order_id)
-        assert [(p.amount, p.last4) for p in back.payments] == [(refund, card.last4)]
+        assert back.order_id == detail.order_id
+        assert [(p.amount, p.last4) for p in back.payments] == [
+            (card.amount, card.last4),
+            (refund, card.last4),
+        ]
         assert backend.get_order_for_return(detail.order_id).lines[0].quantity_returnable == D(1)  # type: ignore[attr-defined]

@@ -20,23 +20,26 @@ OWN_ORDER = Capability.RETURNS_AS_ORDERS
 
 
 def _recorded_return(oms: Contract, txn: Transaction, result: PostResult, original: str) -> None:
-    """Where the return was recorded, as the backend's declared return mode says.
+    """Where the return was recorded: ``post`` answers the original order on every backend (the
+    return folds into its quantities and totals).
 
-    With :attr:`Capability.RETURNS_AS_ORDERS` (the native SPI) the return is an order of its own
-    that reads back like what was posted. Without it (Salesforce OM's submit-return) the return
-    is recorded on the original order: the id ``post`` answers reads back as that order.
+    With :attr:`Capability.RETURNS_AS_ORDERS` (the native SPI) the return is also an order of
+    its own, read back by its transaction id like what was posted.
     """
-    if oms.has(OWN_ORDER):
-        assert result.order_id != original, (
-            "the backend declares RETURNS_AS_ORDERS: a return is posted as its own order"
-        )
-        oms.verify(txn, result)
-        return
+    assert result.order_id == original, (
+        "a return's post answers the original order it folds into: post answered "
+        f"{result.order_id!r}, not {original!r}"
+    )
     recorded = oms.detail(result.order_id)
     assert recorded.order_id == original, (
-        "without RETURNS_AS_ORDERS a return is recorded on its original order: post answered "
-        f"{result.order_id!r}, which reads back as {recorded.order_id!r}, not {original!r}"
+        f"post answered {result.order_id!r}, which reads back as {recorded.order_id!r}"
     )
+    if oms.has(OWN_ORDER):
+        own = oms.detail(txn.transaction_id)
+        assert own.order_id != original, (
+            "the backend declares RETURNS_AS_ORDERS: a return is posted as its own order"
+        )
+        oms.verify(txn, PostResult(txn.transaction_id, own.order_id, own.order_number))
 
 
 def _sold(oms: Contract, quantity: int = 2, price: str = "40.00") -> tuple[str, str]:

@@ -137,7 +137,7 @@ def search(
         click.echo("no orders found")
     for hit in page.hits:
         click.echo(
-            f"{hit.order_number}  {hit.placed_at:%Y-%m-%d %H:%M}  {hit.total} "
+            f"{hit.order_number}  {hit.placed_at:%Y-%m-%d %H:%M %z}  {hit.total} "
             f"{hit.currency}  {hit.item_count} item(s)  {hit.status}  {hit.email or ''}"
         )
     if page.next_cursor:
@@ -155,14 +155,22 @@ def order(order_id: str, config_file: Path, merchant_id: str | None, as_json: bo
     Example:
       omsbridge order 00000100 --config omsbridge.toml --merchant SHOPNOW --json
     """
+    from omsbridge import wire
+
     with open_merchant(config_file, merchant_id, as_json) as merchant:
         detail = merchant.get_order(order_id)
     if as_json:
-        emit_json(detail)
+        # The normalized status is derived (a property): written beside the stored fields.
+        emit_json({**wire.unstructure(detail), "status": str(detail.status)})
         return
+    totals = detail.totals
     click.echo(
-        f"order {detail.order_number} ({detail.order_id})  {detail.status}  "
-        f"{detail.total} {detail.currency}  placed {detail.placed_at:%Y-%m-%d %H:%M}"
+        f"order {detail.order_number} ({detail.order_id})  {detail.status} "
+        f"({detail.backend_status})  placed {detail.placed_at:%Y-%m-%d %H:%M %z}"
+    )
+    click.echo(
+        f"  totals: ordered {totals.ordered}  cancelled {totals.cancelled}  returned "
+        f"{totals.returned}  net {totals.net} {detail.currency}"
     )
     for line in detail.lines:
         click.echo(
@@ -171,7 +179,8 @@ def order(order_id: str, config_file: Path, merchant_id: str | None, as_json: bo
             f"  returned {line.quantity_returned}"
         )
     for payment in detail.payments:
-        click.echo(f"  payment {payment.method} {payment.amount}")
+        card = f" {payment.brand or ''} ****{payment.last4}" if payment.last4 else ""
+        click.echo(f"  payment {payment.kind}{card} {payment.amount}")
     for fo in detail.fulfillment_orders:
         click.echo(
             f"  fulfillment {fo.fulfillment_order_id} {fo.status} store {fo.store_id or '-'}"

@@ -26,7 +26,10 @@ from omsbridge.model.orders import (
     OrderLine,
     OrderPage,
     OrderQuery,
+    OrderStatus,
+    OrderTotals,
     Payment,
+    PaymentKind,
     PostResult,
     Shipment,
 )
@@ -55,6 +58,7 @@ __all__ = [
     "Fulfillment", "FulfillmentAction", "FulfillmentEvent", "FulfillmentKind", "FulfillmentLine",
     "FulfillmentOrder", "FulfillmentOrderLine", "FulfillmentType", "FulfillmentUpdate",
     "GiftCardTender", "LineItem", "LineKind", "OrderDetail", "OrderHit", "OrderLine", "OrderPage",
-    "OrderQuery", "OriginalLine", "Payment", "PostResult", "Shipment", "TaxLine", "Tender",
+    "OrderQuery", "OrderStatus", "OrderTotals", "OriginalLine", "Payment", "PaymentKind",
+    "PostResult", "Shipment", "TaxLine", "Tender",
     "Transaction", "TransactionKind", "minor_units",
 ]  # fmt: skip

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 
 import attrs
 
@@ -16,6 +18,109 @@ MAX_PAGE_SIZE = 200
 MAX_CURSOR_LENGTH = 4096
 """Longest search cursor accepted: five 255-character criteria and a position, base64-encoded,
 fit (see :mod:`omsbridge.cursor`)."""
+
+
+class OrderStatus(StrEnum):
+    """The normalized status of an order, the same on every backend.
+
+    Core derives it from the lines' quantities (:meth:`of`), so two backends holding the same
+    quantities answer the same status by construction; the backend's own word for the order is
+    kept beside it (``backend_status``). The first rule that holds wins, over the order's lines
+    (units summed over all lines):
+
+    1. ``CANCELLED``: every unit ordered was cancelled;
+    2. ``RETURNED``: every unit not cancelled was returned (at least one was);
+    3. ``PARTIALLY_RETURNED``: some unit was returned;
+    4. ``PARTIALLY_CANCELLED``: some unit was cancelled (none returned);
+    5. ``FULFILLED``: every unit not cancelled was handed over or shipped;
+    6. ``PARTIALLY_FULFILLED``: some unit was handed over or shipped;
+    7. ``OPEN``: nothing happened yet (also an order without lines).
+    """
+
+    OPEN = "OPEN"
+    PARTIALLY_FULFILLED = "PARTIALLY_FULFILLED"
+    FULFILLED = "FULFILLED"
+    PARTIALLY_CANCELLED = "PARTIALLY_CANCELLED"
+    CANCELLED = "CANCELLED"
+    PARTIALLY_RETURNED = "PARTIALLY_RETURNED"
+    RETURNED = "RETURNED"
+
+    @classmethod
+    def of(cls, lines: Iterable[OrderLine]) -> OrderStatus:
+        """The status the quantities of ``lines`` give (the rules above)."""
+        ordered = fulfilled = cancelled = returned = Decimal(0)
+        for line in lines:
+            ordered += line.quantity_ordered
+            fulfilled += line.quantity_fulfilled
+            cancelled += line.quantity_cancelled
+            returned += line.quantity_returned
+        kept = ordered - cancelled
+        if ordered <= 0:
+            return cls.OPEN
+        if kept <= 0:
+            return cls.CANCELLED
+        if returned >= kept:
+            return cls.RETURNED
+        if returned > 0:
+            return cls.PARTIALLY_RETURNED
+        if cancelled > 0:
+            return cls.PARTIALLY_CANCELLED
+        if fulfilled >= kept:
+            return cls.FULFILLED
+        if fulfilled > 0:
+            return cls.PARTIALLY_FULFILLED
+        return cls.OPEN
+
+
+class PaymentKind(StrEnum):
+    """How a payment was made: the POS's tender kinds, the same on every backend."""
+
+    CARD = "card"
+    CASH = "cash"
+    DIGITAL_WALLET = "digital_wallet"
+    GIFT_CARD = "gift_card"
+    OTHER = "other"
+    """A payment the backend cannot place in the kinds above (e.g. an exchange credit)."""
+
+
+@attrs.frozen
+class OrderTotals:
+    """An order's money, one meaning on every backend (amounts in the order's currency).
+
+    ``ordered`` is what the order was worth when placed (lines, taxes, adjustments, charges);
+    ``cancelled`` and ``returned`` are what cancellations and returns of its goods took off it
+    (positive amounts); ``net = ordered - cancelled - returned`` is what the customer keeps
+    paying for. A return of an order's goods counts on that order, whichever transaction posted
+    it. An order that itself gives money back (a no-receipt return) has a negative ``ordered``.
+    """
+
+    ordered: Decimal
+    """The order's total as placed (signed: negative for an order that gives money back)."""
+    cancelled: Decimal = Decimal(0)
+    """Value taken off by cancellations (0 or positive)."""
+    returned: Decimal = Decimal(0)
+    """Value taken off by returns of the order's goods (0 or positive)."""
+    net: Decimal | None = None
+    """``ordered - cancelled - returned``; computed when not given, checked when given."""
+
+    def __attrs_post_init__(self) -> None:
+        check = Checker()
+        check.decimal(self.ordered, "ordered")
+        check.decimal(self.cancelled, "cancelled", non_negative=True)
+        check.decimal(self.returned, "returned", non_negative=True)
+        if not check.issues:
+            expected = self.ordered - self.cancelled - self.returned
+            if self.net is None:
+                object.__setattr__(self, "net", expected)
+            else:
+                check.decimal(self.net, "net")
+                if not check.issues:
+                    check.require(
+                        self.net == expected,
+                        "net",
+                        f"must be ordered - cancelled - returned = {expected}, got {self.net}",
+                    )
+        check.done()
 
 
 @attrs.frozen
@@ -90,17 +195,20 @@ class OrderHit:
     placed_at: datetime
     """When the order was placed (timezone-aware)."""
     total: Decimal
-    """The order's total as placed."""
+    """The order's net total (``OrderTotals.net``: after cancellations and returns)."""
     currency: str
     """ISO 4217 code of ``total``."""
-    status: str
-    """The order's status."""
+    status: OrderStatus
+    """The normalized status, derived by the backend with :meth:`OrderStatus.of` from the line
+    quantities it reads with the hit (both first-party backends read them in the same query)."""
     item_count: int
     """Units ordered (the sum of line quantities)."""
     email: str | None = None
     """The customer's email, when known."""
     customer_name: str | None = None
     """The customer's full name, when known."""
+    backend_status: str | None = None
+    """The backend's own status of the order (free text: ``Created``, ``OPEN``...)."""
 
 
 @attrs.frozen
@@ -121,11 +229,14 @@ class OrderLine:
 
     ``total`` is signed like a transaction's: negative for a line that gives money back (the line
     of a return order). ``external_line_id`` is the POS's ``line_id``; ``line_number`` is the
-    OMS's own numbering, which may differ (the seed's LineNumber note).
+    OMS's own numbering, which may differ from the POS's (the seed's LineNumber note).
     """
 
     line_number: int
-    """The OMS's number of the line within the order (1-based); what ``CancelLine`` names."""
+    """The OMS's number of the line, unique within the order (>= 1; not necessarily 1, 2, 3:
+    the reference server numbers lines across orders). The one number every backend takes
+    back: ``CancelLine.line_number`` and a return's ``original.line_number`` name a line by it.
+    The POS's own line is named by ``external_line_id``."""
     sku: str
     """The product's SKU."""
     quantity_ordered: Decimal
@@ -133,7 +244,9 @@ class OrderLine:
     unit_price: Decimal
     """Price of one unit before adjustments."""
     total: Decimal
-    """The line's total (signed: negative on a line that gives money back)."""
+    """The line's total with its taxes and adjustments (signed: negative on a line that gives
+    money back). Backends differ on whether cancellations and returns lower it; compare
+    :attr:`OrderDetail.totals`, not line totals, across backends."""
     name: str | None = None
     """The product's name, when known."""
     line_id: str | None = None
@@ -178,22 +291,33 @@ class OrderLine:
 
 @attrs.frozen
 class Payment:
-    """A payment or refund recorded on an order (amount is negative for a refund)."""
+    """A payment or refund recorded on an order (amount is negative for a refund).
+
+    Every backend lists the tenders of the sale as payments (positive ``amount``) and each
+    refund as its own entry (negative ``amount``, the kind of the tender refunded to), so the
+    sum of the amounts is the money the merchant keeps.
+    """
 
     payment_id: str
     """The OMS's id of the payment or refund."""
     method: str
-    """How it was paid."""
+    """The backend's label of the payment method (free text: ``card``, ``Visa ****4242``)."""
     amount: Decimal
     """Amount (negative for a refund)."""
     status: str | None = None
     """The OMS's status of the payment, when it has one."""
     brand: str | None = None
-    """Card brand (``visa``...), for card payments."""
+    """Card brand as the POS sent it (``VISA``...) or the wallet's name, when known."""
     last4: str | None = None
-    """Last four digits of the card."""
+    """Last four digits of the card (or gift card / wallet token), when known."""
     gateway_reference: str | None = None
     """The payment gateway's reference of the authorisation or capture."""
+    kind: PaymentKind = PaymentKind.OTHER
+    """How it was paid, normalized: card, cash, digital_wallet, gift_card (other when unknown)."""
+    captured: Decimal | None = None
+    """Amount captured (for a payment; None on a refund entry or when the backend cannot say)."""
+    refunded: Decimal | None = None
+    """Amount refunded against this payment, when the backend tracks refunds per payment."""
 
 
 @attrs.frozen
@@ -222,17 +346,17 @@ class OrderDetail:
     """
 
     order_id: str
-    """The OMS's id of the order."""
+    """The OMS's id of the order: what ``get_order`` takes and ``PostResult.order_id`` gives."""
     order_number: str
-    """The POS order number."""
-    status: str
-    """The order's status."""
+    """The POS order number (the OMS's own number where the POS sent none)."""
+    backend_status: str
+    """The backend's own status of the order (free text); :attr:`status` is the normalized one."""
     placed_at: datetime
-    """When the order was placed (timezone-aware)."""
+    """When the order was placed, in the UTC offset the POS sent (``created_at``'s zone)."""
     currency: str
     """ISO 4217 code of every amount of the order."""
-    total: Decimal
-    """The order's total."""
+    totals: OrderTotals
+    """Ordered, cancelled, returned and net money of the order (see :class:`OrderTotals`)."""
     lines: tuple[OrderLine, ...]
     """The order's lines with their quantity bookkeeping."""
     payments: tuple[Payment, ...] = ()
@@ -249,6 +373,17 @@ class OrderDetail:
     """The POS transaction id the order was posted with."""
     return_by: date | None = None
     """The last day a return is accepted, when the backend has such a rule."""
+
+    @property
+    def status(self) -> OrderStatus:
+        """The normalized status: :meth:`OrderStatus.of` the lines (same rules everywhere)."""
+        return OrderStatus.of(self.lines)
+
+    @property
+    def total(self) -> Decimal:
+        """The net total (``totals.net``)."""
+        assert self.totals.net is not None  # set by OrderTotals itself
+        return self.totals.net
 
     def line(self, line_number: int) -> OrderLine:
         """The line with this number (KeyError if there is none)."""
@@ -277,9 +412,13 @@ class PostResult:
     transaction_id: str
     """The posted transaction's id."""
     order_id: str
-    """The OMS's id of the order that records the transaction."""
+    """The order ``get_order`` shows the transaction on, the same meaning on every backend: for
+    a sale or an exchange, the new order; for a return of goods bought on an order, that
+    original order (the return folds into its quantities and totals; with several originals,
+    the first line's); for a return with no original (no receipt), the return's own order."""
     order_number: str | None = None
-    """The order number the OMS shows, when it has one."""
+    """The order's number as ``OrderDetail.order_number`` shows it (the POS order number where
+    the POS sent one), when known."""
     created: bool = True
     """False when the transaction had been posted before (nothing new was created)."""
 
@@ -313,4 +452,5 @@ class CancelResult:
     cancelled: tuple[CancelLine, ...]
     """The lines and quantities cancelled by this call."""
     status: str | None = None
-    """The order's status afterwards, when the OMS says."""
+    """The backend's own status of the order afterwards, when the OMS says (the normalized one
+    is ``get_order(order_id).status``)."""

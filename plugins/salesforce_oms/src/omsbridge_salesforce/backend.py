@@ -18,6 +18,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import attrs
 import pluggy
 
 from omsbridge import (
@@ -51,7 +52,13 @@ from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
 from omsbridge_salesforce.importing import FulfillmentImport
 from omsbridge_salesforce.lookups import Lookups
-from omsbridge_salesforce.reading import fulfillment_order_query, hit, order_detail
+from omsbridge_salesforce.reading import (
+    fulfillment_order_query,
+    hit,
+    order_detail,
+    order_id_of,
+    pos_order_number,
+)
 from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
@@ -136,10 +143,12 @@ class SalesforceBackend(OrderBackend):
         plans = self.changes.plan_returns(transaction)
         if transaction.kind == TransactionKind.RETURN:
             results = [self.changes.execute_return(plan) for plan in plans]
+            # The return folds into its original order: that is the order get_order shows
+            # it on (PostResult.order_id's one meaning), not the change order.
             return PostResult(
                 transaction_id=transaction.transaction_id,
-                order_id=results[0][0],
-                order_number=plans[0].summary.get("OrderNumber"),
+                order_id=order_id_of(plans[0].summary),
+                order_number=pos_order_number(plans[0].summary),
                 created=any(created for _, created in results),
             )
         # Exchange: everything is checked (returns planned, graph built) before any write.
@@ -209,6 +218,9 @@ class SalesforceBackend(OrderBackend):
         Safe to repeat: a retry of the transaction finds what exists."""
         if self.sale_steps.needed(transaction):
             self.sale_steps.complete(transaction, result.order_id, fresh=result.created)
+        if transaction.order_number and result.order_number != transaction.order_number:
+            # The order number get_order shows: the POS's (kept in OrderReferenceNumber).
+            result = attrs.evolve(result, order_number=transaction.order_number)
         return result
 
     def _post_sale(
@@ -356,22 +368,35 @@ class SalesforceBackend(OrderBackend):
         rows = rows[:size]
         cursor = encode_cursor(query, rows[-1]) if more and rows else None
         currency = self.merchant.currency
-        return OrderPage(hits=tuple(hit(r, currency) for r in rows), next_cursor=cursor)
+        return OrderPage(
+            hits=tuple(hit(r, currency, self.config) for r in rows), next_cursor=cursor
+        )
 
     def get_order(self, order_id: str) -> OrderDetail:
-        """One order with lines, payments, refunds, fulfillment orders and shipments (2 calls)."""
+        """One order with lines, payments, refunds, fulfillment orders, shipments and change
+        orders (2 calls)."""
         summary = self.changes.summary(order_id)
         sid = summary["Id"]
         found = self.client.queries(
             {
                 "pay": soql(
-                    "SELECT Id, Method, Type, CapturedAmount, RefundedAmount, BalanceAmount "
-                    "FROM OrderPaymentSummary WHERE OrderSummaryId = {}",
+                    "SELECT Id, Method, Type, CapturedAmount, RefundedAmount, BalanceAmount, "
+                    "PaymentMethodId FROM OrderPaymentSummary WHERE OrderSummaryId = {}",
                     sid,
                 ),
                 "ref": soql(
-                    "SELECT Id, Amount, Status, GatewayRefNumber FROM Refund "
-                    "WHERE OrderPaymentSummary.OrderSummaryId = {}",
+                    "SELECT Id, Amount, Status, GatewayRefNumber, OrderPaymentSummaryId "
+                    "FROM Refund WHERE OrderPaymentSummary.OrderSummaryId = {}",
+                    sid,
+                ),
+                # Change orders (cancels and returns) and which kind each is: the totals.
+                "chg": soql(
+                    "SELECT Id, GrandTotalAmount FROM Order WHERE RelatedOrderId = {}",
+                    summary.get("OriginalOrderId") or sid,
+                ),
+                "why": soql(
+                    "SELECT ChangeOrderItem.OrderId, ChangeType FROM OrderItemSummaryChange "
+                    "WHERE OrderSummaryId = {}",
                     sid,
                 ),
                 "fo": fulfillment_order_query(self.config, [soql("OrderSummaryId = {}", sid)]),
@@ -387,6 +412,8 @@ class SalesforceBackend(OrderBackend):
             refunds=found["ref"],
             fulfillment_orders=found["fo"],
             shipments=found["ship"],
+            change_orders=found["chg"],
+            changes=found["why"],
             currency=self.merchant.currency,
         )
 

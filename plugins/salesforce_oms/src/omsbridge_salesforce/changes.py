@@ -134,7 +134,10 @@ class OrderChanges:
             return True
         original = row.get("OriginalOrder") or {}
         txn = original.get(self._config.order_external_id_field)
-        return bool(row.get("OrderNumber") == order_ref or txn == order_ref)
+        return bool(
+            order_ref in (row.get("OrderNumber"), original.get("OrderReferenceNumber"))
+            or txn == order_ref
+        )
 
     def _related_original(self, order_ref: str) -> str | None:
         if not looks_like_id(order_ref):

@@ -200,6 +200,14 @@ class SalesforceConfig:
     ``POS_Customer_Id__c``), so orders can be searched by it; None: not stored, and a search by
     ``customer_id`` takes only Salesforce Account/Contact ids. On the Order rather than the
     Account because customers without a Person Account share the default account."""
+    order_placed_at_field: str | None = None
+    """Order text field holding when the sale happened as the POS wrote it, UTC offset included
+    (e.g. ``POS_Placed_At__c``: ``2026-11-23T10:15:40-08:00``). Salesforce keeps
+    ``OrderedDate`` in UTC only; with this field set, ``placed_at`` reads back in the POS's
+    zone. None: not stored, ``placed_at`` reads back in UTC."""
+    order_store_id_field: str | None = None
+    """Order text field holding the POS store id of the sale (e.g. ``POS_Store_Id__c``), read
+    back as ``OrderDetail.store_id``; None: not stored (``store_id`` reads back None)."""
     check_before_post: bool = False
     """Query the order by external id before posting: needed when that field is not unique."""
     multi_currency: bool = False
@@ -254,14 +262,10 @@ class SalesforceConfig:
             value = getattr(self, name)
             if check.text(value, name) and not _FIELD_NAME.match(value):
                 check.add(name, f"must be a Salesforce field API name, got {value!r}")
-        if self.order_customer_id_field is not None and not (
-            isinstance(self.order_customer_id_field, str)
-            and _FIELD_NAME.match(self.order_customer_id_field)
-        ):
-            check.add(
-                "order_customer_id_field",
-                f"must be a Salesforce field API name, got {self.order_customer_id_field!r}",
-            )
+        for name in ("order_customer_id_field", "order_placed_at_field", "order_store_id_field"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and _FIELD_NAME.match(value)):
+                check.add(name, f"must be a Salesforce field API name, got {value!r}")
         if self.received_quantity_field is not None and not (
             isinstance(self.received_quantity_field, str)
             and _FIELD_NAME.match(self.received_quantity_field)

@@ -293,6 +293,15 @@ def build_order_graph(
         config.order_external_id_field: txn.transaction_id,
         "Description": _description(txn),
     }
+    if txn.order_number and config.order_external_id_field != "OrderReferenceNumber":
+        # A standard text field: a return names its original by the POS order number (unless
+        # the org made it the transaction id's field, which is written above).
+        order["OrderReferenceNumber"] = txn.order_number
+    if config.order_placed_at_field:
+        # OrderedDate is UTC only: the POS's own offset is kept beside it.
+        order[config.order_placed_at_field] = txn.created_at.isoformat()
+    if config.order_store_id_field and txn.store_id:
+        order[config.order_store_id_field] = txn.store_id
     if config.order_customer_id_field and customer and customer.customer_id:
         # Written with the order itself (no extra call): what search by customer_id reads.
         order[config.order_customer_id_field] = customer.customer_id

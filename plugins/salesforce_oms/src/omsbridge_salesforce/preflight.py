@@ -345,6 +345,22 @@ def _fields(org: _Org, config: SalesforceConfig) -> list[Check]:
                 why="it holds the POS customer id",
             )
         )
+    for name, why in (
+        ("order_placed_at_field", "it holds the POS's local time of the sale"),
+        ("order_store_id_field", "it holds the POS store id of the sale"),
+    ):
+        if getattr(config, name):
+            checks.append(
+                _field(
+                    org,
+                    name,
+                    "Order",
+                    getattr(config, name),
+                    types=_TEXT,
+                    access="createable",
+                    why=why,
+                )
+            )
     if config.received_quantity_field:
         checks.append(
             _field(

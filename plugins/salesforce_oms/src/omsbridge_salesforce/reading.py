@@ -22,7 +22,10 @@ from omsbridge import (
     OrderDetail,
     OrderHit,
     OrderLine,
+    OrderStatus,
+    OrderTotals,
     Payment,
+    PaymentKind,
     Shipment,
 )
 from omsbridge.model._checks import minor_units
@@ -42,7 +45,10 @@ __all__ = [
     "fulfillment_order_query",
     "hit",
     "order_detail",
+    "order_id_of",
+    "original_fields",
     "parse_datetime",
+    "pos_order_number",
     "product_items",
     "summary_query",
     "summary_where",
@@ -127,12 +133,26 @@ def parse_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def original_fields(config: SalesforceConfig) -> str:
+    """The original Order's fields a read takes (through ``OriginalOrder``): the transaction
+    id, the POS order number, the name written for the customer, and the configured POS
+    fields (customer id, local time of the sale, store id)."""
+    names = [config.order_external_id_field, "OrderReferenceNumber", "Name"]
+    for field in (
+        config.order_customer_id_field,
+        config.order_placed_at_field,
+        config.order_store_id_field,
+    ):
+        if field:
+            names.append(field)
+    return ", ".join(f"OriginalOrder.{name}" for name in dict.fromkeys(names))
+
+
 def summary_query(config: SalesforceConfig, where: str, *, limit: int = 2) -> str:
     """The OrderSummary query (with its item summaries) for a WHERE condition."""
     ext = config.order_item_external_id_field
-    txn = config.order_external_id_field
     return (
-        f"SELECT {summary_fields(config)}, OriginalOrder.{txn}, "
+        f"SELECT {summary_fields(config)}, {original_fields(config)}, "
         f"(SELECT {ITEM_FIELDS}, {ext} FROM OrderItemSummaries) "
         f"FROM OrderSummary WHERE {where} ORDER BY OrderedDate DESC LIMIT {limit}"
     )
@@ -144,6 +164,7 @@ def summary_where(config: SalesforceConfig, order_ref: str) -> str:
         raise InvalidTransaction("order_id: must not be blank", backend="salesforce")
     conditions = [
         soql("OrderNumber = {}", order_ref),
+        soql("OriginalOrder.OrderReferenceNumber = {}", order_ref),
         soql("OriginalOrder." + config.order_external_id_field + " = {}", order_ref),
     ]
     if looks_like_id(order_ref):
@@ -164,18 +185,35 @@ def _method_name(item: Mapping[str, Any]) -> str | None:
     return method.get("Name")
 
 
-def _customer(summary: Mapping[str, Any]) -> Customer | None:
+def pos_order_number(summary: Mapping[str, Any]) -> str:
+    """The POS order number (the original Order's OrderReferenceNumber), else Salesforce's."""
+    original = summary.get("OriginalOrder") or {}
+    return str(original.get("OrderReferenceNumber") or summary.get("OrderNumber") or "")
+
+
+def _customer(config: SalesforceConfig | None, summary: Mapping[str, Any]) -> Customer | None:
+    """The buyer: names from the Person Account, else from the original Order's Name (the
+    bridge writes the customer's full name there; split at the first space); the POS
+    customer id from ``order_customer_id_field``, else the Person Account's id."""
     account = summary.get("Account") or {}
+    original = summary.get("OriginalOrder") or {}
     person = bool(account.get("IsPersonAccount"))
     first = account.get("FirstName") if person else None
     last = account.get("LastName") if person else None
     email = summary.get("BillingEmailAddress")
     phone = summary.get("BillingPhoneNumber")
-    if not any((first, last, email, phone)):
+    field = config.order_customer_id_field if config else None
+    customer_id = original.get(field) if field else None
+    if not person and (email or phone or customer_id):
+        name = str(original.get("Name") or "").strip()
+        if name and name not in (original.get("OrderReferenceNumber"), _txn_id(config, original)):
+            first, _, rest = name.partition(" ")
+            last = rest or None
+    if not any((first, last, email, phone, customer_id)):
         return None
     try:
         return Customer(
-            customer_id=summary.get("AccountId") if person else None,
+            customer_id=customer_id or (summary.get("AccountId") if person else None),
             email=email,
             first_name=first,
             last_name=last,
@@ -183,6 +221,28 @@ def _customer(summary: Mapping[str, Any]) -> Customer | None:
         )
     except InvalidTransaction:
         return None
+
+
+def _txn_id(config: SalesforceConfig | None, original: Mapping[str, Any]) -> str | None:
+    return original.get(config.order_external_id_field) if config else None
+
+
+def _placed_at(config: SalesforceConfig | None, summary: Mapping[str, Any]) -> datetime:
+    """When the order was placed: the POS's local time with its offset where the org keeps
+    it (``order_placed_at_field``, checked to be the same instant as OrderedDate), else
+    OrderedDate in UTC."""
+    ordered = parse_datetime(summary.get("OrderedDate")) or datetime.now(UTC)
+    field = config.order_placed_at_field if config else None
+    local = (summary.get("OriginalOrder") or {}).get(field) if field else None
+    if local:
+        try:
+            parsed = datetime.fromisoformat(str(local))
+        except ValueError:
+            return ordered
+        # OrderedDate is whole seconds in UTC: the same instant, in the POS's zone.
+        if parsed.tzinfo is not None and abs((parsed - ordered).total_seconds()) < 1:
+            return parsed
+    return ordered
 
 
 def _line(item: Mapping[str, Any], ext_field: str, currency: str | None) -> OrderLine:
@@ -216,26 +276,78 @@ def _currency_of(row: Mapping[str, Any], fallback: str | None) -> str:
     return str(row.get("CurrencyIsoCode") or fallback or _FALLBACK_CURRENCY)
 
 
-def hit(summary: Mapping[str, Any], currency: str | None = None) -> OrderHit:
+def hit(
+    summary: Mapping[str, Any],
+    currency: str | None = None,
+    config: SalesforceConfig | None = None,
+) -> OrderHit:
     """A search hit (the seed's emailId, OrderID, Total, orderDate, count, OrderstatusText);
-    ``currency`` is the org's currency where rows carry no CurrencyIsoCode."""
+    ``currency`` is the org's currency where rows carry no CurrencyIsoCode. The total is
+    GrandTotalAmount (Order Management keeps it net of cancels and returns); the status is
+    derived from the item summaries' quantities, read in the same query."""
     code = _currency_of(summary, currency)
     items = product_items(summary)
     quantities = [as_quantity(i.get("QuantityOrdered")) for i in items]
     units = sum(quantities, _ZERO)
     count = int(units) if units == units.to_integral_value() else len(items)
-    customer = _customer(summary)
+    customer = _customer(config, summary)
+    ext = config.order_item_external_id_field if config else ""
     return OrderHit(
         order_id=order_id_of(summary),
-        order_number=summary.get("OrderNumber") or "",
-        placed_at=parse_datetime(summary.get("OrderedDate")) or datetime.now(UTC),
+        order_number=pos_order_number(summary),
+        placed_at=_placed_at(config, summary),
         total=_money(summary.get("GrandTotalAmount"), code),
         currency=code,
-        status=summary.get("Status") or "",
+        status=OrderStatus.of(_line(i, ext, code) for i in items),
         item_count=count,
         email=summary.get("BillingEmailAddress"),
         customer_name=customer.full_name if customer else None,
+        backend_status=summary.get("Status") or None,
     )
+
+
+def _totals(
+    summary: Mapping[str, Any],
+    change_orders: Iterable[Mapping[str, Any]],
+    changes: Iterable[Mapping[str, Any]],
+    currency: str,
+) -> OrderTotals:
+    """Net is GrandTotalAmount (Order Management lowers it with every change order); each
+    change order's GrandTotalAmount (negative) is what a cancel or a return took off, told
+    apart by its OrderItemSummaryChange rows' ChangeType (Cancel or Return)."""
+    kind_of: dict[str, str] = {}
+    for row in changes:
+        order_id = (row.get("ChangeOrderItem") or {}).get("OrderId")
+        if order_id and kind_of.get(order_id) != "Return":
+            kind_of[order_id] = str(row.get("ChangeType") or "")
+    cancelled = returned = _ZERO
+    for order in change_orders:
+        taken = -as_decimal(order.get("GrandTotalAmount"))
+        if kind_of.get(order["Id"]) == "Cancel":
+            cancelled += taken
+        else:
+            returned += taken
+    net = _money(summary.get("GrandTotalAmount"), currency)
+    cancelled, returned = _money(cancelled, currency), _money(returned, currency)
+    return OrderTotals(net + cancelled + returned, cancelled, returned, net)
+
+
+def _payment_kind(method_id: Any, label: str) -> tuple[PaymentKind, str | None, str | None]:
+    """(kind, brand, last 4) of an OrderPaymentSummary: a CardPaymentMethod (key prefix 03O)
+    is a card, its label ``<CardType> ****<last4>``; the bridge writes every other tender as
+    a DigitalWallet whose NickName says which (``Cash``, ``Gift card ****1234``,
+    ``<wallet> ****1234``; :func:`omsbridge_salesforce.graph._payment_method`)."""
+    last4 = _last4(label)
+    brand = re.sub(r"\s*\*{4}\d{4}\s*$", "", label).strip() or None
+    if str(method_id or "").startswith("03O"):
+        return PaymentKind.CARD, brand, last4
+    if label.strip().lower() == "cash":
+        return PaymentKind.CASH, None, None
+    if label.lower().startswith("gift card"):
+        return PaymentKind.GIFT_CARD, None, last4
+    if label.lower().startswith("exchange credit"):
+        return PaymentKind.OTHER, None, None
+    return PaymentKind.DIGITAL_WALLET, brand, last4
 
 
 def order_detail(
@@ -246,52 +358,70 @@ def order_detail(
     refunds: Iterable[Mapping[str, Any]] = (),
     fulfillment_orders: Iterable[Mapping[str, Any]] = (),
     shipments: Iterable[Mapping[str, Any]] = (),
+    change_orders: Iterable[Mapping[str, Any]] = (),
+    changes: Iterable[Mapping[str, Any]] = (),
     currency: str | None = None,
 ) -> OrderDetail:
-    """Aggregate a summary, its payments, refunds, fulfillment orders and shipments
-    (``currency``: the org's currency where rows carry no CurrencyIsoCode)."""
-    placed = parse_datetime(summary.get("OrderedDate")) or datetime.now(UTC)
+    """Aggregate a summary, its payments, refunds, fulfillment orders, shipments and change
+    orders (``currency``: the org's currency where rows carry no CurrencyIsoCode)."""
+    placed = _placed_at(config, summary)
     ext = config.order_item_external_id_field
     currency = _currency_of(summary, currency)
     lines = tuple(_line(i, ext, currency) for i in product_items(summary))
-    paid = [
-        Payment(
-            payment_id=p["Id"],
-            method=p.get("Method") or "Payment",
-            amount=_money(p.get("CapturedAmount"), currency),
-            status=p.get("Type"),
-            last4=_last4(p.get("Method")),
+    paid: list[Payment] = []
+    kinds: dict[str, tuple[PaymentKind, str | None, str | None]] = {}
+    for p in payments:
+        label = str(p.get("Method") or "Payment")
+        kind, brand, last4 = kinds[p["Id"]] = _payment_kind(p.get("PaymentMethodId"), label)
+        paid.append(
+            Payment(
+                payment_id=p["Id"],
+                method=label,
+                amount=_money(p.get("CapturedAmount"), currency),
+                status=p.get("Type"),
+                brand=brand,
+                last4=last4,
+                kind=kind,
+                captured=_money(p.get("CapturedAmount"), currency),
+                refunded=_money(p.get("RefundedAmount"), currency),
+            )
         )
-        for p in payments
-    ]
-    paid += [
-        Payment(
-            payment_id=r["Id"],
-            method="Refund",
-            amount=-_money(r.get("Amount"), currency),
-            status=r.get("Status"),
-            gateway_reference=r.get("GatewayRefNumber"),
+    for r in refunds:
+        kind, brand, last4 = kinds.get(
+            str(r.get("OrderPaymentSummaryId")), (PaymentKind.OTHER, None, None)
         )
-        for r in refunds
-    ]
+        paid.append(
+            Payment(
+                payment_id=r["Id"],
+                method="Refund",
+                amount=-_money(r.get("Amount"), currency),
+                status=r.get("Status"),
+                brand=brand,
+                last4=last4,
+                gateway_reference=r.get("GatewayRefNumber"),
+                kind=kind,
+            )
+        )
     return_by: date | None = None
     if config.return_window_days:
         return_by = placed.date() + timedelta(days=config.return_window_days)
     original = summary.get("OriginalOrder") or {}
+    store_field = config.order_store_id_field
     return OrderDetail(
         order_id=order_id_of(summary),
-        order_number=summary.get("OrderNumber") or "",
-        status=summary.get("Status") or "",
+        order_number=pos_order_number(summary),
+        backend_status=summary.get("Status") or "",
         placed_at=placed,
         currency=currency,
-        total=_money(summary.get("GrandTotalAmount"), currency),
+        totals=_totals(summary, change_orders, changes, currency),
         lines=lines,
         payments=tuple(paid),
         fulfillment_orders=tuple(
             fulfillment_order(config, f, currency) for f in fulfillment_orders
         ),
         shipments=tuple(_shipment(s) for s in shipments),
-        customer=_customer(summary),
+        customer=_customer(config, summary),
+        store_id=original.get(store_field) if store_field else None,
         transaction_id=original.get(config.order_external_id_field),
         return_by=return_by,
     )

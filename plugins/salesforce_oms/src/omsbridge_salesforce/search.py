@@ -84,7 +84,12 @@ def search_soql(config: SalesforceConfig, query: OrderQuery) -> tuple[str, int, 
     c = _criteria(query)
     where: list[str] = []
     if c.get("order_number"):
-        where.append(soql("OrderNumber = {}", c["order_number"]))
+        where.append(
+            soql(
+                "(OrderNumber = {0} OR OriginalOrder.OrderReferenceNumber = {0})",
+                c["order_number"],
+            )
+        )
     if c.get("email"):
         where.append(soql("BillingEmailAddress = {}", c["email"]))
     if c.get("first_name"):

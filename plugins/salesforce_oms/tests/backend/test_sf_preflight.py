@@ -44,6 +44,8 @@ PACKAGE_FIELDS = [
     "Order.POS_Customer_Id__c",
     "FulfillmentOrderLineItem.POS_Quantity_Received__c",
     "Location.POS_Store_Id__c",
+    "Order.POS_Placed_At__c",
+    "Order.POS_Store_Id__c",
 ]
 
 
@@ -268,8 +270,9 @@ def test_unprepared_org_exits_1_naming_each_missing_field(command: Any, tmp_path
         assert any(field in line for line in failures), (field, out)
     assert len(failures) == len(PACKAGE_FIELDS), out  # nothing else is wrong with that org
     deploy = "cd plugins/salesforce_oms/org-setup && sf project deploy start --source-dir force-app"
-    assert out.count(deploy) == 6 and out.count("--name omsbridge_Integration") == 6
-    assert "NOT ready for merchant DEMO: 6 problem(s)" in out
+    n = len(PACKAGE_FIELDS)
+    assert out.count(deploy) == n and out.count("--name omsbridge_Integration") == n
+    assert f"NOT ready for merchant DEMO: {n} problem(s)" in out
 
 
 def test_json_shape(command: Any, tmp_path: Path) -> None:
@@ -280,7 +283,7 @@ def test_json_shape(command: Any, tmp_path: Path) -> None:
         assert set(body) == {"ready", "checks"} and body["ready"] is False
         assert all(set(c) == {"check", "ok", "problem", "fix"} for c in body["checks"])
         bad = [c for c in body["checks"] if not c["ok"]]
-        assert len(bad) == 6 and all(c["problem"] and c["fix"] for c in bad)
+        assert len(bad) == len(PACKAGE_FIELDS) and all(c["problem"] and c["fix"] for c in bad)
         assert all(c["problem"] is None and c["fix"] is None for c in body["checks"] if c["ok"])
     with served(org("som")) as url:
         code, out = command(write_config(tmp_path, url, settings("som")), "--json")

@@ -340,7 +340,7 @@ def test_cancel_order_and_items(backend: SalesforceBackend) -> None:
     assert {(c.line_number, c.quantity) for c in result.cancelled} == {(1, D(2)), (2, D(1))}
     assert result.status == "Cancelled"
     detail = backend.get_order(posted.order_id)
-    assert detail.status == "Cancelled"
+    assert detail.backend_status == "Cancelled" and detail.status == "CANCELLED"
     assert [line.quantity_cancelled for line in detail.lines] == [D(3), D(1)]
     refunds = sum((p.amount for p in detail.payments if p.method == "Refund"), D(0))
     assert refunds == -t.total

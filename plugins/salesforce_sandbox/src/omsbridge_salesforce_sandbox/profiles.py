@@ -184,6 +184,8 @@ def merchant_settings(
         ],
         "received_quantity_field": "POS_Quantity_Received__c",
         "order_customer_id_field": "POS_Customer_Id__c",
+        "order_placed_at_field": "POS_Placed_At__c",
+        "order_store_id_field": "POS_Store_Id__c",
         "status_canceled_value": "Cancelled",
         "multi_currency": profile.multicurrency,
         "person_accounts": "person_accounts" in profile.features,

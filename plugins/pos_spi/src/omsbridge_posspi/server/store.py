@@ -46,12 +46,16 @@ from omsbridge.model import (
     OrderLine,
     OrderPage,
     OrderQuery,
+    OrderStatus,
+    OrderTotals,
     Payment,
+    PaymentKind,
     PostResult,
     Shipment,
     Tender,
     Transaction,
 )
+from omsbridge.model._checks import minor_units
 from omsbridge_posspi.server.errors import ApiError
 
 __all__ = ["FO_STATUSES", "SeedLine", "SeededOrder", "SpiStore"]
@@ -306,7 +310,7 @@ class SpiStore:
                         "body; post a changed order under a new transaction id",
                         field="transaction_id",
                     )
-                order = self._order_row(seen["order_id"])
+                order = self._order_row(self._shown_on(seen["order_id"]))
                 return PostResult(
                     txn.transaction_id, order["order_id"], order["order_number"], False
                 )
@@ -376,7 +380,24 @@ class SpiStore:
                 "INSERT INTO idempotency(key, body_sha256, order_id) VALUES (?, ?, ?)",
                 (txn.transaction_id, body_sha256, order_id),
             )
-            return PostResult(txn.transaction_id, order_id, order_number, True)
+            shown = self._order_row(self._shown_on(order_id))
+            return PostResult(txn.transaction_id, shown["order_id"], shown["order_number"], True)
+
+    def _shown_on(self, order_id: str) -> str:
+        """The order a post answers (``PostResult.order_id``): a return order's first original
+        (the return folds into it); any other order itself."""
+        original = self._return_original(order_id)
+        return original or order_id
+
+    def _return_original(self, order_id: str) -> str | None:
+        """The first original order of a RETURN order; None for any other order."""
+        row = self._db.execute(
+            "SELECT l.original_order_id FROM order_lines l JOIN orders o USING (order_id) "
+            "WHERE l.order_id = ? AND o.kind = 'RETURN' AND l.original_order_id IS NOT NULL "
+            "ORDER BY l.item_id LIMIT 1",
+            (order_id,),
+        ).fetchone()
+        return str(row[0]) if row is not None else None
 
     def _payment(self, tender: Tender) -> Payment:
         """A tender as a payment the POS already processed (a refund is negative)."""
@@ -388,6 +409,8 @@ class SpiStore:
             brand=getattr(tender, "brand", None) or getattr(tender, "wallet", None),
             last4=getattr(tender, "last4", None),
             gateway_reference=tender.gateway_reference,
+            kind=PaymentKind(tender.tag),
+            captured=tender.amount if tender.amount > 0 else None,
         )
 
     def _route_to_stores(self, txn: Transaction, order_id: str, item_ids: dict[int, int]) -> None:
@@ -648,12 +671,12 @@ class SpiStore:
             return OrderDetail(
                 order_id=row["order_id"],
                 order_number=row["order_number"],
-                status=row["status"],
+                backend_status=row["status"],
                 placed_at=placed_at,
                 currency=row["currency"],
-                total=_dec(row["total"]),
+                totals=self._totals(row),
                 lines=tuple(self._order_line(r) for r in self._lines(row["order_id"])),
-                payments=wire.structure(json.loads(row["payments"]), tuple[Payment, ...]),
+                payments=self._payments(row),
                 fulfillment_orders=tuple(
                     self._fulfillment_order(r["fulfillment_order_id"]) for r in fos
                 ),
@@ -673,6 +696,46 @@ class SpiStore:
                 transaction_id=row["transaction_id"],
                 return_by=(placed_at + self.return_window).date() if for_return else None,
             )
+
+    def _totals(self, row: sqlite3.Row) -> OrderTotals:
+        """Ordered as placed; returned: the refund value of the return lines (in any later
+        order) that take back this order's goods; cancelled: each line's total pro rata of
+        its cancelled units, rounded to the currency."""
+        cent = Decimal(1).scaleb(-minor_units(row["currency"]))
+        cancelled = sum(
+            (
+                (_dec(r["total"]) * _dec(r["quantity_cancelled"]) / _dec(r["quantity_ordered"]))
+                .quantize(cent)
+                .copy_abs()
+                for r in self._lines(row["order_id"])
+                if r["kind"] == "SALE" and _dec(r["quantity_ordered"]) > 0
+            ),
+            ZERO,
+        )
+        returned = -sum(
+            (
+                _dec(r[0])
+                for r in self._db.execute(
+                    "SELECT total FROM order_lines WHERE original_order_id = ?",
+                    (row["order_id"],),
+                ).fetchall()
+            ),
+            ZERO,
+        )
+        return OrderTotals(_dec(row["total"]), cancelled, returned)
+
+    def _payments(self, row: sqlite3.Row) -> tuple[Payment, ...]:
+        """The order's own payments, then the refunds of the return orders folded into it."""
+        own = wire.structure(json.loads(row["payments"]), tuple[Payment, ...])
+        refunds: list[Payment] = []
+        for other in self._db.execute(
+            "SELECT DISTINCT o.order_id, o.payments FROM orders o JOIN order_lines l "
+            "USING (order_id) WHERE o.kind = 'RETURN' AND l.original_order_id = ? ORDER BY o.seq",
+            (row["order_id"],),
+        ).fetchall():
+            if self._return_original(other["order_id"]) == row["order_id"]:
+                refunds += wire.structure(json.loads(other["payments"]), tuple[Payment, ...])
+        return tuple(own) + tuple(refunds)
 
     def _shipment_status(self, fo_id: str) -> str:
         """SHIPPED for a parcel the store sent; for a ship-to-store parcel (inbound to the
@@ -744,16 +807,18 @@ class SpiStore:
         return OrderPage(hits=hits, next_cursor=next_cursor, total_size=total)
 
     def _hit(self, row: sqlite3.Row) -> OrderHit:
-        quantities = [_dec(line["quantity_ordered"]) for line in self._lines(row["order_id"])]
+        rows = self._lines(row["order_id"])
+        quantities = [_dec(line["quantity_ordered"]) for line in rows]
         count = sum(quantities, ZERO)
         name = " ".join(p for p in (row["first_name"], row["last_name"]) if p) or None
         return OrderHit(
             order_id=row["order_id"],
             order_number=row["order_number"],
             placed_at=datetime.fromisoformat(row["placed_at"]),
-            total=_dec(row["total"]),
+            total=self._totals(row).net or ZERO,
             currency=row["currency"],
-            status=row["status"],
+            status=OrderStatus.of(self._order_line(r) for r in rows),
+            backend_status=row["status"],
             item_count=int(count) if count == int(count) else len(quantities),
             email=row["email"],
             customer_name=name,
