@@ -19,8 +19,8 @@ subscriptions cost no thread each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import concurrent.futures
+import contextlib
 import io
 import json
 import secrets
@@ -436,8 +436,6 @@ class PubSubServer:
         server = self._server
         if server is not None and not self._loop.is_closed():
             # The loop may end first: the server is stopped all the same.
-            with contextlib.suppress(
-                RuntimeError, TimeoutError, concurrent.futures.CancelledError
-            ):
+            with contextlib.suppress(RuntimeError, TimeoutError, concurrent.futures.CancelledError):
                 asyncio.run_coroutine_threadsafe(server.stop(0), self._loop).result(5)
         self._thread.join(5)
