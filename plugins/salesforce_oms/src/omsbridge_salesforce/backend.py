@@ -4,7 +4,7 @@ A sale is one composite graph (one API call for a warm merchant), idempotent on 
 id through a unique external-id field on Order. Returns and exchanges go through the Connect
 actions on the original order summary; cancels through cancel-item / submit-cancel. Reads
 aggregate order summaries, item summaries, payments, fulfillment orders and shipments.
-Fulfillment events come from ``/event/FOStatusChangedEvent`` over CometD (with replay, and a
+Fulfillment events come from ``/event/FOStatusChangedEvent`` over Pub/Sub (gRPC) or CometD (with replay, and a
 catch-up query when the stored replay id is past retention): see
 :mod:`omsbridge_salesforce.streaming`.
 """
@@ -56,6 +56,7 @@ from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
+from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 from omsbridge_salesforce.txn_ids import case_collision, exact_row, twin_row
 
 __all__ = ["SalesforceBackend"]
@@ -107,21 +108,36 @@ class SalesforceBackend(OrderBackend):
         self.changes = OrderChanges(self.client, config)
         self.imports = FulfillmentImport(self.client, config, currency=merchant.currency)
         self.sale_steps = SaleSteps(self.client, config, self.lookups)
-        self.feed = FulfillmentFeed(
-            self.client.auth,
-            config.api_version,
-            self.imports.catch_up_events,
-            merchant_id=merchant.merchant_id,
-            statuses=config.statuses_to_process,
-            connect_timeout=config.connect_timeout,
-        )
+        self.feed: FulfillmentFeed | PubSubFeed
+        if config.transport == "pubsub":
+            self.feed = PubSubFeed(
+                self.client.auth,
+                config.pubsub_endpoint,
+                self.imports.catch_up_events,
+                tls=config.pubsub_tls,
+                merchant_id=merchant.merchant_id,
+                statuses=config.statuses_to_process,
+                batch_size=config.pubsub_batch_size,
+                stall_timeout=config.stall_timeout,
+                connect_timeout=config.connect_timeout,
+            )
+        else:
+            self.feed = FulfillmentFeed(
+                self.client.auth,
+                config.api_version,
+                self.imports.catch_up_events,
+                merchant_id=merchant.merchant_id,
+                statuses=config.statuses_to_process,
+                connect_timeout=config.connect_timeout,
+                stall_timeout=config.stall_timeout,
+            )
         self._pm = plugin_manager or merchant.plugin_manager
 
     def __repr__(self) -> str:
         return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
 
     def close(self) -> None:
-        """End the CometD session and close the HTTP connections."""
+        """End the event subscription and close the HTTP connections."""
         self.feed.close()
         self.client.close()
 

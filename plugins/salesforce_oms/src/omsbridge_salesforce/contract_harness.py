@@ -152,6 +152,10 @@ class SalesforceHarness(Harness):
             "password": {"file": _PASSWORD_FILE},
             "client_secret": {"file": _SECRET_FILE},
             "read_timeout": 10,
+            # Cassettes hold HTTP only: the replayed contract runs follow events over CometD.
+            # Pub/Sub (gRPC) runs the same scenarios live on a loopback sandbox, in the
+            # backend's tests (tests/omni/test_omni_pubsub.py).
+            "event_transport": "cometd",
         }
 
     def vcr_config(self) -> dict[str, Any]:

@@ -285,6 +285,7 @@ class SalesforceSandbox:
             url=url,
             api_version=f"{MAX_VERSION}.0",
             credentials=self.credentials,
+            pubsub=self.pubsub_address,
         )
         return {
             "url": url,

@@ -233,6 +233,8 @@ class _Servicer(pb_grpc.PubSubServicer):
                 )
             assert position is not None
             cursor = position
+        # Headers go out once the subscription stands (a client can tell it is listening).
+        await context.send_initial_metadata((("rpc-id", _rpc_id()),))
         credit = max(0, first.num_requested)
         credit_changed = asyncio.Event()
         ended = False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from omsbridge.logs import merchant_log
 from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
 from omsbridge_salesforce.reading import parse_datetime
 from omsbridge_salesforce.streaming.bayeux import BayeuxClient, BayeuxError, BayeuxTransportError
+from omsbridge_salesforce.streaming.metrics import FeedMetrics
 from omsbridge_salesforce.streaming.replay import NEWEST, ReplayExtension, is_invalid_replay
 from omsbridge_salesforce.streaming.stream import EventStream
 
@@ -151,8 +153,10 @@ class FulfillmentFeed:
         statuses: Sequence[str] = (),
         channel: str = FO_CHANNEL,
         connect_timeout: float = 10.0,
+        stall_timeout: float = 330.0,
     ) -> None:
         self._auth = auth
+        self.stall_timeout = stall_timeout
         self._version = api_version.lstrip("v")
         self._catch_up = catch_up
         self._statuses = frozenset(statuses)
@@ -167,6 +171,7 @@ class FulfillmentFeed:
         self._warned_offset: timedelta | None = None
         self.catch_ups = 0
         """How many catch-up queries ran (for tests and metrics)."""
+        self.metrics = FeedMetrics()
 
     @property
     def url(self) -> str:
@@ -182,8 +187,13 @@ class FulfillmentFeed:
         """Events after ``checkpoint``, waiting up to ``wait`` seconds for the first one."""
         with self._lock:
             stream = self._stream
+            if stream is not None and not stream.dead and self._stalled(stream):
+                stream.close()
             if stream is None or stream.dead or checkpoint != self._handed:
+                if stream is not None:
+                    self.metrics.reconnects += 1
                 stream = self._open(checkpoint)
+                self.metrics.connected = True
             if self._backlog:
                 events, self._backlog = tuple(self._backlog), []
                 return EventBatch(events, self._handed)
@@ -203,7 +213,24 @@ class FulfillmentFeed:
                 ) from exc
             return self._batch(messages)
 
+    def _stalled(self, stream: EventStream) -> bool:
+        """The watchdog: no answer (not even an empty long poll) for ``stall_timeout``."""
+        silent = time.monotonic() - stream.last_activity
+        if silent <= self.stall_timeout:
+            return False
+        self.metrics.stalls += 1
+        self.log.warning(
+            "streaming %s: no event and no long-poll answer for %.0f s; reconnecting",
+            self.channel,
+            silent,
+        )
+        return True
+
     def _batch(self, messages: list[dict[str, Any]]) -> EventBatch:
+        self.metrics.last_activity = self._stream.last_activity if self._stream else None
+        if messages:
+            self.metrics.events += len(messages)
+            self.metrics.last_event = time.monotonic()
         if not messages:
             if self._handed is None:
                 # Nothing seen yet: a restart must not start from "now" again, but catch up

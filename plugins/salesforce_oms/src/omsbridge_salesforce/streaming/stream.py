@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import attrs
@@ -61,6 +62,9 @@ class EventStream:
         self._network_retries = network_retries
         self._backoff = (backoff_initial, backoff_max)
         self.dead = False
+        self.last_activity = time.monotonic()
+        """When the server last answered (events or an empty long poll): the stall watchdog's
+        clock."""
 
     def open(self) -> None:
         """Handshake and subscribe now (errors raise here), then read in the background."""
@@ -94,6 +98,7 @@ class EventStream:
                     self._put(_Failure(exc))
                 return
             failures = 0
+            self.last_activity = time.monotonic()
             delays = backoff_delays(*self._backoff)
             for message in messages:
                 if message.get("channel") == self.channel:
