@@ -12,7 +12,7 @@ catch-up query when the stored replay id is past retention): see
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
@@ -423,6 +423,13 @@ class SalesforceBackend(OrderBackend):
         a Shipment with the tracking; RECEIVED (ship to store) marks the inbound Shipment
         delivered and records received quantities (see docs/salesforce.md)."""
         self.changes.update_fulfillment(update)
+
+    def watch_events(self, callback: Callable[[], None]) -> bool:
+        """Have the event feed call ``callback`` whenever something arrives (events, a
+        keepalive, a failure), so a :class:`~omsbridge.listen.ListenerPool` polls this
+        merchant only then. Both transports support it."""
+        self.feed.on_ready = callback
+        return True
 
     def events(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
         """FOStatusChangedEvent after ``checkpoint`` (a replay id; None: from now), waiting up

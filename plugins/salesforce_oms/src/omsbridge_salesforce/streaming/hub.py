@@ -32,6 +32,10 @@ class Hub:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        # Token requests are blocking HTTP: a small pool of their own, whatever the merchants.
+        self.loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pubsub-token")
+        )
         self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="pubsub-hub", daemon=True)

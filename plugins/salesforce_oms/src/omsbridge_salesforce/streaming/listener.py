@@ -172,6 +172,8 @@ class FulfillmentFeed:
         self.catch_ups = 0
         """How many catch-up queries ran (for tests and metrics)."""
         self.metrics = FeedMetrics()
+        self.on_ready: Callable[[], None] | None = None
+        """Called from the reading thread when something arrives (see ``watch_events``)."""
 
     @property
     def url(self) -> str:
@@ -348,7 +350,13 @@ class FulfillmentFeed:
             on_unauthorized=reauthenticate,
             connect_timeout=self._connect_timeout,
         )
-        return EventStream(client, self.channel)
+        stream = EventStream(client, self.channel)
+        stream.on_ready = self._ready
+        return stream
+
+    def _ready(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _error(self, exc: BayeuxError) -> BackendError:
         failure = str(((exc.reply.get("ext") or {}).get("sfdc") or {}).get("failureReason") or "")
