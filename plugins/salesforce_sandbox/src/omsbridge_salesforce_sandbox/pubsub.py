@@ -131,16 +131,33 @@ def _rpc_id() -> str:
     return secrets.token_hex(16)
 
 
+class _Org:
+    """One org the endpoint serves: its bus, its token check, and a wake-up for its streams."""
+
+    def __init__(self, org_id: str, bus: EventBus, token_valid: Callable[[str], bool]) -> None:
+        self.org_id = org_id
+        self.bus = bus
+        self.token_valid = token_valid
+        self.changed = asyncio.Event()
+        """Set at the org's next publish (then replaced by a fresh one)."""
+
+    def notify(self) -> None:
+        """Wake the org's waiting streams (on the server's loop)."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
 class _Servicer(pb_grpc.PubSubServicer):
     """The RPCs the sandbox serves: Subscribe, GetSchema, GetTopic."""
 
     def __init__(self, endpoint: PubSubServer) -> None:
         self._endpoint = endpoint
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> _Org:
         headers = {k: v for k, v in (context.invocation_metadata() or ())}
         token = headers.get("accesstoken")
         endpoint = self._endpoint
+        org = endpoint.orgs.get(str(headers.get("tenantid")))
         if not token or not headers.get("instanceurl"):
             await _abort(
                 context,
@@ -148,17 +165,19 @@ class _Servicer(pb_grpc.PubSubServicer):
                 AUTH_ERROR,
                 "accesstoken and instanceurl metadata are required",
             )
-        if headers.get("tenantid") != endpoint.org_id:
+        if org is None:
             await _abort(
                 context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 AUTH_ERROR,
                 "tenantid does not name this org",
             )
-        if not endpoint.token_valid(str(token)):
+        assert org is not None
+        if not org.token_valid(str(token)):
             await _abort(
                 context, grpc.StatusCode.UNAUTHENTICATED, AUTH_ERROR, "session invalid or expired"
             )
+        return org
 
     async def GetSchema(
         self, request: pb.SchemaRequest, context: grpc.aio.ServicerContext
@@ -184,7 +203,7 @@ class _Servicer(pb_grpc.PubSubServicer):
         self, request: pb.TopicRequest, context: grpc.aio.ServicerContext
     ) -> pb.TopicInfo:
         """A topic's schema id and permissions."""
-        await self._authenticate(context)
+        org = await self._authenticate(context)
         if request.topic_name not in CHANNELS:
             await _abort(
                 context,
@@ -194,7 +213,7 @@ class _Servicer(pb_grpc.PubSubServicer):
             )
         return pb.TopicInfo(
             topic_name=request.topic_name,
-            tenant_guid=self._endpoint.org_id,
+            tenant_guid=org.org_id,
             can_publish=False,
             can_subscribe=True,
             schema_id=_SCHEMAS[request.topic_name],
@@ -207,9 +226,9 @@ class _Servicer(pb_grpc.PubSubServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.FetchResponse]:
         """Events of one topic, as many as requested, from the replay position asked."""
-        await self._authenticate(context)
+        org = await self._authenticate(context)
         endpoint = self._endpoint
-        bus = endpoint.bus
+        bus = org.bus
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
@@ -257,7 +276,7 @@ class _Servicer(pb_grpc.PubSubServicer):
             while not ended and not endpoint.stopping:
                 if endpoint.generation != generation:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "server restarted")
-                if not endpoint.token_valid(_header(context, "accesstoken")):
+                if not org.token_valid(_header(context, "accesstoken")):
                     await _abort(
                         context,
                         grpc.StatusCode.UNAUTHENTICATED,
@@ -301,7 +320,7 @@ class _Servicer(pb_grpc.PubSubServicer):
                     )
                     quiet_since = now
                     continue
-                wake = endpoint.changed()
+                wake = org.changed
                 credit_changed.clear()
                 waits = [asyncio.ensure_future(wake.wait())]
                 waits.append(asyncio.ensure_future(credit_changed.wait()))
@@ -349,7 +368,9 @@ class PubSubServer:
     ) -> None:
         self.bus = bus
         self.org_id = org_id
-        self.token_valid = token_valid
+        self.orgs: dict[str, _Org] = {}
+        self._first = (org_id, bus, token_valid)
+        self._hooks: list[tuple[EventBus, Callable[[], None]]] = []
         self.options = options
         self.clock = clock
         self.host = host
@@ -357,7 +378,6 @@ class PubSubServer:
         self.generation = 0
         self.subscriptions = 0
         self._loop = asyncio.new_event_loop()
-        self._changed_event: asyncio.Event | None = None
         self._started = threading.Event()
         self._server: grpc.aio.Server | None = None
         self.port = 0
@@ -368,7 +388,7 @@ class PubSubServer:
     def restart(self) -> None:
         """End every open subscription with UNAVAILABLE (a restarted server's streams die)."""
         self.generation += 1
-        self._on_publish()
+        self._on_publish()  # wake every stream, so each sees the new generation
 
     @property
     def address(self) -> str:
@@ -376,20 +396,33 @@ class PubSubServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def changed(self) -> asyncio.Event:
-        """An event set at the next publish (a fresh one after each)."""
-        assert self._changed_event is not None
-        return self._changed_event
+    def add_org(self, org_id: str, bus: EventBus, token_valid: Callable[[str], bool]) -> None:
+        """Serve another org (``tenantid``) from its own bus (benchmarks: one org per
+        merchant). Call after :meth:`start`."""
+        org = self._loop_call(lambda: _Org(org_id, bus, token_valid))
+        self.orgs[org_id] = org
 
-    def _notify(self) -> None:
-        if self._changed_event is not None:
-            self._changed_event.set()
-            self._changed_event = asyncio.Event()
+        def hook() -> None:
+            self._wake(org)
 
-    def _on_publish(self) -> None:
+        bus.on_publish.append(hook)
+        self._hooks.append((bus, hook))
+
+    def _loop_call(self, make: Callable[[], _Org]) -> _Org:
+        # asyncio.Event binds to the loop that first waits on it; build it there all the same.
+        async def build() -> _Org:
+            return make()
+
+        return asyncio.run_coroutine_threadsafe(build(), self._loop).result(10)
+
+    def _wake(self, org: _Org) -> None:
         if not self._loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed in between
-                self._loop.call_soon_threadsafe(self._notify)
+                self._loop.call_soon_threadsafe(org.notify)
+
+    def _on_publish(self) -> None:
+        for org in list(self.orgs.values()):
+            self._wake(org)
 
     def start(self) -> PubSubServer:
         """Bind and serve; returns once the port is known."""
@@ -397,7 +430,7 @@ class PubSubServer:
         self._started.wait(10)
         if self._error is not None:
             raise self._error
-        self.bus.on_publish.append(self._on_publish)
+        self.add_org(*self._first)
         return self
 
     def _run(self) -> None:
@@ -418,7 +451,6 @@ class PubSubServer:
             self._loop.close()
 
     async def _serve(self) -> None:
-        self._changed_event = asyncio.Event()
         server = grpc.aio.server(
             options=[("grpc.so_reuseport", 0), ("grpc.max_concurrent_streams", 100_000)]
         )
@@ -433,8 +465,9 @@ class PubSubServer:
     def stop(self) -> None:
         """End every subscription and stop serving."""
         self.stopping = True
-        if self._on_publish in self.bus.on_publish:
-            self.bus.on_publish.remove(self._on_publish)
+        for bus, hook in self._hooks:
+            if hook in bus.on_publish:
+                bus.on_publish.remove(hook)
         server = self._server
         if server is not None and not self._loop.is_closed():
             # The loop may end first: the server is stopped all the same.
