@@ -134,6 +134,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "core/bench/bench_export.py", *session.posargs)
     session.run("python", "plugins/salesforce_oms/bench/bench_export.py", *session.posargs)
     session.run("python", "plugins/salesforce_oms/bench/bench_events.py")
+    # Each merchant on its own org, both transports; `-- --merchants 1 100 1000` for the full set.
+    session.run("python", "plugins/salesforce_oms/bench/bench_listeners.py")
 
 
 @nox.session(python=PYTHON)
