@@ -327,6 +327,7 @@ class SalesforceSandbox:
                 return _json(503, error_body(503))
         lock_fault = any(f.kind == "lock" for f in fired)
         self.dml.arm_lock_fault(lock_fault)
+        self.oms.arm_gateway_failure(any(f.kind == "gateway" for f in fired))
         try:
             response = self._route(request)
         except Exception as exc:  # a sandbox bug: answer like Salesforce, but keep a record
@@ -336,6 +337,7 @@ class SalesforceSandbox:
             response = _json(500, error_body(500))
         finally:
             self.dml.arm_lock_fault(False)
+            self.oms.arm_gateway_failure(False)
         for fault in fired:
             if fault.kind == "timeout" and fault.after_commit:
                 time.sleep(fault.hold_seconds)

@@ -75,6 +75,17 @@ _FIELDS = {
         "OldStatus",
         "NewStatus",
     ],
+    # Salesforce's ProcessExceptionEvent fields (Platform Events guide).
+    "/event/ProcessExceptionEvent": [
+        "EventUuid",
+        "AttachedToId",
+        "BackgroundOperationId",
+        "Description",
+        "ExceptionType",
+        "Message",
+        "OrderSummaryId",
+        "Severity",
+    ],
 }
 
 
