@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -343,6 +344,34 @@ class ListenerPool:
                 for index in range(len(self.listeners)):
                     if index not in self._retry_at:
                         self._wake(index)
+
+    def metrics(self) -> dict[str, Any]:
+        """Listener figures: polls run, listeners failing now, and the sums over the feeds that
+        report ``event_metrics()`` (connected, reconnects, stalls, events) with the oldest
+        last-event age."""
+        totals: dict[str, Any] = {
+            "listeners": len(self.listeners),
+            "polls": self.polls,
+            "failing": len(self._failures),
+            "connected": 0,
+            "reconnects": 0,
+            "stalls": 0,
+            "events": 0,
+            "oldest_last_event_age": None,
+        }
+        for listener in self.listeners:
+            report = getattr(listener.merchant.backend, "event_metrics", None)
+            figures = report() if callable(report) else None
+            if not isinstance(figures, dict):
+                continue
+            totals["connected"] += 1 if figures.get("connected") else 0
+            for key in ("reconnects", "stalls", "events"):
+                totals[key] += int(figures.get(key) or 0)
+            age = figures.get("last_event_age")
+            oldest = totals["oldest_last_event_age"]
+            if isinstance(age, int | float) and (oldest is None or age > oldest):
+                totals["oldest_last_event_age"] = age
+        return totals
 
     def stop(self) -> None:
         """Stop polling, wait for the polls in flight and the listener threads."""

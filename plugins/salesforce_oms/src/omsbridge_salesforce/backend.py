@@ -431,6 +431,15 @@ class SalesforceBackend(OrderBackend):
         self.feed.on_ready = callback
         return True
 
+    def event_metrics(self) -> dict[str, Any]:
+        """The event feed's figures: transport, connected, last event age (s), reconnects,
+        stalls (the watchdog's reconnects), events and keepalives received."""
+        return {
+            "transport": self.config.transport,
+            "catch_ups": self.feed.catch_ups,
+            **self.feed.metrics.snapshot(),
+        }
+
     def events(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
         """FOStatusChangedEvent after ``checkpoint`` (a replay id; None: from now), waiting up
         to ``wait`` seconds; only new statuses in ``statuses_to_process`` are returned."""

@@ -44,6 +44,7 @@ def test_a_pool_serves_every_merchant_with_few_threads(
             eventually(lambda: len(pos.received) >= len(MERCHANTS))
             # Threads this test started on the client side (the sandbox's request threads and
             # grpc's own poller are not the listeners').
+            figures = pool.metrics()
             threads = [
                 t.name
                 for t in threading.enumerate()
@@ -53,6 +54,8 @@ def test_a_pool_serves_every_merchant_with_few_threads(
             ]
         finally:
             pool.stop()
+    assert figures["listeners"] == 3 and figures["connected"] == 3 and figures["failing"] == 0
+    assert figures["events"] >= 3 and figures["oldest_last_event_age"] is not None
     assert sorted(m for m, _ in pos.received) == sorted(MERCHANTS)
     assert {fo.fulfillment_order_id for _, fo in pos.received} == {fo_id}
     if transport == "pubsub":
