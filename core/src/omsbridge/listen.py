@@ -257,7 +257,8 @@ class ListenerPool:
         self.sweep = sweep
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._queued: set[int] = set()
+        self._queued: set[int] = set()  # queued or running
+        self._again: set[int] = set()  # woken while running: poll once more
         self._failures: dict[int, int] = {}
         self._retry_at: dict[int, float] = {}
         self._threads: list[threading.Thread] = []
@@ -289,7 +290,12 @@ class ListenerPool:
 
     def _wake(self, index: int) -> None:
         with self._lock:
-            if index in self._queued or self._stop.is_set() or self._executor is None:
+            if self._stop.is_set() or self._executor is None:
+                return
+            if index in self._queued:
+                # Queued or running: one poll of a listener at a time (two would read the same
+                # checkpoint and hand the same events over twice); a running one goes again.
+                self._again.add(index)
                 return
             self._queued.add(index)
             executor = self._executor
@@ -301,8 +307,17 @@ class ListenerPool:
 
     def _poll(self, index: int) -> None:
         listener = self.listeners[index]
-        with self._lock:
-            self._queued.discard(index)
+        while True:
+            with self._lock:
+                self._again.discard(index)
+            self._poll_once(index, listener)
+            with self._lock:
+                if index not in self._again or self._stop.is_set():
+                    self._queued.discard(index)
+                    self._again.discard(index)
+                    return
+
+    def _poll_once(self, index: int, listener: Listener) -> None:
         try:
             # Drain what is there: one call per batch, no waiting.
             while not self._stop.is_set() and listener.poll(self._stop, wait=0.0) > 0:
@@ -321,7 +336,7 @@ class ListenerPool:
             level = (
                 logging.WARNING
                 if isinstance(exc, BackendError) and exc.retryable
-                else (logging.ERROR)
+                else logging.ERROR
             )
             listener.log.log(
                 level,
