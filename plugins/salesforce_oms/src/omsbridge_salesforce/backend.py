@@ -56,6 +56,11 @@ from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
+from omsbridge_salesforce.streaming.payment_failures import (
+    PE_CHANNEL,
+    failure_from_message,
+    failure_from_record,
+)
 from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 from omsbridge_salesforce.txn_ids import case_collision, exact_row, twin_row
 
@@ -108,6 +113,9 @@ class SalesforceBackend(OrderBackend):
         self.changes = OrderChanges(self.client, config)
         self.imports = FulfillmentImport(self.client, config, currency=merchant.currency)
         self.sale_steps = SaleSteps(self.client, config, self.lookups)
+        self.payment_failure_count = 0
+        """ProcessExceptionEvents recorded (the payment-failure metric)."""
+        self._payment_feed: FulfillmentFeed | PubSubFeed | None = None
         self.feed: FulfillmentFeed | PubSubFeed
         if config.transport == "pubsub":
             self.feed = PubSubFeed(
@@ -137,8 +145,10 @@ class SalesforceBackend(OrderBackend):
         return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
 
     def close(self) -> None:
-        """End the event subscription and close the HTTP connections."""
+        """End the event subscriptions and close the HTTP connections."""
         self.feed.close()
+        if self._payment_feed is not None:
+            self._payment_feed.close()
         self.client.close()
 
     # -- post ---------------------------------------------------------------------------------
@@ -431,12 +441,51 @@ class SalesforceBackend(OrderBackend):
         self.feed.on_ready = callback
         return True
 
+    @property
+    def payment_feed(self) -> FulfillmentFeed | PubSubFeed:
+        """The ``/event/ProcessExceptionEvent`` feed (opened on first use), on the same
+        transport as fulfillment events."""
+        if self._payment_feed is None:
+            config = self.config
+            if config.transport == "pubsub":
+                self._payment_feed = PubSubFeed(
+                    self.client.auth,
+                    config.pubsub_endpoint,
+                    lambda since: [],  # no query replaces a lost failure event: warned below
+                    tls=config.pubsub_tls,
+                    merchant_id=self.merchant.merchant_id,
+                    topic=PE_CHANNEL,
+                    batch_size=config.pubsub_batch_size,
+                    stall_timeout=config.stall_timeout,
+                    connect_timeout=config.connect_timeout,
+                    parse=failure_from_record,
+                )
+            else:
+                self._payment_feed = FulfillmentFeed(
+                    self.client.auth,
+                    config.api_version,
+                    lambda since: [],
+                    merchant_id=self.merchant.merchant_id,
+                    channel=PE_CHANNEL,
+                    connect_timeout=config.connect_timeout,
+                    stall_timeout=config.stall_timeout,
+                    parse=failure_from_message,
+                )
+        return self._payment_feed
+
+    def payment_failures(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
+        """ProcessExceptionEvents after ``checkpoint`` as
+        :class:`~omsbridge_salesforce.streaming.payment_failures.PaymentFailure` (read by a core
+        Listener through ``PaymentFailureSource``)."""
+        return self.payment_feed.events(checkpoint, wait)
+
     def event_metrics(self) -> dict[str, Any]:
         """The event feed's figures: transport, connected, last event age (s), reconnects,
         stalls (the watchdog's reconnects), events and keepalives received."""
         return {
             "transport": self.config.transport,
             "catch_ups": self.feed.catch_ups,
+            "payment_failures": self.payment_failure_count,
             **self.feed.metrics.snapshot(),
         }
 

@@ -154,8 +154,11 @@ class FulfillmentFeed:
         channel: str = FO_CHANNEL,
         connect_timeout: float = 10.0,
         stall_timeout: float = 330.0,
+        parse: Callable[[dict[str, Any], str], Any] | None = None,
     ) -> None:
         self._auth = auth
+        self._parse = parse
+        """(message, checkpoint) -> the listener's event, for channels other than FO events."""
         self.stall_timeout = stall_timeout
         self._version = api_version.lstrip("v")
         self._catch_up = catch_up
@@ -239,7 +242,7 @@ class FulfillmentFeed:
                 # from when this subscription began (less a margin for clock skew).
                 self._handed = f"{CATCH_UP}@{_stamp(self._opened_at - CLOCK_SKEW)}"
             return EventBatch((), self._handed)
-        events: list[FulfillmentEvent] = []
+        events: list[Any] = []
         last: str | None = None
         for message in messages:
             data = message.get("data") or {}
@@ -247,6 +250,11 @@ class FulfillmentFeed:
             if replay_id is not None:
                 created = parse_datetime((data.get("payload") or {}).get("CreatedDate"))
                 last = checkpoint_of(replay_id, created)
+            if self._parse is not None:
+                parsed = self._parse(message, last) if last is not None else None
+                if parsed is not None:
+                    events.append(parsed)
+                continue
             event = event_from_message(message)
             if event is None:
                 continue

@@ -137,6 +137,7 @@ class PubSubFeed:
         connect_timeout: float = 10.0,
         network_retries: int = 5,
         hub: Hub | None = None,
+        parse: Callable[[dict[str, Any], str, str, datetime | None], Any] | None = None,
     ) -> None:
         self._auth = auth
         self.endpoint = endpoint
@@ -149,6 +150,8 @@ class PubSubFeed:
         self._connect_timeout = connect_timeout
         self._network_retries = network_retries
         self._hub = hub or shared_hub()
+        self._parse = parse
+        """Turns a record of another topic into the listener's event (None: skipped)."""
         self.log = merchant_log(logger, merchant_id)
         self.on_ready: Callable[[], None] | None = None
         self.metrics = FeedMetrics()
@@ -210,7 +213,7 @@ class PubSubFeed:
             if self._handed is None:
                 self._handed = f"{CATCH_UP}@{_stamp(self._opened_at - CLOCK_SKEW)}"
             return EventBatch((), self._handed)
-        events: list[FulfillmentEvent] = []
+        events: list[Any] = []
         last: str | None = None
         for item in items:
             record = item.record
@@ -219,6 +222,16 @@ class PubSubFeed:
                 continue
             created = _created(record)
             last = pubsub_checkpoint(item.replay_id, created)
+            if self._parse is not None:
+                parsed = self._parse(
+                    record,
+                    str(item.event_id or record.get("EventUuid") or item.replay_id.hex()),
+                    last,
+                    created,
+                )
+                if parsed is not None:
+                    events.append(parsed)
+                continue
             fo_id, new_status = record.get("FulfillmentOrderId"), record.get("NewStatus")
             if not fo_id or not new_status:
                 continue
