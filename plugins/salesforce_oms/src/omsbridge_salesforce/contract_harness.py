@@ -24,6 +24,7 @@ Imported only by the contract suite (``omsbridge-contract`` must be installed).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -74,6 +75,9 @@ _SHIP_TO = {
     "DeliverToPostalCode": "97201",
     "DeliverToCountry": "US",
 }
+
+
+_TRANSPORT_ENV = "OMSBRIDGE_CONTRACT_EVENT_TRANSPORT"
 
 
 class SalesforceHarness(Harness):
@@ -152,11 +156,22 @@ class SalesforceHarness(Harness):
             "password": {"file": _PASSWORD_FILE},
             "client_secret": {"file": _SECRET_FILE},
             "read_timeout": 10,
-            # Cassettes hold HTTP only: the replayed contract runs follow events over CometD.
-            # Pub/Sub (gRPC) runs the same scenarios live on a loopback sandbox, in the
-            # backend's tests (tests/omni/test_omni_pubsub.py).
-            "event_transport": "cometd",
+            **self._event_settings(),
         }
+
+    def _event_settings(self) -> dict[str, Any]:
+        """Cassettes hold HTTP only, so replayed runs follow events over CometD. With
+        ``OMSBRIDGE_CONTRACT_EVENT_TRANSPORT=pubsub`` and ``--disable-recording`` the suite runs
+        live on its loopback sandbox over Pub/Sub (gRPC) instead."""
+        transport = os.environ.get(_TRANSPORT_ENV, "cometd")
+        if transport == "cometd":
+            return {"event_transport": "cometd"}
+        if transport != "pubsub" or self._server is None:
+            raise RuntimeError(
+                f"{_TRANSPORT_ENV}={transport!r}: only 'cometd', or 'pubsub' on a live run "
+                "(--disable-recording: gRPC is not in the cassettes)"
+            )
+        return {"event_transport": "pubsub", "pubsub_endpoint": self._server.pubsub.address}
 
     def vcr_config(self) -> dict[str, Any]:
         """Store the sandbox's port as :data:`_REPLAY_URL`'s in answers too, and keep the
