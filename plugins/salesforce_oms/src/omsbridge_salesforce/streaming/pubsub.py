@@ -218,7 +218,8 @@ class PubSubFeed:
         for item in items:
             record = item.record
             if record is None:  # a keepalive: the position moves, nothing to handle
-                last = pubsub_checkpoint(item.replay_id, datetime.now(UTC))
+                # It carries no time: ours, less the skew margin, bounds a later catch-up.
+                last = pubsub_checkpoint(item.replay_id, datetime.now(UTC) - CLOCK_SKEW)
                 continue
             created = _created(record)
             last = pubsub_checkpoint(item.replay_id, created)
