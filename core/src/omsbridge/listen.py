@@ -14,9 +14,13 @@ into one delivery of its current state.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -28,7 +32,13 @@ from omsbridge.model import FulfillmentEvent
 from omsbridge.spi import Capability
 from omsbridge.store import Store
 
-__all__ = ["DeliverFulfillmentOrders", "EventHandler", "Listener", "ListenerSettings"]
+__all__ = [
+    "DeliverFulfillmentOrders",
+    "EventHandler",
+    "Listener",
+    "ListenerPool",
+    "ListenerSettings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,14 +112,16 @@ class Listener:
         """Where the feed resumes."""
         return self.store.checkpoint(self.merchant.merchant_id, self.settings.channel)
 
-    def poll(self, stop: threading.Event | None = None) -> int:
+    def poll(self, stop: threading.Event | None = None, wait: float | None = None) -> int:
         """Read one batch, handle what is new, store the checkpoint; returns events handled.
 
-        Errors of ``events()`` propagate (the checkpoint is unchanged)."""
+        ``wait`` overrides the settings' long-poll seconds (a :class:`ListenerPool` polls
+        with 0 when the feed says events are there). Errors of ``events()`` propagate (the
+        checkpoint is unchanged)."""
         stop = stop or self._stop
         merchant_id, channel = self.merchant.merchant_id, self.settings.channel
         checkpoint = self.store.checkpoint(merchant_id, channel)
-        batch = self.merchant.events(checkpoint, wait=self.settings.wait)
+        batch = self.merchant.events(checkpoint, wait=self.settings.wait if wait is None else wait)
         after = batch.checkpoint or (batch.events[-1].checkpoint if batch.events else None)
         if not batch.events:
             if after is not None and after != checkpoint:
@@ -223,3 +235,165 @@ class Listener:
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current poll."""
         self._stop.set()
+
+
+class ListenerPool:
+    """Many merchants' listeners on a bounded pool of threads, driven by their feeds.
+
+    A backend whose feed can say "something arrived" offers ``watch_events(callback) -> bool``
+    (the Salesforce backend does: its subscriptions share one event loop). Such a listener
+    costs no thread of its own: the callback queues one ``poll(wait=0)`` of it on the pool
+    (``workers`` threads, which also bound the imports the events trigger), and a sweep every
+    ``sweep`` seconds polls each listener once more (first subscription, stall watchdogs,
+    errors to retry). A backend without ``watch_events`` gets a thread running
+    :meth:`Listener.run`, as before. A failed poll is retried after the listener's backoff.
+    """
+
+    def __init__(
+        self, listeners: Sequence[Listener], *, workers: int = 8, sweep: float = 30.0
+    ) -> None:
+        self.listeners = list(listeners)
+        self.workers = workers
+        self.sweep = sweep
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._queued: set[int] = set()  # queued or running
+        self._again: set[int] = set()  # woken while running: poll once more
+        self._failures: dict[int, int] = {}
+        self._retry_at: dict[int, float] = {}
+        self._threads: list[threading.Thread] = []
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.polls = 0
+        """Polls run (for metrics and tests)."""
+
+    def start(self) -> None:
+        """Watch every feed that can be watched; run the others on their own threads."""
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            self.workers, thread_name_prefix="listener"
+        )
+        for index, listener in enumerate(self.listeners):
+            watch = getattr(listener.merchant.backend, "watch_events", None)
+            if callable(watch) and watch(functools.partial(self._wake, index)):
+                self._wake(index)
+                continue
+            thread = threading.Thread(
+                target=listener.run,
+                args=(self._stop,),
+                name=f"listener {listener.merchant.merchant_id}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        sweeper = threading.Thread(target=self._sweep, name="listener sweep", daemon=True)
+        sweeper.start()
+        self._threads.append(sweeper)
+
+    def _wake(self, index: int) -> None:
+        with self._lock:
+            if self._stop.is_set() or self._executor is None:
+                return
+            if index in self._queued:
+                # Queued or running: one poll of a listener at a time (two would read the same
+                # checkpoint and hand the same events over twice); a running one goes again.
+                self._again.add(index)
+                return
+            self._queued.add(index)
+            executor = self._executor
+        try:
+            executor.submit(self._poll, index)
+        except RuntimeError:  # shut down meanwhile
+            with self._lock:
+                self._queued.discard(index)
+
+    def _poll(self, index: int) -> None:
+        listener = self.listeners[index]
+        while True:
+            with self._lock:
+                self._again.discard(index)
+            self._poll_once(index, listener)
+            with self._lock:
+                if index not in self._again or self._stop.is_set():
+                    self._queued.discard(index)
+                    self._again.discard(index)
+                    return
+
+    def _poll_once(self, index: int, listener: Listener) -> None:
+        try:
+            # Drain what is there: one call per batch, no waiting.
+            while not self._stop.is_set() and listener.poll(self._stop, wait=0.0) > 0:
+                self.polls += 1
+            self.polls += 1
+            self._failures.pop(index, None)
+            self._retry_at.pop(index, None)
+        except _Stopped:
+            return
+        except Exception as exc:
+            failures = self._failures.get(index, 0) + 1
+            self._failures[index] = failures
+            settings = listener.settings
+            delay = min(settings.backoff_max, settings.backoff_initial * 2 ** min(failures - 1, 30))
+            self._retry_at[index] = time.monotonic() + delay
+            level = (
+                logging.WARNING
+                if isinstance(exc, BackendError) and exc.retryable
+                else logging.ERROR
+            )
+            listener.log.log(
+                level,
+                "reading events failed (%s: %s); again in %.1f s",
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+
+    def _sweep(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(0.05):
+            now = time.monotonic()
+            for index, due in list(self._retry_at.items()):
+                if due <= now:
+                    self._retry_at.pop(index, None)
+                    self._wake(index)
+            if now - last >= self.sweep:
+                last = now
+                for index in range(len(self.listeners)):
+                    if index not in self._retry_at:
+                        self._wake(index)
+
+    def metrics(self) -> dict[str, Any]:
+        """Listener figures: polls run, listeners failing now, and the sums over the feeds that
+        report ``event_metrics()`` (connected, reconnects, stalls, events) with the oldest
+        last-event age."""
+        totals: dict[str, Any] = {
+            "listeners": len(self.listeners),
+            "polls": self.polls,
+            "failing": len(self._failures),
+            "connected": 0,
+            "reconnects": 0,
+            "stalls": 0,
+            "events": 0,
+            "oldest_last_event_age": None,
+        }
+        for listener in self.listeners:
+            report = getattr(listener.merchant.backend, "event_metrics", None)
+            figures = report() if callable(report) else None
+            if not isinstance(figures, dict):
+                continue
+            totals["connected"] += 1 if figures.get("connected") else 0
+            for key in ("reconnects", "stalls", "events"):
+                totals[key] += int(figures.get(key) or 0)
+            age = figures.get("last_event_age")
+            oldest = totals["oldest_last_event_age"]
+            if isinstance(age, int | float) and (oldest is None or age > oldest):
+                totals["oldest_last_event_age"] = age
+        return totals
+
+    def stop(self) -> None:
+        """Stop polling, wait for the polls in flight and the listener threads."""
+        self._stop.set()
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        for thread in self._threads:
+            thread.join(timeout=10)

@@ -7,6 +7,7 @@ from typing import Any
 from sf_sandbox_helpers import Api, node, order_graph, post_graph, sale
 
 from omsbridge_salesforce_sandbox import SalesforceSandbox
+from omsbridge_salesforce_sandbox.faults import Fault
 
 OS = "commerce/order-management/order-summaries"
 
@@ -465,3 +466,40 @@ def test_order_rules(demo_app: Api) -> None:
     summary = api.rows(f"SELECT Id FROM OrderSummary WHERE OriginalOrderId = '{order_id}'")
     insert = api.post("sobjects/OrderSummary", {"OriginalOrderId": order_id})
     assert insert.status_code == 400 and summary
+
+
+def test_a_refund_failing_at_the_gateway_shows_only_as_a_process_exception_event(
+    demo_app: Api,
+) -> None:
+    api = demo_app
+    order = sale(api, txn="E-2", method="ONLINE-DEFAULT")
+    belt = order["items"][1]["Id"]
+    result = api.post(f"{OS}/{order['summary_id']}/actions/submit-cancel", _change(belt, 1)).json()
+    excess = result["changeBalances"]["totalExcessFundsAmount"]
+    api.sandbox.faults.add(Fault("gateway", path="*/async-actions/ensure-refunds-async", count=1))
+    answer = api.post(
+        f"{OS}/{order['summary_id']}/async-actions/ensure-refunds-async",
+        {"excessFundsAmount": excess},
+    )
+    # The caller hears success: the failure comes later, as an event only.
+    assert answer.status_code == 201 and answer.json()["success"] is True
+    operation = answer.json()["backgroundOperationId"]
+    payment = api.rows(
+        "SELECT RefundedAmount FROM OrderPaymentSummary "
+        f"WHERE OrderSummaryId = '{order['summary_id']}'"
+    )[0]
+    assert payment["RefundedAmount"] == 0  # no money moved
+    failures = api.sandbox.events.retained("/event/ProcessExceptionEvent")
+    assert len(failures) == 1
+    event = failures[0].payload
+    assert event["OrderSummaryId"] == order["summary_id"]
+    assert event["AttachedToId"] == order["summary_id"]  # excess funds: the summary itself
+    assert event["BackgroundOperationId"] == operation
+    assert event["ExceptionType"] == "Payment" and event["Message"]
+    # The rule was used up: the next refund goes through.
+    again = api.post(
+        f"{OS}/{order['summary_id']}/async-actions/ensure-refunds-async",
+        {"excessFundsAmount": excess},
+    )
+    assert again.status_code == 201
+    assert len(api.sandbox.events.retained("/event/ProcessExceptionEvent")) == 1

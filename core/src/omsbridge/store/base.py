@@ -58,6 +58,7 @@ class AttemptOutcome(StrEnum):
     RATE_LIMITED = "rate_limited"  # the merchant's API budget ran out; not the entry's fault
     DEAD = "dead"  # a permanent error (or too many attempts); the entry is a dead letter
     AUTH_FAILED = "auth_failed"  # the OMS refused the login; the merchant is paused, not the entry
+    PAYMENT_FAILED = "payment_failed"  # posted, but its refund/capture failed later (an OMS event)
 
 
 class PauseKind(StrEnum):

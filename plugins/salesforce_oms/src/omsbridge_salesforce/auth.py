@@ -38,6 +38,9 @@ class Token:
     access_token: str = attrs.field(repr=False)
     instance_url: str
     obtained_at: float
+    org_id: str = ""
+    """The org's id (from the token response's identity URL ``.../id/ORG/USER``): the
+    ``tenantid`` of Pub/Sub calls."""
 
     def __str__(self) -> str:
         return f"<token for {self.instance_url}>"
@@ -184,6 +187,7 @@ class SalesforceAuth(httpx.Auth):
                 access_token=str(body["access_token"]),
                 instance_url=str(body.get("instance_url") or cfg.url_base).rstrip("/"),
                 obtained_at=time.monotonic(),
+                org_id=_org_of(body.get("id")),
             )
         error = body.get("error") if isinstance(body, dict) else None
         described = body.get("error_description") if isinstance(body, dict) else None
@@ -212,3 +216,10 @@ def _error_code(response: httpx.Response) -> str:
     if isinstance(body, list) and body and isinstance(body[0], dict):
         return str(body[0].get("errorCode", "?"))
     return "?"
+
+
+def _org_of(identity: Any) -> str:
+    """The org id of an identity URL ``https://login.salesforce.com/id/ORG/USER``."""
+    if not isinstance(identity, str) or "/id/" not in identity:
+        return ""
+    return identity.split("/id/", 1)[1].split("/", 1)[0]

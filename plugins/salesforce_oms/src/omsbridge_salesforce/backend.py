@@ -4,7 +4,7 @@ A sale is one composite graph (one API call for a warm merchant), idempotent on 
 id through a unique external-id field on Order. Returns and exchanges go through the Connect
 actions on the original order summary; cancels through cancel-item / submit-cancel. Reads
 aggregate order summaries, item summaries, payments, fulfillment orders and shipments.
-Fulfillment events come from ``/event/FOStatusChangedEvent`` over CometD (with replay, and a
+Fulfillment events come from ``/event/FOStatusChangedEvent`` over Pub/Sub (gRPC) or CometD (with replay, and a
 catch-up query when the stored replay id is past retention): see
 :mod:`omsbridge_salesforce.streaming`.
 """
@@ -12,7 +12,7 @@ catch-up query when the stored replay id is past retention): see
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
@@ -63,6 +63,12 @@ from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
+from omsbridge_salesforce.streaming.payment_failures import (
+    PE_CHANNEL,
+    failure_from_message,
+    failure_from_record,
+)
+from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 from omsbridge_salesforce.txn_ids import case_collision, exact_row, twin_row
 
 __all__ = ["SalesforceBackend"]
@@ -114,22 +120,42 @@ class SalesforceBackend(OrderBackend):
         self.changes = OrderChanges(self.client, config)
         self.imports = FulfillmentImport(self.client, config, currency=merchant.currency)
         self.sale_steps = SaleSteps(self.client, config, self.lookups)
-        self.feed = FulfillmentFeed(
-            self.client.auth,
-            config.api_version,
-            self.imports.catch_up_events,
-            merchant_id=merchant.merchant_id,
-            statuses=config.statuses_to_process,
-            connect_timeout=config.connect_timeout,
-        )
+        self.payment_failure_count = 0
+        """ProcessExceptionEvents recorded (the payment-failure metric)."""
+        self._payment_feed: FulfillmentFeed | PubSubFeed | None = None
+        self.feed: FulfillmentFeed | PubSubFeed
+        if config.transport == "pubsub":
+            self.feed = PubSubFeed(
+                self.client.auth,
+                config.pubsub_endpoint,
+                self.imports.catch_up_events,
+                tls=config.pubsub_tls,
+                merchant_id=merchant.merchant_id,
+                statuses=config.statuses_to_process,
+                batch_size=config.pubsub_batch_size,
+                stall_timeout=config.stall_timeout,
+                connect_timeout=config.connect_timeout,
+            )
+        else:
+            self.feed = FulfillmentFeed(
+                self.client.auth,
+                config.api_version,
+                self.imports.catch_up_events,
+                merchant_id=merchant.merchant_id,
+                statuses=config.statuses_to_process,
+                connect_timeout=config.connect_timeout,
+                stall_timeout=config.stall_timeout,
+            )
         self._pm = plugin_manager or merchant.plugin_manager
 
     def __repr__(self) -> str:
         return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
 
     def close(self) -> None:
-        """End the CometD session and close the HTTP connections."""
+        """End the event subscriptions and close the HTTP connections."""
         self.feed.close()
+        if self._payment_feed is not None:
+            self._payment_feed.close()
         self.client.close()
 
     # -- post ---------------------------------------------------------------------------------
@@ -434,6 +460,61 @@ class SalesforceBackend(OrderBackend):
         a Shipment with the tracking; RECEIVED (ship to store) marks the inbound Shipment
         delivered and records received quantities (see docs/salesforce.md)."""
         self.changes.update_fulfillment(update)
+
+    def watch_events(self, callback: Callable[[], None]) -> bool:
+        """Have the event feed call ``callback`` whenever something arrives (events, a
+        keepalive, a failure), so a :class:`~omsbridge.listen.ListenerPool` polls this
+        merchant only then. Both transports support it."""
+        self.feed.on_ready = callback
+        return True
+
+    @property
+    def payment_feed(self) -> FulfillmentFeed | PubSubFeed:
+        """The ``/event/ProcessExceptionEvent`` feed (opened on first use), on the same
+        transport as fulfillment events."""
+        if self._payment_feed is None:
+            config = self.config
+            if config.transport == "pubsub":
+                self._payment_feed = PubSubFeed(
+                    self.client.auth,
+                    config.pubsub_endpoint,
+                    lambda since: [],  # no query replaces a lost failure event: warned below
+                    tls=config.pubsub_tls,
+                    merchant_id=self.merchant.merchant_id,
+                    topic=PE_CHANNEL,
+                    batch_size=config.pubsub_batch_size,
+                    stall_timeout=config.stall_timeout,
+                    connect_timeout=config.connect_timeout,
+                    parse=failure_from_record,
+                )
+            else:
+                self._payment_feed = FulfillmentFeed(
+                    self.client.auth,
+                    config.api_version,
+                    lambda since: [],
+                    merchant_id=self.merchant.merchant_id,
+                    channel=PE_CHANNEL,
+                    connect_timeout=config.connect_timeout,
+                    stall_timeout=config.stall_timeout,
+                    parse=failure_from_message,
+                )
+        return self._payment_feed
+
+    def payment_failures(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
+        """ProcessExceptionEvents after ``checkpoint`` as
+        :class:`~omsbridge_salesforce.streaming.payment_failures.PaymentFailure` (read by a core
+        Listener through ``PaymentFailureSource``)."""
+        return self.payment_feed.events(checkpoint, wait)
+
+    def event_metrics(self) -> dict[str, Any]:
+        """The event feed's figures: transport, connected, last event age (s), reconnects,
+        stalls (the watchdog's reconnects), events and keepalives received."""
+        return {
+            "transport": self.config.transport,
+            "catch_ups": self.feed.catch_ups,
+            "payment_failures": self.payment_failure_count,
+            **self.feed.metrics.snapshot(),
+        }
 
     def events(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
         """FOStatusChangedEvent after ``checkpoint`` (a replay id; None: from now), waiting up

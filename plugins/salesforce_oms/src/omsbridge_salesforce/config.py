@@ -62,6 +62,8 @@ _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 _METHOD_KEY = re.compile(r"^([A-Z_]+)-([A-Z][A-Z0-9_]{0,39})$")
 _NAME_FIELDS = frozenset({"merchant_id", "locale", "region"})
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+PUBSUB_ENDPOINT = "api.pubsub.salesforce.com:443"
+"""Salesforce's Pub/Sub API endpoint."""
 
 
 class _Problems:
@@ -238,6 +240,21 @@ class SalesforceConfig:
     """Seconds to open a connection."""
     read_timeout: float = 30.0
     """Seconds to wait for a response."""
+    event_transport: str | None = None
+    """How fulfillment events arrive: ``pubsub`` (Salesforce's Pub/Sub API over gRPC, its
+    recommendation for new integrations) or ``cometd`` (the Streaming API; where HTTP/2 is
+    blocked or Pub/Sub is not offered, e.g. Government Cloud). Unset: ``pubsub``, except for
+    the loopback sandbox without a ``pubsub_endpoint`` (its gRPC port is its own), which is
+    followed over CometD; :attr:`transport` is the one in force."""
+    pubsub_endpoint: str = PUBSUB_ENDPOINT
+    """``host:port`` of the Pub/Sub API (TLS; plaintext only for the loopback sandbox, whose
+    address ``/__sandbox__/info`` gives under ``pubsub``)."""
+    pubsub_batch_size: int = 100
+    """Events requested at a time (Pub/Sub flow control, ``num_requested``; at most 100)."""
+    stall_timeout: float = 330.0
+    """Seconds without any event or keepalive after which the stream is taken as stalled and
+    reconnected (Pub/Sub sends a keepalive about every 270 s, CometD answers a long poll every
+    110 s)."""
 
     _SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
         "password", "security_token", "client_secret", "private_key",
@@ -288,6 +305,7 @@ class SalesforceConfig:
         self._check_som(check)
         if self.return_window_days is not None and not 1 <= self.return_window_days <= 3650:
             check.add("return_window_days", f"must be 1-3650, got {self.return_window_days}")
+        self._check_events(check)
         for name in ("connect_timeout", "read_timeout"):
             value = getattr(self, name)
             if (
@@ -297,6 +315,44 @@ class SalesforceConfig:
             ):
                 check.add(name, f"must be a number of seconds, 0-600, got {value!r}")
         check.done()
+
+    @property
+    def transport(self) -> str:
+        """The event transport in force (see :attr:`event_transport`)."""
+        if self.event_transport is not None:
+            return self.event_transport
+        sandbox = urlsplit(str(self.url_base)).hostname in _LOOPBACK
+        return "cometd" if sandbox and self.pubsub_endpoint == PUBSUB_ENDPOINT else "pubsub"
+
+    @property
+    def pubsub_tls(self) -> bool:
+        """Whether the Pub/Sub endpoint is reached over TLS (all but the loopback sandbox)."""
+        host = self.pubsub_endpoint.rsplit(":", 1)[0].strip("[]").lower()
+        return not (host in _LOOPBACK and self.allow_insecure_sandbox_url)
+
+    def _check_events(self, check: _Problems) -> None:
+        if self.event_transport not in (None, "pubsub", "cometd"):
+            check.add("event_transport", f"must be pubsub or cometd, got {self.event_transport!r}")
+        if check.text(self.pubsub_endpoint, "pubsub_endpoint"):
+            host, _, port = self.pubsub_endpoint.rpartition(":")
+            if not host or not port.isdigit():
+                check.add("pubsub_endpoint", f"must be host:port, got {self.pubsub_endpoint!r}")
+            elif (
+                self.event_transport == "pubsub"
+                and self.pubsub_endpoint == PUBSUB_ENDPOINT
+                and urlsplit(str(self.url_base)).hostname in _LOOPBACK
+            ):
+                check.add(
+                    "pubsub_endpoint",
+                    "the local sandbox serves Pub/Sub on its own port: set pubsub_endpoint to "
+                    "/__sandbox__/info's 'pubsub' (or event_transport = \"cometd\")",
+                )
+        size = self.pubsub_batch_size
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 100:
+            check.add("pubsub_batch_size", f"must be 1-100, got {size!r}")
+        stall = self.stall_timeout
+        if not isinstance(stall, int | float) or isinstance(stall, bool) or not 5 <= stall <= 3600:
+            check.add("stall_timeout", f"must be a number of seconds, 5-3600, got {stall!r}")
 
     def _check_url(self, check: _Problems) -> None:
         for name in ("url_base", "token_url"):

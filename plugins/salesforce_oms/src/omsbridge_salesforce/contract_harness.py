@@ -26,6 +26,7 @@ Imported only by the contract suite (``omsbridge-contract`` must be installed).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ _LASTING = 1_000_000  # a fault rule "count": in force until the harness clears 
 _DEFAULT_TOKEN_LIFETIME = 7200.0  # the sandbox's default (docs/sandbox-salesforce.md)
 _API_BUDGET = 100_000  # the sandbox's default DailyApiRequests maximum
 _EXPIRED_AT_ONCE = 1e-6  # seconds: every session issued with it is expired when first used
+
+
+_TRANSPORT_ENV = "OMSBRIDGE_CONTRACT_EVENT_TRANSPORT"
 
 
 class SalesforceHarness(Harness):
@@ -128,7 +132,22 @@ class SalesforceHarness(Harness):
             "password": {"file": _PASSWORD_FILE},
             "client_secret": {"file": _SECRET_FILE},
             "read_timeout": 10,
+            **self._event_settings(),
         }
+
+    def _event_settings(self) -> dict[str, Any]:
+        """Cassettes hold HTTP only, so replayed runs follow events over CometD. With
+        ``OMSBRIDGE_CONTRACT_EVENT_TRANSPORT=pubsub`` and ``--disable-recording`` the suite runs
+        live on its loopback sandbox over Pub/Sub (gRPC) instead."""
+        transport = os.environ.get(_TRANSPORT_ENV, "cometd")
+        if transport == "cometd":
+            return {"event_transport": "cometd"}
+        if transport != "pubsub" or self._server is None:
+            raise RuntimeError(
+                f"{_TRANSPORT_ENV}={transport!r}: only 'cometd', or 'pubsub' on a live run "
+                "(--disable-recording: gRPC is not in the cassettes)"
+            )
+        return {"event_transport": "pubsub", "pubsub_endpoint": self._server.pubsub.address}
 
     def vcr_config(self) -> dict[str, Any]:
         """Store the sandbox's port as :data:`_REPLAY_URL`'s in answers too, and keep the

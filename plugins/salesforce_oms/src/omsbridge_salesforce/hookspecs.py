@@ -48,3 +48,19 @@ def omsbridge_salesforce_order_graph(
 
     .. versionadded:: 0.1
     """
+
+
+@hookspec
+def omsbridge_salesforce_payment_failed(
+    merchant_id: str, failure: Any, transaction_id: str | None, entry_id: int | None
+) -> None:
+    """A refund or capture failed at the payment gateway after its action had answered
+    success (a ``ProcessExceptionEvent``): alert someone.
+
+    :param merchant_id: the merchant.
+    :param failure: the :class:`~omsbridge_salesforce.streaming.payment_failures.PaymentFailure`.
+    :param transaction_id: the POS return or exchange it belongs to, when found.
+    :param entry_id: that transaction's outbox entry, when found (its history now shows it).
+
+    .. versionadded:: 0.1
+    """

@@ -349,6 +349,7 @@ def config_file(
     """A config file with Salesforce merchants on the sandbox (password from SF_SANDBOX_PW);
     ``som``: the settings of the sandbox's default org (its flow makes the summary and fulfils
     take-with lines, multicurrency); otherwise the defaults, which suit a plain org."""
+    settings.setdefault("event_transport", "cometd")
     extra = "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items())
     if som:
         # The sandbox's default org: its flow makes the summary and fulfils take-with lines.

@@ -156,3 +156,35 @@ def test_events_outside_statuses_to_process_move_the_checkpoint_only(
         (seeded, "Assigned", "Allocated")
     ]
     assert batch.events[0].checkpoint == batch.checkpoint
+
+
+def test_the_stall_watchdog_reconnects_a_silent_cometd_session(
+    bridge: Bridge, shop: WebShop, server: SandboxServer
+) -> None:
+    backend = backend_of(bridge)
+    feed = backend.feed
+    server.sandbox.options.long_poll_timeout = 30.0  # the server now answers polls rarely
+    feed.stall_timeout = 0.5
+    checkpoint = backend.events(None).checkpoint
+    client = feed.client
+    assert client is not None
+
+    def reconnected() -> bool:
+        nonlocal checkpoint
+        checkpoint = backend.events(checkpoint, wait=0.2).checkpoint
+        return feed.metrics.stalls >= 1
+
+    eventually(reconnected)
+    assert feed.metrics.reconnects >= 1
+    assert feed.client is not client  # a new session
+    fo_id = shop.place()["fulfillment_order_id"]
+    seen: list[str] = []
+
+    def arrived() -> bool:
+        nonlocal checkpoint
+        batch = backend.events(checkpoint, wait=0.3)
+        checkpoint = batch.checkpoint
+        seen.extend(e.fulfillment_order_id for e in batch.events)
+        return fo_id in seen
+
+    eventually(arrived)

@@ -64,6 +64,9 @@ class SandboxOptions:
     latency_ms: int = 0
     error_rate: float = 0.0
     error_status: int = 503
+    pubsub_keepalive: float = 270.0
+    """Seconds of quiet after which a Pub/Sub subscription gets an empty FetchResponse with
+    ``latest_replay_id`` (Salesforce: about 270 s)."""
 
 
 class SalesforceSandbox:
@@ -118,6 +121,10 @@ class SalesforceSandbox:
         self.credentials: dict[str, Any] = {}
         #: Set by a server serving this sandbox; ``POST /__sandbox__/shutdown`` calls it.
         self.shutdown_hook: Any = None
+        #: ``host:port`` of the Pub/Sub (gRPC) endpoint, set by the server that serves it.
+        self.pubsub_address: str | None = None
+        #: Called by :meth:`restart` (the Pub/Sub endpoint ends its open streams).
+        self.restart_hooks: list[Any] = []
         #: Tracebacks of unexpected exceptions (a sandbox bug); the fixtures assert it's empty.
         self.internal_errors: list[str] = []
         self._apply_fault_options()
@@ -189,6 +196,8 @@ class SalesforceSandbox:
             self._persist_runtime()
             self.cometd.drop_all()
             self.rest.clear_cursors()
+            for hook in self.restart_hooks:
+                hook()
             if self.options.state_path:
                 self.store.reload()
                 self._restore_runtime()
@@ -276,10 +285,12 @@ class SalesforceSandbox:
             url=url,
             api_version=f"{MAX_VERSION}.0",
             credentials=self.credentials,
+            pubsub=self.pubsub_address,
         )
         return {
             "url": url,
             "org_id": self.org_id,
+            "pubsub": self.pubsub_address,
             "org_profile": self.profile.name,
             "merchant_settings": settings,
             "environment": environment,
@@ -316,6 +327,7 @@ class SalesforceSandbox:
                 return _json(503, error_body(503))
         lock_fault = any(f.kind == "lock" for f in fired)
         self.dml.arm_lock_fault(lock_fault)
+        self.oms.arm_gateway_failure(any(f.kind == "gateway" for f in fired))
         try:
             response = self._route(request)
         except Exception as exc:  # a sandbox bug: answer like Salesforce, but keep a record
@@ -325,6 +337,7 @@ class SalesforceSandbox:
             response = _json(500, error_body(500))
         finally:
             self.dml.arm_lock_fault(False)
+            self.oms.arm_gateway_failure(False)
         for fault in fired:
             if fault.kind == "timeout" and fault.after_commit:
                 time.sleep(fault.hold_seconds)

@@ -13,6 +13,10 @@ Kinds:
              and committed first (the client times out but the change happened), otherwise
              nothing is processed and the held request finally answers 503.
 ``lock``     the request's first write fails with ``UNABLE_TO_LOCK_ROW``.
+``gateway``  the payment gateway fails: ``ensure-refunds-async`` / ``ensure-funds-async``
+             answer as usual (a background operation id) but move no money; the failure shows
+             only as a ``/event/ProcessExceptionEvent``, as Salesforce reports asynchronous
+             payment failures.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS = ("latency", "error", "timeout", "lock")
+KINDS = ("latency", "error", "timeout", "lock", "gateway")
 
 
 @dataclass

@@ -15,6 +15,7 @@ Connect errors answer ``[{"errorCode", "message", "output"}]`` ("Error with Outp
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -113,6 +114,7 @@ class OrderManagement:
         self._profile = profile
         self._user_id = user_id
         self._uuid_bits = uuid_bits
+        self._gateway = threading.local()  # the gateway fault, armed per request thread
         dml.on_before("Order", self._order_before)
         dml.on_after("Order", self._order_after)
         dml.on_before("OrderItem", self._order_item_before)
@@ -1076,6 +1078,10 @@ class OrderManagement:
                     output,
                 )
             amount += excess_requested
+        if getattr(self._gateway, "failing", False):
+            return self._gateway_failed(
+                summary["Id"], memo["Id"] if memo is not None else summary["Id"], "EnsureRefunds"
+            )
         payments = self._store.where("OrderPaymentSummary", OrderSummaryId=summary["Id"])
         refundable = sum(
             (_d(p["CapturedAmount"]) - _d(p["RefundedAmount"]) for p in payments), ZERO
@@ -1134,9 +1140,34 @@ class OrderManagement:
             raise ConnectError(
                 "INVALID_API_INPUT", "The invoice doesn't belong to this order summary.", output
             )
+        if getattr(self._gateway, "failing", False):
+            return self._gateway_failed(summary["Id"], invoice["Id"], "EnsureFunds")
         with self._store.transaction():
             self._store.update("Invoice", invoice["Id"], {"Balance": ZERO})
             operation_id = self._background_operation("EnsureFunds")
+        return {"backgroundOperationId": operation_id, "success": True, "errors": []}
+
+    def arm_gateway_failure(self, armed: bool) -> None:
+        """Make this thread's ensure-refunds/ensure-funds fail at the gateway (a fault)."""
+        self._gateway.failing = armed
+
+    def _gateway_failed(self, summary_id: str, attached_to: str, what: str) -> dict[str, Any]:
+        """The answer of an action whose payment fails later: success now, no money moved,
+        and a ProcessExceptionEvent when the background operation runs."""
+        with self._store.transaction():
+            operation_id = self._background_operation(what)
+            self.publish(
+                "/event/ProcessExceptionEvent",
+                {
+                    "AttachedToId": attached_to,
+                    "BackgroundOperationId": operation_id,
+                    "OrderSummaryId": summary_id,
+                    "ExceptionType": "Payment",
+                    "Severity": "High",
+                    "Message": "The payment gateway declined the request.",
+                    "Description": f"{what}: the gateway answered DECLINED (sandbox fault)",
+                },
+            )
         return {"backgroundOperationId": operation_id, "success": True, "errors": []}
 
     def _background_operation(self, name: str) -> str:

@@ -157,7 +157,12 @@ def get_profile(name: str) -> OrgProfile:
 
 
 def merchant_settings(
-    profile: OrgProfile, *, url: str, api_version: str, credentials: dict[str, Any]
+    profile: OrgProfile,
+    *,
+    url: str,
+    api_version: str,
+    credentials: dict[str, Any],
+    pubsub: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``[merchants.ID.salesforce]`` settings suited to *profile*, and the environment
     variables its secret references name (secrets never inline)."""
@@ -193,6 +198,12 @@ def merchant_settings(
     }
     if url.startswith("http://"):
         settings["allow_insecure_sandbox_url"] = True
+    # Events over the sandbox's Pub/Sub endpoint when it serves one, else over CometD.
+    if pubsub:
+        settings["event_transport"] = "pubsub"
+        settings["pubsub_endpoint"] = pubsub
+    else:
+        settings["event_transport"] = "cometd"
     if profile.activation_flow:
         settings["order_summary_creation"] = "flow"
         settings["take_with_fulfillment"] = "flow"

@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
 
 from .app import MAX_VERSION, SalesforceSandbox
+from .pubsub import PubSubServer
 from .seed import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -185,6 +186,17 @@ class SandboxServer:
             host, port, sandbox, threaded=True, request_handler=_QuietHandler, ssl_context=context
         )
         self.port = self._server.server_port
+        # The Pub/Sub API (gRPC) endpoint, serving the same event bus as CometD.
+        self.pubsub = PubSubServer(
+            sandbox.events,
+            sandbox.org_id,
+            lambda token: sandbox.auth.lookup(token) is not None,
+            sandbox.options,
+            sandbox.clock,
+            host=host,
+        ).start()
+        sandbox.pubsub_address = self.pubsub.address
+        sandbox.restart_hooks.append(self.pubsub.restart)
         self._close_sandbox = close_sandbox
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -234,6 +246,9 @@ class SandboxServer:
         self._stopped.set()
         try:
             self.sandbox.events.wake()
+            self.pubsub.stop()
+            if self.pubsub.restart in self.sandbox.restart_hooks:
+                self.sandbox.restart_hooks.remove(self.pubsub.restart)
             self._server.shutdown()
             self._server.server_close()
             if self._thread is not None and self._thread is not threading.current_thread():

@@ -35,11 +35,13 @@ CHANNELS = (
     "/event/FOStatusChangedEvent",
     "/event/OrderSummaryCreatedEvent",
     "/event/OrderSumStatusChangedEvent",
+    "/event/ProcessExceptionEvent",
 )
 _SCHEMAS = {
     "/event/FOStatusChangedEvent": "k4x9FOStatusChgEvt_sbx1",
     "/event/OrderSummaryCreatedEvent": "q2pOrderSumCreatedEvt_sbx1",
     "/event/OrderSumStatusChangedEvent": "m7rOrderSumStatusChg_sbx1",
+    "/event/ProcessExceptionEvent": "p3eProcessExceptionEvt_sbx1",
 }
 _INVALID_REPLAY = (
     "The replayId {{{id}}} you provided was invalid.  Please provide a valid ID, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from omsbridge.logs import merchant_log
 from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
 from omsbridge_salesforce.reading import parse_datetime
 from omsbridge_salesforce.streaming.bayeux import BayeuxClient, BayeuxError, BayeuxTransportError
+from omsbridge_salesforce.streaming.metrics import FeedMetrics
 from omsbridge_salesforce.streaming.replay import NEWEST, ReplayExtension, is_invalid_replay
 from omsbridge_salesforce.streaming.stream import EventStream
 
@@ -151,8 +153,13 @@ class FulfillmentFeed:
         statuses: Sequence[str] = (),
         channel: str = FO_CHANNEL,
         connect_timeout: float = 10.0,
+        stall_timeout: float = 330.0,
+        parse: Callable[[dict[str, Any], str], Any] | None = None,
     ) -> None:
         self._auth = auth
+        self._parse = parse
+        """(message, checkpoint) -> the listener's event, for channels other than FO events."""
+        self.stall_timeout = stall_timeout
         self._version = api_version.lstrip("v")
         self._catch_up = catch_up
         self._statuses = frozenset(statuses)
@@ -167,6 +174,9 @@ class FulfillmentFeed:
         self._warned_offset: timedelta | None = None
         self.catch_ups = 0
         """How many catch-up queries ran (for tests and metrics)."""
+        self.metrics = FeedMetrics()
+        self.on_ready: Callable[[], None] | None = None
+        """Called from the reading thread when something arrives (see ``watch_events``)."""
 
     @property
     def url(self) -> str:
@@ -182,8 +192,13 @@ class FulfillmentFeed:
         """Events after ``checkpoint``, waiting up to ``wait`` seconds for the first one."""
         with self._lock:
             stream = self._stream
+            if stream is not None and not stream.dead and self._stalled(stream):
+                stream.close()
             if stream is None or stream.dead or checkpoint != self._handed:
+                if stream is not None:
+                    self.metrics.reconnects += 1
                 stream = self._open(checkpoint)
+                self.metrics.connected = True
             if self._backlog:
                 events, self._backlog = tuple(self._backlog), []
                 return EventBatch(events, self._handed)
@@ -203,14 +218,31 @@ class FulfillmentFeed:
                 ) from exc
             return self._batch(messages)
 
+    def _stalled(self, stream: EventStream) -> bool:
+        """The watchdog: no answer (not even an empty long poll) for ``stall_timeout``."""
+        silent = time.monotonic() - stream.last_activity
+        if silent <= self.stall_timeout:
+            return False
+        self.metrics.stalls += 1
+        self.log.warning(
+            "streaming %s: no event and no long-poll answer for %.0f s; reconnecting",
+            self.channel,
+            silent,
+        )
+        return True
+
     def _batch(self, messages: list[dict[str, Any]]) -> EventBatch:
+        self.metrics.last_activity = self._stream.last_activity if self._stream else None
+        if messages:
+            self.metrics.events += len(messages)
+            self.metrics.last_event = time.monotonic()
         if not messages:
             if self._handed is None:
                 # Nothing seen yet: a restart must not start from "now" again, but catch up
                 # from when this subscription began (less a margin for clock skew).
                 self._handed = f"{CATCH_UP}@{_stamp(self._opened_at - CLOCK_SKEW)}"
             return EventBatch((), self._handed)
-        events: list[FulfillmentEvent] = []
+        events: list[Any] = []
         last: str | None = None
         for message in messages:
             data = message.get("data") or {}
@@ -218,6 +250,11 @@ class FulfillmentFeed:
             if replay_id is not None:
                 created = parse_datetime((data.get("payload") or {}).get("CreatedDate"))
                 last = checkpoint_of(replay_id, created)
+            if self._parse is not None:
+                parsed = self._parse(message, last) if last is not None else None
+                if parsed is not None:
+                    events.append(parsed)
+                continue
             event = event_from_message(message)
             if event is None:
                 continue
@@ -321,7 +358,13 @@ class FulfillmentFeed:
             on_unauthorized=reauthenticate,
             connect_timeout=self._connect_timeout,
         )
-        return EventStream(client, self.channel)
+        stream = EventStream(client, self.channel)
+        stream.on_ready = self._ready
+        return stream
+
+    def _ready(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _error(self, exc: BayeuxError) -> BackendError:
         failure = str(((exc.reply.get("ext") or {}).get("sfdc") or {}).get("failureReason") or "")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -61,6 +63,11 @@ class EventStream:
         self._network_retries = network_retries
         self._backoff = (backoff_initial, backoff_max)
         self.dead = False
+        self.on_ready: Callable[[], None] | None = None
+        """Called (from the reading thread) after each message or failure is queued."""
+        self.last_activity = time.monotonic()
+        """When the server last answered (events or an empty long poll): the stall watchdog's
+        clock."""
 
     def open(self) -> None:
         """Handshake and subscribe now (errors raise here), then read in the background."""
@@ -94,6 +101,7 @@ class EventStream:
                     self._put(_Failure(exc))
                 return
             failures = 0
+            self.last_activity = time.monotonic()
             delays = backoff_delays(*self._backoff)
             for message in messages:
                 if message.get("channel") == self.channel:
@@ -104,6 +112,8 @@ class EventStream:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.5)
+                if self.on_ready is not None:
+                    self.on_ready()
                 return
             except queue.Full:
                 continue

@@ -1,0 +1,326 @@
+"""Benchmark: listeners of many merchants, each on its own org, over Pub/Sub and CometD.
+
+Fair like production: every merchant has its own org, so an event reaches exactly one
+merchant's listener. One server process serves N orgs (each its own sandbox event bus: a Pub/Sub
+tenant, or a CometD endpoint under ``/org/<i>``) and publishes FOStatusChangedEvents at
+``--rate`` events/s in all, each to one random org. The bench process runs only the listeners:
+the Salesforce backend's feeds (Pub/Sub: every subscription on one event loop; CometD: its
+long-poll thread per merchant) under a :class:`~omsbridge.listen.ListenerPool`, with durable
+SQLite checkpoints and EventUuid dedupe, and a handler that notes the time (the hook; the
+fulfillment-order fetch is left out so the listener is what is measured).
+
+Prints, per transport and merchant count: event -> hook p50/p95 (the publish time travels in
+the event), listener CPU per event (the bench process's CPU time over the run / events), RSS.
+Figures only, not a pass/fail test. ``--merchants 1 100 1000`` for the full set (default
+``1 100``, short).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import multiprocessing.connection
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omsbridge.listen import Listener, ListenerPool, ListenerSettings
+from omsbridge.store.sqlite import SqliteStore
+
+FO_CHANNEL = "/event/FOStatusChangedEvent"
+
+
+# -- the server process ---------------------------------------------------------------------
+
+
+def _serve(conn: multiprocessing.connection.Connection, orgs: int, transport: str) -> None:
+    from datetime import UTC, datetime
+
+    from omsbridge_salesforce_sandbox.clock import Clock
+    from omsbridge_salesforce_sandbox.pubsub import PubSubServer
+    from omsbridge_salesforce_sandbox.streaming import CometD, EventBus
+
+    clock = Clock()
+    buses = [EventBus(clock, 72 * 3600.0, seed=i) for i in range(orgs)]
+
+    class _Options:
+        long_poll_timeout = 25.0
+        reconnect_timeout = 40.0
+        pubsub_keepalive = 270.0
+
+    def valid(token: str | None) -> bool:
+        return bool(token) and "bench" in str(token)
+
+    stoppers: list[Any] = []
+    if transport == "pubsub":
+        server = PubSubServer(buses[0], _org(0), valid, _Options(), clock).start()
+        for i in range(1, orgs):
+            server.add_org(_org(i), buses[i], valid)
+        address = server.address
+        stoppers.append(server.stop)
+    else:
+        from werkzeug.serving import make_server
+        from werkzeug.wrappers import Request, Response
+
+        def check(header: str | None) -> None:
+            if not valid(header):
+                raise PermissionError("bad token")
+
+        endpoints = [CometD(bus, _Options(), clock, check) for bus in buses]
+
+        @Request.application  # type: ignore[untyped-decorator]
+        def app(request: Request) -> Response:
+            _, _, index, _ = request.path.split("/", 3)
+            replies = endpoints[int(index)].handle(
+                request.get_json(force=True), request.headers.get("Authorization")
+            )
+            return Response(__import__("json").dumps(replies), content_type="application/json")
+
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        http = make_server("127.0.0.1", 0, app, threaded=True)
+        http.daemon_threads = True
+        threading.Thread(target=http.serve_forever, daemon=True).start()
+        address = f"http://127.0.0.1:{http.server_port}"
+        stoppers.append(http.shutdown)
+    conn.send(address)
+    rng = random.Random(7)
+    while True:
+        command = conn.recv()
+        if command is None:
+            break
+        rate, count = command
+        start = time.perf_counter()
+        for k in range(count):
+            due = start + k / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            org = rng.randrange(orgs)
+            buses[org].publish(
+                FO_CHANNEL,
+                {
+                    "EventUuid": str(uuid.uuid4()),
+                    "FulfillmentOrderId": f"0a3{org:06d}{k:06d}AAA",
+                    "OrderSummaryId": None,
+                    # The publish time (epoch seconds) rides in OldStatus: the bench's clock.
+                    "OldStatus": repr(time.time()),
+                    "NewStatus": "Allocated",
+                    "OldStatusCategory": None,
+                    "NewStatusCategory": "ACTIVATED",
+                    "CreatedDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+                    "CreatedById": "005000000000001AAA",
+                },
+            )
+        conn.send("published")
+    for stop in stoppers:
+        stop()
+
+
+def _org(index: int) -> str:
+    return f"00D{index:012d}AAA"
+
+
+# -- the listener process -------------------------------------------------------------------
+
+
+class _Auth:
+    """A merchant's token: its own org (instance URL and tenant)."""
+
+    def __init__(self, index: int, base: str) -> None:
+        from omsbridge_salesforce.auth import Token
+
+        self._token = Token(
+            access_token=f"bench-{index}",
+            instance_url=f"{base}/org/{index}",
+            obtained_at=time.monotonic(),
+            org_id=_org(index),
+        )
+        self.instance_url = self._token.instance_url
+
+    def token(self) -> Any:
+        return self._token
+
+    def refresh(self, stale: Any = None) -> Any:
+        return self._token
+
+
+class _Backend:
+    """The part of SalesforceBackend a listener uses: the feed."""
+
+    def __init__(self, feed: Any) -> None:
+        self.feed = feed
+        self.capabilities = frozenset()
+
+    def watch_events(self, callback: Any) -> bool:
+        self.feed.on_ready = callback
+        return True
+
+
+class _Merchant:
+    def __init__(self, merchant_id: str, feed: Any) -> None:
+        self.merchant_id = merchant_id
+        self.backend = _Backend(feed)
+
+    def events(self, checkpoint: str | None, wait: float = 0.0) -> Any:
+        return self.backend.feed.events(checkpoint, wait)
+
+
+class _Hook:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, merchant: Any, events: Sequence[Any]) -> None:
+        now = time.time()
+        with self.lock:
+            self.latencies.extend(now - float(e.old_status) for e in events)
+
+
+def _feed(transport: str, index: int, address: str) -> Any:
+    if transport == "pubsub":
+        from omsbridge_salesforce.streaming.pubsub import PubSubFeed
+
+        return PubSubFeed(
+            _Auth(index, "http://127.0.0.1"),  # type: ignore[arg-type]
+            address,
+            lambda since: [],
+            tls=False,
+            merchant_id=f"M{index}",
+            connect_timeout=30.0,
+        )
+    from omsbridge_salesforce.streaming.listener import FulfillmentFeed
+
+    return FulfillmentFeed(
+        _Auth(index, address),  # type: ignore[arg-type]
+        "62.0",
+        lambda since: [],
+        merchant_id=f"M{index}",
+        connect_timeout=30.0,
+    )
+
+
+def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[str, Any]:
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(child, merchants, transport))
+    server.start()
+    address = parent.recv()
+    hook = _Hook()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "state.db")
+        settings = ListenerSettings(wait=0.0, backoff_initial=0.2, backoff_max=2.0)
+        listeners = [
+            Listener(
+                _Merchant(f"M{i}", _feed(transport, i, address)),  # type: ignore[arg-type]
+                store,
+                handler=hook,
+                settings=settings,
+            )
+            for i in range(merchants)
+        ]
+        pool = ListenerPool(listeners, workers=8, sweep=30.0)
+        started = time.perf_counter()
+        pool.start()
+        # Every merchant subscribed (its first poll stored a checkpoint) before publishing.
+        while not all(listener.checkpoint for listener in listeners):
+            if time.perf_counter() - started > 120:
+                raise SystemExit(f"{transport}: not every listener subscribed in 120 s")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        count = int(rate * seconds)
+        cpu0 = time.process_time()
+        parent.send((rate, count))
+        parent.recv()
+        deadline = time.perf_counter() + 30
+        while len(hook.latencies) < count and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        cpu = time.process_time() - cpu0
+        pool.stop()
+        for listener in listeners:
+            listener.merchant.backend.feed.close()  # type: ignore[attr-defined]
+        store.close()
+    parent.send(None)
+    server.join(10)
+    if server.is_alive():
+        server.terminate()
+    got = sorted(hook.latencies)
+    return {
+        "transport": transport,
+        "merchants": merchants,
+        "events": count,
+        "handled": len(got),
+        "p50_ms": statistics.median(got) * 1000 if got else float("nan"),
+        "p95_ms": got[int(0.95 * (len(got) - 1))] * 1000 if got else float("nan"),
+        "cpu_ms_per_event": cpu / max(1, len(got)) * 1000,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--merchants", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--transports", nargs="+", default=["pubsub", "cometd"])
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s in all")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    print(
+        f"{'transport':<9} {'merchants':>9} {'events':>7} {'handled':>7} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'CPU ms/event':>12} {'max RSS MB':>10}"
+    )
+    for merchants in args.merchants:
+        for transport in args.transports:
+            # Each run in a fresh process: threads, loop and RSS of one do not leak into the next.
+            ctx = multiprocessing.get_context("spawn")
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_child, args=(child, transport, merchants, args.rate, args.seconds)
+            )
+            proc.start()
+            r = parent.recv()
+            proc.join()
+            print(
+                f"{r['transport']:<9} {r['merchants']:>9} {r['events']:>7} {r['handled']:>7} "
+                f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['cpu_ms_per_event']:>12.3f} "
+                f"{r['rss_mb']:>10.0f}",
+                flush=True,
+            )
+
+
+def _child(
+    conn: multiprocessing.connection.Connection,
+    transport: str,
+    merchants: int,
+    rate: float,
+    seconds: float,
+) -> None:
+    try:
+        conn.send(_run(transport, merchants, rate, seconds))
+    except BaseException as exc:
+        conn.send(
+            {
+                "transport": transport,
+                "merchants": merchants,
+                "events": 0,
+                "handled": 0,
+                "p50_ms": float("nan"),
+                "p95_ms": float("nan"),
+                "cpu_ms_per_event": float("nan"),
+                "rss_mb": 0.0,
+                "error": repr(exc),
+            }
+        )
+        print(f"{transport} x{merchants} failed: {exc!r}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

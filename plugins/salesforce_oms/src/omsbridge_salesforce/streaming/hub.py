@@ -1,0 +1,77 @@
+"""One asyncio event loop, on one thread, that carries every Pub/Sub subscription of the process.
+
+A blocking reader per merchant does not scale to thousands of merchants; gRPC's asyncio API
+does. :func:`shared_hub` starts the loop on first use; feeds run their subscriptions on it with
+:meth:`Hub.submit` and share one gRPC channel (one HTTP/2 connection) per endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import grpc
+
+__all__ = ["Hub", "shared_hub"]
+
+T = TypeVar("T")
+
+_KEEPALIVE = [
+    # HTTP/2 pings keep idle connections open through proxies and notice dead peers.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+
+
+class Hub:
+    """An event loop thread and the gRPC channels opened on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        # Token requests are blocking HTTP: a small pool of their own, whatever the merchants.
+        self.loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pubsub-token")
+        )
+        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="pubsub-hub", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the hub's loop (from any thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def channel(self, address: str, tls: bool) -> grpc.aio.Channel:
+        """The shared channel to ``address`` (call on the hub's loop)."""
+        key = (address, tls)
+        with self._lock:
+            channel = self._channels.get(key)
+            if channel is None:
+                channel = (
+                    grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(), _KEEPALIVE)
+                    if tls
+                    else grpc.aio.insecure_channel(address, _KEEPALIVE)
+                )
+                self._channels[key] = channel
+            return channel
+
+
+_HUB: Hub | None = None
+_HUB_LOCK = threading.Lock()
+
+
+def shared_hub() -> Hub:
+    """The process's hub (started on first use)."""
+    global _HUB
+    with _HUB_LOCK:
+        if _HUB is None:
+            _HUB = Hub()
+        return _HUB

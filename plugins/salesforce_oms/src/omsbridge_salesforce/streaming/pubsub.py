@@ -1,0 +1,543 @@
+"""FOStatusChangedEvent over Salesforce's Pub/Sub API (gRPC), as the SPI's ``events``.
+
+The subscription runs on the process's :class:`~omsbridge_salesforce.streaming.hub.Hub` (one
+event loop for every merchant); what it receives waits in a queue that ``events(checkpoint,
+wait)`` reads, like the CometD feed's. Protocol, after Salesforce's Pub/Sub API guide:
+
+* ``Subscribe`` with the metadata headers ``accesstoken``, ``instanceurl`` and ``tenantid`` (the
+  org id, from the token response's identity URL); CUSTOM replay from the stored replay id,
+  LATEST on a first start;
+* pull flow control: ``num_requested`` events at a time, topped up when half are delivered;
+* Avro payloads decoded with the schema ``GetSchema`` gives, cached by schema id;
+* an auth error (``sfdc.platform.eventbus.grpc.service.auth.error`` or UNAUTHENTICATED) gets a
+  new token and resubscribes from the last replay id; a refused login reaches the caller;
+* the keepalive's ``latest_replay_id`` becomes the checkpoint, so a quiet channel never ages
+  past the 72-hour retention;
+* ``sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted`` → subscribe from LATEST
+  and catch up by query (as the CometD feed does for an invalid replay id);
+* a stall watchdog: no event and no keepalive within ``stall_timeout`` → reconnect (logged,
+  counted in :attr:`PubSubFeed.metrics`).
+
+Checkpoints are ``"ps:<replay id hex>@<event time>"``. A CometD checkpoint (the transport was
+switched) cannot be resumed here: it is caught up by query from its time, as is ``catch-up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import fastavro
+import grpc
+
+from omsbridge import (
+    AuthFailed,
+    BackendError,
+    EventBatch,
+    FulfillmentEvent,
+    Rejected,
+    TransientBackendError,
+)
+from omsbridge.logs import merchant_log
+from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
+from omsbridge_salesforce.reading import parse_datetime
+from omsbridge_salesforce.streaming.hub import Hub, shared_hub
+from omsbridge_salesforce.streaming.listener import CATCH_UP, CLOCK_SKEW, FO_CHANNEL, CatchUp
+from omsbridge_salesforce.streaming.metrics import FeedMetrics
+from omsbridge_salesforce.streaming.pubsub_api import pubsub_api_pb2 as pb
+from omsbridge_salesforce.streaming.pubsub_api import pubsub_api_pb2_grpc as pb_grpc
+
+__all__ = [
+    "AUTH_ERROR",
+    "PUBSUB_PREFIX",
+    "REPLAY_CORRUPTED",
+    "PubSubFeed",
+    "pubsub_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+PUBSUB_PREFIX = "ps:"
+"""Marks a Pub/Sub checkpoint (its replay id is opaque bytes, kept as hex)."""
+REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
+AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
+
+
+def _stamp(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def pubsub_checkpoint(replay_id: bytes, created: datetime | None) -> str:
+    """The checkpoint after a Pub/Sub event (or keepalive): replay id and the event's time."""
+    head = PUBSUB_PREFIX + replay_id.hex()
+    return f"{head}@{_stamp(created)}" if created is not None else head
+
+
+def _parse(checkpoint: str) -> tuple[bytes | None, datetime | None]:
+    """(replay id, or None to catch up; time) of a checkpoint of either transport."""
+    head, _, when = checkpoint.partition("@")
+    try:
+        moment = parse_datetime(when) if when else None
+        if head.startswith(PUBSUB_PREFIX):
+            return bytes.fromhex(head[len(PUBSUB_PREFIX) :]), moment
+        if head == CATCH_UP or head.isdigit():
+            # A CometD replay id means nothing to Pub/Sub: catch up from its time.
+            return None, moment
+    except ValueError:
+        pass
+    raise Rejected(
+        f"{checkpoint!r} is not a Salesforce event checkpoint (ps:<replay id>, a CometD replay "
+        f"id or {CATCH_UP!r})",
+        code="BAD_CHECKPOINT",
+        backend=BACKEND,
+    )
+
+
+@attrs.frozen
+class _Item:
+    """A received event (or a keepalive when ``record`` is None)."""
+
+    replay_id: bytes
+    record: dict[str, Any] | None
+    event_id: str = ""
+
+
+class _Corrupted(Exception):
+    """The replay id cannot be resumed from (past retention)."""
+
+
+class PubSubFeed:
+    """One merchant's FOStatusChangedEvent feed over Pub/Sub (thread-safe).
+
+    ``catch_up`` and ``statuses`` as for the CometD feed. ``on_ready`` (optional) is called,
+    from the hub's thread, whenever something arrives: an event-driven listener polls then."""
+
+    def __init__(
+        self,
+        auth: SalesforceAuth,
+        endpoint: str,
+        catch_up: CatchUp,
+        *,
+        tls: bool = True,
+        merchant_id: str = "-",
+        statuses: Sequence[str] = (),
+        topic: str = FO_CHANNEL,
+        batch_size: int = 100,
+        stall_timeout: float = 330.0,
+        connect_timeout: float = 10.0,
+        network_retries: int = 5,
+        hub: Hub | None = None,
+        parse: Callable[[dict[str, Any], str, str, datetime | None], Any] | None = None,
+    ) -> None:
+        self._auth = auth
+        self.endpoint = endpoint
+        self._tls = tls
+        self._catch_up = catch_up
+        self._statuses = frozenset(statuses)
+        self.topic = topic
+        self._batch_size = batch_size
+        self.stall_timeout = stall_timeout
+        self._connect_timeout = connect_timeout
+        self._network_retries = network_retries
+        self._hub = hub or shared_hub()
+        self._parse = parse
+        """Turns a record of another topic into the listener's event (None: skipped)."""
+        self.log = merchant_log(logger, merchant_id)
+        self.on_ready: Callable[[], None] | None = None
+        self.metrics = FeedMetrics()
+        self.catch_ups = 0
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._queue: deque[_Item] = deque()
+        self._failure: BaseException | None = None
+        self._task: Any = None
+        self._generation = 0
+        self._established = threading.Event()
+        self._handed: str | None = None
+        self._backlog: list[FulfillmentEvent] = []
+        self._opened_at = datetime.now(UTC)
+        self._schemas: dict[str, Any] = {}
+
+    # -- the SPI side (caller's thread) -----------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """Whether a subscription is running."""
+        return self._task is not None and not self._task.done()
+
+    def events(self, checkpoint: str | None, wait: float) -> EventBatch:
+        """Events after ``checkpoint``, waiting up to ``wait`` seconds for the first one."""
+        with self._lock:
+            if not self.open or checkpoint != self._handed:
+                self._open(checkpoint)
+            if self._backlog:
+                events, self._backlog = tuple(self._backlog), []
+                return EventBatch(events, self._handed)
+            try:
+                items = self._take(wait)
+            except _Corrupted:
+                self._open_catching_up(self._handed)
+                events, self._backlog = tuple(self._backlog), []
+                return EventBatch(events, self._handed)
+            return self._batch(items)
+
+    def _take(self, wait: float, limit: int = 500) -> list[_Item]:
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while not self._queue and self._failure is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            items: list[_Item] = []
+            while self._queue and len(items) < limit:
+                items.append(self._queue.popleft())
+            if not items and self._failure is not None:
+                failure, self._failure = self._failure, None
+                self._stop_subscription()
+                raise failure
+            return items
+
+    def _batch(self, items: list[_Item]) -> EventBatch:
+        if not items:
+            if self._handed is None:
+                self._handed = f"{CATCH_UP}@{_stamp(self._opened_at - CLOCK_SKEW)}"
+            return EventBatch((), self._handed)
+        events: list[Any] = []
+        last: str | None = None
+        for item in items:
+            record = item.record
+            if record is None:  # a keepalive: the position moves, nothing to handle
+                # It carries no time: ours, less the skew margin, bounds a later catch-up.
+                last = pubsub_checkpoint(item.replay_id, datetime.now(UTC) - CLOCK_SKEW)
+                continue
+            created = _created(record)
+            last = pubsub_checkpoint(item.replay_id, created)
+            if self._parse is not None:
+                parsed = self._parse(
+                    record,
+                    str(item.event_id or record.get("EventUuid") or item.replay_id.hex()),
+                    last,
+                    created,
+                )
+                if parsed is not None:
+                    events.append(parsed)
+                continue
+            fo_id, new_status = record.get("FulfillmentOrderId"), record.get("NewStatus")
+            if not fo_id or not new_status:
+                continue
+            if self._statuses and new_status not in self._statuses:
+                self.log.debug("ignoring %s -> %s", fo_id, new_status)
+                continue
+            events.append(
+                FulfillmentEvent(
+                    event_id=str(item.event_id or record.get("EventUuid") or item.replay_id.hex()),
+                    fulfillment_order_id=str(fo_id),
+                    new_status=str(new_status),
+                    checkpoint=last,
+                    old_status=record.get("OldStatus"),
+                    order_id=None,
+                    occurred_at=created,
+                )
+            )
+        if events:
+            self._handed = events[-1].checkpoint
+        elif last is not None:
+            self._handed = last
+        return EventBatch(tuple(events), self._handed)
+
+    def _open(self, checkpoint: str | None) -> None:
+        replay_id, since = _parse(checkpoint) if checkpoint is not None else (b"", None)
+        if replay_id is None:
+            self._open_catching_up(checkpoint, since)
+            return
+        preset = pb.ReplayPreset.CUSTOM if replay_id else pb.ReplayPreset.LATEST
+        self._start(preset, replay_id)
+        try:
+            self._wait_established()
+        except _Corrupted:
+            self.log.warning(
+                "replay id %s is past Salesforce's retention window; catching up with a query "
+                "of the importable fulfillment orders changed since %s, then following live "
+                "events from now",
+                replay_id.hex(),
+                since.isoformat() if since else "ever",
+            )
+            self._open_catching_up(checkpoint, since)
+            return
+        self._handed = checkpoint
+
+    def _open_catching_up(self, checkpoint: str | None, since: datetime | None = None) -> None:
+        if since is None and checkpoint is not None:
+            since = _parse_time(checkpoint)
+        self._start(pb.ReplayPreset.LATEST, b"")
+        self._wait_established()
+        # Subscribed first, queried second: a change in between is seen twice, never lost.
+        self.catch_ups += 1
+        self._backlog = list(self._catch_up(since))
+        self._handed = f"{CATCH_UP}@{_stamp(since)}" if since else CATCH_UP
+        self.log.info(
+            "catch-up query found %d importable fulfillment order(s); now following live events",
+            len(self._backlog),
+        )
+
+    def _wait_established(self) -> None:
+        if not self._established.wait(self._connect_timeout):
+            with self._cond:
+                failure = self._failure
+            if failure is None:
+                # No answer yet: the subscription goes on in the background; errors come later.
+                self.log.warning(
+                    "Pub/Sub subscription to %s not confirmed within %.1f s",
+                    self.topic,
+                    self._connect_timeout,
+                )
+                return
+        with self._cond:
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            self._stop_subscription()
+            raise failure
+
+    def _start(self, preset: int, replay_id: bytes) -> None:
+        self._stop_subscription()
+        self._opened_at = datetime.now(UTC)
+        self._established.clear()
+        with self._cond:
+            self._queue.clear()
+            self._failure = None
+        self._generation += 1
+        self._task = self._hub.submit(self._run(self._generation, preset, replay_id))
+
+    def _stop_subscription(self) -> None:
+        task, self._task = self._task, None
+        self._generation += 1
+        if task is not None and not task.done():
+            task.cancel()
+        self.metrics.connected = False
+        self._backlog = []
+
+    def close(self) -> None:
+        """End the subscription."""
+        with self._lock:
+            self._stop_subscription()
+
+    # -- the subscription (hub's loop) ------------------------------------------------------
+
+    async def _run(self, generation: int, preset: int, replay_id: bytes) -> None:
+        failures = 0
+        position = replay_id
+        token: Token | None = None
+        while generation == self._generation:
+            try:
+                token = await asyncio.get_running_loop().run_in_executor(None, self._auth.token)
+                async for replay, received in self._subscribe(token, preset, position):
+                    position, preset = replay, pb.ReplayPreset.CUSTOM
+                    if received:
+                        failures = 0
+                # The stream ended (server closed it, or the stall watchdog): resubscribe.
+                await asyncio.sleep(0.1)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                code = _error_code(exc)
+                if code == REPLAY_CORRUPTED:
+                    self._fail(_Corrupted(str(exc.details())))
+                    return
+                if code == AUTH_ERROR or exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self._auth.refresh, token
+                        )
+                    except BaseException as refused:
+                        self._fail(refused)
+                        return
+                    self.log.info("Pub/Sub session expired; got a new token, resubscribing")
+                    failures += 1
+                    if failures > self._network_retries:
+                        self._fail(
+                            AuthFailed(
+                                f"Pub/Sub {self.topic}: {exc.details()}",
+                                code="STREAMING_AUTH",
+                                backend=BACKEND,
+                            )
+                        )
+                        return
+                    continue
+                failures += 1
+                if failures > self._network_retries or exc.code() in (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.NOT_FOUND,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                ):
+                    self._fail(_transport_error(self.topic, exc))
+                    return
+                delay = min(10.0, 0.25 * 2 ** (failures - 1))
+                self.log.warning(
+                    "Pub/Sub %s: %s (%s); reconnecting in %.1f s",
+                    self.topic,
+                    exc.code().name,
+                    exc.details(),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except BackendError as exc:  # the token endpoint refused or was unreachable
+                self._fail(exc)
+                return
+            self.metrics.connected = False
+            if generation == self._generation:
+                self.metrics.reconnects += 1
+
+    async def _subscribe(
+        self, token: Token, preset: int, position: bytes
+    ) -> AsyncIterator[tuple[bytes, bool]]:
+        """One Subscribe call; yields (replay id to resume from, whether it was an event)."""
+        metadata = (
+            ("accesstoken", token.access_token),
+            ("instanceurl", token.instance_url),
+            ("tenantid", token.org_id),
+        )
+        stub = pb_grpc.PubSubStub(self._hub.channel(self.endpoint, self._tls))
+        requests: asyncio.Queue[pb.FetchRequest | None] = asyncio.Queue()
+        requests.put_nowait(
+            pb.FetchRequest(
+                topic_name=self.topic,
+                replay_preset=preset,
+                replay_id=position,
+                num_requested=self._batch_size,
+            )
+        )
+
+        async def outgoing() -> AsyncIterator[pb.FetchRequest]:
+            while True:
+                request = await requests.get()
+                if request is None:
+                    return
+                yield request
+
+        call = stub.Subscribe(outgoing(), metadata=metadata)
+        try:
+            await call.initial_metadata()
+            if not call.done():
+                self._connected()
+            while True:
+                try:
+                    response = await asyncio.wait_for(call.read(), self.stall_timeout)
+                except TimeoutError:
+                    self.metrics.stalls += 1
+                    self.log.warning(
+                        "Pub/Sub %s: no event and no keepalive for %.0f s; reconnecting",
+                        self.topic,
+                        self.stall_timeout,
+                    )
+                    return
+                if response is grpc.aio.EOF:
+                    return
+                self._connected()
+                now = time.monotonic()
+                self.metrics.last_activity = now
+                if response.events:
+                    items = []
+                    for consumer in response.events:
+                        record = await self._decode(stub, metadata, consumer.event)
+                        items.append(_Item(consumer.replay_id, record, consumer.event.id))
+                    self.metrics.events += len(items)
+                    self.metrics.last_event = now
+                    self._put(items)
+                    yield items[-1].replay_id, True
+                elif response.latest_replay_id:
+                    self.metrics.keepalives += 1
+                    self._put([_Item(response.latest_replay_id, None)])
+                    yield response.latest_replay_id, False
+                if response.pending_num_requested <= self._batch_size // 2:
+                    await self._backpressure()
+                    requests.put_nowait(
+                        pb.FetchRequest(
+                            topic_name=self.topic,
+                            num_requested=self._batch_size - response.pending_num_requested,
+                        )
+                    )
+        finally:
+            requests.put_nowait(None)
+            call.cancel()
+
+    def _connected(self) -> None:
+        self.metrics.connected = True
+        self._established.set()
+
+    async def _backpressure(self, limit: int = 10_000) -> None:
+        # Ask for more only when the reader keeps up: memory stays bounded.
+        while len(self._queue) > limit:
+            await asyncio.sleep(0.05)
+
+    async def _decode(
+        self, stub: pb_grpc.PubSubStub, metadata: Any, event: pb.ProducerEvent
+    ) -> dict[str, Any]:
+        schema = self._schemas.get(event.schema_id)
+        if schema is None:
+            info = await stub.GetSchema(
+                pb.SchemaRequest(schema_id=event.schema_id), metadata=metadata
+            )
+            schema = fastavro.parse_schema(json.loads(info.schema_json))
+            self._schemas[event.schema_id] = schema
+        record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
+        return dict(record) if isinstance(record, dict) else {}
+
+    def _put(self, items: list[_Item]) -> None:
+        with self._cond:
+            self._queue.extend(items)
+            self._cond.notify_all()
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def _fail(self, error: BaseException) -> None:
+        self.metrics.connected = False
+        with self._cond:
+            self._failure = error
+            self._cond.notify_all()
+        self._established.set()
+        if self.on_ready is not None:
+            self.on_ready()
+
+
+def _created(record: dict[str, Any]) -> datetime | None:
+    value = record.get("CreatedDate")
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def _parse_time(checkpoint: str) -> datetime | None:
+    _, _, when = checkpoint.partition("@")
+    try:
+        return parse_datetime(when) if when else None
+    except ValueError:
+        return None
+
+
+def _error_code(exc: grpc.aio.AioRpcError) -> str:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "error-code":
+            return str(value)
+    return ""
+
+
+def _transport_error(topic: str, exc: grpc.aio.AioRpcError) -> BackendError:
+    message = f"Pub/Sub {topic}: {exc.code().name}: {exc.details()}"
+    if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+        return Rejected(message, code="STREAMING", backend=BACKEND)
+    if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+        return AuthFailed(message, code="STREAMING_AUTH", backend=BACKEND)
+    return TransientBackendError(message, code="CONNECTION", backend=BACKEND)
