@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from omsbridge import wire
-
 
 def emit_json(data: Any) -> None:
     """Print ``data`` (model objects allowed) as indented JSON."""
+    from omsbridge import wire  # cattrs only when a command prints JSON
+
     click.echo(json.dumps(wire.unstructure(data), indent=2, default=str))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import click
 
 from omsbridge.cli._output import emit_json, json_option
@@ -44,6 +43,8 @@ def demo(as_json: bool, workdir: Path | None) -> None:
     console.print("[bold]omsbridge demo[/]: starting local servers and posting a store day\n")
     report = run_demo(workdir=workdir, on_step=progress)
     if as_json:
+        import attrs  # here, not at the top: ``omsbridge --help`` should not import attrs
+
         emit_json({"ok": report.ok, "config": report.config_path, "notes": report.notes,
                    "steps": [attrs.asdict(o) for o in report.outcomes]})  # fmt: skip
     else:

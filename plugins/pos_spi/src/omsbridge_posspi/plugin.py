@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from omsbridge import hookimpl
-from omsbridge_posspi.backend import PosSpiBackend
+
+if TYPE_CHECKING:
+    import click
+
+    from omsbridge_posspi.backend import PosSpiBackend
 
 
 @hookimpl
 def omsbridge_register_backends(register: Callable[[type[PosSpiBackend]], None]) -> None:
     """Offer the ``pos-spi`` backend."""
+    # Imported here: loading the entry point (``omsbridge --help``) must not import httpx.
+    from omsbridge_posspi.backend import PosSpiBackend
+
     register(PosSpiBackend)
 
 
