@@ -43,10 +43,11 @@ def post(file: Path, config_file: Path, merchant_id: str, as_json: bool) -> None
           --merchant SHOPNOW --json
     """
     from omsbridge import wire
+    from omsbridge.checked import mark_checked
     from omsbridge.model import Transaction
 
     try:
-        transaction = wire.loads(file.read_bytes(), Transaction)
+        transaction = mark_checked(wire.loads(file.read_bytes(), Transaction))
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from omsbridge.bridge import Bridge, Merchant
+from omsbridge.checked import mark_checked
 from omsbridge.errors import AuthFailed, BackendError, RateLimited
 from omsbridge.export.retry import RetryPolicy
 from omsbridge.logs import MerchantLog, merchant_log
@@ -545,7 +546,9 @@ class ExportJob:
         self, entry: OutboxEntry, report: MerchantReport, log: MerchantLog
     ) -> Transaction | None:
         try:
-            return entry.transaction()
+            # Decoded here and handed straight to the backend: marked so that it is not
+            # checked a second time (see omsbridge.checked).
+            return mark_checked(entry.transaction())
         except Exception as exc:
             # A payload this version cannot read is a dead letter, not a crash of the job.
             self._settle_failure(entry.merchant_id, entry, exc, [], report, log)

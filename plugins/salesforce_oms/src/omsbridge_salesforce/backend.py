@@ -42,6 +42,7 @@ from omsbridge import (
     TransientBackendError,
     wire,
 )
+from omsbridge.checked import is_checked
 from omsbridge.spi import ApiBudget
 from omsbridge_salesforce.aftersale import SaleSteps
 from omsbridge_salesforce.batching import BatchPoster
@@ -130,7 +131,8 @@ class SalesforceBackend(OrderBackend):
     def post(self, transaction: Transaction) -> PostResult:
         """Post a sale (one composite graph), a return (Connect actions on the original order)
         or an exchange (both). Idempotent on ``transaction_id``."""
-        _recheck(transaction)
+        if not is_checked(transaction):  # omsbridge decoded it just now: already checked
+            _recheck(transaction)
         if transaction.kind == TransactionKind.SALE:
             return self._post_sale(transaction)
         plans = self.changes.plan_returns(transaction)
