@@ -368,6 +368,21 @@ class Store(abc.ABC):
     def dead_events(self, merchant_id: str | None = None) -> list[DeadEvent]:
         """Events buried by :meth:`bury_event`."""
 
+    # -- backend caches ---------------------------------------------------------------------
+
+    def cached_value(self, merchant_id: str, key: str) -> tuple[str, datetime] | None:
+        """A backend's cached value for the merchant (e.g. looked-up record ids) and when it
+        was saved, or None. The default store keeps none: backends then start cold."""
+        return None
+
+    def save_cached_value(self, merchant_id: str, key: str, value: str) -> None:
+        """Keep (replace) a backend's cached value; see :meth:`cached_value`."""
+        return None  # the default store keeps nothing
+
+    def drop_cached_value(self, merchant_id: str, key: str) -> None:
+        """Forget a backend's cached value (its ids turned out stale)."""
+        return None  # the default store keeps nothing
+
     # -- lifecycle --------------------------------------------------------------------------
 
     @abc.abstractmethod
