@@ -107,3 +107,34 @@ def test_stale_ids_are_dropped_from_the_store(sf_sandbox: Any, tmp_path: Any) ->
     assert text is not None
     assert json.loads(text[0])["channel"] == fresh["Id"] != channel["Id"]
     store.close()
+
+
+def test_cancel_finds_the_summary_and_its_open_fo_lines_in_one_call(
+    demo_backend: SalesforceBackend, sf_sandbox_demo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omsbridge import CancelLine
+
+    (fo,) = demo_backend.fulfillment_orders(store_id="store-002")
+    detail = demo_backend.get_order(fo.order_id)
+    line = detail.lines[0]
+    lookups: list[str] = []
+    real_query, real_queries = demo_backend.client.query, demo_backend.client.queries
+    monkeypatch.setattr(
+        demo_backend.client, "query", lambda *a, **k: lookups.append("query") or real_query(*a, **k)
+    )
+    monkeypatch.setattr(
+        demo_backend.client,
+        "queries",
+        lambda *a, **k: lookups.append("queries") or real_queries(*a, **k),
+    )
+    demo_backend.cancel_items(
+        fo.order_id, [CancelLine(line.line_number, line.quantity_ordered)], reason="Changed Mind"
+    )
+    # One composite found the summary and the fulfillment-order lines (no query after it) ...
+    assert lookups == ["queries"]
+    # ... and the quantity on the fulfillment order was cancelled there.
+    after = demo_backend.get_order(fo.order_id)
+    cancelled = {
+        fl.line_id: fl.quantity_cancelled for f in after.fulfillment_orders for fl in f.lines
+    }
+    assert sum(cancelled.values()) >= line.quantity_ordered
