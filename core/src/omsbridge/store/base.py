@@ -251,6 +251,14 @@ class Store(abc.ABC):
         """The OMS confirmed the entry's order: it is done, whoever holds its lease now.
         ``attempts`` are this round's attempts (failed in-line retries, then the success)."""
 
+    def mark_done_many(
+        self, done: Sequence[tuple[int, PostResult, Sequence[AttemptRecord]]]
+    ) -> None:
+        """:meth:`mark_done` for several entries (the OMS confirmed each), in one transaction
+        where the store can (the export job's batches); this default marks them one by one."""
+        for entry_id, result, attempts in done:
+            self.mark_done(entry_id, result, attempts)
+
     @abc.abstractmethod
     def mark_failed(
         self,

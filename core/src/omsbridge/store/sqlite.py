@@ -467,6 +467,22 @@ class SqliteStore(Store):
             for attempt in attempts:
                 self._insert_attempt(db, entry_id, attempt)
 
+    def mark_done_many(
+        self, done: Sequence[tuple[int, PostResult, Sequence[AttemptRecord]]]
+    ) -> None:
+        """See :meth:`Store.mark_done_many`: one transaction, one commit."""
+        with self._tx() as db:
+            for entry_id, result, attempts in done:
+                stamp = _ts(attempts[-1].at if attempts else self._now())
+                db.execute(
+                    "UPDATE outbox SET state = 'done', attempts = attempts + ?, updated_at = ?, "
+                    "lease_owner = NULL, lease_expires_at = NULL, order_id = ?, order_number = ? "
+                    "WHERE id = ?",
+                    (len(attempts), stamp, result.order_id, result.order_number, entry_id),
+                )
+                for attempt in attempts:
+                    self._insert_attempt(db, entry_id, attempt)
+
     def mark_failed(
         self,
         entry_id: int,

@@ -169,13 +169,13 @@ class OrderChanges:
             if line.kind == "RETURN" and line.original is not None:
                 groups.setdefault(line.original.order_id, []).append((i, line))
         tags = [f"{txn.transaction_id}#R{n}" for n in range(1, len(groups) + 1)]
-        found = self.tagged_orders(tags, exact=False)
+        found, summaries = self._tagged_and_summaries(tags, list(groups))
         self.refuse_case_twins(tags, found)
         done = {tag: found[tag] for tag in tags if tag in found}
         plans = []
         for tag, (order_ref, lines) in zip(tags, groups.items(), strict=True):
             try:
-                summary = self.summary(order_ref)
+                summary = summaries.get(order_ref) or self.summary(order_ref)
             except NotFound as exc:
                 # The return itself exists; what it names does not: a refused return.
                 raise Rejected(
@@ -237,6 +237,31 @@ class OrderChanges:
         if not original:
             return None
         return self._ledger.untagged_change_order(str(original), wanted)
+
+    def _tagged_and_summaries(
+        self, tags: Sequence[str], order_refs: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """:meth:`tagged_orders` (``exact=False``) and the summaries of ``order_refs`` in ONE
+        composite call (the queries do not depend on each other). A summary whose answer is
+        not plainly the order (none, several, a change order's) is left out: the caller asks
+        :meth:`summary`, which looks further."""
+        ext = self._config.order_external_id_field
+        named = {
+            "tags": soql(
+                f"SELECT Id, OrderNumber, Description, {ext} FROM Order WHERE {ext} IN {{:in}}",
+                list(tags),
+            )
+        }
+        refs = list(order_refs)[:24]  # 25 subrequests per composite call
+        for n, order_ref in enumerate(refs):
+            named[f"s{n}"] = summary_query(self._config, summary_where(self._config, order_ref))
+        answers = self._client.queries(named)
+        summaries = {}
+        for n, order_ref in enumerate(refs):
+            rows = answers[f"s{n}"]
+            if len(rows) == 1 and self._names(rows[0], order_ref):
+                summaries[order_ref] = rows[0]
+        return {row[ext]: row for row in answers["tags"]}, summaries
 
     def tagged_orders(
         self, tags: Sequence[str], *, exact: bool = True
