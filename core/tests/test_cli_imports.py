@@ -5,8 +5,10 @@ fresh interpreter, never by timing."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from paths import EXAMPLES
 
@@ -59,3 +61,47 @@ def test_validate_imports_no_backend_or_emulator() -> None:
     modules = _imported("validate", str(EXAMPLES / "sale-card.json"))
     assert "omsbridge.wire" in modules  # it did validate
     assert _heavy(modules) == []
+
+
+_POSSPI_CONFIG = """
+[store]
+path = "omsbridge.db"
+
+[merchants.SPI]
+backend = "pos-spi"
+
+[merchants.SPI.pos-spi]
+base_url = "http://127.0.0.1:9"
+auth = { type = "api_key", api_key = { env = "OMSBRIDGE_TEST_SPI_KEY" } }
+"""
+
+_OPEN_MERCHANT = """
+import json, sys
+from omsbridge import Bridge
+Bridge.from_config(sys.argv[1]).for_merchant("SPI")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_merchant_imports_only_its_own_backend(tmp_path: Path) -> None:
+    # What `omsbridge post` does before its first request: load the config, build the backend.
+    config = tmp_path / "omsbridge.toml"
+    config.write_text(_POSSPI_CONFIG)
+    out = subprocess.run(
+        [sys.executable, "-c", _OPEN_MERCHANT, str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, "OMSBRIDGE_TEST_SPI_KEY": "k"},
+    ).stdout
+    modules = set(json.loads(out.strip().splitlines()[-1]))
+    assert "omsbridge_posspi.backend" in modules
+    assert not {m for m in modules if m.startswith("omsbridge_salesforce.")} - {
+        "omsbridge_salesforce.plugin",
+        "omsbridge_salesforce.hookspecs",
+        "omsbridge_salesforce.cli",
+    }
+    assert not {m for m in modules if m.startswith("omsbridge_salesforce_sandbox.")} - {
+        "omsbridge_salesforce_sandbox.plugin"
+    }

@@ -10,16 +10,11 @@ from omsbridge import hookimpl
 if TYPE_CHECKING:
     import click
 
-    from omsbridge_posspi.backend import PosSpiBackend
-
 
 @hookimpl
-def omsbridge_register_backends(register: Callable[[type[PosSpiBackend]], None]) -> None:
-    """Offer the ``pos-spi`` backend."""
-    # Imported here: loading the entry point (``omsbridge --help``) must not import httpx.
-    from omsbridge_posspi.backend import PosSpiBackend
-
-    register(PosSpiBackend)
+def omsbridge_register_backends(register: Callable[..., None]) -> None:
+    """Offer the ``pos-spi`` backend (imported when a merchant uses it)."""
+    register("pos-spi", "omsbridge_posspi.backend:PosSpiBackend")
 
 
 @hookimpl
