@@ -10,11 +10,13 @@
 * Product2 + PricebookEntry per SKU (``StockKeepingUnit``) -> created.
 * PaymentGateway by name for cards and cash, when configured (never created).
 
-Everything found is cached for the merchant: a warm merchant pays **zero** API calls here.
-A cold one pays at most three: all lookups in one ``/composite`` call, the price-book entries
-of pre-existing delivery products when needed, and one composite graph creating whatever is
-missing. :meth:`Lookups.resolve_many` does the same for a whole batch of transactions at once
-(the export job's path): one round for all their emails, SKUs and delivery methods.
+Everything found is cached for the merchant, and kept in the bridge's store
+(``MerchantContext.cache``, 24 hours) so that a new process starts warm: a warm merchant pays
+**zero** API calls here. A miss pays one ``/composite`` call of lookups (plus the price-book
+entries of pre-existing delivery products when needed); what is missing is then created by
+the first nodes of the sale's own graph (:meth:`Lookups.resolve_inline`, the single post's
+path), or by one graph of its own for a whole batch (:meth:`Lookups.resolve_many`, the export
+job's path: one round for all their emails, SKUs and delivery methods).
 """
 
 from __future__ import annotations
