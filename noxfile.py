@@ -146,6 +146,7 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the local servers; prints figures (never a pass/fail timing test)."""
     _install_all(session)
+    session.run("python", "plugins/salesforce_oms/bench/bench_calls.py")
     session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
     session.run("python", "core/bench/bench_export.py", *session.posargs)
     session.run("python", "plugins/salesforce_oms/bench/bench_export.py", *session.posargs)

@@ -370,3 +370,22 @@ def test_export_tells_observers_and_dead_letters_unsupported_kinds(make_bridge, 
         ]
         bridge.store.purge(states=list(EntryState), before=datetime.now(UTC) + timedelta(1))
         bridge.close()
+
+
+def test_a_batch_is_marked_done_in_one_store_transaction(make_bridge, monkeypatch):
+    bridge = make_bridge({"A": "a"}, backend="faulty-batch")
+    oms("a")
+    sales = make_sales(10)
+    bridge.store.enqueue_many([("A", t) for t in sales])
+    single: list[int] = []
+    many: list[int] = []
+    real_many = bridge.store.mark_done_many
+    monkeypatch.setattr(bridge.store, "mark_done", lambda *a, **k: single.append(1))
+    monkeypatch.setattr(
+        bridge.store, "mark_done_many", lambda done: many.append(len(done)) or real_many(done)
+    )
+    report = ExportJob(bridge, settings=SETTINGS).run(drain=True, deadline=time.monotonic() + 5)
+    assert report.total("created") == 10
+    assert single == [] and many == [10]  # one transaction for the batch of 10
+    stats = bridge.store.stats(datetime.now(UTC))
+    assert stats.total("done") == 10

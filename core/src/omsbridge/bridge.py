@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import pluggy
 
+from omsbridge.backend_cache import BackendCache
 from omsbridge.config import Config, MerchantConfig, load_config
 from omsbridge.errors import AuthFailed, BackendError, InvalidTransaction, Issue, UnknownMerchant
 from omsbridge.model import (
@@ -409,7 +410,8 @@ class Bridge:
         except KeyError:
             raise UnknownMerchant(merchant_id, self.merchant_ids) from None
         backend_class = self.registry.get(config.backend)
-        context = attrs.evolve(config.context(), plugin_manager=self.plugin_manager)
+        cache = BackendCache(lambda: self.store, merchant_id) if self._outbox else None
+        context = attrs.evolve(config.context(), plugin_manager=self.plugin_manager, cache=cache)
         backend = backend_class(config.settings, context)
         store = (lambda: self.store) if self._outbox else None
         return Merchant(config, backend, self.plugin_manager, store)

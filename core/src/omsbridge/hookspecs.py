@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from omsbridge.errors import BackendError
     from omsbridge.local import LocalServer
     from omsbridge.model import FulfillmentOrder, FulfillmentUpdate, PostResult, Transaction
-    from omsbridge.spi import OrderBackend
 
 PROJECT = "omsbridge"
 
@@ -64,14 +63,17 @@ def omsbridge_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
 
 @hookspec
-def omsbridge_register_backends(register: Callable[[type[OrderBackend]], None]) -> None:
+def omsbridge_register_backends(register: Callable[..., None]) -> None:
     """Register the order-management backends this plugin provides.
 
     Call ``register(BackendClass)`` once per backend. The class is a subclass of
     :class:`omsbridge.OrderBackend` and declares ``name`` (what a merchant's ``backend = "..."``
     names), ``config_class`` (the attrs class of its settings) and ``capabilities``.
+    ``register("name", "package.module:BackendClass")`` registers it without importing it: the
+    module is imported when a merchant uses the backend, so a process (``omsbridge post``)
+    imports only the backends its merchants use.
 
-    :param register: callback taking one backend class.
+    :param register: callback taking one backend class, or a name and ``"module:Class"``.
 
     .. versionadded:: 0.1
     """

@@ -6,6 +6,7 @@ never decides which backend answers.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,8 @@ class BackendRegistry:
 
     def __init__(self) -> None:
         self._backends: dict[str, BackendInfo] = {}
+        # name -> ("module:Class", plugin, distribution, version), imported on first use.
+        self._lazy: dict[str, tuple[str, str | None, str | None, str | None]] = {}
 
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager | None = None) -> BackendRegistry:
@@ -45,7 +48,16 @@ class BackendRegistry:
         def per_plugin(plugin_name: str) -> dict[str, Any]:
             dist = plugin_distribution(plugin_name) or (None, None)
 
-            def register(backend_class: type[OrderBackend]) -> None:
+            def register(backend_class: type[OrderBackend] | str, where: str | None = None) -> None:
+                if isinstance(backend_class, str):
+                    registry.register_lazy(
+                        backend_class,
+                        str(where),
+                        plugin=plugin_name,
+                        distribution=dist[0],
+                        version=dist[1],
+                    )
+                    return
                 registry.register(
                     backend_class, plugin=plugin_name, distribution=dist[0], version=dist[1]
                 )
@@ -81,23 +93,63 @@ class BackendRegistry:
             )
         self._backends[name] = BackendInfo(name, backend_class, plugin, distribution, version)
 
+    def register_lazy(
+        self,
+        name: str,
+        where: str,
+        *,
+        plugin: str | None = None,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        """Add a backend by name and ``"module:Class"``, imported only when a merchant (or a
+        listing) needs it, so that a process serving one backend never imports the others."""
+        at = f" (plugin {plugin!r})" if plugin else ""
+        if not name or not isinstance(where, str) or where.count(":") != 1:
+            raise OMSBridgeError(
+                f"backend {name!r}{at}: register it as register(name, 'module:Class'), "
+                f"got {where!r}"
+            )
+        if name in self._backends or (name in self._lazy and self._lazy[name][0] != where):
+            raise OMSBridgeError(f"backend name {name!r} is registered twice (plugin {plugin!r})")
+        self._lazy[name] = (where, plugin, distribution, version)
+
+    def _load(self, name: str) -> None:
+        where, plugin, distribution, version = self._lazy.pop(name)
+        module_name, _, attribute = where.partition(":")
+        at = f" (plugin {plugin!r})" if plugin else ""
+        try:
+            backend_class = getattr(importlib.import_module(module_name), attribute)
+        except Exception as exc:
+            raise OMSBridgeError(
+                f"backend {name!r}{at}: could not import {where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if getattr(backend_class, "name", None) != name:
+            raise OMSBridgeError(
+                f"backend {name!r}{at}: {where} names itself "
+                f"{getattr(backend_class, 'name', None)!r}"
+            )
+        self.register(backend_class, plugin=plugin, distribution=distribution, version=version)
+
     def get(self, name: str) -> type[OrderBackend]:
         """The backend class for ``name``; :class:`UnknownBackend` lists the installed ones."""
         return self.info(name).backend_class
 
     def info(self, name: str) -> BackendInfo:
-        """Registration details for ``name``."""
+        """Registration details for ``name`` (imports a lazily registered backend)."""
+        if name in self._lazy:
+            self._load(name)
         try:
             return self._backends[name]
         except KeyError:
             raise UnknownBackend(name, self.names()) from None
 
     def names(self) -> list[str]:
-        """Registered backend names, sorted."""
-        return sorted(self._backends)
+        """Registered backend names, sorted (nothing is imported)."""
+        return sorted({*self._backends, *self._lazy})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._backends
+        return name in self._backends or name in self._lazy
 
     def __iter__(self) -> Iterator[BackendInfo]:
-        return iter(self._backends[n] for n in self.names())
+        return iter(self.info(n) for n in self.names())

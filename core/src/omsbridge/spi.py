@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -33,6 +33,9 @@ from omsbridge.model import (
     Transaction,
     TransactionKind,
 )
+
+if TYPE_CHECKING:
+    from omsbridge.backend_cache import BackendCache
 
 __all__ = [
     "OPERATION_FLAVOURS",
@@ -93,7 +96,8 @@ POST_CAPABILITY = {
 class MerchantContext:
     """What a backend knows about the merchant it serves, besides its own settings.
 
-    ``plugin_manager`` is the bridge's, for backends that call their own hooks.
+    ``plugin_manager`` is the bridge's, for backends that call their own hooks; ``cache``
+    keeps what a backend looked up across processes (see :mod:`omsbridge.backend_cache`).
     """
 
     merchant_id: str
@@ -101,6 +105,8 @@ class MerchantContext:
     region: str | None = None
     currency: str | None = None
     plugin_manager: Any = attrs.field(default=None, eq=False, repr=False)
+    cache: BackendCache | None = attrs.field(default=None, eq=False, repr=False)
+    """A durable per-merchant cache in the bridge's store (None without a store)."""
 
 
 @attrs.frozen

@@ -74,7 +74,9 @@ def _add_plugin_commands() -> None:
 
     pm = get_plugin_manager()
     call_registration(pm, "omsbridge_register_commands", cli=cli)
-    call_registration(pm, "omsbridge_register_sandboxes", register=sandbox.add_command)
+    # Emulators (``omsbridge_register_sandboxes``) load when ``omsbridge sandbox`` is used,
+    # from this same plugin manager.
+    sandbox.reload_plugins()
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -47,10 +47,11 @@ def post(file: Any, config_file: Path, merchant_id: str | None, as_json: bool) -
       make-sale | omsbridge post - --config omsbridge.toml
     """
     from omsbridge import wire
+    from omsbridge.checked import mark_checked
     from omsbridge.model import Transaction
 
     try:
-        transaction = wire.loads(file.read(), Transaction)
+        transaction = mark_checked(wire.loads(file.read(), Transaction))
     except InvalidTransaction as exc:
         fail_invalid(as_json, exc)
         return

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from omsbridge.bridge import Bridge, Merchant
+from omsbridge.checked import mark_checked
 from omsbridge.errors import AuthFailed, BackendError, RateLimited
 from omsbridge.export.retry import RetryPolicy
 from omsbridge.logs import MerchantLog, merchant_log
@@ -343,6 +344,7 @@ class ExportJob:
         # One request for the batch: each item's attempt carries its share of the latency.
         share = (time.monotonic() - started) / len(ready)
         stopping: _Stop | None = None
+        confirmed: list[tuple[OutboxEntry, PostResult, list[AttemptRecord]]] = []
         for index, (entry, _) in enumerate(ready):
             history = list(request_failures)
             try:
@@ -352,13 +354,19 @@ class ExportJob:
                 outcome = outcomes[index]
                 if isinstance(outcome, PostResult):
                     history.append(self._success(outcome, time.monotonic() - share))
-                    self._settle_success(entry, outcome, history, report, log)
+                    confirmed.append((entry, outcome, history))
                 else:
                     history.append(self._failure(outcome, time.monotonic() - share))
                     self._settle_failure(merchant.merchant_id, entry, outcome, history, report, log)
             except _Stop as held:
                 # Record every item of the batch before ending the merchant's turn.
                 stopping = held
+        if confirmed:
+            # Every order the OMS confirmed, marked done in one store transaction (one commit
+            # per batch, not per order); nothing is marked before the OMS's answer.
+            self.store.mark_done_many([(e.entry_id, r, h) for e, r, h in confirmed])
+            for entry, result, history in confirmed:
+                self._settle_success(entry, result, history, report, log, marked=True)
         if stopping is not None:
             raise stopping
 
@@ -398,8 +406,11 @@ class ExportJob:
         attempts: list[AttemptRecord],
         report: MerchantReport,
         log: MerchantLog,
+        *,
+        marked: bool = False,
     ) -> None:
-        self.store.mark_done(entry.entry_id, result, attempts)
+        if not marked:
+            self.store.mark_done(entry.entry_id, result, attempts)
         if entry.merchant_id in self._login_refused:
             self._login_refused.discard(entry.merchant_id)
             ended = self.store.resume_merchant(entry.merchant_id)
@@ -545,7 +556,9 @@ class ExportJob:
         self, entry: OutboxEntry, report: MerchantReport, log: MerchantLog
     ) -> Transaction | None:
         try:
-            return entry.transaction()
+            # Decoded here and handed straight to the backend: marked so that it is not
+            # checked a second time (see omsbridge.checked).
+            return mark_checked(entry.transaction())
         except Exception as exc:
             # A payload this version cannot read is a dead letter, not a crash of the job.
             self._settle_failure(entry.merchant_id, entry, exc, [], report, log)

@@ -252,6 +252,14 @@ class Store(abc.ABC):
         """The OMS confirmed the entry's order: it is done, whoever holds its lease now.
         ``attempts`` are this round's attempts (failed in-line retries, then the success)."""
 
+    def mark_done_many(
+        self, done: Sequence[tuple[int, PostResult, Sequence[AttemptRecord]]]
+    ) -> None:
+        """:meth:`mark_done` for several entries (the OMS confirmed each), in one transaction
+        where the store can (the export job's batches); this default marks them one by one."""
+        for entry_id, result, attempts in done:
+            self.mark_done(entry_id, result, attempts)
+
     @abc.abstractmethod
     def mark_failed(
         self,
@@ -368,6 +376,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def dead_events(self, merchant_id: str | None = None) -> list[DeadEvent]:
         """Events buried by :meth:`bury_event`."""
+
+    # -- backend caches ---------------------------------------------------------------------
+
+    def cached_value(self, merchant_id: str, key: str) -> tuple[str, datetime] | None:
+        """A backend's cached value for the merchant (e.g. looked-up record ids) and when it
+        was saved, or None. The default store keeps none: backends then start cold."""
+        return None
+
+    def save_cached_value(self, merchant_id: str, key: str, value: str) -> None:
+        """Keep (replace) a backend's cached value; see :meth:`cached_value`."""
+        return None  # the default store keeps nothing
+
+    def drop_cached_value(self, merchant_id: str, key: str) -> None:
+        """Forget a backend's cached value (its ids turned out stale)."""
+        return None  # the default store keeps nothing
 
     # -- lifecycle --------------------------------------------------------------------------
 

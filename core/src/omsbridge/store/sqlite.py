@@ -100,6 +100,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (merchant_id, channel)
 );
+CREATE TABLE IF NOT EXISTS backend_cache (  -- backends' lookups, so a new process starts warm
+    merchant_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    saved_at    TEXT NOT NULL,
+    PRIMARY KEY (merchant_id, key)
+);
 CREATE TABLE IF NOT EXISTS seen_events (
     merchant_id TEXT NOT NULL,
     channel     TEXT NOT NULL,
@@ -460,6 +467,22 @@ class SqliteStore(Store):
             for attempt in attempts:
                 self._insert_attempt(db, entry_id, attempt)
 
+    def mark_done_many(
+        self, done: Sequence[tuple[int, PostResult, Sequence[AttemptRecord]]]
+    ) -> None:
+        """See :meth:`Store.mark_done_many`: one transaction, one commit."""
+        with self._tx() as db:
+            for entry_id, result, attempts in done:
+                stamp = _ts(attempts[-1].at if attempts else self._now())
+                db.execute(
+                    "UPDATE outbox SET state = 'done', attempts = attempts + ?, updated_at = ?, "
+                    "lease_owner = NULL, lease_expires_at = NULL, order_id = ?, order_number = ? "
+                    "WHERE id = ?",
+                    (len(attempts), stamp, result.order_id, result.order_number, entry_id),
+                )
+                for attempt in attempts:
+                    self._insert_attempt(db, entry_id, attempt)
+
     def mark_failed(
         self,
         entry_id: int,
@@ -748,6 +771,32 @@ class SqliteStore(Store):
             db.execute(
                 "DELETE FROM seen_events WHERE merchant_id = ? AND channel = ? AND seen_at < ?",
                 (merchant_id, channel, _ts(now - _SEEN_EVENTS_KEPT)),
+            )
+
+    def cached_value(self, merchant_id: str, key: str) -> tuple[str, datetime] | None:
+        """See :meth:`Store.cached_value`."""
+        rows = self._read(
+            "SELECT value, saved_at FROM backend_cache WHERE merchant_id = ? AND key = ?",
+            (merchant_id, key),
+        )
+        saved = _dt(rows[0]["saved_at"]) if rows else None
+        return (rows[0]["value"], saved) if rows and saved is not None else None
+
+    def save_cached_value(self, merchant_id: str, key: str, value: str) -> None:
+        """See :meth:`Store.save_cached_value`."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO backend_cache (merchant_id, key, value, saved_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (merchant_id, key) DO UPDATE SET "
+                "value = excluded.value, saved_at = excluded.saved_at",
+                (merchant_id, key, value, _ts(self._now())),
+            )
+
+    def drop_cached_value(self, merchant_id: str, key: str) -> None:
+        """See :meth:`Store.drop_cached_value`."""
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM backend_cache WHERE merchant_id = ? AND key = ?", (merchant_id, key)
             )
 
     def seen_events(self, merchant_id: str, channel: str, event_ids: Sequence[str]) -> set[str]:

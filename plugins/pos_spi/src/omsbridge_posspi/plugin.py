@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from omsbridge import hookimpl
-from omsbridge_posspi.backend import PosSpiBackend
+
+if TYPE_CHECKING:
+    import click
 
 
 @hookimpl
-def omsbridge_register_backends(register: Callable[[type[PosSpiBackend]], None]) -> None:
-    """Offer the ``pos-spi`` backend."""
-    register(PosSpiBackend)
+def omsbridge_register_backends(register: Callable[..., None]) -> None:
+    """Offer the ``pos-spi`` backend (imported when a merchant uses it)."""
+    register("pos-spi", "omsbridge_posspi.backend:PosSpiBackend")
 
 
 @hookimpl

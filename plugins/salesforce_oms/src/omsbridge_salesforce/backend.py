@@ -43,6 +43,7 @@ from omsbridge import (
     TransientBackendError,
     wire,
 )
+from omsbridge.checked import is_checked
 from omsbridge.spi import ApiBudget
 from omsbridge_salesforce.aftersale import SaleSteps
 from omsbridge_salesforce.batching import BatchPoster
@@ -51,7 +52,7 @@ from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
 from omsbridge_salesforce.importing import FulfillmentImport
-from omsbridge_salesforce.lookups import Lookups
+from omsbridge_salesforce.lookups import INLINE_PREFIX, Inline, Lookups
 from omsbridge_salesforce.reading import (
     fulfillment_order_query,
     hit,
@@ -163,7 +164,8 @@ class SalesforceBackend(OrderBackend):
     def post(self, transaction: Transaction) -> PostResult:
         """Post a sale (one composite graph), a return (Connect actions on the original order)
         or an exchange (both). Idempotent on ``transaction_id``."""
-        _recheck(transaction)
+        if not is_checked(transaction):  # omsbridge decoded it just now: already checked
+            _recheck(transaction)
         if transaction.kind == TransactionKind.SALE:
             return self._post_sale(transaction)
         plans = self.changes.plan_returns(transaction)
@@ -208,6 +210,32 @@ class SalesforceBackend(OrderBackend):
         graph = self._apply_hooks(transaction, graph)
         graph.check_limits()
         return graph
+
+    def _inline_graph(
+        self, transaction: Transaction, *, exchange_credit: Decimal
+    ) -> tuple[OrderGraph, Inline | None]:
+        """The sale's graph with the lookup records it lacks created by its first nodes (one
+        API call less than creating them first). When those nodes would break a graph limit
+        (15 node kinds), they are created in a call of their own, as before."""
+        refs, inline = self.lookups.resolve_inline(transaction)
+        if inline is None:
+            return self._graph(transaction, exchange_credit=exchange_credit), None
+        try:
+            graph = build_order_graph(
+                transaction, refs, self.config, exchange_credit=exchange_credit
+            )
+            graph.nodes[0:0] = inline.nodes
+            graph = self._apply_hooks(transaction, graph)
+            graph.check_limits()
+        except InvalidTransaction as exc:
+            inline.abandon()
+            if exc.code != "GRAPH_TOO_LARGE":
+                raise
+            return self._graph(transaction, exchange_credit=exchange_credit), None
+        except BaseException:
+            inline.abandon()
+            raise
+        return graph, inline
 
     def _hook_impls(self) -> list[Any]:
         pm = self._pm
@@ -273,17 +301,27 @@ class SalesforceBackend(OrderBackend):
                 return PostResult(txn_id, found[0], found[1], created=False)
         retried = False
         while True:
+            inline: Inline | None = None
             if graph is None:
-                graph = self._graph(transaction, exchange_credit=exchange_credit)
+                graph, inline = self._inline_graph(transaction, exchange_credit=exchange_credit)
             try:
                 (result,) = self.client.graph([graph.payload()], context=f"post {txn_id}")
-            except TransientBackendError:
+            except BaseException as exc:
+                if inline is not None:
+                    inline.abandon()
+                if not isinstance(exc, TransientBackendError):
+                    raise
                 # A timeout may hide a commit: if the order exists, this post succeeded.
                 found = self._find_order_quietly(txn_id)
                 if found is not None:
                     log.info("post of %s timed out after commit; order %s exists", txn_id, found[0])
                     return PostResult(txn_id, found[0], found[1], created=False)
                 raise
+            if inline is not None:
+                if result.successful:
+                    inline.done({r: str(n.id) for r, n in result.nodes.items() if n.id})
+                else:
+                    inline.abandon()
             if result.successful:
                 number = result.nodes.get(NUMBER_REF)
                 order_number = (
@@ -308,6 +346,16 @@ class SalesforceBackend(OrderBackend):
                 # A cached record was deleted in Salesforce: look everything up again, once.
                 log.warning("cached Salesforce ids are stale (%s); refreshing lookups", error.code)
                 self.lookups.clear()
+                retried, graph = True, None
+                continue
+            if (
+                isinstance(error, Conflict)
+                and failed is not None
+                and failed.reference_id.startswith(INLINE_PREFIX)
+                and not retried
+            ):
+                # Another writer created the same lookup record meanwhile: it is findable now.
+                log.info("lookup creation raced with another writer; looking up again")
                 retried, graph = True, None
                 continue
             raise error

@@ -172,13 +172,13 @@ class OrderChanges:
             if line.kind == "RETURN" and line.original is not None:
                 groups.setdefault(line.original.order_id, []).append((i, line))
         tags = [f"{txn.transaction_id}#R{n}" for n in range(1, len(groups) + 1)]
-        found = self.tagged_orders(tags, exact=False)
+        found, summaries = self._tagged_and_summaries(tags, list(groups))
         self.refuse_case_twins(tags, found)
         done = {tag: found[tag] for tag in tags if tag in found}
         plans = []
         for tag, (order_ref, lines) in zip(tags, groups.items(), strict=True):
             try:
-                summary = self.summary(order_ref)
+                summary = summaries.get(order_ref) or self.summary(order_ref)
             except NotFound as exc:
                 # The return itself exists; what it names does not: a refused return.
                 raise Rejected(
@@ -240,6 +240,31 @@ class OrderChanges:
         if not original:
             return None
         return self._ledger.untagged_change_order(str(original), wanted)
+
+    def _tagged_and_summaries(
+        self, tags: Sequence[str], order_refs: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """:meth:`tagged_orders` (``exact=False``) and the summaries of ``order_refs`` in ONE
+        composite call (the queries do not depend on each other). A summary whose answer is
+        not plainly the order (none, several, a change order's) is left out: the caller asks
+        :meth:`summary`, which looks further."""
+        ext = self._config.order_external_id_field
+        named = {
+            "tags": soql(
+                f"SELECT Id, OrderNumber, Description, {ext} FROM Order WHERE {ext} IN {{:in}}",
+                list(tags),
+            )
+        }
+        refs = list(order_refs)[:24]  # 25 subrequests per composite call
+        for n, order_ref in enumerate(refs):
+            named[f"s{n}"] = summary_query(self._config, summary_where(self._config, order_ref))
+        answers = self._client.queries(named)
+        summaries = {}
+        for n, order_ref in enumerate(refs):
+            rows = answers[f"s{n}"]
+            if len(rows) == 1 and self._names(rows[0], order_ref):
+                summaries[order_ref] = rows[0]
+        return {row[ext]: row for row in answers["tags"]}, summaries
 
     def tagged_orders(
         self, tags: Sequence[str], *, exact: bool = True
@@ -484,9 +509,7 @@ class OrderChanges:
 
     def cancel_order(self, order_ref: str, reason: str) -> CancelResult:
         """Cancel all open quantity: FO lines first (cancel-item), then submit-cancel."""
-        summary = self.summary(order_ref)
-        items = product_items(summary)
-        open_lines = self._open_fo_lines([i["Id"] for i in items])
+        summary, open_lines = self._summary_and_open_lines(order_ref)
         for fo_id, lines in open_lines.items():
             self._cancel_fo_lines(
                 fo_id, [(line["Id"], as_decimal(line["Quantity"])) for line in lines]
@@ -529,9 +552,8 @@ class OrderChanges:
     ) -> CancelResult:
         """Cancel quantities of lines: cancel-item where they sit on a fulfillment order, then
         submit-cancel so the order summary (and its payments) reflect it."""
-        summary = self.summary(order_ref)
+        summary, open_lines = self._summary_and_open_lines(order_ref)
         by_number = {int(i.get("LineNumber") or 0): i for i in product_items(summary)}
-        open_lines = self._open_fo_lines([i["Id"] for i in by_number.values()])
         on_fo: dict[str, list[dict[str, Any]]] = {}
         for fo_lines in open_lines.values():
             for line in fo_lines:
@@ -584,6 +606,37 @@ class OrderChanges:
             ),
             status=summary.get("Status"),
         )
+
+    def _summary_and_open_lines(
+        self, order_ref: str
+    ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+        """The order's summary and the open fulfillment-order lines of its items, in ONE call:
+        a composite whose second query refers to the first one's answer. When the first answer
+        is not plainly the order (none, several, a change order's), it falls back to
+        :meth:`summary` and a query of its own."""
+        found = self._client.queries(
+            {
+                "summary": summary_query(self._config, summary_where(self._config, order_ref)),
+                "folines": (
+                    "SELECT Id, FulfillmentOrderId, OrderItemSummaryId, Quantity "
+                    "FROM FulfillmentOrderLineItem "
+                    "WHERE OrderItemSummary.OrderSummaryId = '@{summary.records[0].Id}' "
+                    f"AND Quantity > 0 AND TypeCode = 'Product' AND FulfillmentOrder.{_OPEN_FO}"
+                ),
+            },
+            referring=["folines"],
+        )
+        rows = found["summary"]
+        if len(rows) == 1 and self._names(rows[0], order_ref):
+            summary = rows[0]
+            items = {i["Id"] for i in product_items(summary)}
+            grouped: dict[str, list[dict[str, Any]]] = {}
+            for row in found["folines"]:
+                if row.get("OrderItemSummaryId") in items:
+                    grouped.setdefault(row["FulfillmentOrderId"], []).append(row)
+            return summary, grouped
+        summary = self.summary(order_ref)
+        return summary, self._open_fo_lines([i["Id"] for i in product_items(summary)])
 
     def _open_fo_lines(self, item_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         if not item_ids:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -385,17 +386,26 @@ class SalesforceClient:
             page = self.query_page(next_url=page.next_url)
             yield from page.records
 
-    def queries(self, named: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
-        """Run several queries in ONE API call (composite); first batch of each, by name."""
+    def queries(
+        self, named: Mapping[str, str], *, referring: Sequence[str] = ()
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Run several queries in ONE API call (composite); first batch of each, by name.
+
+        The queries named in ``referring`` may use an earlier one's answer, as composite
+        references (``'@{summary.records[0].Id}'``), which are sent unescaped; their SOQL must
+        hold no outside text. When the referred-to query found nothing, the referring one
+        comes back empty (Salesforce does not run it)."""
         if not named:
             return {}
-        if len(named) == 1:
+        if len(named) == 1 and not referring:
             ((name, soql),) = named.items()
             return {name: self.query(soql)}
         subrequests = [
             {
                 "method": "GET",
-                "url": self.data_path("/query", query=True) + "?q=" + url_quote(soql, safe=""),
+                "url": self.data_path("/query", query=True)
+                + "?q="
+                + (_quote_keeping_refs(soql) if name in referring else url_quote(soql, safe="")),
                 "referenceId": name,
             }
             for name, soql in named.items()
@@ -404,6 +414,9 @@ class SalesforceClient:
         out: dict[str, list[dict[str, Any]]] = {}
         for name in named:
             sub = results[name]
+            if not sub.ok and name in referring and _unresolved_reference(sub.body):
+                out[name] = []
+                continue
             if not sub.ok:
                 raise error_from(sub.status, sub.body, context=f"query {name}")
             page = _page(sub.body)
@@ -520,4 +533,30 @@ def _page(body: Any) -> QueryPage:
         records=list(body["records"]),
         total_size=int(body.get("totalSize", len(body["records"]))),
         next_url=body.get("nextRecordsUrl") if not body.get("done", True) else None,
+    )
+
+
+_REFERENCE = re.compile(r"@\{[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+|\[\d+\])*\}")
+
+
+def _quote_keeping_refs(soql_text: str) -> str:
+    """URL-quote SOQL but leave composite references (``@{ref.records[0].Id}``) as they are,
+    so that Salesforce substitutes them."""
+    out, last = [], 0
+    for match in _REFERENCE.finditer(soql_text):
+        out.append(url_quote(soql_text[last : match.start()], safe=""))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(url_quote(soql_text[last:], safe=""))
+    return "".join(out)
+
+
+def _unresolved_reference(body: Any) -> bool:
+    """A composite subrequest not run because what it refers to is absent (an empty answer)."""
+    errors = body if isinstance(body, list) else [body]
+    return any(
+        isinstance(e, Mapping)
+        and e.get("errorCode") == "PROCESSING_HALTED"
+        and "Invalid reference specified" in str(e.get("message", ""))
+        for e in errors
     )

@@ -10,19 +10,23 @@
 * Product2 + PricebookEntry per SKU (``StockKeepingUnit``) -> created.
 * PaymentGateway by name for cards and cash, when configured (never created).
 
-Everything found is cached for the merchant: a warm merchant pays **zero** API calls here.
-A cold one pays at most three: all lookups in one ``/composite`` call, the price-book entries
-of pre-existing delivery products when needed, and one composite graph creating whatever is
-missing. :meth:`Lookups.resolve_many` does the same for a whole batch of transactions at once
-(the export job's path): one round for all their emails, SKUs and delivery methods.
+Everything found is cached for the merchant, and kept in the bridge's store
+(``MerchantContext.cache``, 24 hours) so that a new process starts warm: a warm merchant pays
+**zero** API calls here. A miss pays one ``/composite`` call of lookups (plus the price-book
+entries of pre-existing delivery products when needed); what is missing is then created by
+the first nodes of the sale's own graph (:meth:`Lookups.resolve_inline`, the single post's
+path), or by one graph of its own for a whole batch (:meth:`Lookups.resolve_many`, the export
+job's path: one round for all their emails, SKUs and delivery methods).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,11 +38,15 @@ from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import DeliveryMethodRef, OrderGraph, OrderRefs, ProductRef
 from omsbridge_salesforce.soql import soql
 
-__all__ = ["Lookups", "delivery_sku"]
+__all__ = ["INLINE_PREFIX", "Inline", "Lookups", "delivery_sku"]
 
 log = logging.getLogger(__name__)
 
 _EMAIL_CACHE_SIZE = 10_000
+_PERSIST_KEY = "salesforce.lookups"
+# How long ids found by one process are trusted by the next: a record deleted in Salesforce
+# is noticed anyway (INVALID_CROSS_REFERENCE_KEY / ENTITY_IS_DELETED clear the cache).
+_PERSIST_TTL = timedelta(hours=24)
 _MISSING = object()
 # New SKUs looked up (and created) per round: each costs up to three creation nodes, and the
 # creation graph must stay under Salesforce's 500 nodes.
@@ -76,6 +84,46 @@ class _Need:
         )
 
 
+INLINE_PREFIX = "lk"
+"""Reference ids of the lookup records a sale's own graph creates start with this."""
+
+
+@attrs.frozen
+class _Plan:
+    """Ids (or ``@{ref.id}`` of nodes to be created) of the records a lookup round settled."""
+
+    account: str | None
+    pricebook: str | None
+    channel: str | None
+    products: dict[str, tuple[str, str]]  # sku -> (product, price-book entry)
+    methods: dict[str, tuple[str, str | None, str | None]]  # ODM name -> (id, product, entry)
+
+
+class Inline:
+    """Lookup records to create at the start of a sale's graph (see :meth:`Lookups.resolve_inline`).
+
+    Exactly one of :meth:`done` and :meth:`abandon` must be called; until then the merchant's
+    lookups are held by this thread.
+    """
+
+    def __init__(self, lookups: Lookups, plan: _Plan, nodes: list[dict[str, Any]]) -> None:
+        self._lookups: Lookups | None = lookups
+        self._plan = plan
+        self.nodes = nodes
+
+    def done(self, ids: dict[str, str]) -> None:
+        """The graph committed: cache the created records (``ids``: reference id -> record id)."""
+        lookups, self._lookups = self._lookups, None
+        if lookups is not None:
+            lookups._finish_inline(self._plan, ids)
+
+    def abandon(self) -> None:
+        """The graph was not sent or did not commit: cache none of the planned records."""
+        lookups, self._lookups = self._lookups, None
+        if lookups is not None:
+            lookups._finish_inline(None, {})
+
+
 class Lookups:
     """Per-merchant, thread-safe cache of the ids an order graph needs."""
 
@@ -84,6 +132,8 @@ class Lookups:
     ) -> None:
         self._client = client
         self._config = config
+        self._persisted = merchant.cache
+        self._restored = False
         name = lambda template: config.name_for(  # noqa: E731
             template, merchant.merchant_id, merchant.locale, merchant.region
         )
@@ -107,8 +157,12 @@ class Lookups:
         self._pending: dict[str, tuple[str, str | None, str | None]] = {}
 
     def clear(self) -> None:
-        """Forget everything (after Salesforce says a cached id no longer exists)."""
+        """Forget everything (after Salesforce says a cached id no longer exists), here and in
+        the store."""
         with self._lock:
+            self._restored = True  # what the store holds is as stale: never read it back
+            if self._persisted is not None:
+                self._persisted.drop(_PERSIST_KEY)
             self._account = self._pricebook = self._channel = None
             self._standard = _MISSING
             self._emails.clear()
@@ -116,6 +170,55 @@ class Lookups:
             self._products.clear()
             self._gateways.clear()
             self._locations.clear()
+
+    # -- persistence (the bridge's store: a new process starts warm) -----------------------------
+
+    def _restore(self) -> None:
+        """Load what an earlier process found (once, at the first lookup; under the lock)."""
+        self._restored = True
+        text = self._persisted.get(_PERSIST_KEY, _PERSIST_TTL) if self._persisted else None
+        if not text:
+            return
+        try:
+            data = json.loads(text)
+            if data.get("v") != 1 or data.get("names") != self._names():
+                return  # another version, or the merchant's settings changed
+            self._account = data["account"]
+            self._pricebook = data["pricebook"]
+            self._standard = data["standard"]
+            self._channel = data["channel"]
+            self._emails.update(data["emails"])
+            self._methods.update({k: DeliveryMethodRef(*v) for k, v in data["methods"].items()})
+            self._products.update({k: ProductRef(*v) for k, v in data["products"].items()})
+            self._gateways.update(data["gateways"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("stored Salesforce lookups unreadable (%s); looking up again", exc)
+
+    def _save(self) -> None:
+        """Keep what is cached now in the store (after a lookup round changed it)."""
+        if self._persisted is None or self._standard is _MISSING:
+            return
+        data = {
+            "v": 1,
+            "names": self._names(),
+            "account": self._account,
+            "pricebook": self._pricebook,
+            "standard": self._standard,
+            "channel": self._channel,
+            "emails": dict(self._emails),
+            "methods": {k: attrs.astuple(v) for k, v in self._methods.items()},
+            "products": {k: attrs.astuple(v) for k, v in self._products.items()},
+            "gateways": self._gateways,
+        }
+        self._persisted.put(_PERSIST_KEY, json.dumps(data, separators=(",", ":")))
+
+    def _names(self) -> list[Any]:
+        return [
+            self.default_account_name,
+            self.price_book_name,
+            self.sales_channel_name,
+            self._config.person_accounts,
+        ]
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -154,6 +257,8 @@ class Lookups:
         if refs is not None:
             return refs
         with self._lock:
+            if not self._restored:
+                self._restore()
             refs = self._from_cache(transaction)
             if refs is not None:
                 return refs
@@ -167,6 +272,8 @@ class Lookups:
         one lookup round per :data:`_MAX_NEW_SKUS` new SKUs, zero calls when all is cached.
         Raises like :meth:`resolve` when a round fails (the caller isolates the culprit)."""
         with self._lock:
+            if not self._restored:
+                self._restore()
             group: list[Transaction] = []
             new_skus: set[str] = set()
             for transaction in transactions:
@@ -284,6 +391,7 @@ class Lookups:
         self._take_found(need, found)
         self._find_delivery_entries()
         self._create_missing(transactions)
+        self._save()
 
     def _run_queries(self, named: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
         """Named queries, 25 to a ``/composite`` call; chunked ``prodN``/``pbeN`` merged back."""
@@ -428,14 +536,31 @@ class Lookups:
     # -- creation -----------------------------------------------------------------------------
 
     def _create_missing(self, transactions: Sequence[Transaction]) -> None:
+        """Create what the lookups did not find, in one graph of its own (the batch path)."""
         g = OrderGraph("lookups", self._config.api_version)
+        plan = self._plan_missing(transactions, g, prefix="")
+        if g.nodes:
+            log.info("creating %d lookup record(s) for POS orders", len(g.nodes))
+            (result,) = self._client.graph([g.payload()], context="create lookup records")
+            if not result.successful:
+                raise result.error(context="create lookup records")
+            ids = {ref: str(node.id) for ref, node in result.nodes.items()}
+        else:
+            ids = {}
+        self._apply_plan(plan, ids)
+
+    def _plan_missing(
+        self, transactions: Sequence[Transaction], g: OrderGraph, *, prefix: str
+    ) -> _Plan:
+        """Add to ``g`` the nodes creating what is missing (reference ids prefixed ``prefix``);
+        the plan holds each record's id, or ``@{ref.id}`` for one ``g`` creates."""
         account = self._account
         if account is None:
-            account = g.add("acct", "Account", {"Name": self.default_account_name})
+            account = g.add(f"{prefix}acct", "Account", {"Name": self.default_account_name})
         pricebook = self._pricebook
         if pricebook is None:
             pricebook = g.add(
-                "pb",
+                f"{prefix}pb",
                 "Pricebook2",
                 {
                     "Name": self.price_book_name,
@@ -446,7 +571,7 @@ class Lookups:
         channel = self._channel
         if channel is None:
             channel = g.add(
-                "sc",
+                f"{prefix}sc",
                 "SalesChannel",
                 {"SalesChannelName": self.sales_channel_name, "Description": "Point of Sale"},
             )
@@ -470,21 +595,23 @@ class Lookups:
                 }
                 if is_delivery:
                     body["Family"] = "Delivery"
-                product = g.add(f"p{n}", "Product2", body)
+                product = g.add(f"{prefix}p{n}", "Product2", body)
             products[sku] = product
-            entries[sku] = self._entry_nodes(g, f"p{n}", product, pricebook, price)
+            entries[sku] = self._entry_nodes(g, f"{prefix}p{n}", product, pricebook, price)
         for name in sorted(need.methods):
             method = self._found_methods.get(name)
             if method is not None and method.get("ProductId"):
                 product_id = method["ProductId"]
-                entry = self._entry_nodes(g, f"m{len(g.nodes)}", product_id, pricebook, Decimal(0))
+                entry = self._entry_nodes(
+                    g, f"{prefix}m{len(g.nodes)}", product_id, pricebook, Decimal(0)
+                )
                 self._pending_method(name, method["Id"], product_id, entry)
                 continue
             sku = delivery_sku(name)
             method_id: str = method["Id"] if method is not None else ""
             if method is None:
                 method_id = g.add(
-                    f"odm{len(g.nodes)}",
+                    f"{prefix}odm{len(g.nodes)}",
                     "OrderDeliveryMethod",
                     {
                         "Name": name,
@@ -495,39 +622,128 @@ class Lookups:
                 )
             else:
                 g.add(
-                    f"odmu{len(g.nodes)}",
+                    f"{prefix}odmu{len(g.nodes)}",
                     "OrderDeliveryMethod",
                     {"ProductId": products[sku]},
                     method="PATCH",
                     record=method["Id"],
                 )
             self._pending_method(name, method_id, products[sku], entries[sku])
-        if g.nodes:
-            log.info("creating %d lookup record(s) for POS orders", len(g.nodes))
-            (result,) = self._client.graph([g.payload()], context="create lookup records")
-            if not result.successful:
-                raise result.error(context="create lookup records")
-            ids = {ref: node.id for ref, node in result.nodes.items()}
-        else:
-            ids = {}
+        plan = _Plan(
+            account=account,
+            pricebook=pricebook,
+            channel=channel,
+            products={
+                sku: (products[sku], entries[sku])
+                for sku in need.skus
+                if sku in products and sku in entries
+            },
+            methods=dict(self._pending),
+        )
+        self._pending.clear()
+        return plan
+
+    def _apply_plan(self, plan: _Plan, ids: dict[str, str]) -> None:
+        """Cache the plan's records, with the ids Salesforce gave the ones a graph created."""
 
         def real(value: str | None) -> str | None:
             if value and value.startswith("@{"):
                 return ids.get(value[2:-4])
             return value
 
-        self._account = real(account)
-        self._pricebook = real(pricebook)
-        self._channel = real(channel)
-        for sku in need.skus:
-            product_id, entry_id = real(products.get(sku)), real(entries.get(sku))
+        self._account = real(plan.account)
+        self._pricebook = real(plan.pricebook)
+        self._channel = real(plan.channel)
+        for sku, (product, entry) in plan.products.items():
+            product_id, entry_id = real(product), real(entry)
             if product_id and entry_id:
                 self._products[sku] = ProductRef(product_id, entry_id)
-        for name, (method_id, product_id, entry_id) in self._pending.items():
+        for name, (method_id, product_id, entry_id) in plan.methods.items():
             self._methods[name] = DeliveryMethodRef(
                 real(method_id) or "", real(product_id), real(entry_id)
             )
-        self._pending.clear()
+
+    # -- records created inside the sale's own graph ---------------------------------------------
+
+    def resolve_inline(self, transaction: Transaction) -> tuple[OrderRefs, Inline | None]:
+        """The ids for ``transaction``'s graph, where what is missing is created by nodes to
+        put at the start of that very graph (one call less than :meth:`resolve`).
+
+        With an :class:`Inline`, the caller holds the lookups until it calls
+        :meth:`Inline.done` (the graph committed: its ids are cached) or
+        :meth:`Inline.abandon` (it did not: nothing is cached), so that no other sale of this
+        process creates the same records meanwhile.
+        """
+        refs = self._from_cache(transaction)
+        if refs is not None:
+            return refs, None
+        self._lock.acquire()
+        try:
+            if not self._restored:
+                self._restore()
+            refs = self._from_cache(transaction)
+            if refs is not None:
+                self._lock.release()
+                return refs, None
+            self._pending.clear()
+            need = self._needs([transaction])
+            found = self._run_queries(self._queries(need))
+            self._take_found(need, found)
+            self._find_delivery_entries()
+            g = OrderGraph("lookups", self._config.api_version)
+            plan = self._plan_missing([transaction], g, prefix=INLINE_PREFIX)
+            if not g.nodes:
+                self._apply_plan(plan, {})
+                self._save()
+                refs = self._from_cache(transaction)
+                assert refs is not None, "lookups left something unresolved"
+                self._lock.release()
+                return refs, None
+            return self._planned_refs(transaction, plan), Inline(self, plan, g.nodes)
+        except BaseException:
+            self._found_entries.clear()
+            self._lock.release()
+            raise
+
+    def _planned_refs(self, transaction: Transaction, plan: _Plan) -> OrderRefs:
+        customer = transaction.customer
+        email = customer.email.lower() if customer and customer.email else None
+        account = (self._emails.get(email) if email else None) or plan.account
+        assert account is not None and plan.pricebook is not None
+
+        def method(name: str) -> DeliveryMethodRef:
+            if name in plan.methods:
+                method_id, product, entry = plan.methods[name]
+                return DeliveryMethodRef(method_id, product, entry)
+            return self._methods[name]
+
+        def product(sku: str) -> ProductRef:
+            if sku in plan.products:
+                return ProductRef(*plan.products[sku])
+            return self._products[sku]
+
+        return OrderRefs(
+            account_id=account,
+            pricebook_id=plan.pricebook,
+            sales_channel_id=plan.channel,
+            delivery_methods={
+                m: method(name) for m, name in self._method_names(transaction).items()
+            },
+            products={line.sku: product(line.sku) for line in transaction.sale_lines},
+            card_gateway_id=self._gateways.get(self._config.payment_gateway_name or ""),
+            cash_gateway_id=self._gateways.get(self._config.cash_payment_gateway_name or ""),
+        )
+
+    def _finish_inline(self, plan: _Plan | None, ids: dict[str, str]) -> None:
+        try:
+            if plan is not None:
+                self._apply_plan(plan, ids)
+            else:
+                # Not committed: what the lookups found stays cached, nothing they planned.
+                self._found_entries.clear()
+            self._save()
+        finally:
+            self._lock.release()
 
     def _pending_method(
         self, name: str, method_id: str, product: str | None, entry: str | None

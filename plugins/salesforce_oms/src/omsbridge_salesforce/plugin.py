@@ -11,8 +11,6 @@ if TYPE_CHECKING:
     import click
     import pluggy
 
-    from omsbridge import OrderBackend
-
 
 def omsbridge_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
     """Add the plugin's own hooks (``omsbridge_salesforce_order_graph``) to omsbridge."""
@@ -22,11 +20,9 @@ def omsbridge_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
 
 
 @hookimpl
-def omsbridge_register_backends(register: Callable[[type[OrderBackend]], None]) -> None:
-    """Offer the ``salesforce`` backend."""
-    from omsbridge_salesforce.backend import SalesforceBackend
-
-    register(SalesforceBackend)
+def omsbridge_register_backends(register: Callable[..., None]) -> None:
+    """Offer the ``salesforce`` backend (imported when a merchant uses it)."""
+    register("salesforce", "omsbridge_salesforce.backend:SalesforceBackend")
 
 
 @hookimpl(optionalhook=True)

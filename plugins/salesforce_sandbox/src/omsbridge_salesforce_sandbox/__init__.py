@@ -44,11 +44,14 @@ The pytest fixtures ``sf_sandbox``, ``sf_sandbox_demo`` and ``sf_sandbox_app`` l
 
 from __future__ import annotations
 
-from .app import SalesforceSandbox, SandboxOptions
-from .faults import Fault
-from .schema import custom_field
-from .seed import CLIENT_ID, CLIENT_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME
-from .server import SandboxServer, serve
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import SalesforceSandbox, SandboxOptions
+    from .faults import Fault
+    from .schema import custom_field
+    from .seed import CLIENT_ID, CLIENT_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME
+    from .server import SandboxServer, serve
 
 __all__ = [
     "CLIENT_ID",
@@ -63,3 +66,29 @@ __all__ = [
     "custom_field",
     "serve",
 ]
+
+_WHERE = {
+    "SalesforceSandbox": "app",
+    "SandboxOptions": "app",
+    "Fault": "faults",
+    "custom_field": "schema",
+    "CLIENT_ID": "seed",
+    "CLIENT_SECRET": "seed",
+    "PASSWORD": "seed",
+    "SECURITY_TOKEN": "seed",
+    "USERNAME": "seed",
+    "SandboxServer": "server",
+    "serve": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): the plugin entry point imports this package, and ``omsbridge --help``
+    # must not pay for the emulator (werkzeug, cryptography, jwt).
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
