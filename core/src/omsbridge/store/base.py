@@ -368,6 +368,28 @@ class Store(abc.ABC):
     def dead_events(self, merchant_id: str | None = None) -> list[DeadEvent]:
         """Events buried by :meth:`bury_event`."""
 
+    # -- named leases (listeners) ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Take (or renew) the lease called ``name`` (e.g. ``listen:<merchant>:<channel>``) for
+        ``lease_seconds`` by the store's clock; False while another owner's lease is live.
+
+        Exactly one worker holds a name at a time; when it dies, another takes it once the
+        lease has run out."""
+
+    @abc.abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease back (if ``owner`` holds it), so another worker can take it at once."""
+
+    @abc.abstractmethod
+    def lease_owners(self, prefix: str = "") -> dict[str, str]:
+        """Live leases whose name starts with ``prefix``: name to owner."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise if the store cannot be reached (readiness checks)."""
+
     # -- lifecycle --------------------------------------------------------------------------
 
     @abc.abstractmethod
