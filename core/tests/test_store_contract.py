@@ -201,3 +201,12 @@ def test_naive_times_are_refused(make_store):
     store = make_store()
     with pytest.raises(ValueError):
         store.pause_merchant("A", datetime(2030, 1, 1))
+
+
+def test_many_leases_at_once(make_store):
+    store, other = make_store(), make_store()
+    names = [f"listen:M{i}:fulfillment" for i in range(5)]
+    assert store.acquire_leases(names[:3], "w1", 30) == set(names[:3])
+    assert other.acquire_leases(names, "w2", 30) == set(names[3:])
+    assert store.acquire_leases(names, "w1", 30) == set(names[:3])  # renewed, not taken
+    assert store.acquire_leases([], "w1", 30) == set()

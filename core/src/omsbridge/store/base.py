@@ -378,6 +378,11 @@ class Store(abc.ABC):
         Exactly one worker holds a name at a time; when it dies, another takes it once the
         lease has run out."""
 
+    def acquire_leases(self, names: Sequence[str], owner: str, lease_seconds: float) -> set[str]:
+        """:meth:`acquire_lease` for many names at once; returns the names now held.
+        (Implementations do it in one statement; this default asks one by one.)"""
+        return {name for name in names if self.acquire_lease(name, owner, lease_seconds)}
+
     @abc.abstractmethod
     def release_lease(self, name: str, owner: str) -> None:
         """Give the lease back (if ``owner`` holds it), so another worker can take it at once."""

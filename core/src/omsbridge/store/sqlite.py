@@ -826,6 +826,24 @@ class SqliteStore(Store):
             )
             return cursor.rowcount == 1
 
+    def acquire_leases(self, names: Sequence[str], owner: str, lease_seconds: float) -> set[str]:
+        """See :meth:`Store.acquire_leases` (one transaction)."""
+        now = self._now()
+        until, stamp = _ts(now + timedelta(seconds=lease_seconds)), _ts(now)
+        held = set()
+        with self._tx() as db:
+            for name in names:
+                cursor = db.execute(
+                    "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "expires_at = excluded.expires_at "
+                    "WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
+                    (name, owner, until, stamp),
+                )
+                if cursor.rowcount == 1:
+                    held.add(name)
+        return held
+
     def release_lease(self, name: str, owner: str) -> None:
         """See :meth:`Store.release_lease`."""
         with self._tx() as db:
