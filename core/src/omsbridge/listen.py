@@ -15,6 +15,7 @@ into one delivery of its current state.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -327,12 +328,20 @@ class ListenerPool:
             self.store.acquire_lease(f"worker:{self.owner}", self.owner, lease)
             workers = max(1, len(self.store.lease_owners("worker:")))
             share = -(-len(self.merchant_ids) // workers)
+            taken = self.store.lease_owners("listen:")
             with self._lock:
                 held = list(self.slots)
-            wanted = held + [m for m in self.merchant_ids if m not in self.slots]
-            # Held ones first: renewed before any new one is taken beyond the share.
-            names = [self.lease_name(m) for m in wanted[: max(share, len(held))]]
-            mine = self.store.acquire_leases(names, self.owner, lease)
+            free = [
+                m
+                for m in self.merchant_ids
+                if m not in self.slots and self.lease_name(m) not in taken
+            ]
+            # Workers starting together should not all reach for the same free feeds first.
+            random.shuffle(free)
+            wanted = held + free[: max(0, share - len(held))]
+            mine = self.store.acquire_leases(
+                [self.lease_name(m) for m in wanted], self.owner, lease
+            )
         except Exception:
             logger.exception("listener lease check failed; trying again")
             return
