@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_four_workers_killed_at_random_post_once_in_order_and_handle_events_once
         while _count(url, "SELECT count(*) FROM checkpoints") < len(MERCHANTS):
             assert time.monotonic() < deadline, "listeners never started"
             time.sleep(0.2)
-        for round_ in range(6):
+        for _round in range(6):
             for m in rng.sample(MERCHANTS, 40):
                 spi.apps[m].seed_online_order(store_id="STORE-1")  # events while workers die
             victim = rng.randrange(len(workers))
@@ -127,12 +128,7 @@ def test_four_workers_killed_at_random_post_once_in_order_and_handle_events_once
     twice = {key for key, n in counts.items() if n > 1}
     assert twice <= allowed, f"handled twice outside a kill window: {sorted(twice - allowed)}"
     assert all(n <= 2 for n in counts.values())
-    assert (
-        store.stats(__import__("datetime").datetime.now(__import__("datetime").UTC)).total(
-            "pending"
-        )
-        == 0
-    )
+    assert store.stats(datetime.now(UTC)).total("pending") == 0
     store.close()
     spi.stop()
     print(f"scale-out: {time.monotonic() - started:.1f} s, {len(twice)} event(s) re-handled "
