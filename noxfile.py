@@ -132,6 +132,8 @@ def bench(session: nox.Session) -> None:
     _install_all(session)
     session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
     session.run("python", "core/bench/bench_export.py", *session.posargs)
+    # Many workers on one PostgreSQL (`-- --full`: the 20,000-sale run).
+    session.run("python", "core/bench/bench_scale.py", *session.posargs)
     session.run("python", "plugins/salesforce_oms/bench/bench_export.py", *session.posargs)
     session.run("python", "plugins/salesforce_oms/bench/bench_events.py")
 
