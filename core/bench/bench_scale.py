@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,7 @@ def export_run(config: Path, workers: int, sales: int, concurrency: int) -> dict
         _worker(config, "--no-listen", "--concurrency", str(concurrency), "--interval", "0.2")
         for _ in range(workers)
     ]
+    cpu_before = _children_cpu()
     started = time.monotonic()
     marks: dict[float, float] = {}  # fraction done -> when first seen
     try:
@@ -114,7 +116,13 @@ def export_run(config: Path, workers: int, sales: int, concurrency: int) -> dict
     steady = marks.get(0.9, started + took) - marks.get(0.1, started)
     return {"workers": workers, "sales": sales, "seconds_total": round(took, 1),
             "orders_per_second_total": round(sales / took, 1),
-            "orders_per_second": round(0.8 * sales / steady, 1) if steady > 0 else None}  # fmt: skip
+            "orders_per_second": round(0.8 * sales / steady, 1) if steady > 0 else None,
+            "worker_cpu_ms_per_order": round((_children_cpu() - cpu_before) * 1000 / sales, 2)}  # fmt: skip
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _proc_status(pid: int) -> dict[str, str]:
@@ -170,6 +178,9 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=4, help="Reference server processes.")
     parser.add_argument("--many", type=int, default=5_000, help="Merchants of the memory run.")
     parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run.")
+    parser.add_argument("--workers", default="1,2,4", help="Worker counts on PostgreSQL.")
+    parser.add_argument("--no-sqlite", action="store_true", help="Skip the SQLite baseline.")
+    parser.add_argument("--no-many", action="store_true", help="Skip the 5,000-merchant run.")
     args, _ = parser.parse_known_args()  # nox passes every bench the same arguments
     os.environ["BENCH_SPI_KEY"] = API_KEY
     sales = 20_000 if args.full else (400 if args.quick else args.sales)
@@ -185,11 +196,12 @@ def main() -> None:
     try:
         sqlite = write_config(folder / "sqlite.toml", '[store]\npath = "outbox.db"\n', urls,
                               args.merchants)  # fmt: skip
-        queue(sqlite, sales, args.merchants)
-        results["sqlite_1_worker"] = export_run(sqlite, 1, sales, args.concurrency)
-        print(json.dumps({"sqlite_1_worker": results["sqlite_1_worker"]}), flush=True)
+        if not args.no_sqlite:
+            queue(sqlite, sales, args.merchants)
+            results["sqlite_1_worker"] = export_run(sqlite, 1, sales, args.concurrency)
+            print(json.dumps({"sqlite_1_worker": results["sqlite_1_worker"]}), flush=True)
         runs = []
-        for workers in (1, 2, 4):
+        for workers in [int(n) for n in args.workers.split(",")]:
             db = pg.new_database()
             config = write_config(folder / f"pg{workers}.toml", f'[store]\nurl = "{db}"\n',
                                   urls, args.merchants)  # fmt: skip
@@ -200,9 +212,10 @@ def main() -> None:
         for run in runs:
             run["scaling_vs_1"] = round(run["orders_per_second"] / one, 2)
         results["postgres"] = runs
-        results["many_merchants"] = many_merchants(
-            pg, urls[0], folder, 500 if args.quick else args.many
-        )
+        if not args.no_many:
+            results["many_merchants"] = many_merchants(
+                pg, urls[0], folder, 500 if args.quick else args.many
+            )
     finally:
         for proc, _ in servers:
             proc.terminate()

@@ -250,3 +250,38 @@ def test_listeners_are_leased_one_worker_each_and_taken_over(tmp_path, pm, store
     )
     for b in bridges:
         b.close()
+
+
+def test_stop_ends_within_the_grace_period_even_if_a_handler_hangs(tmp_path, pm, caplog):
+    pm.register(FeedPlugin(), name="feed-plugin")
+    path = tmp_path / "omsbridge.toml"
+    path.write_text(config_text({"A": "a"}, backend="feed"))
+    feed = FEEDS.setdefault("a", Feed())
+    bridge = Bridge.from_config(path, plugin_manager=pm)
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hanging(merchant, events):
+        entered.set()
+        release.wait(30)  # a POS call that never answers
+
+    settings = WorkerSettings(
+        export=False, listener_settings=ListenerSettings(wait=0.02), grace_seconds=0.5
+    )
+    worker = Worker(bridge, settings, handler=hanging)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: worker.listeners and worker.listeners[0].checkpoint)
+        feed.emit("FO-1", "Allocated")
+        assert entered.wait(10)
+        started = time.monotonic()
+        worker.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive() and time.monotonic() - started < 3
+        assert "grace period of 0.5 s over" in caplog.text
+        # Not handled to the end: the checkpoint stays before the event, so it is read again.
+        assert bridge.store.checkpoint("A", "fulfillment") == "0"
+    finally:
+        release.set()
+    bridge.close()
