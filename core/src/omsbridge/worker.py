@@ -18,6 +18,7 @@ and every held listener's last read worked) and ``/metrics`` (Prometheus).
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import threading
 import time
@@ -110,6 +111,7 @@ class Worker:
         )
         self.metrics.leases.labels("listen").set_function(lambda: len(self.pool.slots))
         self.http_address: tuple[str, int] | None = None
+        self._offset = random.randrange(1 << 30)
 
     @property
     def listeners(self) -> list[Listener]:
@@ -243,7 +245,13 @@ class Worker:
     def _with_work(self) -> list[str]:
         # Entries of merchants no longer in the config stay put (shown by `export list`).
         known = set(self.bridge.merchant_ids)
-        return [m for m in self.store.merchants_with_work(datetime.now(UTC)) if m in known]
+        found = [m for m in self.store.merchants_with_work(datetime.now(UTC)) if m in known]
+        if not found:
+            return found
+        # Workers sharing a store start at different places in the list: in the same order,
+        # each would first try (and fail) to take the merchants another worker is posting.
+        start = self._offset % len(found)
+        return found[start:] + found[:start]
 
     def _until_next_run(self, interval: float) -> float:
         try:

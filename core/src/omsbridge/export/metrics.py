@@ -298,7 +298,7 @@ class WorkerMetrics:
         )
         self.leases = Gauge(
             "omsbridge_leases_held",
-            "Leases this worker holds, by kind (export: merchants being posted, listen: feeds).",
+            "Leases this worker holds, by kind (listen: merchants' event feeds).",
             ["kind"],
             registry=self.registry,
         )

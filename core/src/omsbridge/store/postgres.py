@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _MIGRATION_LOCK = 0x6F6D7362  # pg_advisory_xact_lock key: "omsb"
+_ENQUEUE_LOCKS = 0x6F6D7371  # the class of the per-merchant enqueue locks: "omsq"
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -325,6 +326,7 @@ class PostgresStore(Store):
         state = EntryState.DEAD if dead else EntryState.PENDING
         tried = 1 if attempt is not None and attempt.outcome not in _UNCOUNTED else 0
         with self._tx() as db:
+            self._lock_merchants(db, [merchant_id])
             row = db.execute(
                 "INSERT INTO outbox AS o (merchant_id, transaction_id, kind, payload, state, "
                 "attempts, created_at, updated_at, next_attempt_at, error_class, error_code, "
@@ -367,6 +369,7 @@ class PostgresStore(Store):
 
         def flush() -> int:
             with self._tx() as db, db.cursor() as cur:
+                self._lock_merchants(db, [item[0] for item in chunk])
                 cur.executemany(
                     "INSERT INTO outbox (merchant_id, transaction_id, kind, payload, state, "
                     "attempts, created_at, updated_at, next_attempt_at) "
@@ -384,6 +387,18 @@ class PostgresStore(Store):
         if chunk:
             added += flush()
         return added
+
+    @staticmethod
+    def _lock_merchants(db: psycopg.Connection[Any], merchant_ids: Sequence[str]) -> None:
+        # Ids come from a sequence, not in commit order: two enqueues of one merchant could
+        # commit 11 before 10, and a claim in between would post 11 first. Enqueues of a
+        # merchant therefore take turns (held to commit), so its ids follow commit order.
+        # Locks are taken in hash order: two bulk enqueues never deadlock.
+        db.execute(
+            "SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(m) AS h "
+            "FROM unnest(%s::text[]) AS m) AS s ORDER BY h",
+            (_ENQUEUE_LOCKS, list(merchant_ids)),
+        )
 
     @staticmethod
     def _insert_attempts(
