@@ -285,3 +285,34 @@ def test_stop_ends_within_the_grace_period_even_if_a_handler_hangs(tmp_path, pm,
     finally:
         release.set()
     bridge.close()
+
+
+def test_a_listener_given_back_tells_a_streaming_backend(tmp_path, pm):
+    """Above its share a worker gives feeds back; a backend with ``stop_events()`` hears of it
+    (a stream held for many merchants can end that merchant's subscription)."""
+    from omsbridge.listen import Listener, ListenerPool
+
+    pm.register(FeedPlugin(), name="feed-plugin")
+    path = tmp_path / "omsbridge.toml"
+    path.write_text(config_text({"A": "a", "B": "b"}, backend="feed"))
+    bridge = Bridge.from_config(path, plugin_manager=pm)
+    stopped: list[str] = []
+    for m in "AB":
+        bridge.for_merchant(m).backend.stop_events = lambda m=m: stopped.append(m)
+    pool = ListenerPool(
+        lambda m: Listener(bridge.for_merchant(m), bridge.store),
+        ["A", "B"],
+        bridge.store,
+        "w1",
+        PoolSettings(lease_seconds=30),
+    )
+    pool.sync_leases()
+    assert sorted(pool.slots) == ["A", "B"]
+    bridge.store.acquire_lease("worker:w2", "w2", 30)  # a second worker comes up
+    pool.sync_leases()
+    assert len(pool.slots) == 1 and len(stopped) == 1
+    assert stopped[0] not in pool.slots
+    assert bridge.store.lease_owners("listen:") == {
+        f"listen:{m}:fulfillment": "w1" for m in pool.slots
+    }
+    bridge.close()

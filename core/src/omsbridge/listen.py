@@ -289,7 +289,9 @@ class ListenerPool:
     stops renewing, and another takes the merchant over once the lease ran out, from the
     stored checkpoint (seen event ids drop what was handled before). A backend that keeps its
     own stream (one event loop for many merchants) answers ``events(checkpoint, wait=0)`` from
-    what it has buffered, which this pool reads like any other feed.
+    what it has buffered, which this pool reads like any other feed; if it has a
+    ``stop_events()`` method, the pool calls it when this worker stops holding the merchant's
+    listener (lease lost or given back to another worker), so its subscription can end.
     """
 
     def __init__(
@@ -361,17 +363,26 @@ class ListenerPool:
                     self.slots[merchant_id] = _Slot(listener)
             elif name not in mine and slot is not None:
                 slot.listener.log.warning("listener lease lost: another worker reads this feed")
-                with self._lock:
-                    self.slots.pop(merchant_id, None)
+                self._drop(merchant_id)
         self._give_back_excess(share)
+
+    def _drop(self, merchant_id: str) -> None:
+        """Stop driving a listener; a backend that streams may end its subscription."""
+        with self._lock:
+            slot = self.slots.pop(merchant_id, None)
+        stop_events = getattr(slot.listener.merchant.backend, "stop_events", None) if slot else None
+        if callable(stop_events):
+            try:
+                stop_events()
+            except Exception:
+                logger.warning("stop_events() of %s failed", merchant_id, exc_info=True)
 
     def _give_back_excess(self, share: int) -> None:
         with self._lock:
             excess = len(self.slots) - share
             idle = [m for m, slot in self.slots.items() if not slot.busy][: max(0, excess)]
-            for merchant_id in idle:
-                del self.slots[merchant_id]
         for merchant_id in idle:
+            self._drop(merchant_id)
             # Its checkpoint is stored: the worker that takes it resumes from there.
             self.store.release_lease(self.lease_name(merchant_id), self.owner)
 
@@ -395,7 +406,8 @@ class ListenerPool:
                             pool.submit(self._read, slot, stop, long_poll)
                 stop.wait(0.02)
         names = [self.lease_name(m) for m in self.slots] + [f"worker:{self.owner}"]
-        self.slots.clear()
+        for merchant_id in list(self.slots):
+            self._drop(merchant_id)
         for name in names:
             try:
                 self.store.release_lease(name, self.owner)
@@ -410,8 +422,10 @@ class ListenerPool:
             handled = listener.poll(
                 stop,
                 wait=wait,
-                still_mine=lambda: self.store.acquire_lease(
-                    name, self.owner, self.settings.lease_seconds
+                # Dropped meanwhile (lease lost or given back): never take the lease again here.
+                still_mine=lambda: (
+                    self.slots.get(listener.merchant.merchant_id) is slot
+                    and self.store.acquire_lease(name, self.owner, self.settings.lease_seconds)
                 ),
             )
             slot.failures = 0
@@ -421,8 +435,7 @@ class ListenerPool:
             pass
         except LeaseLost:
             listener.log.warning("listener lease lost before handling; another worker has it")
-            with self._lock:
-                self.slots.pop(listener.merchant.merchant_id, None)
+            self._drop(listener.merchant.merchant_id)
         except Exception as exc:
             if not isinstance(exc, RateLimited):
                 slot.failures += 1
