@@ -113,7 +113,7 @@ def test_four_workers_killed_at_random_post_once_in_order_and_handle_events_once
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    assert all(proc.returncode == 0 for proc in workers)
+    assert all(proc.returncode == 0 for proc in workers), [p.returncode for p in workers]
     for m in MERCHANTS:
         # Exactly once, and in queue order: the server created them first to last.
         assert spi.orders(m) == [t.transaction_id for t in sales[m]], m

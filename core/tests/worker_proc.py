@@ -3,15 +3,21 @@ every event batch it handles (one line per batch: pid and event ids, flushed and
 
 from __future__ import annotations
 
-import os
+import signal
 import sys
-from pathlib import Path
 
-from omsbridge.bridge import Bridge
-from omsbridge.export import ExportSettings, RetryPolicy
-from omsbridge.listen import ListenerSettings, PoolSettings
-from omsbridge.logs import configure_logging
-from omsbridge.worker import Worker, WorkerSettings
+# A SIGTERM while still starting (nothing claimed yet) is a clean stop too; the worker installs
+# its own handlers once it runs.
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from omsbridge.bridge import Bridge  # noqa: E402
+from omsbridge.export import ExportSettings, RetryPolicy  # noqa: E402
+from omsbridge.listen import ListenerSettings, PoolSettings  # noqa: E402
+from omsbridge.logs import configure_logging  # noqa: E402
+from omsbridge.worker import Worker, WorkerSettings  # noqa: E402
 
 
 def main() -> None:
