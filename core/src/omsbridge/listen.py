@@ -345,7 +345,9 @@ class ListenerPool:
                 [self.lease_name(m) for m in wanted], self.owner, lease
             )
         except Exception:
-            logger.exception("listener lease check failed; trying again")
+            logger.exception("listener lease check failed; trying again in 1 s")
+            # Not at every turn of the loop: a store that is down is asked once a second.
+            self._renewed = time.monotonic() - self.settings.lease_seconds / 3 + 1.0
             return
         self._renewed = time.monotonic()
         for merchant_id in wanted:
