@@ -179,9 +179,12 @@ class FaultyPlugin:
         register(BatchingBackend)
 
 
-def config_text(merchants: dict[str, str], backend: str = "faulty") -> str:
-    """A config file with one merchant per ``merchant_id -> oms name``."""
-    parts = ['[store]\npath = "state/outbox.db"\n']
+def config_text(
+    merchants: dict[str, str], backend: str = "faulty", store: str | None = None
+) -> str:
+    """A config file with one merchant per ``merchant_id -> oms name`` (``store``: the
+    ``[store]`` table, SQLite by default)."""
+    parts = [store or '[store]\npath = "state/outbox.db"\n']
     for merchant_id, oms in merchants.items():
         parts.append(f'[merchants.{merchant_id}]\nbackend = "{backend}"\n')
         parts.append(f'[merchants.{merchant_id}.{backend}]\noms = "{oms}"\n')

@@ -13,7 +13,7 @@ from omsbridge import Bridge
 from omsbridge.errors import Rejected, TransientBackendError
 from omsbridge.export import ExportJob, ExportSettings, RetryPolicy
 from omsbridge.outbox import Queued
-from omsbridge.store import AttemptOutcome, EntryState, SqliteStore
+from omsbridge.store import AttemptOutcome, EntryState, open_store
 
 FAST = RetryPolicy(
     inline_attempts=3,
@@ -35,13 +35,14 @@ def fresh_oms():
 
 
 @pytest.fixture
-def make_bridge(tmp_path, pm):
+def make_bridge(tmp_path, pm, store_section):
+    """Bridges on the store under test: every test here runs on SQLite and on PostgreSQL."""
     pm.register(FaultyPlugin(), name="faulty-plugin")
     made: list[Bridge] = []
 
     def make(merchants: dict[str, str], backend: str = "faulty") -> Bridge:
         path = tmp_path / "omsbridge.toml"
-        path.write_text(config_text(merchants, backend))
+        path.write_text(config_text(merchants, backend, store_section))
         bridge = Bridge.from_config(path, plugin_manager=pm)
         made.append(bridge)
         return bridge
@@ -77,7 +78,7 @@ def test_post_failure_is_queued_before_the_call_returns(make_bridge):
     assert isinstance(info.value.__cause__, TransientBackendError)
     assert info.value.retryable is False
     # Another process (a fresh store on the same file) sees it: it was committed.
-    other = SqliteStore(bridge.config.store.path)
+    other = open_store(bridge.config.store)
     entry = other.get(info.value.entry_id)
     assert entry is not None and entry.state == EntryState.PENDING
     assert entry.transaction() == sale
@@ -275,7 +276,7 @@ def test_two_workers_share_a_store_without_double_posting(make_bridge):
     systems = {m: oms(m.lower(), rate=0.2, seed=7) for m in "ABC"}
     sales = {m: make_sales(60, m) for m in "ABC"}
     bridge.store.enqueue_many([(m, t) for m in "ABC" for t in sales[m]])
-    stores = [SqliteStore(bridge.config.store.path) for _ in range(2)]
+    stores = [open_store(bridge.config.store) for _ in range(2)]
     jobs = [ExportJob(bridge, s, SETTINGS, owner=f"w{i}") for i, s in enumerate(stores)]
     threads = [
         threading.Thread(target=j.run, kwargs={"drain": True, "deadline": time.monotonic() + 20})

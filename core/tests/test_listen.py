@@ -12,7 +12,7 @@ from faulty import FEEDS, OMS, Feed, FeedPlugin, config_text
 from omsbridge import Bridge, hookimpl
 from omsbridge.errors import AuthFailed
 from omsbridge.listen import Listener, ListenerSettings
-from omsbridge.store import SqliteStore
+from omsbridge.store import open_store
 
 FAST = ListenerSettings(wait=0.01, handler_attempts=3, backoff_initial=0.001, backoff_max=0.01)
 
@@ -40,12 +40,13 @@ class Pos:
 
 
 @pytest.fixture
-def setup(tmp_path, pm):
+def setup(tmp_path, pm, store_section):
+    """A listener's world on the store under test (every test here runs on both stores)."""
     pm.register(FeedPlugin(), name="feed-plugin")
     pos = Pos()
     pm.register(pos, name="pos")
     path = tmp_path / "omsbridge.toml"
-    path.write_text(config_text({"A": "a"}, backend="feed"))
+    path.write_text(config_text({"A": "a"}, backend="feed", store=store_section))
     bridge = Bridge.from_config(path, plugin_manager=pm)
     feed = FEEDS.setdefault("a", Feed())
     yield bridge, feed, pos
@@ -106,7 +107,7 @@ def test_checkpoint_only_after_handling_and_restart_resumes(setup, tmp_path):
     assert not thread.is_alive()
     assert listener.checkpoint == "0"
     # A new process (a new store connection) resumes from the stored checkpoint.
-    store = SqliteStore(bridge.config.store.path)
+    store = open_store(bridge.config.store)
     resumed = Listener(bridge.for_merchant("A"), store, settings=FAST)
     assert resumed.poll() == 1
     assert pos.received == [("A", "FO-1", "Allocated")]

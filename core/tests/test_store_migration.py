@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from omsbridge.store import PauseKind, SqliteStore
 from omsbridge.store.sqlite import SCHEMA_VERSION
 
@@ -35,4 +37,48 @@ def test_schema_1_store_is_migrated_in_place(tmp_path):
         assert store.resume_merchant("A") == second
         assert store.merchant_pause("A") is None
         [[version]] = store._read("SELECT value FROM meta WHERE key = 'schema_version'")
-    assert int(version) == SCHEMA_VERSION == 2
+    assert int(version) == SCHEMA_VERSION == 3
+
+
+def test_postgres_schema_is_versioned_and_migrated_once(pg_server):
+    import psycopg
+
+    from omsbridge.store.postgres import (
+        MIGRATIONS,
+        PostgresStore,
+        SchemaError,
+        migrate,
+        schema_version,
+    )
+
+    url = pg_server.new_database()
+    assert schema_version(url) == 0
+    with pytest.raises(SchemaError, match="store migrate"):
+        PostgresStore(url, auto_migrate=False)
+    assert migrate(url) == (0, [v for v, _, _ in MIGRATIONS])
+    assert migrate(url) == (MIGRATIONS[-1][0], [])
+    PostgresStore(url, auto_migrate=False).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO omsbridge_schema (version, description) VALUES (99, 'future')")
+    with pytest.raises(SchemaError, match="newer"):
+        migrate(url)
+
+
+def test_store_migrate_command(pg_server, tmp_path):
+    from click.testing import CliRunner
+
+    from omsbridge.cli import cli
+
+    url = pg_server.new_database()
+    config = tmp_path / "c.toml"
+    merchant = '[merchants.A]\nbackend = "pos-spi"\n[merchants.A.pos-spi]\nbase_url = "http://127.0.0.1:1"\nauth = { type = "api_key", api_key = { env = "HOME" } }\n'
+    config.write_text(f'[store]\nurl = "{url}"\n{merchant}')
+    runner = CliRunner()
+    first = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
+    assert first.exit_code == 0, first.output
+    assert "schema 0 -> 2 (applied 1, 2)" in first.output
+    again = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
+    assert "schema 2, up to date" in again.output
+    config.write_text(f'[store]\nurl = "mysql://x"\n{merchant}')
+    bad = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
+    assert bad.exit_code == 1 and "store.url: must be a postgresql:// connection URL" in bad.stderr

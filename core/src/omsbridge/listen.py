@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ import attrs
 from omsbridge import wire
 from omsbridge.bridge import Merchant
 from omsbridge.errors import AuthFailed, BackendError, RateLimited
-from omsbridge.logs import merchant_log
+from omsbridge.logs import MerchantLog, merchant_log
 from omsbridge.model import FulfillmentEvent
 from omsbridge.spi import Capability
 from omsbridge.store import Store
@@ -35,9 +36,14 @@ from omsbridge.store import Store
 __all__ = [
     "DeliverFulfillmentOrders",
     "EventHandler",
+    "LeaseLost",
     "Listener",
+    "EventDrivenPool",
     "ListenerPool",
     "ListenerSettings",
+    "PoolSettings",
+    "log_read_failure",
+    "retry_delay",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,6 +96,40 @@ class _Stopped(Exception):
     """The listener is shutting down in the middle of a batch."""
 
 
+class LeaseLost(Exception):
+    """Another worker holds the merchant's listener lease now: this one must not handle."""
+
+
+def retry_delay(settings: ListenerSettings, exc: BaseException, failures: int) -> float:
+    """How long a listener waits after a failed read (``failures`` in a row, this one counted)."""
+    if isinstance(exc, RateLimited):
+        return float(exc.retry_after) if exc.retry_after is not None else 60.0
+    delay: float = settings.backoff_initial * 2 ** min(failures - 1, 30)
+    return min(settings.backoff_max, delay)
+
+
+def log_read_failure(log: MerchantLog, exc: BaseException, failures: int, delay: float) -> None:
+    """Log a failed read: a refused login loudly once per streak, retryable errors as warnings."""
+    if isinstance(exc, RateLimited):
+        log.warning("event feed rate limited; waiting %.1f s", delay)
+    elif isinstance(exc, AuthFailed):
+        log.log(
+            logging.ERROR if failures == 1 else logging.WARNING,
+            "LOGIN REFUSED reading events (%s); no event is lost, login tried again in %.1f s",
+            exc,
+            delay,
+        )
+    else:
+        retryable = isinstance(exc, BackendError) and exc.retryable
+        log.log(
+            logging.WARNING if retryable else logging.ERROR,
+            "reading events failed (%s: %s); again in %.1f s",
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+
+
 class Listener:
     """Follows one merchant's event feed (see the module doc)."""
 
@@ -106,22 +146,36 @@ class Listener:
         self.settings = settings or ListenerSettings()
         self.log = merchant_log(logger, merchant.merchant_id)
         self._stop = threading.Event()
+        self.last_poll_ok: float | None = None
+        """:func:`time.monotonic` of the last successful read (None: none yet or failing)."""
+        self.last_event_at: float | None = None
+        """:func:`time.monotonic` of the last read that brought events."""
 
     @property
     def checkpoint(self) -> str | None:
         """Where the feed resumes."""
         return self.store.checkpoint(self.merchant.merchant_id, self.settings.channel)
 
-    def poll(self, stop: threading.Event | None = None, wait: float | None = None) -> int:
+    def poll(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        wait: float | None = None,
+        still_mine: Callable[[], bool] | None = None,
+    ) -> int:
         """Read one batch, handle what is new, store the checkpoint; returns events handled.
 
-        ``wait`` overrides the settings' long-poll seconds (a :class:`ListenerPool` polls
-        with 0 when the feed says events are there). Errors of ``events()`` propagate (the
+        ``wait``: long-poll seconds (default: the settings'). ``still_mine``: asked right before
+        the handler runs (it renews the listener's lease); False means another worker took the
+        merchant over, and nothing is handled here. Errors of ``events()`` propagate (the
         checkpoint is unchanged)."""
         stop = stop or self._stop
         merchant_id, channel = self.merchant.merchant_id, self.settings.channel
         checkpoint = self.store.checkpoint(merchant_id, channel)
         batch = self.merchant.events(checkpoint, wait=self.settings.wait if wait is None else wait)
+        self.last_poll_ok = time.monotonic()
+        if batch.events:
+            self.last_event_at = time.monotonic()
         after = batch.checkpoint or (batch.events[-1].checkpoint if batch.events else None)
         if not batch.events:
             if after is not None and after != checkpoint:
@@ -137,6 +191,8 @@ class Listener:
             seen.add(event.event_id)
             fresh.append(event)
         if fresh:
+            if still_mine is not None and not still_mine():
+                raise LeaseLost(merchant_id)
             self._handle(fresh, stop)
         assert after is not None
         self.store.save_checkpoint(merchant_id, channel, after, [e.event_id for e in fresh])
@@ -192,43 +248,12 @@ class Listener:
                 failures = 0
             except _Stopped:
                 break
-            except RateLimited as exc:
-                delay = exc.retry_after if exc.retry_after is not None else 60.0
-                self.log.warning("event feed rate limited; waiting %.1f s", delay)
-                stop.wait(delay)
-            except AuthFailed as exc:
-                failures += 1
-                delay = min(
-                    self.settings.backoff_max,
-                    self.settings.backoff_initial * 2 ** min(failures - 1, 30),
-                )
-                # Loud once per streak of refusals, then quieter: the events wait, none is lost.
-                self.log.log(
-                    logging.ERROR if failures == 1 else logging.WARNING,
-                    "LOGIN REFUSED reading events (%s); no event is lost, login tried again in "
-                    "%.1f s",
-                    exc,
-                    delay,
-                )
-                stop.wait(delay)
             except Exception as exc:
-                failures += 1
-                delay = min(
-                    self.settings.backoff_max,
-                    self.settings.backoff_initial * 2 ** min(failures - 1, 30),
-                )
-                level = (
-                    logging.WARNING
-                    if isinstance(exc, BackendError) and exc.retryable
-                    else logging.ERROR
-                )
-                self.log.log(
-                    level,
-                    "reading events failed (%s: %s); again in %.1f s",
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
+                if not isinstance(exc, RateLimited):
+                    failures += 1
+                self.last_poll_ok = None
+                delay = retry_delay(self.settings, exc, max(failures, 1))
+                log_read_failure(self.log, exc, max(failures, 1), delay)
                 stop.wait(delay)
         self.log.info("listener stopped at checkpoint %s", self.checkpoint or "-")
 
@@ -237,7 +262,7 @@ class Listener:
         self._stop.set()
 
 
-class ListenerPool:
+class EventDrivenPool:
     """Many merchants' listeners on a bounded pool of threads, driven by their feeds.
 
     A backend whose feed can say "something arrived" offers ``watch_events(callback) -> bool``
@@ -397,3 +422,194 @@ class ListenerPool:
             executor.shutdown(wait=True)
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+@attrs.frozen
+class PoolSettings:
+    """How a worker shares listeners with other workers and drives the ones it holds."""
+
+    threads: int = 8
+    """Reads at a time: a worker holds any number of merchants' listeners on these threads."""
+    lease_seconds: float = 15.0
+    """A listener lease's length; a dead worker's listeners move to another within it."""
+    idle_interval: float = 1.0
+    """Seconds between reads of a quiet feed when there are more listeners than threads (each
+    read is then short: ``wait=0``); with fewer, every thread long-polls its own feed."""
+
+
+class _Slot:
+    """One held listener and when it may read next."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.next_at = 0.0
+        self.failures = 0
+        self.busy = False
+
+
+class ListenerPool:
+    """Every listener this worker holds, driven by a few threads (not one per merchant).
+
+    Listeners are leased per merchant and channel through the store (``listen:<merchant>:
+    <channel>``): exactly one worker reads a merchant's feed at a time; a worker that dies
+    stops renewing, and another takes the merchant over once the lease ran out, from the
+    stored checkpoint (seen event ids drop what was handled before). A backend that keeps its
+    own stream (one event loop for many merchants) answers ``events(checkpoint, wait=0)`` from
+    what it has buffered, which this pool reads like any other feed; if it has a
+    ``stop_events()`` method, the pool calls it when this worker stops holding the merchant's
+    listener (lease lost or given back to another worker), so its subscription can end.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[str], Listener | None],
+        merchant_ids: Sequence[str],
+        store: Store,
+        owner: str,
+        settings: PoolSettings | None = None,
+        channel: str = "fulfillment",
+    ) -> None:
+        self._build = build
+        self.merchant_ids = list(merchant_ids)
+        self.store = store
+        self.owner = owner
+        self.settings = settings or PoolSettings()
+        self.channel = channel
+        self.slots: dict[str, _Slot] = {}
+        self._lock = threading.Lock()
+        self._renewed = 0.0
+
+    def lease_name(self, merchant_id: str) -> str:
+        """The store lease of the merchant's listener."""
+        return f"listen:{merchant_id}:{self.channel}"
+
+    def held(self) -> list[Listener]:
+        """The listeners this worker holds now."""
+        with self._lock:
+            return [slot.listener for slot in self.slots.values()]
+
+    def sync_leases(self) -> None:
+        """Renew the held leases, drop lost ones, take free ones (a dead worker's), and give
+        back what is more than this worker's share, so listeners spread over live workers."""
+        lease = self.settings.lease_seconds
+        try:
+            self.store.acquire_lease(f"worker:{self.owner}", self.owner, lease)
+            workers = max(1, len(self.store.lease_owners("worker:")))
+            share = -(-len(self.merchant_ids) // workers)
+            taken = self.store.lease_owners("listen:")
+            with self._lock:
+                held = list(self.slots)
+            free = [
+                m
+                for m in self.merchant_ids
+                if m not in self.slots and self.lease_name(m) not in taken
+            ]
+            # Workers starting together should not all reach for the same free feeds first.
+            random.shuffle(free)
+            wanted = held + free[: max(0, share - len(held))]
+            mine = self.store.acquire_leases(
+                [self.lease_name(m) for m in wanted], self.owner, lease
+            )
+        except Exception:
+            logger.exception("listener lease check failed; trying again in 1 s")
+            # Not at every turn of the loop: a store that is down is asked once a second.
+            self._renewed = time.monotonic() - self.settings.lease_seconds / 3 + 1.0
+            return
+        self._renewed = time.monotonic()
+        for merchant_id in wanted:
+            name = self.lease_name(merchant_id)
+            with self._lock:
+                slot = self.slots.get(merchant_id)
+            if name in mine and slot is None:
+                listener = self._build(merchant_id)
+                if listener is None:
+                    self.store.release_lease(name, self.owner)
+                    mine.discard(name)
+                    continue
+                listener.log.info("listening from checkpoint %s", listener.checkpoint or "now")
+                with self._lock:
+                    self.slots[merchant_id] = _Slot(listener)
+            elif name not in mine and slot is not None:
+                slot.listener.log.warning("listener lease lost: another worker reads this feed")
+                self._drop(merchant_id)
+        self._give_back_excess(share)
+
+    def _drop(self, merchant_id: str) -> None:
+        """Stop driving a listener; a backend that streams may end its subscription."""
+        with self._lock:
+            slot = self.slots.pop(merchant_id, None)
+        stop_events = getattr(slot.listener.merchant.backend, "stop_events", None) if slot else None
+        if callable(stop_events):
+            try:
+                stop_events()
+            except Exception:
+                logger.warning("stop_events() of %s failed", merchant_id, exc_info=True)
+
+    def _give_back_excess(self, share: int) -> None:
+        with self._lock:
+            excess = len(self.slots) - share
+            idle = [m for m, slot in self.slots.items() if not slot.busy][: max(0, excess)]
+        for merchant_id in idle:
+            self._drop(merchant_id)
+            # Its checkpoint is stored: the worker that takes it resumes from there.
+            self.store.release_lease(self.lease_name(merchant_id), self.owner)
+
+    def run(self, stop: threading.Event) -> None:
+        """Hold and drive listeners until ``stop`` is set; then wait for the reads in flight
+        and give the leases back (another worker takes over at once)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        settings = self.settings
+        with ThreadPoolExecutor(settings.threads, thread_name_prefix="listen") as pool:
+            while not stop.is_set():
+                if time.monotonic() - self._renewed > settings.lease_seconds / 3:
+                    self.sync_leases()
+                now = time.monotonic()
+                with self._lock:
+                    slots = list(self.slots.values())
+                    long_poll = len(slots) <= settings.threads
+                    for slot in slots:
+                        if not slot.busy and slot.next_at <= now:
+                            slot.busy = True
+                            pool.submit(self._read, slot, stop, long_poll)
+                stop.wait(0.02)
+        names = [self.lease_name(m) for m in self.slots] + [f"worker:{self.owner}"]
+        for merchant_id in list(self.slots):
+            self._drop(merchant_id)
+        for name in names:
+            try:
+                self.store.release_lease(name, self.owner)
+            except Exception:
+                logger.warning("could not give the lease %s back; it runs out by itself", name)
+
+    def _read(self, slot: _Slot, stop: threading.Event, long_poll: bool) -> None:
+        listener = slot.listener
+        name = self.lease_name(listener.merchant.merchant_id)
+        wait = listener.settings.wait if long_poll else 0.0
+        try:
+            handled = listener.poll(
+                stop,
+                wait=wait,
+                # Dropped meanwhile (lease lost or given back): never take the lease again here.
+                still_mine=lambda: (
+                    self.slots.get(listener.merchant.merchant_id) is slot
+                    and self.store.acquire_lease(name, self.owner, self.settings.lease_seconds)
+                ),
+            )
+            slot.failures = 0
+            quiet = handled == 0 and not long_poll
+            slot.next_at = time.monotonic() + (self.settings.idle_interval if quiet else 0.0)
+        except _Stopped:
+            pass
+        except LeaseLost:
+            listener.log.warning("listener lease lost before handling; another worker has it")
+            self._drop(listener.merchant.merchant_id)
+        except Exception as exc:
+            if not isinstance(exc, RateLimited):
+                slot.failures += 1
+            listener.last_poll_ok = None
+            delay = retry_delay(listener.settings, exc, max(slot.failures, 1))
+            log_read_failure(listener.log, exc, max(slot.failures, 1), delay)
+            slot.next_at = time.monotonic() + delay
+        finally:
+            slot.busy = False

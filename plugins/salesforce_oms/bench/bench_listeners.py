@@ -5,7 +5,7 @@ merchant's listener. One server process serves N orgs (each its own sandbox even
 tenant, or a CometD endpoint under ``/org/<i>``) and publishes FOStatusChangedEvents at
 ``--rate`` events/s in all, each to one random org. The bench process runs only the listeners:
 the Salesforce backend's feeds (Pub/Sub: every subscription on one event loop; CometD: its
-long-poll thread per merchant) under a :class:`~omsbridge.listen.ListenerPool`, with durable
+long-poll thread per merchant) under a :class:`~omsbridge.listen.EventDrivenPool`, with durable
 SQLite checkpoints and EventUuid dedupe, and a handler that notes the time (the hook; the
 fulfillment-order fetch is left out so the listener is what is measured).
 
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omsbridge.listen import Listener, ListenerPool, ListenerSettings
+from omsbridge.listen import EventDrivenPool, Listener, ListenerSettings
 from omsbridge.store.sqlite import SqliteStore
 
 FO_CHANNEL = "/event/FOStatusChangedEvent"
@@ -227,7 +227,7 @@ def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[st
             )
             for i in range(merchants)
         ]
-        pool = ListenerPool(listeners, workers=8, sweep=30.0)
+        pool = EventDrivenPool(listeners, workers=8, sweep=30.0)
         started = time.perf_counter()
         pool.start()
         # Every merchant subscribed (its first poll stored a checkpoint) before publishing.

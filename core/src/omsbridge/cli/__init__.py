@@ -18,6 +18,7 @@ from omsbridge.cli.omni_cmd import fulfil, listen
 from omsbridge.cli.orders import cancel, order, post, search
 from omsbridge.cli.sandbox import sandbox
 from omsbridge.cli.schema_cmd import schema
+from omsbridge.cli.store_cmd import store
 from omsbridge.cli.validate import validate
 from omsbridge.cli.worker_cmd import worker
 
@@ -52,6 +53,7 @@ for _command in (
     schema,
     sandbox,
     export,
+    store,
     worker,
     post,
     search,

@@ -40,7 +40,38 @@ __all__ = ["quiet_http_logs", "worker"]
     help="Keep Prometheus text in this file.",
 )
 @click.option(
-    "--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics."
+    "--http-port",
+    "--metrics-port",
+    "http_port",
+    type=click.IntRange(0, 65535),
+    help="Serve /healthz, /readyz and /metrics on this port (0: any free one).",
+)
+@click.option(
+    "--http-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the health and metrics server (0.0.0.0: every interface).",
+)
+@click.option(
+    "--listener-lease",
+    type=click.FloatRange(min=0.5),
+    default=15.0,
+    show_default=True,
+    help="Listener lease, seconds: a dead worker's listeners move to another within it.",
+)
+@click.option(
+    "--listener-threads",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Threads reading the held listeners' feeds (not one per merchant).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds a stop waits for the work in flight before exiting anyway.",
 )
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
 @click.option(
@@ -58,7 +89,11 @@ def worker(
     no_export: bool,
     no_listen: bool,
     metrics_file: Path | None,
-    metrics_port: int | None,
+    http_port: int | None,
+    http_host: str,
+    listener_lease: float,
+    listener_threads: int,
+    grace: float,
     log_json: bool,
     log_level: str,
 ) -> None:
@@ -66,12 +101,12 @@ def worker(
 
     \b
     Example:
-      omsbridge worker --config omsbridge.toml --metrics-port 9464 --log-json
+      omsbridge worker --config omsbridge.toml --http-port 9464 --log-json
     """
     from omsbridge.bridge import Bridge
     from omsbridge.errors import ConfigError
     from omsbridge.export import ExportSettings
-    from omsbridge.listen import ListenerSettings
+    from omsbridge.listen import ListenerSettings, PoolSettings
     from omsbridge.logs import configure_logging
     from omsbridge.worker import Worker, WorkerSettings
 
@@ -89,7 +124,10 @@ def worker(
         export_settings=ExportSettings(lease_seconds=lease, concurrency=concurrency),
         listener_settings=ListenerSettings(wait=event_wait),
         metrics_file=metrics_file,
-        metrics_port=metrics_port,
+        http_host=http_host,
+        http_port=http_port,
+        pool=PoolSettings(threads=listener_threads, lease_seconds=listener_lease),
+        grace_seconds=grace,
     )
     with bridge:
         runner = Worker(bridge, settings)

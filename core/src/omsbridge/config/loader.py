@@ -38,9 +38,12 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 @attrs.frozen
 class StoreConfig:
-    """Where the outbox and event checkpoints live (SQLite file by default)."""
+    """Where the outbox and event checkpoints live: a SQLite file by default (``path``), or a
+    PostgreSQL database (``url = "postgresql://..."``) that many workers share."""
 
     path: Path
+    url: str | None = attrs.field(default=None, repr=False)
+    """A PostgreSQL connection URL (may hold a password: never shown in reprs)."""
 
 
 @attrs.frozen
@@ -130,8 +133,19 @@ def _store(table: Any, base_dir: Path, issues: list[Issue]) -> StoreConfig:
         issues.append(Issue("store", "must be a table"))
         return default
     for key in table:
-        if key != "path":
-            issues.append(Issue(f"store.{key}", "unknown key (expected path)"))
+        if key not in ("path", "url"):
+            issues.append(Issue(f"store.{key}", "unknown key (expected path or url)"))
+    if "url" in table:
+        url = table["url"]
+        if "path" in table:
+            issues.append(Issue("store", "give either path (SQLite) or url (PostgreSQL), not both"))
+        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+            shown = describe(url) if not isinstance(url, str) else "a URL of another scheme"
+            issues.append(
+                Issue("store.url", f"must be a postgresql:// connection URL, got {shown}")
+            )
+            return default
+        return StoreConfig(default.path, url)
     raw = table.get("path", "omsbridge.db")
     if not isinstance(raw, str) or not raw:
         issues.append(Issue("store.path", f"must be a file path, got {describe(raw)}"))

@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 OutcomeCallback = Callable[[OutboxEntry, AttemptOutcome], None]
 """Told about every entry an attempt round finished with (progress bars, tests)."""
+AttemptsCallback = Callable[[OutboxEntry, Sequence[AttemptRecord]], None]
+"""Told the attempts of every finished round (latency and error class, for metrics)."""
 
 
 def default_owner() -> str:
@@ -136,12 +138,14 @@ class ExportJob:
         owner: str | None = None,
         on_outcome: OutcomeCallback | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        on_attempts: AttemptsCallback | None = None,
     ) -> None:
         self.bridge = bridge
         self.store = store if store is not None else bridge.store
         self.settings = settings or ExportSettings()
         self.owner = owner or default_owner()
         self._on_outcome = on_outcome
+        self._on_attempts = on_attempts
         self._clock = clock
         self._login_refused: set[str] = set()
         """Merchants whose last login was refused: their next success ends the pause."""
@@ -430,7 +434,7 @@ class ExportJob:
             "created" if result.created else "already in the OMS",
             extra={"transaction_id": entry.transaction_id, "entry_id": entry.entry_id},
         )
-        self._tell(entry, outcome)
+        self._tell(entry, outcome, attempts)
 
     def _settle_failure(
         self,
@@ -469,7 +473,7 @@ class ExportJob:
             report.rate_limited += 1
             report.paused_until = until
             log.warning("API budget exhausted; merchant paused for %.1f s", pause, extra=extra)
-            self._tell(entry, AttemptOutcome.RATE_LIMITED)
+            self._tell(entry, AttemptOutcome.RATE_LIMITED, attempts)
             raise _Stop
         if isinstance(error, BackendError) and error.retryable:
             retry_at = policy.retry_at(entry.attempts + counted, now)
@@ -484,7 +488,7 @@ class ExportJob:
                     retry_at.isoformat() if retry_at else "-",
                     extra=extra,
                 )
-                self._tell(entry, AttemptOutcome.RETRY)
+                self._tell(entry, AttemptOutcome.RETRY, attempts)
                 raise _Stop  # first in, first out: later entries wait behind this one
             report.dead += 1
             log.error(
@@ -493,12 +497,12 @@ class ExportJob:
                 ErrorInfo.from_error(error),
                 extra=extra,
             )
-            self._tell(entry, AttemptOutcome.DEAD)
+            self._tell(entry, AttemptOutcome.DEAD, attempts)
             return
         self.store.mark_failed(entry.entry_id, self.owner, attempts, retry_at=None, counted=counted)
         report.dead += 1
         log.error("post refused (%s); now a dead letter", ErrorInfo.from_error(error), extra=extra)
-        self._tell(entry, AttemptOutcome.DEAD)
+        self._tell(entry, AttemptOutcome.DEAD, attempts)
 
     def _pause_for_login(
         self,
@@ -550,7 +554,7 @@ class ExportJob:
         report.auth_failed += 1
         report.paused_until = pause.until
         report.login_refused = pause.reason
-        self._tell(entry, AttemptOutcome.AUTH_FAILED)
+        self._tell(entry, AttemptOutcome.AUTH_FAILED, attempts)
 
     def _decode(
         self, entry: OutboxEntry, report: MerchantReport, log: MerchantLog
@@ -572,9 +576,13 @@ class ExportJob:
         except Exception:
             merchant_log(logger, merchant.merchant_id).debug("no API budget", exc_info=True)
 
-    def _tell(self, entry: OutboxEntry, outcome: AttemptOutcome) -> None:
+    def _tell(
+        self, entry: OutboxEntry, outcome: AttemptOutcome, attempts: Sequence[AttemptRecord] = ()
+    ) -> None:
         if self._on_outcome is not None:
             self._on_outcome(entry, outcome)
+        if self._on_attempts is not None and attempts:
+            self._on_attempts(entry, attempts)
 
 
 def _past(deadline: float | None) -> bool:

@@ -1,8 +1,10 @@
 """Export metrics: queue figures from the store, counters of this process, Prometheus text.
 
-``omsbridge export stats --json`` prints :func:`stats_dict`; the worker can write
-:func:`prometheus_text` to a file (node-exporter's textfile collector) or serve it on
-127.0.0.1 (``/metrics``).
+``omsbridge export stats --json`` prints :func:`stats_dict` and ``--prometheus`` writes
+:func:`prometheus_text` (node-exporter's textfile collector). The worker keeps its metrics in a
+:class:`WorkerMetrics` (``prometheus_client``): the store's queue gauges read at each scrape,
+post latency histograms per merchant and backend, attempts by outcome and error class,
+listener state and lease ownership; :func:`serve_http` serves them with the health checks.
 """
 
 from __future__ import annotations
@@ -11,15 +13,37 @@ import os
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from omsbridge.store import AttemptOutcome, OutboxEntry, PauseKind, StoreStats
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-__all__ = ["ProcessCounters", "prometheus_text", "serve_metrics", "stats_dict", "write_textfile"]
+from omsbridge.store import (
+    AttemptOutcome,
+    AttemptRecord,
+    OutboxEntry,
+    PauseKind,
+    Store,
+    StoreStats,
+)
+
+__all__ = [
+    "ListenerState",
+    "ProcessCounters",
+    "Route",
+    "WorkerMetrics",
+    "prometheus_text",
+    "serve_http",
+    "serve_metrics",
+    "stats_dict",
+    "write_textfile",
+]
 
 _GAUGES = (
     ("pending", "omsbridge_outbox_pending", "Entries waiting to be posted (queue depth)."),
@@ -191,4 +215,162 @@ def serve_metrics(
 
     server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
+    return server
+
+
+ListenerState = tuple[str, bool, float | None]
+"""One held listener: (merchant id, connected, seconds since its last event or None)."""
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _StoreCollector(Collector):
+    """The store's queue figures, read when Prometheus scrapes (every worker shows the same
+    shared queue: aggregate with ``max`` across workers, not ``sum``)."""
+
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def collect(self) -> Any:
+        now = self._clock()
+        try:
+            stats = self._store.stats(now)
+        except Exception:
+            return  # the store is down: /readyz says so; the process metrics still show
+        for field, name, help_text in _GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["merchant"])
+            for m in stats.merchants:
+                family.add_metric([m.merchant_id], float(getattr(m, field)))
+            yield family
+        age = GaugeMetricFamily(
+            "omsbridge_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending entry.",
+            labels=["merchant"],
+        )
+        paused = GaugeMetricFamily(
+            "omsbridge_merchant_paused",
+            "1 while a rate limit or a refused login pauses the merchant.",
+            labels=["merchant"],
+        )
+        refused = GaugeMetricFamily(
+            "omsbridge_merchant_login_refused",
+            "1 from a refused login until a login works again (nothing is posted).",
+            labels=["merchant"],
+        )
+        for m in stats.merchants:
+            if m.oldest_pending_at is not None:
+                age.add_metric([m.merchant_id], (now - m.oldest_pending_at).total_seconds())
+            paused.add_metric([m.merchant_id], float(m.paused_until is not None))
+            refused.add_metric([m.merchant_id], float(m.pause_kind == PauseKind.AUTH))
+        yield from (age, paused, refused)
+
+
+class WorkerMetrics:
+    """One worker's metrics in their own ``prometheus_client`` registry (see the module doc)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        backend_of: Callable[[str], str],
+        listeners: Callable[[], list[ListenerState]] = list,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        from datetime import UTC
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._backend_of = backend_of
+        self._listeners = listeners
+        self.registry.register(_StoreCollector(store, clock or (lambda: datetime.now(UTC))))
+        self.post_latency = Histogram(
+            "omsbridge_post_latency_seconds",
+            "Time of one post attempt to the merchant's OMS.",
+            ["merchant", "backend"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.attempts = PromCounter(
+            "omsbridge_export_attempts",
+            "Post attempts this process made, by outcome and error class ('' for none).",
+            ["merchant", "outcome", "error_class"],
+            registry=self.registry,
+        )
+        self.leases = Gauge(
+            "omsbridge_leases_held",
+            "Leases this worker holds, by kind (listen: merchants' event feeds).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.registry.register(_ListenerCollector(listeners))
+
+    def on_attempts(self, entry: OutboxEntry, attempts: Sequence[AttemptRecord]) -> None:
+        """Count a finished round's attempts (the export job's ``on_attempts``)."""
+        backend = self._backend_of(entry.merchant_id)
+        for attempt in attempts:
+            error_class = attempt.error.error_class if attempt.error is not None else ""
+            self.attempts.labels(entry.merchant_id, str(attempt.outcome), error_class).inc()
+            if attempt.latency_ms is not None:
+                self.post_latency.labels(entry.merchant_id, backend).observe(
+                    attempt.latency_ms / 1000
+                )
+
+    def text(self) -> bytes:
+        """The metrics in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class _ListenerCollector(Collector):
+    def __init__(self, listeners: Callable[[], list[ListenerState]]) -> None:
+        self._listeners = listeners
+
+    def collect(self) -> Any:
+        connected = GaugeMetricFamily(
+            "omsbridge_listener_connected",
+            "1 while this worker holds the merchant's listener and its last read worked.",
+            labels=["merchant"],
+        )
+        age = GaugeMetricFamily(
+            "omsbridge_listener_last_event_age_seconds",
+            "Seconds since the listener last received events (absent: none since it started).",
+            labels=["merchant"],
+        )
+        for merchant_id, ok, last_event_age in self._listeners():
+            connected.add_metric([merchant_id], float(ok))
+            if last_event_age is not None:
+                age.add_metric([merchant_id], last_event_age)
+        yield from (connected, age)
+
+
+Route = Callable[[], tuple[int, str, bytes]]
+"""Answers a GET: (status, content type, body)."""
+
+
+def serve_http(host: str, port: int, routes: dict[str, Route]) -> ThreadingHTTPServer:
+    """Serve ``routes`` (path -> answer) at ``http://host:port`` from a daemon thread;
+    ``shutdown()`` ends it. ``server_address`` tells the port when ``port`` is 0."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            route = routes.get(self.path.split("?")[0])
+            if route is None:
+                self.send_error(404)
+                return
+            try:
+                status, content_type, body = route()
+            except Exception as exc:  # an answer, never a dropped connection
+                status, content_type = 500, "text/plain; charset=utf-8"
+                body = f"error: {type(exc).__name__}\n".encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # scrapes and probes every few seconds would drown the worker's own log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
     return server

@@ -39,6 +39,10 @@ __all__ = [
 
 
 def open_store(config: StoreConfig) -> Store:
-    """Open the store a config names (today always a SQLite file; a PostgreSQL store plugs in
-    here without any caller changing)."""
+    """Open the store a config names: PostgreSQL for a ``url`` (needs ``omsbridge[postgres]``),
+    else the SQLite file at ``path``."""
+    if config.url is not None:
+        from omsbridge.store.postgres import PostgresStore  # psycopg only when asked for
+
+        return PostgresStore(config.url)
     return SqliteStore(config.path)

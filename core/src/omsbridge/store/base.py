@@ -392,6 +392,33 @@ class Store(abc.ABC):
         """Forget a backend's cached value (its ids turned out stale)."""
         return None  # the default store keeps nothing
 
+    # -- named leases (listeners) ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Take (or renew) the lease called ``name`` (e.g. ``listen:<merchant>:<channel>``) for
+        ``lease_seconds`` by the store's clock; False while another owner's lease is live.
+
+        Exactly one worker holds a name at a time; when it dies, another takes it once the
+        lease has run out."""
+
+    def acquire_leases(self, names: Sequence[str], owner: str, lease_seconds: float) -> set[str]:
+        """:meth:`acquire_lease` for many names at once; returns the names now held.
+        (Implementations do it in one statement; this default asks one by one.)"""
+        return {name for name in names if self.acquire_lease(name, owner, lease_seconds)}
+
+    @abc.abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease back (if ``owner`` holds it), so another worker can take it at once."""
+
+    @abc.abstractmethod
+    def lease_owners(self, prefix: str = "") -> dict[str, str]:
+        """Live leases whose name starts with ``prefix``: name to owner."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise if the store cannot be reached (readiness checks)."""
+
     # -- lifecycle --------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -37,8 +37,9 @@ from omsbridge.store.base import (
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 2
-"""2: merchants.pause_kind, pause_reason and auth_failures (a refused login pauses a merchant)."""
+SCHEMA_VERSION = 3
+"""2: merchants.pause_kind, pause_reason and auth_failures (a refused login pauses a merchant).
+3: leases (named leases: one listener per merchant and channel among workers)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -114,6 +115,11 @@ CREATE TABLE IF NOT EXISTS seen_events (
     seen_at     TEXT NOT NULL,
     PRIMARY KEY (merchant_id, channel, event_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name       TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_events (
     merchant_id     TEXT NOT NULL,
     channel         TEXT NOT NULL,
@@ -853,6 +859,56 @@ class SqliteStore(Store):
                 )
             )
         return found
+
+    # -- named leases -------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """See :meth:`Store.acquire_lease`."""
+        now = self._now()
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at "
+                "WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
+                (name, owner, _ts(now + timedelta(seconds=lease_seconds)), _ts(now)),
+            )
+            return cursor.rowcount == 1
+
+    def acquire_leases(self, names: Sequence[str], owner: str, lease_seconds: float) -> set[str]:
+        """See :meth:`Store.acquire_leases` (one transaction)."""
+        now = self._now()
+        until, stamp = _ts(now + timedelta(seconds=lease_seconds)), _ts(now)
+        held = set()
+        with self._tx() as db:
+            for name in names:
+                cursor = db.execute(
+                    "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "expires_at = excluded.expires_at "
+                    "WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
+                    (name, owner, until, stamp),
+                )
+                if cursor.rowcount == 1:
+                    held.add(name)
+        return held
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """See :meth:`Store.release_lease`."""
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+    def lease_owners(self, prefix: str = "") -> dict[str, str]:
+        """See :meth:`Store.lease_owners`."""
+        rows = self._read(
+            "SELECT name, owner FROM leases WHERE substr(name, 1, ?) = ? AND expires_at >= ?",
+            (len(prefix), prefix, _ts(self._now())),
+        )
+        return {row["name"]: row["owner"] for row in rows}
+
+    def ping(self) -> None:
+        """See :meth:`Store.ping`."""
+        self._read("SELECT 1")
 
     def close(self) -> None:
         """See :meth:`Store.close`."""

@@ -8,8 +8,10 @@ headers or bodies, so no secret reaches a log line.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -27,6 +29,13 @@ from omsbridge_posspi.errors import BACKEND, error_for_status
 __all__ = ["SpiClient", "SpiResponse", "segment"]
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _tls(verify: bool) -> ssl.SSLContext:
+    """One TLS context per setting, shared by every merchant's client: each context loads the
+    CA bundle (about 0.5 MB), which thousands of merchants in one worker cannot afford."""
+    return httpx.create_ssl_context(verify=verify)
 
 
 def segment(value: str) -> str:
@@ -52,7 +61,7 @@ class SpiClient:
         self._http = httpx.Client(
             base_url=config.base_url.rstrip("/") + "/",
             timeout=config.timeout,
-            verify=config.verify_tls,
+            verify=_tls(config.verify_tls),
             headers={"Accept": "application/json", "User-Agent": "omsbridge-posspi/0.1"},
         )
 

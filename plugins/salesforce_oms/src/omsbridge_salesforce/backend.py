@@ -511,7 +511,7 @@ class SalesforceBackend(OrderBackend):
 
     def watch_events(self, callback: Callable[[], None]) -> bool:
         """Have the event feed call ``callback`` whenever something arrives (events, a
-        keepalive, a failure), so a :class:`~omsbridge.listen.ListenerPool` polls this
+        keepalive, a failure), so a :class:`~omsbridge.listen.EventDrivenPool` polls this
         merchant only then. Both transports support it."""
         self.feed.on_ready = callback
         return True

@@ -1,4 +1,4 @@
-"""Listeners of several merchants on a ListenerPool: polled when their feed says something
+"""Listeners of several merchants on a EventDrivenPool: polled when their feed says something
 arrived, on a bounded pool of threads, over either transport."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omni_helpers import FAST, Pos, WebShop, bridge_for, config_file, eventually
 
-from omsbridge.listen import Listener, ListenerPool
+from omsbridge.listen import EventDrivenPool, Listener
 from omsbridge_salesforce_sandbox import SandboxServer
 
 MERCHANTS = ("DEMO", "EAST", "WEST")
@@ -34,7 +34,7 @@ def test_a_pool_serves_every_merchant_with_few_threads(
             Listener(bridge.for_merchant(m), bridge.store, settings=FAST) for m in MERCHANTS
         ]
         before = {t.ident for t in threading.enumerate()}
-        pool = ListenerPool(listeners, workers=2, sweep=0.5)
+        pool = EventDrivenPool(listeners, workers=2, sweep=0.5)
         pool.start()
         try:
             # Every merchant subscribed (first sweep) before the order is placed.
