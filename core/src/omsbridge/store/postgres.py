@@ -534,6 +534,21 @@ class PostgresStore(Store):
             )
             self._insert_attempts(db, entry_id, attempts)
 
+    def mark_done_many(
+        self, done: Sequence[tuple[int, PostResult, Sequence[AttemptRecord]]]
+    ) -> None:
+        """See :meth:`Store.mark_done_many`: one transaction for the whole batch."""
+        with self._tx() as db:
+            for entry_id, result, attempts in done:
+                stamp = _aware(attempts[-1].at) if attempts else None
+                db.execute(
+                    "UPDATE outbox SET state = 'done', attempts = attempts + %s, "
+                    "updated_at = COALESCE(%s, now()), lease_owner = NULL, "
+                    "lease_expires_at = NULL, order_id = %s, order_number = %s WHERE id = %s",
+                    (len(attempts), stamp, result.order_id, result.order_number, entry_id),
+                )
+                self._insert_attempts(db, entry_id, attempts)
+
     def mark_failed(
         self,
         entry_id: int,
