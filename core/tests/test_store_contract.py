@@ -210,3 +210,20 @@ def test_many_leases_at_once(make_store):
     assert other.acquire_leases(names, "w2", 30) == set(names[3:])
     assert store.acquire_leases(names, "w1", 30) == set(names[:3])  # renewed, not taken
     assert store.acquire_leases([], "w1", 30) == set()
+
+
+def test_backend_cache_is_kept_replaced_and_dropped_per_merchant(make_store):
+    # A backend's lookups (e.g. Salesforce record ids) survive a new process, on every store.
+    store = make_store()
+    before = _now() - timedelta(seconds=5)
+    assert store.cached_value("A", "lookups") is None
+    store.save_cached_value("A", "lookups", '{"acct": "001"}')
+    store.save_cached_value("A", "lookups", '{"acct": "002"}')
+    store.save_cached_value("B", "lookups", '{"acct": "009"}')
+    value, saved = store.cached_value("A", "lookups")
+    assert value == '{"acct": "002"}' and saved.tzinfo is not None and saved >= before
+    other = make_store()  # another worker on the same database sees it
+    assert other.cached_value("B", "lookups")[0] == '{"acct": "009"}'
+    store.drop_cached_value("A", "lookups")
+    assert store.cached_value("A", "lookups") is None
+    assert other.cached_value("B", "lookups") is not None

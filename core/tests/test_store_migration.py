@@ -76,9 +76,9 @@ def test_store_migrate_command(pg_server, tmp_path):
     runner = CliRunner()
     first = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
     assert first.exit_code == 0, first.output
-    assert "schema 0 -> 2 (applied 1, 2)" in first.output
+    assert "schema 0 -> 3 (applied 1, 2, 3)" in first.output
     again = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
-    assert "schema 2, up to date" in again.output
+    assert "schema 3, up to date" in again.output
     config.write_text(f'[store]\nurl = "mysql://x"\n{merchant}')
     bad = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
     assert bad.exit_code == 1 and "store.url: must be a postgresql:// connection URL" in bad.stderr

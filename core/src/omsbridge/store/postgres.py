@@ -154,6 +154,19 @@ CREATE TABLE leases (
 );
 """,
     ),
+    (
+        3,
+        "backend_cache: backends' lookups, so a new process starts warm",
+        """
+CREATE TABLE backend_cache (
+    merchant_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    saved_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, key)
+);
+""",
+    ),
 )
 """Schema steps in order: (version, what it adds, SQL). Never edit a released step; add one."""
 
@@ -828,6 +841,32 @@ class PostgresStore(Store):
                 "DELETE FROM seen_events WHERE merchant_id = %s AND channel = %s "
                 "AND seen_at < now() - %s",
                 (merchant_id, channel, _SEEN_EVENTS_KEPT),
+            )
+
+    def cached_value(self, merchant_id: str, key: str) -> tuple[str, datetime] | None:
+        """See :meth:`Store.cached_value`."""
+        rows = self._read(
+            "SELECT value, saved_at FROM backend_cache WHERE merchant_id = %s AND key = %s",
+            (merchant_id, key),
+        )
+        return (rows[0]["value"], _aware(rows[0]["saved_at"])) if rows else None
+
+    def save_cached_value(self, merchant_id: str, key: str, value: str) -> None:
+        """See :meth:`Store.save_cached_value`."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO backend_cache (merchant_id, key, value, saved_at) "
+                "VALUES (%s, %s, %s, now()) ON CONFLICT (merchant_id, key) DO UPDATE SET "
+                "value = EXCLUDED.value, saved_at = EXCLUDED.saved_at",
+                (merchant_id, key, value),
+            )
+
+    def drop_cached_value(self, merchant_id: str, key: str) -> None:
+        """See :meth:`Store.drop_cached_value`."""
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM backend_cache WHERE merchant_id = %s AND key = %s",
+                (merchant_id, key),
             )
 
     def seen_events(self, merchant_id: str, channel: str, event_ids: Sequence[str]) -> set[str]:
