@@ -21,6 +21,7 @@ import attrs
 import httpx
 
 from omsbridge import AuthFailed, RateLimited, TransientBackendError
+from omsbridge_salesforce._tls import shared_tls
 from omsbridge_salesforce.config import SalesforceConfig
 
 __all__ = ["BACKEND", "SalesforceAuth", "Token"]
@@ -68,6 +69,7 @@ class SalesforceAuth(httpx.Auth):
         self._token: Token | None = None
         self._http = httpx.Client(
             transport=transport,
+            verify=shared_tls(),
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
             headers={"Accept": "application/json"},
         )

@@ -46,6 +46,7 @@ from omsbridge import (
     Rejected,
     TransientBackendError,
 )
+from omsbridge_salesforce._tls import shared_tls
 from omsbridge_salesforce.auth import BACKEND, SalesforceAuth
 from omsbridge_salesforce.config import SalesforceConfig
 
@@ -261,6 +262,7 @@ class SalesforceClient:
         self._http = httpx.Client(
             auth=self.auth,
             transport=transport,
+            verify=shared_tls(),
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
             headers={"Accept": "application/json", "Content-Type": "application/json"},
         )

@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from omsbridge_salesforce._tls import shared_tls
+
 __all__ = [
     "BayeuxClient",
     "BayeuxError",
@@ -116,7 +118,9 @@ class BayeuxClient:
     ) -> None:
         self.url = url
         self._own_http = http is None
-        self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=connect_timeout))
+        self._http = http or httpx.Client(
+            timeout=httpx.Timeout(30.0, connect=connect_timeout), verify=shared_tls()
+        )
         self._auth = auth
         self.extensions = list(extensions)
         self.on_unauthorized = on_unauthorized
