@@ -75,10 +75,8 @@ CONTRACT_RUNS = [
 ]
 
 
-@nox.session(python=PYTHON)
-def contract(session: nox.Session) -> None:
-    """The shared contract suite for every first-party backend, offline from committed cassettes."""
-    _install_all(session)
+def _run_contract(session: nox.Session) -> None:
+    """Every contract run (replayed from cassettes), then the Pub/Sub event scenarios."""
     for backend, folder, variant in CONTRACT_RUNS:
         session.run(
             "pytest", folder, "--oms-backend", backend, *variant, *session.posargs
@@ -91,6 +89,13 @@ def contract(session: nox.Session) -> None:
             "--oms-variant", "som", "--disable-recording", "-k", "fulfillment",
             env={"OMSBRIDGE_CONTRACT_EVENT_TRANSPORT": "pubsub"},
         )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def contract(session: nox.Session) -> None:
+    """The shared contract suite for every first-party backend, offline from committed cassettes."""
+    _install_all(session)
+    _run_contract(session)
 
 
 LOWEST_SUITES = [
@@ -124,18 +129,7 @@ def lowest(session: nox.Session) -> None:
     )  # fmt: skip
     for suite in LOWEST_SUITES:
         session.run("pytest", *suite, *session.posargs)
-    for backend, folder, variant in CONTRACT_RUNS:
-        session.run(
-            "pytest", folder, "--oms-backend", backend, *variant, *session.posargs
-        )  # fmt: skip
-    if not session.posargs:
-        # Pub/Sub is gRPC, which cassettes cannot hold: the fulfillment scenarios run over it
-        # live on the harness's loopback sandbox (no network either).
-        session.run(
-            "pytest", "plugins/salesforce_oms/tests/contract", "--oms-backend", "salesforce",
-            "--oms-variant", "som", "--disable-recording", "-k", "fulfillment",
-            env={"OMSBRIDGE_CONTRACT_EVENT_TRANSPORT": "pubsub"},
-        )  # fmt: skip
+    _run_contract(session)
 
 
 @nox.session(python=PYTHON)

@@ -1,7 +1,7 @@
 """Hold what the backend sends against Salesforce's reference (objects/*.json, connect/*.json).
 
 :func:`reference_dir` is the one place that says where the reference is read from (the
-project's copy in the sandbox distribution when it exists, else the shared ground truth).
+project's copy, in the sandbox distribution).
 :class:`ReferenceCheck` takes captured requests and lists every problem: an sObject field the
 reference does not know (unless the setup package declares it), a field written where the
 reference says it cannot be (not createable / not updateable), a field newer than the API
@@ -23,19 +23,6 @@ from urllib.parse import parse_qs, urlsplit
 from sf_capture import Sent
 
 _REPO = Path(__file__).resolve().parents[4]
-_SHARED = Path("/work/shared/reference/salesforce/objects")
-
-PACKAGE_FIELDS: dict[str, frozenset[str]] = {
-    # CONTRACT.md: the org setup package (used when its SFDX source is not in the tree).
-    "Order": frozenset({"POS_Transaction_Id__c", "POS_Customer_Id__c"}),
-    "OrderSummary": frozenset({"POS_Transaction_Id__c"}),
-    "OrderItem": frozenset({"POS_Line_Id__c"}),
-    "OrderItemSummary": frozenset({"POS_Line_Id__c"}),
-    "Account": frozenset({"POS_Customer_Id__c"}),
-    "Location": frozenset({"POS_Store_Id__c"}),
-    "FulfillmentOrderLineItem": frozenset({"POS_Quantity_Received__c"}),
-}
-
 # Relationship names whose target is not the name itself (FooId -> Foo otherwise).
 _RELATIONSHIPS = {
     "OriginalOrder": "Order",
@@ -94,26 +81,21 @@ _TOKEN = re.compile(r"'(?:\\.|[^'\\])*'|[A-Za-z_][A-Za-z0-9_.:]*|\d[\w:.+-]*|!=|
 
 
 def reference_dir() -> Path:
-    """Where the sObject reference (``<Object>.json``, ``connect/``) is read from."""
-    for candidate in (
-        _REPO / "plugins" / "salesforce_sandbox" / "reference" / "objects",
-        _REPO / "plugins" / "salesforce_sandbox" / "reference",
-        _SHARED,
-    ):
-        if (candidate / "Order.json").is_file() and (candidate / "connect").is_dir():
-            return candidate
-    raise FileNotFoundError("no Salesforce reference (objects/*.json) found")
+    """Where the sObject reference (``<Object>.json``, ``connect/``) is read from: the
+    project's copy of shared/reference/salesforce/objects, in the sandbox distribution."""
+    return _REPO / "plugins" / "salesforce_sandbox" / "reference"
 
 
 def package_fields() -> dict[str, frozenset[str]]:
-    """Custom fields of the org setup package: from its SFDX source when present."""
+    """Custom fields of the org setup package, from its SFDX source."""
     root = _REPO / "plugins" / "salesforce_oms" / "org-setup"
     found: dict[str, set[str]] = {}
     for path in root.glob("**/objects/*/fields/*.field-meta.xml"):
         obj = path.parent.parent.name
         name = ET.parse(path).getroot().findtext("{*}fullName") or path.name.split(".")[0]
         found.setdefault(obj, set()).add(name)
-    return {k: frozenset(v) for k, v in found.items()} if found else dict(PACKAGE_FIELDS)
+    assert found, f"no CustomField in {root}"
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 @cache

@@ -39,7 +39,9 @@ def _sent(path: Path) -> list[Sent]:
 
 
 @pytest.mark.parametrize(("profile", "multi_currency"), [("som", True), ("som-minimal", False)])
-def test_every_recorded_request_is_held_to_the_reference(profile: str, multi_currency: bool) -> None:
+def test_every_recorded_request_is_held_to_the_reference(
+    profile: str, multi_currency: bool
+) -> None:
     files = sorted((CASSETTES / profile).glob("*.yaml"))
     assert len(files) >= 45, f"expected the contract cassettes of {profile}, found {len(files)}"
     check = ReferenceCheck(api_version="v62.0", multi_currency=multi_currency)
