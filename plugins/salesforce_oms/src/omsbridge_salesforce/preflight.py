@@ -453,12 +453,10 @@ def _picklists(org: _Org, config: SalesforceConfig) -> list[Check]:
             org, ["status_canceled_value"], "OrderSummary", "Status", config.status_canceled_value
         )
     )
-    # Added by the change-reason settings (CONTRACT.md); read with defaults so this works with
-    # settings objects that predate them.
     reasons: dict[str, list[str]] = {}
-    for pos_reason, value in dict(getattr(config, "change_reasons", None) or {}).items():
+    for pos_reason, value in config.change_reasons.items():
         reasons.setdefault(str(value), []).append(f"change_reasons.{pos_reason}")
-    default_reason = getattr(config, "default_change_reason", "Unknown")
+    default_reason = config.default_change_reason
     if default_reason:
         reasons.setdefault(str(default_reason), []).append("default_change_reason")
     for value, settings in reasons.items():
@@ -500,9 +498,7 @@ def _sale_steps(client: SalesforceClient, org: _Org, config: SalesforceConfig) -
     """What the steps after a sale's graph need (aftersale.py): the API version of the Connect
     summary action, and the store Locations and values of the take-with fulfillment order."""
     checks: list[Check | None] = []
-    # Settings of the backend's sale steps (CONTRACT.md), read with defaults so this works with
-    # settings objects that predate them.
-    if getattr(config, "order_summary_creation", None) == "connect":
+    if config.order_summary_creation == "connect":
         check = f'order_summary_creation = "connect": api_version {config.api_version}'
         if _major(config.api_version) >= _MIN_API_CONNECT_SUMMARY:
             checks.append(_ok(check))
@@ -518,7 +514,7 @@ def _sale_steps(client: SalesforceClient, org: _Org, config: SalesforceConfig) -
                 )
             )
     store_field = config.store_id_field
-    if getattr(config, "take_with_fulfillment", None) == "connector":
+    if config.take_with_fulfillment == "connector":
         setting = 'take_with_fulfillment = "connector"'
         if store_field is None:
             checks.append(

@@ -30,7 +30,7 @@ from omsbridge import MerchantContext, OrderBackend, hookimpl
 from omsbridge.cli.exit_codes import ExitCode
 from omsbridge_salesforce.cli import salesforce
 from omsbridge_salesforce.client import SalesforceClient
-from omsbridge_salesforce.config import CustomField, SalesforceConfig
+from omsbridge_salesforce.config import CustomField
 from omsbridge_salesforce.preflight import Check, preflight, problems
 from omsbridge_salesforce_sandbox import SalesforceSandbox
 
@@ -148,26 +148,12 @@ def run_checks(app: Any, **overrides: Any) -> list[Check]:
     """Preflight in-process (no socket) with settings suited to the app's profile."""
     values = settings(app.profile, **overrides)
     values["custom_fields"] = [CustomField(**c) for c in values["custom_fields"]]
-    # Settings this branch's SalesforceConfig may not have yet (CONTRACT.md, helper sfb).
-    known = {a.name for a in attrs.fields(SalesforceConfig)}
-    extra = {k: values.pop(k) for k in list(values) if k not in known}
     cfg = config("http://127.0.0.1:9", **values)
     client = SalesforceClient(cfg, transport=httpx.WSGITransport(app=app))
     try:
-        return preflight(client, _With(cfg, **extra) if extra else cfg, MERCHANT)
+        return preflight(client, cfg, MERCHANT)
     finally:
         client.close()
-
-
-class _With:
-    """Settings plus values their class does not have yet (the backend settings of helper sfb:
-    ``change_reasons``, ``take_with_fulfillment``...); preflight reads those with getattr."""
-
-    def __init__(self, cfg: SalesforceConfig, **extra: Any) -> None:
-        self._cfg, self._extra = cfg, extra
-
-    def __getattr__(self, name: str) -> Any:
-        return self._extra[name] if name in self._extra else getattr(self._cfg, name)
 
 
 def failed(checks: list[Check]) -> dict[str, Check]:

@@ -3,7 +3,7 @@
 The object definitions come from the generated schema (reference + setup package); a profile
 only chooses among them (features) and supplies the org data Salesforce leaves to each org
 (currencies, customised picklist values, a flow on order activation).
-See CONTRACT.md / docs/sandbox-salesforce.md.
+See docs/sandbox-salesforce.md.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ FO_STATUS_CATEGORY: dict[str, str] = {
 
 #: OrderItemSummaryChange.Reason: Salesforce's only default value (reference).
 REASON_DEFAULT: tuple[str, ...] = ("Unknown",)
-#: The values the `som` org added (CONTRACT.md).
+#: The values the `som` org added to its Reason picklist.
 REASON_ORG_ADDED: tuple[str, ...] = ("Damaged", "Defective", "Wrong Item", "Changed Mind", "Other")
 
 
