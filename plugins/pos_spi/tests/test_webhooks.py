@@ -392,3 +392,83 @@ def test_no_secret_in_logs_reprs_or_errors(tmp_path, monkeypatch, receiver, capl
 
         pickle.dumps(config.merchants["A"].webhook)
     assert SECRET.removeprefix("whsec_") not in str(caught.value)
+
+
+# -- end to end: the worker imports a fulfillment order and pushes it ---------------------------
+
+
+def test_the_worker_pushes_an_imported_order_and_its_steps(
+    tmp_path, monkeypatch, receiver, server, app
+):
+    """The reference SPI server routes a web order to a store; the worker's listener imports it
+    and its webhook task delivers it, signed, to the POS; a step reported through the bridge
+    follows; the worker's /metrics counts the deliveries."""
+    import threading
+
+    from omsbridge import Bridge
+    from omsbridge.listen import ListenerSettings
+    from omsbridge.plugins import load_entry_point_plugins, new_plugin_manager
+    from omsbridge.worker import Worker, WorkerSettings
+    from omsbridge_posspi.server import DEFAULT_API_KEY
+
+    monkeypatch.setenv("TEST_SPI_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    path = tmp_path / "omsbridge.toml"
+    path.write_text(
+        '[store]\npath = "state.db"\n\n[merchants.ACME]\nbackend = "pos-spi"\n\n'
+        f'[merchants.ACME.pos-spi]\nbase_url = "{server.url}"\n'
+        'auth = { type = "api_key", api_key = { env = "TEST_SPI_KEY" } }\n'
+        f'[merchants.ACME.webhook]\nurl = "{receiver.url}"\nsecret = {{ env = "HOOK_SECRET" }}\n'
+    )
+    pm = new_plugin_manager()
+    load_entry_point_plugins(pm)
+    with Bridge.from_config(path, plugin_manager=pm) as bridge:
+        settings = WorkerSettings(
+            export=False, listener_settings=ListenerSettings(wait=0.2), http_port=0
+        )
+        worker = Worker(bridge, settings)
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not (worker.listeners and worker.listeners[0].checkpoint):
+                assert time.monotonic() < deadline, "the listener never started"
+                time.sleep(0.05)
+            app.seed_online_order("STORE-7", kind="PICKUP")
+            while not receiver.received:
+                assert time.monotonic() < deadline, "no webhook arrived"
+                time.sleep(0.05)
+            first = receiver.received[0]
+            fo_id = json_body(first)["data"]["fulfillment_order"]["fulfillment_order_id"]
+            bridge.for_merchant("ACME").update_fulfillment(
+                FulfillmentUpdate(fo_id, FulfillmentAction.PICK)
+            )
+            while not any(
+                json_body(r)["type"] == "fulfillment_order.status_reported"
+                for r in receiver.received
+            ):
+                assert time.monotonic() < deadline, "the reported step never arrived"
+                time.sleep(0.05)
+            host, port = worker.http_address
+            import httpx
+
+            metrics = httpx.get(f"http://{host}:{port}/metrics").text
+        finally:
+            worker.stop()
+            thread.join(15)
+        assert not thread.is_alive()
+    assert all(r.verified for r in receiver.received)
+    assert json_body(first)["type"] == "fulfillment_order.created"
+    assert 'omsbridge_webhook_deliveries_total{outcome="delivered"}' in metrics
+    delivered = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('omsbridge_webhook_deliveries_total{outcome="delivered"}')
+    ]
+    assert float(delivered[0].split()[-1]) >= 2
+
+
+def json_body(received) -> dict:
+    import json
+
+    return json.loads(received.body)
