@@ -34,7 +34,11 @@ from omsbridge.model import (
     FulfillmentUpdate,
 )
 from omsbridge.store import WebhookState, open_store
-from omsbridge.webhook_outbox import record_fulfillment_order, record_fulfillment_update
+from omsbridge.webhook_outbox import (
+    message_id,
+    record_fulfillment_order,
+    record_fulfillment_update,
+)
 from omsbridge_posspi.serve.webhooks import DeliverySettings, WebhookSender, sign, signed_headers
 
 FAST = DeliverySettings(schedule=(0.0, 0.0, 0.0), jitter=0.0, timeout=1.0, threads=1)
@@ -472,3 +476,29 @@ def json_body(received) -> dict:
     import json
 
     return json.loads(received.body)
+
+
+def test_the_docs_example_headers_and_verification_snippet_are_right(monkeypatch):
+    """docs/webhooks.md: the example signature is the signature of the example body, and the
+    receivers' by-hand verification snippet accepts it (and rejects a changed body)."""
+    import json
+    import re
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
+    blocks = re.findall(r"```(\w*)\n(.*?)```", docs, re.S)
+    created = next(b for k, b in blocks if k == "json" and "fulfillment_order.created" in b)
+    body = json.dumps(json.loads(created), separators=(",", ":"), ensure_ascii=False)
+    headers = dict(
+        line.split(": ", 1)
+        for line in next(b for k, b in blocks if "webhook-signature:" in b).strip().splitlines()
+    )
+    stamp = int(headers["webhook-timestamp"])
+    order = json.loads(created)["data"]["fulfillment_order"]
+    assert message_id("SHOPNOW", "fulfillment_order", "0a3FO0001", order) == headers["webhook-id"]
+    assert headers["webhook-signature"] == sign(Secret(SECRET), headers["webhook-id"], stamp, body)
+    snippet = next(b for k, b in blocks if k == "python" and "def verify(" in b)
+    scope: dict = {}
+    exec(snippet, scope)
+    monkeypatch.setattr(time, "time", lambda: stamp + 10.0)
+    assert scope["verify"](SECRET, headers, body.encode())
+    assert not scope["verify"](SECRET, headers, body.encode() + b" ")
