@@ -317,5 +317,7 @@ def test_webhook_endpoints_are_disabled_and_enabled(make_store):
     store.set_webhook_endpoint("A", "https://pos/hook", "410 Gone again")
     assert store.webhook_endpoint_disabled("A", "https://pos/hook") == "410 Gone again"
     assert store.webhook_endpoint_disabled("A", "https://pos/other") is None
+    assert store.disabled_webhook_endpoints() == {("A", "https://pos/hook"): "410 Gone again"}
     store.set_webhook_endpoint("A", "https://pos/hook", None)
     assert store.webhook_endpoint_disabled("A", "https://pos/hook") is None
+    assert store.disabled_webhook_endpoints() == {}

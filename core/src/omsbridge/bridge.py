@@ -310,7 +310,11 @@ class Merchant:
         return self.backend.fulfillment_orders(store_id=store_id)
 
     def update_fulfillment(self, update: FulfillmentUpdate) -> None:
-        """Report a store's fulfillment step to the OMS and tell the observers."""
+        """Report a store's fulfillment step to the OMS and tell the observers.
+
+        With a webhook configured, its message is kept in the store once the OMS took the step;
+        a store that fails then raises (the step is in the OMS: reporting it again is safe, and
+        records one message)."""
         self._require(Capability.UPDATE_FULFILLMENT, "update_fulfillment")
         self.backend.update_fulfillment(update)
         webhook = self.config.webhook

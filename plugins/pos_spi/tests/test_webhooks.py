@@ -339,7 +339,7 @@ from omsbridge_posspi.serve.webhooks import DeliverySettings, WebhookSender
 
 config = load_config(sys.argv[1])
 store = open_store(config.store)
-settings = DeliverySettings(schedule=(0.0,), timeout=30.0, lease_seconds=1.0, threads=1)
+settings = DeliverySettings(schedule=(0.0,), timeout=3.0, lease_seconds=8.0, batch=1, threads=1)
 WebhookSender(config, store, "doomed", settings).deliver_due()
 """
 
@@ -363,13 +363,19 @@ def test_a_sender_killed_between_send_and_mark_done_sends_again_with_the_same_id
         kept = store.webhook(msg)
         assert kept.state == WebhookState.PENDING and kept.lease_owner == "doomed"
         sender = _sender(config, store, owner="w2")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while sender.deliver_due() == 0 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert store.webhook(msg).state == WebhookState.DELIVERED
         sender.close()
     # At least once, one id: the receiver saw it twice and drops the second on webhook-id.
     assert receiver.ids() == [msg, msg] and all(r.verified for r in receiver.received)
+
+
+def test_settings_keep_a_batch_within_one_lease():
+    with pytest.raises(ValueError, match="lease_seconds"):
+        DeliverySettings(timeout=30.0, lease_seconds=60.0, batch=8, threads=4)
+    DeliverySettings(timeout=15.0, lease_seconds=60.0, batch=8, threads=4)
 
 
 def test_no_secret_in_logs_reprs_or_errors(tmp_path, monkeypatch, receiver, caplog):

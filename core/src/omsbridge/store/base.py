@@ -495,6 +495,10 @@ class Store(abc.ABC):
     def webhook_endpoint_disabled(self, merchant_id: str, url: str) -> str | None:
         """Why the endpoint is disabled, or None when it is not."""
 
+    @abc.abstractmethod
+    def disabled_webhook_endpoints(self) -> dict[tuple[str, str], str]:
+        """Every disabled endpoint: (merchant id, url) to why (one read for a sender's round)."""
+
     # -- named leases (listeners) ------------------------------------------------------------
 
     @abc.abstractmethod

@@ -1084,6 +1084,11 @@ class SqliteStore(Store):
         )
         return str(rows[0]["disabled"]) if rows else None
 
+    def disabled_webhook_endpoints(self) -> dict[tuple[str, str], str]:
+        """See :meth:`Store.disabled_webhook_endpoints`."""
+        rows = self._read("SELECT merchant_id, url, disabled FROM webhook_endpoints")
+        return {(row["merchant_id"], row["url"]): row["disabled"] for row in rows}
+
     # -- named leases -------------------------------------------------------------------------
 
     def acquire_lease(self, name: str, owner: str, lease_seconds: float) -> bool:

@@ -44,7 +44,11 @@ def _opened(config_file: Path) -> Iterator[tuple[Config, Store]]:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(ExitCode.FIX) from None
-    store = open_store(config.store)
+    try:
+        store = open_store(config.store)
+    except Exception as exc:  # unreachable PostgreSQL, unreadable file: say so, no traceback
+        click.echo(f"store: cannot open it ({type(exc).__name__})", err=True)
+        raise SystemExit(ExitCode.RETRY) from None
     try:
         yield config, store
     finally:

@@ -93,11 +93,22 @@ class DeliverySettings:
     """Seconds a receiver has to answer (the specification suggests 15 to 30)."""
     lease_seconds: float = 60.0
     """How long a claimed message is this sender's; longer than ``timeout``."""
-    batch: int = 20
+    batch: int = 8
+    """Messages claimed at a time: all of them are sent within one lease (see below)."""
     threads: int = 4
     """Messages sent at a time (a slow receiver does not hold up the others)."""
     idle: float = 1.0
     """Seconds between looks at the store when nothing was due."""
+
+    def __attrs_post_init__(self) -> None:
+        # A claimed message whose lease ran out while it still waited for a thread could be
+        # claimed and sent by another worker too: a batch must be sent well within one lease.
+        rounds = -(-self.batch // max(1, self.threads))
+        if self.lease_seconds < rounds * self.timeout + 5:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds}) must exceed {rounds} round(s) of "
+                f"timeout ({self.timeout} s) plus 5 s: a batch is sent within one lease"
+            )
 
     @property
     def attempts(self) -> int:
@@ -155,19 +166,12 @@ class WebhookSender:
 
     def endpoints(self) -> dict[str, WebhookConfig]:
         """The merchants whose endpoint may be sent to now (configured and not disabled)."""
-        found = {}
-        for merchant_id, merchant in self.config.merchants.items():
-            hook = merchant.webhook
-            if hook is None:
-                continue
-            reason = self.store.webhook_endpoint_disabled(merchant_id, hook.url)
-            if reason is not None:
-                logger.debug(
-                    "webhook endpoint disabled: %s", reason, extra={"merchant_id": merchant_id}
-                )
-                continue
-            found[merchant_id] = hook
-        return found
+        disabled = self.store.disabled_webhook_endpoints()
+        return {
+            merchant_id: merchant.webhook
+            for merchant_id, merchant in self.config.merchants.items()
+            if merchant.webhook is not None and (merchant_id, merchant.webhook.url) not in disabled
+        }
 
     def deliver_due(self) -> int:
         """Claim the due messages and send each once; returns how many were tried."""
