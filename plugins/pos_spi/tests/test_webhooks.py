@@ -508,3 +508,9 @@ def test_the_docs_example_headers_and_verification_snippet_are_right(monkeypatch
     monkeypatch.setattr(time, "time", lambda: stamp + 10.0)
     assert scope["verify"](SECRET, headers, body.encode())
     assert not scope["verify"](SECRET, headers, body.encode() + b" ")
+
+
+def test_the_cli_states_are_the_stores():
+    from omsbridge_posspi.webhooks_cli import STATES
+
+    assert tuple(s.value for s in WebhookState) == STATES

@@ -1,4 +1,8 @@
-"""``omsbridge webhooks list|show|replay|enable``: the outgoing webhooks kept in the store."""
+"""``omsbridge webhooks list|show|replay|enable``: the outgoing webhooks kept in the store.
+
+Loaded by ``omsbridge --help`` (the commands are listed): the store, the config and the model
+are imported only when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from omsbridge.cli._merchant import config_option
 from omsbridge.cli._output import emit_json, emit_table, json_option
 from omsbridge.cli.exit_codes import ExitCode
-from omsbridge.config import Config
-from omsbridge.store import Store, WebhookState
 
-__all__ = ["webhooks"]
+if TYPE_CHECKING:
+    from omsbridge.config import Config
+    from omsbridge.store import Store
 
-_STATES = click.Choice([s.value for s in WebhookState])
+__all__ = ["STATES", "webhooks"]
+
+STATES = ("pending", "delivered", "dead")
+"""The values of :class:`omsbridge.store.WebhookState` (not imported: ``--help`` stays light)."""
+_STATES = click.Choice(STATES)
 
 
 def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -83,6 +92,7 @@ def list_(
     Example:
       omsbridge webhooks list --config omsbridge.toml --state dead
     """
+    from omsbridge.store import WebhookState
     from omsbridge_posspi.serve.webhooks import describe
 
     with _opened(config_file) as (_, store):
@@ -175,6 +185,8 @@ def replay(
       omsbridge webhooks replay --config omsbridge.toml msg_0f3c... msg_9a1b...
       omsbridge webhooks replay --config omsbridge.toml --since 2026-12-06T00:00:00Z
     """
+    from omsbridge.store import WebhookState
+
     if bool(message_ids) == (since is not None or until is not None):
         raise click.UsageError("give message ids, or --since/--until (not both)")
     with _opened(config_file) as (_, store):
