@@ -6,6 +6,7 @@ after the import loses nothing and records nothing twice; and the worker runs pl
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from faulty import FEEDS, OMS, Feed, FeedPlugin, config_text
@@ -161,7 +162,12 @@ def test_the_worker_runs_plugins_tasks_until_it_stops(tmp_path, pm):
         thread.start()
         try:
             assert tasks.started.wait(10)
-            assert any(t.name == "test-task" and t.is_alive() for t in worker._threads)
+            # The worker keeps the thread in its list right after starting it.
+            deadline = time.monotonic() + 10
+            while not any(t.name == "test-task" for t in worker._threads):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert [t.is_alive() for t in worker._threads if t.name == "test-task"] == [True]
         finally:
             worker.stop()
             thread.join(10)
