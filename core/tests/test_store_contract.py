@@ -321,3 +321,23 @@ def test_webhook_endpoints_are_disabled_and_enabled(make_store):
     store.set_webhook_endpoint("A", "https://pos/hook", None)
     assert store.webhook_endpoint_disabled("A", "https://pos/hook") is None
     assert store.disabled_webhook_endpoints() == {}
+
+
+def test_webhooks_are_purged_by_state_and_age(make_store):
+    from omsbridge.store import WebhookState
+
+    store = make_store()
+    for n in range(3):
+        store.enqueue_webhook(f"msg_{n}", "A", "fulfillment_order.created", f"FO-{n}", "{}")
+    claimed = store.claim_webhooks("w1", ["A"], limit=2, lease_seconds=30)
+    store.webhook_delivered(claimed[0].message_id, "w1", 200)
+    store.webhook_failed(claimed[1].message_id, "w1", status=500, error="x", retry_at=None)
+    past = _now() - timedelta(minutes=1)
+    assert store.purge_webhooks(states=[WebhookState.DELIVERED], before=past) == 0
+    soon = _now() + timedelta(minutes=1)
+    assert store.purge_webhooks(states=[WebhookState.DELIVERED], before=soon) == 1
+    assert store.webhook(claimed[0].message_id) is None
+    assert (
+        store.purge_webhooks(states=[WebhookState.DELIVERED, WebhookState.DEAD], before=soon) == 1
+    )
+    assert [m.state for m in store.webhooks()] == [WebhookState.PENDING]  # never a pending one

@@ -299,6 +299,12 @@ def test_the_last_failure_makes_a_dead_letter_that_replay_sends_again(
         )
         assert "1 message(s)" in again.output, again.output
         assert sender.deliver_due() == 1
+        soon = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+        purged = runner.invoke(
+            _cli(), ["webhooks", "purge", "--config", str(path), "--before", soon]
+        )
+        assert "1 message(s) deleted" in purged.output, purged.output
+        assert store.webhook(msg) is None
         for text in (listed.output, shown.output, replayed.output, again.output):
             assert "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in text
         sender.close()

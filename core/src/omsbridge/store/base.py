@@ -487,6 +487,11 @@ class Store(abc.ABC):
         returns how many were put back. Pending ones are left as they are."""
 
     @abc.abstractmethod
+    def purge_webhooks(self, *, states: Sequence[WebhookState], before: datetime) -> int:
+        """Delete messages in ``states`` last changed before ``before``; returns how many. A
+        message purged is forgotten: the same event recorded again would be sent again."""
+
+    @abc.abstractmethod
     def set_webhook_endpoint(self, merchant_id: str, url: str, disabled: str | None) -> None:
         """Disable a merchant's endpoint (``disabled`` is why, e.g. it answered 410 Gone) or
         enable it again (None)."""

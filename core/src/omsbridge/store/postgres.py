@@ -1110,6 +1110,15 @@ class PostgresStore(Store):
             ).fetchall()
         return len(rows)
 
+    def purge_webhooks(self, *, states: Sequence[WebhookState], before: datetime) -> int:
+        """See :meth:`Store.purge_webhooks`."""
+        with self._tx() as db:
+            rows = db.execute(
+                "DELETE FROM webhooks WHERE state = ANY(%s) AND updated_at < %s RETURNING 1",
+                ([WebhookState(s).value for s in states], _aware(before)),
+            ).fetchall()
+        return len(rows)
+
     def set_webhook_endpoint(self, merchant_id: str, url: str, disabled: str | None) -> None:
         """See :meth:`Store.set_webhook_endpoint`."""
         with self._tx() as db:

@@ -1060,6 +1060,17 @@ class SqliteStore(Store):
                 ).rowcount
         return count
 
+    def purge_webhooks(self, *, states: Sequence[WebhookState], before: datetime) -> int:
+        """See :meth:`Store.purge_webhooks`."""
+        if not states:
+            return 0
+        marks = ", ".join("?" for _ in states)
+        with self._tx() as db:
+            return db.execute(
+                f"DELETE FROM webhooks WHERE state IN ({marks}) AND updated_at < ?",
+                (*[WebhookState(s).value for s in states], _ts(before)),
+            ).rowcount
+
     def set_webhook_endpoint(self, merchant_id: str, url: str, disabled: str | None) -> None:
         """See :meth:`Store.set_webhook_endpoint`."""
         with self._tx() as db:

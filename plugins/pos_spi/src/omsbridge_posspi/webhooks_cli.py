@@ -1,4 +1,4 @@
-"""``omsbridge webhooks list|show|replay|enable``: the outgoing webhooks kept in the store.
+"""``omsbridge webhooks list|show|replay|purge|enable``: the outgoing webhooks kept in the store.
 
 Loaded by ``omsbridge --help`` (the commands are listed): the store, the config and the model
 are imported only when a command runs.
@@ -211,6 +211,37 @@ def replay(
                 raise SystemExit(ExitCode.FIX)
         count = store.replay_webhooks(ids)
     click.echo(f"{count} message(s) put back to be sent again")
+
+
+@webhooks.command()
+@config_option
+@click.option(
+    "--before", callback=_when, required=True, help="Last changed before this time (ISO 8601)."
+)
+@click.option(
+    "--state",
+    type=click.Choice(["delivered", "dead", "any"]),
+    default="delivered",
+    show_default=True,
+    help="Which messages to delete (pending ones never are).",
+)
+def purge(config_file: Path, before: datetime, state: str) -> None:
+    """Delete delivered (or dead) messages last changed before a time.
+
+    A purged message is forgotten: an event recorded again after it was purged is sent again.
+
+    \b
+    Example:
+      omsbridge webhooks purge --config omsbridge.toml --before 2026-11-01T00:00:00Z
+    """
+    from omsbridge.store import WebhookState
+
+    states = (
+        [WebhookState.DELIVERED, WebhookState.DEAD] if state == "any" else [WebhookState(state)]
+    )
+    with _opened(config_file) as (_, store):
+        count = store.purge_webhooks(states=states, before=before)
+    click.echo(f"{count} message(s) deleted")
 
 
 @webhooks.command()
