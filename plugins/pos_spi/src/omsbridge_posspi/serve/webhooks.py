@@ -166,12 +166,15 @@ class WebhookSender:
 
     def endpoints(self) -> dict[str, WebhookConfig]:
         """The merchants whose endpoint may be sent to now (configured and not disabled)."""
-        disabled = self.store.disabled_webhook_endpoints()
-        return {
+        configured = {
             merchant_id: merchant.webhook
             for merchant_id, merchant in self.config.merchants.items()
-            if merchant.webhook is not None and (merchant_id, merchant.webhook.url) not in disabled
+            if merchant.webhook is not None
         }
+        if not configured:
+            return {}  # a worker without webhooks never asks the store
+        disabled = self.store.disabled_webhook_endpoints()
+        return {m: hook for m, hook in configured.items() if (m, hook.url) not in disabled}
 
     def deliver_due(self) -> int:
         """Claim the due messages and send each once; returns how many were tried."""
