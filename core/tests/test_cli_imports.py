@@ -28,7 +28,7 @@ _HEAVY = {"httpx", "requests", "cryptography", "jwt", "rich", "werkzeug"}
 _PLUGIN_PACKAGES = ("omsbridge_salesforce", "omsbridge_posspi", "omsbridge_salesforce_sandbox")
 # What loading a plugin's entry point and listing its commands may import: the package (its
 # ``__init__`` is lazy), the entry-point module, its hookspecs and its command modules.
-_LIGHT_PLUGIN_PARTS = {"plugin", "hookspecs", "cli"}
+_LIGHT_PLUGIN_PARTS = {"plugin", "hookspecs", "cli", "webhooks_cli"}
 
 
 def _imported(*argv: str) -> set[str]:

@@ -227,3 +227,117 @@ def test_backend_cache_is_kept_replaced_and_dropped_per_merchant(make_store):
     store.drop_cached_value("A", "lookups")
     assert store.cached_value("A", "lookups") is None
     assert other.cached_value("B", "lookups") is not None
+
+
+# -- outgoing webhooks (schema step 4) -----------------------------------------------------------
+
+
+def test_webhook_enqueue_is_idempotent_on_the_message_id(make_store):
+    from omsbridge.store import WebhookState
+
+    store = make_store()
+    assert not store.webhook_subject_seen("A", "FO-1")
+    assert store.enqueue_webhook("msg_1", "A", "fulfillment_order.created", "FO-1", '{"a":1}')
+    # The same event recorded again (a listener re-handling a batch after a crash): kept once.
+    assert not store.enqueue_webhook("msg_1", "A", "fulfillment_order.created", "FO-1", '{"x":2}')
+    assert store.webhook_subject_seen("A", "FO-1") and not store.webhook_subject_seen("B", "FO-1")
+    message = store.webhook("msg_1")
+    assert message.body == '{"a":1}' and message.state == WebhookState.PENDING
+    assert message.attempts == 0 and message.created_at.tzinfo is not None
+    assert store.webhook("nope") is None
+
+
+def test_webhook_claims_lease_retry_dead_and_replay(make_store):
+    from omsbridge.store import WebhookState
+
+    store, other = make_store(), make_store()
+    for n in range(3):
+        store.enqueue_webhook(f"msg_{n}", "A", "fulfillment_order.created", f"FO-{n}", "{}")
+    store.enqueue_webhook("msg_b", "B", "fulfillment_order.created", "FO-b", "{}")
+    claimed = store.claim_webhooks("w1", ["A"], limit=2, lease_seconds=30)
+    assert len(claimed) == 2 and all(m.lease_owner == "w1" for m in claimed)
+    assert {m.merchant_id for m in claimed} == {"A"}
+    # Another worker takes only what is not leased, and only the merchants it asks for.
+    rest = other.claim_webhooks("w2", ["A"], limit=5, lease_seconds=30)
+    assert len(rest) == 1 and rest[0].message_id not in {m.message_id for m in claimed}
+    assert other.claim_webhooks("w2", [], limit=5, lease_seconds=30) == []
+    first, second = claimed
+    assert not store.webhook_delivered(first.message_id, "w2", 200)  # not the holder
+    assert store.webhook_delivered(first.message_id, "w1", 204)
+    done = store.webhook(first.message_id)
+    assert done.state == WebhookState.DELIVERED and done.attempts == 1
+    assert done.last_status == 204 and done.delivered_at is not None
+    later = _now() + timedelta(hours=1)
+    state = store.webhook_failed(
+        second.message_id, "w1", status=500, error="HTTP 500", retry_at=later
+    )
+    assert state == WebhookState.PENDING
+    again = store.webhook(second.message_id)
+    assert again.attempts == 1 and again.last_status == 500 and again.next_attempt_at >= later
+    assert store.claim_webhooks("w1", ["A"], limit=5, lease_seconds=30) == []  # not due
+    # Not counted (a disabled endpoint): the attempts stay; a retry now is due at once.
+    other.webhook_failed(
+        rest[0].message_id, "w2", status=410, error="gone", retry_at=_now(), count=False
+    )
+    assert store.webhook(rest[0].message_id).attempts == 0
+    [back] = store.claim_webhooks("w1", ["A"], limit=5, lease_seconds=30)
+    assert back.message_id == rest[0].message_id
+    assert store.webhook_failed(
+        back.message_id, "w1", status=None, error="timeout", retry_at=None
+    ) == (WebhookState.DEAD)
+    assert [m.message_id for m in store.webhooks(state=WebhookState.DEAD)] == [back.message_id]
+    assert {m.message_id for m in store.webhooks(merchant_id="A")} == {"msg_0", "msg_1", "msg_2"}
+    assert store.webhooks(since=_now() + timedelta(minutes=1)) == []
+    assert len(store.webhooks(until=_now() + timedelta(minutes=1), limit=2)) == 2
+    # Replay: delivered and dead ones go again, same id and body, attempts from zero.
+    assert store.replay_webhooks([first.message_id, back.message_id, second.message_id]) == 2
+    replayed = store.webhook(first.message_id)
+    assert replayed.state == WebhookState.PENDING and replayed.attempts == 0
+    assert replayed.body == first.body
+    ids = {m.message_id for m in store.claim_webhooks("w1", ["A"], limit=5, lease_seconds=30)}
+    assert ids == {first.message_id, back.message_id}
+
+
+def test_a_webhook_lease_of_a_dead_sender_runs_out(make_store):
+    store = make_store()
+    store.enqueue_webhook("msg_1", "A", "fulfillment_order.created", "FO-1", "{}")
+    [message] = store.claim_webhooks("killed", ["A"], limit=1, lease_seconds=0.2)
+    assert store.claim_webhooks("w2", ["A"], limit=1, lease_seconds=30) == []
+    time.sleep(0.3)
+    [taken] = store.claim_webhooks("w2", ["A"], limit=1, lease_seconds=30)
+    assert taken.message_id == message.message_id and taken.lease_owner == "w2"
+    assert not store.webhook_delivered("msg_1", "killed", 200)
+    assert store.webhook_delivered("msg_1", "w2", 200)
+
+
+def test_webhook_endpoints_are_disabled_and_enabled(make_store):
+    store = make_store()
+    assert store.webhook_endpoint_disabled("A", "https://pos/hook") is None
+    store.set_webhook_endpoint("A", "https://pos/hook", "410 Gone")
+    store.set_webhook_endpoint("A", "https://pos/hook", "410 Gone again")
+    assert store.webhook_endpoint_disabled("A", "https://pos/hook") == "410 Gone again"
+    assert store.webhook_endpoint_disabled("A", "https://pos/other") is None
+    assert store.disabled_webhook_endpoints() == {("A", "https://pos/hook"): "410 Gone again"}
+    store.set_webhook_endpoint("A", "https://pos/hook", None)
+    assert store.webhook_endpoint_disabled("A", "https://pos/hook") is None
+    assert store.disabled_webhook_endpoints() == {}
+
+
+def test_webhooks_are_purged_by_state_and_age(make_store):
+    from omsbridge.store import WebhookState
+
+    store = make_store()
+    for n in range(3):
+        store.enqueue_webhook(f"msg_{n}", "A", "fulfillment_order.created", f"FO-{n}", "{}")
+    claimed = store.claim_webhooks("w1", ["A"], limit=2, lease_seconds=30)
+    store.webhook_delivered(claimed[0].message_id, "w1", 200)
+    store.webhook_failed(claimed[1].message_id, "w1", status=500, error="x", retry_at=None)
+    past = _now() - timedelta(minutes=1)
+    assert store.purge_webhooks(states=[WebhookState.DELIVERED], before=past) == 0
+    soon = _now() + timedelta(minutes=1)
+    assert store.purge_webhooks(states=[WebhookState.DELIVERED], before=soon) == 1
+    assert store.webhook(claimed[0].message_id) is None
+    assert (
+        store.purge_webhooks(states=[WebhookState.DELIVERED, WebhookState.DEAD], before=soon) == 1
+    )
+    assert [m.state for m in store.webhooks()] == [WebhookState.PENDING]  # never a pending one

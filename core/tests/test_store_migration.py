@@ -37,7 +37,7 @@ def test_schema_1_store_is_migrated_in_place(tmp_path):
         assert store.resume_merchant("A") == second
         assert store.merchant_pause("A") is None
         [[version]] = store._read("SELECT value FROM meta WHERE key = 'schema_version'")
-    assert int(version) == SCHEMA_VERSION == 3
+    assert int(version) == SCHEMA_VERSION == 4
 
 
 def test_postgres_schema_is_versioned_and_migrated_once(pg_server):
@@ -76,9 +76,9 @@ def test_store_migrate_command(pg_server, tmp_path):
     runner = CliRunner()
     first = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
     assert first.exit_code == 0, first.output
-    assert "schema 0 -> 3 (applied 1, 2, 3)" in first.output
+    assert "schema 0 -> 4 (applied 1, 2, 3, 4)" in first.output
     again = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
-    assert "schema 3, up to date" in again.output
+    assert "schema 4, up to date" in again.output
     config.write_text(f'[store]\nurl = "mysql://x"\n{merchant}')
     bad = runner.invoke(cli, ["store", "migrate", "--config", str(config)])
     assert bad.exit_code == 1 and "store.url: must be a postgresql:// connection URL" in bad.stderr

@@ -41,6 +41,7 @@ from omsbridge.plugins import call_observers, get_plugin_manager
 from omsbridge.registry import BackendRegistry
 from omsbridge.spi import POST_CAPABILITY, Capability, OrderBackend, needs_unreferenced_returns
 from omsbridge.store import AttemptOutcome, AttemptRecord, EntryState, ErrorInfo, Store, open_store
+from omsbridge.webhook_outbox import record_fulfillment_order, record_fulfillment_update
 
 __all__ = ["Bridge", "Merchant"]
 
@@ -309,9 +310,16 @@ class Merchant:
         return self.backend.fulfillment_orders(store_id=store_id)
 
     def update_fulfillment(self, update: FulfillmentUpdate) -> None:
-        """Report a store's fulfillment step to the OMS and tell the observers."""
+        """Report a store's fulfillment step to the OMS and tell the observers.
+
+        With a webhook configured, its message is kept in the store once the OMS took the step;
+        a store that fails then raises (the step is in the OMS: reporting it again is safe, and
+        records one message)."""
         self._require(Capability.UPDATE_FULFILLMENT, "update_fulfillment")
         self.backend.update_fulfillment(update)
+        webhook = self.config.webhook
+        if webhook is not None and self._store is not None:
+            record_fulfillment_update(self._store(), self.merchant_id, webhook, update)
         call_observers(
             self._pm, "omsbridge_fulfillment_updated", merchant_id=self.merchant_id, update=update
         )
@@ -323,7 +331,13 @@ class Merchant:
 
     def deliver(self, fulfillment_order: FulfillmentOrder) -> list[BaseException]:
         """Hand an imported fulfillment order to every ``omsbridge_fulfillment_order_received``
-        observer, each isolated; returns the failures."""
+        observer, each isolated; returns the failures.
+
+        With a webhook configured, the order's message is kept in the store first: a store that
+        fails raises here, so the caller (the listener) handles the order again."""
+        webhook = self.config.webhook
+        if webhook is not None and self._store is not None:
+            record_fulfillment_order(self._store(), self.merchant_id, webhook, fulfillment_order)
         return call_observers(
             self._pm,
             "omsbridge_fulfillment_order_received",

@@ -29,6 +29,7 @@ the arguments (pluggy's opt-in arguments). Specs only ever gain arguments.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from omsbridge.errors import BackendError
     from omsbridge.local import LocalServer
     from omsbridge.model import FulfillmentOrder, FulfillmentUpdate, PostResult, Transaction
+    from omsbridge.worker import Worker
 
 PROJECT = "omsbridge"
 
@@ -117,6 +119,23 @@ def omsbridge_register_local_servers(
     ``api_calls`` and each step shows the API calls it spent.
 
     :param register: callback taking the backend name and a zero-argument start function.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def omsbridge_register_worker_tasks(
+    register: Callable[[str, Callable[[Worker, threading.Event], None]], None],
+) -> None:
+    """Add background work to ``omsbridge worker`` (e.g. sending the outgoing webhooks).
+
+    Call ``register(name, run)``; the worker calls ``run(worker, stop)`` on a thread of its own
+    (named ``name``) once it starts. ``run`` loops until ``stop`` is set and must not return
+    before (a task that ended counts as a failed worker in ``/healthz``); it reaches the
+    bridge, the store and the metrics registry through ``worker``.
+
+    :param register: callback taking the task's name and its run function.
 
     .. versionadded:: 0.1
     """

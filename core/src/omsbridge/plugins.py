@@ -29,6 +29,7 @@ __all__ = [
     "get_plugin_manager",
     "load_entry_point_plugins",
     "new_plugin_manager",
+    "worker_tasks",
 ]
 
 ENTRY_POINT_GROUP = "omsbridge"
@@ -182,3 +183,14 @@ def call_registration(
             if _strict():
                 raise PluginLoadError(message) from exc
             warnings.warn(message, PluginLoadWarning, stacklevel=2)
+
+
+def worker_tasks(pm: pluggy.PluginManager) -> list[tuple[str, Callable[..., None]]]:
+    """The background tasks plugins add to the worker (``omsbridge_register_worker_tasks``)."""
+    found: list[tuple[str, Callable[..., None]]] = []
+    call_registration(
+        pm,
+        "omsbridge_register_worker_tasks",
+        register=lambda name, run: found.append((name, run)),
+    )
+    return found

@@ -17,6 +17,7 @@ and every held listener's last read worked) and ``/metrics`` (Prometheus).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import signal
@@ -39,6 +40,7 @@ from omsbridge.export.metrics import (
     write_textfile,
 )
 from omsbridge.listen import EventHandler, Listener, ListenerPool, ListenerSettings, PoolSettings
+from omsbridge.plugins import worker_tasks
 from omsbridge.spi import Capability
 from omsbridge.store import Store
 
@@ -157,6 +159,9 @@ class Worker:
             self._start(lambda: self.pool.run(self._stop), "listeners")
         if self.settings.export:
             self._start(self._export_loop, "export")
+        # Plugins' own background work (the outgoing webhooks): one thread each.
+        for name, task in worker_tasks(self.bridge.plugin_manager):
+            self._start(functools.partial(task, self, self._stop), name)
         logger.info(
             "worker %s running: export %s, listeners leased among %d merchant(s)",
             self.job.owner,

@@ -19,6 +19,7 @@ import cattrs
 
 from omsbridge.config._files import read_small_file
 from omsbridge.config.secrets import Secret, resolve_secret
+from omsbridge.config.webhook import WebhookConfig, parse_webhook
 from omsbridge.errors import ConfigError, Issue
 from omsbridge.registry import BackendRegistry
 from omsbridge.spi import MerchantContext
@@ -30,7 +31,7 @@ _MERCHANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _LOCALE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _REGION = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_MERCHANT_KEYS = {"backend", "name", "locale", "region", "currency", "currencies"}
+_MERCHANT_KEYS = {"backend", "name", "locale", "region", "currency", "currencies", "webhook"}
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 """A config file larger than this is refused rather than read (it is a few kilobytes)."""
@@ -60,6 +61,8 @@ class MerchantConfig:
     currencies: tuple[str, ...] = ()
     """Every currency the merchant takes, when more than ``currency`` (needs a backend with
     :attr:`~omsbridge.spi.Capability.MULTI_CURRENCY`); empty: only ``currency``."""
+    webhook: WebhookConfig | None = None
+    """Where this merchant's outgoing webhooks go (``[merchants.<id>.webhook]``); None: none."""
 
     def context(self) -> MerchantContext:
         """What the backend is told about its merchant."""
@@ -118,7 +121,7 @@ def parse_config(
     else:
         conv = _settings_converter(base_dir)
         for merchant_id, table in merchants_data.items():
-            merchant = _merchant(str(merchant_id), table, registry, conv, issues)
+            merchant = _merchant(str(merchant_id), table, registry, conv, issues, base_dir)
             if merchant is not None:
                 merchants[merchant.merchant_id] = merchant
     if issues:
@@ -178,6 +181,7 @@ def _merchant(
     registry: BackendRegistry,
     conv: cattrs.Converter,
     issues: list[Issue],
+    base_dir: Path,
 ) -> MerchantConfig | None:
     prefix = f"merchants.{merchant_id}"
     before = len(issues)
@@ -229,6 +233,9 @@ def _merchant(
             shown = repr(value) if isinstance(value, str) else describe(value)
             issues.append(Issue(f"{prefix}.{key}", f"must look like {example}, got {shown}"))
     currencies = _currencies(table, prefix, issues)
+    webhook = None
+    if "webhook" in table:
+        webhook = parse_webhook(table["webhook"], f"{prefix}.webhook", base_dir, issues)
     settings = None
     if isinstance(backend, str) and backend in registry:
         settings_data = table.get(backend, {})
@@ -253,6 +260,7 @@ def _merchant(
         region=table.get("region"),
         currency=table.get("currency"),
         currencies=currencies,
+        webhook=webhook,
     )
 
 

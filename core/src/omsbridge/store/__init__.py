@@ -18,6 +18,8 @@ from omsbridge.store.base import (
     PauseKind,
     Store,
     StoreStats,
+    WebhookMessage,
+    WebhookState,
 )
 from omsbridge.store.sqlite import SqliteStore
 
@@ -34,6 +36,8 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreStats",
+    "WebhookMessage",
+    "WebhookState",
     "open_store",
 ]
 

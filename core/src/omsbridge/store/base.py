@@ -38,6 +38,8 @@ __all__ = [
     "PauseKind",
     "Store",
     "StoreStats",
+    "WebhookMessage",
+    "WebhookState",
 ]
 
 
@@ -184,6 +186,38 @@ class StoreStats:
     def total(self, field: str) -> int:
         """The sum of one counter (``pending``, ``dead``...) over all merchants."""
         return sum(int(getattr(m, field)) for m in self.merchants)
+
+
+class WebhookState(StrEnum):
+    """Where an outgoing webhook message is in its life."""
+
+    PENDING = "pending"  # waiting to be sent (again)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    DEAD = "dead"  # failed every attempt; shown to operators, replayed by hand
+
+
+@attrs.frozen
+class WebhookMessage:
+    """One outgoing webhook message, exactly as it is (re)sent: the id and the body never change,
+    so a receiver deduplicates retries and replays on ``webhook-id``."""
+
+    message_id: str
+    merchant_id: str
+    event_type: str
+    subject: str
+    """What the message is about (a fulfillment order id): tells "created" from "updated"."""
+    body: str = attrs.field(repr=False)
+    state: WebhookState = WebhookState.PENDING
+    attempts: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_status: int | None = None
+    """The receiver's last HTTP status (None: no answer)."""
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
 
 
 class Store(abc.ABC):
@@ -391,6 +425,84 @@ class Store(abc.ABC):
     def drop_cached_value(self, merchant_id: str, key: str) -> None:
         """Forget a backend's cached value (its ids turned out stale)."""
         return None  # the default store keeps nothing
+
+    # -- outgoing webhooks (schema step 4) ----------------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue_webhook(
+        self, message_id: str, merchant_id: str, event_type: str, subject: str, body: str
+    ) -> bool:
+        """Keep a webhook message to send; False (and nothing changed) if ``message_id`` is
+        kept already, in any state: enqueueing the same event twice sends it once."""
+
+    @abc.abstractmethod
+    def webhook_subject_seen(self, merchant_id: str, subject: str) -> bool:
+        """Whether any webhook message about ``subject`` was kept for the merchant."""
+
+    @abc.abstractmethod
+    def claim_webhooks(
+        self, owner: str, merchant_ids: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[WebhookMessage]:
+        """Lease up to ``limit`` pending messages of these merchants that are due, oldest due
+        first; a message whose lease ran out (its sender died) is due again."""
+
+    @abc.abstractmethod
+    def webhook_delivered(self, message_id: str, owner: str, status: int) -> bool:
+        """Mark a leased message delivered; False if ``owner`` no longer holds it."""
+
+    @abc.abstractmethod
+    def webhook_failed(
+        self,
+        message_id: str,
+        owner: str,
+        *,
+        status: int | None,
+        error: str,
+        retry_at: datetime | None,
+        count: bool = True,
+    ) -> WebhookState | None:
+        """Record a failed attempt: pending again at ``retry_at``, or dead when None. ``count``
+        False leaves the attempt count alone (the endpoint was disabled: not the message's
+        fault). None if ``owner`` no longer holds the message."""
+
+    @abc.abstractmethod
+    def webhook(self, message_id: str) -> WebhookMessage | None:
+        """One message, or None."""
+
+    @abc.abstractmethod
+    def webhooks(
+        self,
+        *,
+        merchant_id: str | None = None,
+        state: WebhookState | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[WebhookMessage]:
+        """Messages, newest first, created in ``[since, until)`` when given."""
+
+    @abc.abstractmethod
+    def replay_webhooks(self, message_ids: Sequence[str]) -> int:
+        """Send delivered or dead messages again (same id, same body, attempts from zero);
+        returns how many were put back. Pending ones are left as they are."""
+
+    @abc.abstractmethod
+    def purge_webhooks(self, *, states: Sequence[WebhookState], before: datetime) -> int:
+        """Delete messages in ``states`` last changed before ``before``; returns how many. A
+        message purged is forgotten: the same event recorded again would be sent again."""
+
+    @abc.abstractmethod
+    def set_webhook_endpoint(self, merchant_id: str, url: str, disabled: str | None) -> None:
+        """Disable a merchant's endpoint (``disabled`` is why, e.g. it answered 410 Gone) or
+        enable it again (None)."""
+
+    @abc.abstractmethod
+    def webhook_endpoint_disabled(self, merchant_id: str, url: str) -> str | None:
+        """Why the endpoint is disabled, or None when it is not."""
+
+    @abc.abstractmethod
+    def disabled_webhook_endpoints(self) -> dict[tuple[str, str], str]:
+        """Every disabled endpoint: (merchant id, url) to why (one read for a sender's round)."""
 
     # -- named leases (listeners) ------------------------------------------------------------
 

@@ -32,6 +32,8 @@ from omsbridge.store.base import (
     PauseKind,
     Store,
     StoreStats,
+    WebhookMessage,
+    WebhookState,
 )
 
 try:
@@ -167,6 +169,39 @@ CREATE TABLE backend_cache (
 );
 """,
     ),
+    (
+        4,
+        "webhooks, webhook_endpoints: the outbox of outgoing webhooks",
+        """
+CREATE TABLE webhooks (
+    message_id       TEXT PRIMARY KEY,
+    merchant_id      TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    next_attempt_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    delivered_at     TIMESTAMPTZ,
+    last_status      INTEGER,
+    last_error       TEXT,
+    lease_owner      TEXT,
+    lease_expires_at TIMESTAMPTZ
+);
+CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhooks_subject ON webhooks (merchant_id, subject);
+CREATE INDEX webhooks_created ON webhooks (created_at);
+CREATE TABLE webhook_endpoints (
+    merchant_id TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    disabled    TEXT NOT NULL,
+    at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, url)
+);
+""",
+    ),
 )
 """Schema steps in order: (version, what it adds, SQL). Never edit a released step; add one."""
 
@@ -253,6 +288,26 @@ def _entry(row: dict[str, Any]) -> OutboxEntry:
         last_error=_error_from(row),
         order_id=row["order_id"],
         order_number=row["order_number"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+    )
+
+
+def _webhook(row: dict[str, Any]) -> WebhookMessage:
+    return WebhookMessage(
+        message_id=row["message_id"],
+        merchant_id=row["merchant_id"],
+        event_type=row["event_type"],
+        subject=row["subject"],
+        body=row["body"],
+        state=WebhookState(row["state"]),
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        next_attempt_at=row["next_attempt_at"],
+        delivered_at=row["delivered_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
         lease_owner=row["lease_owner"],
         lease_expires_at=row["lease_expires_at"],
     )
@@ -920,6 +975,178 @@ class PostgresStore(Store):
                 )
             )
         return found
+
+    # -- outgoing webhooks ------------------------------------------------------------------
+
+    def enqueue_webhook(
+        self, message_id: str, merchant_id: str, event_type: str, subject: str, body: str
+    ) -> bool:
+        """See :meth:`Store.enqueue_webhook`."""
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO webhooks (message_id, merchant_id, event_type, subject, body, state) "
+                "VALUES (%s, %s, %s, %s, %s, 'pending') ON CONFLICT (message_id) DO NOTHING "
+                "RETURNING 1",
+                (message_id, merchant_id, event_type, subject, body),
+            ).fetchone()
+            return row is not None
+
+    def webhook_subject_seen(self, merchant_id: str, subject: str) -> bool:
+        """See :meth:`Store.webhook_subject_seen`."""
+        rows = self._read(
+            "SELECT 1 FROM webhooks WHERE merchant_id = %s AND subject = %s LIMIT 1",
+            (merchant_id, subject),
+        )
+        return bool(rows)
+
+    def claim_webhooks(
+        self, owner: str, merchant_ids: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[WebhookMessage]:
+        """See :meth:`Store.claim_webhooks` (``SKIP LOCKED``: workers never take the same)."""
+        if not merchant_ids or limit <= 0:
+            return []
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE webhooks SET lease_owner = %s, "
+                "lease_expires_at = now() + make_interval(secs => %s) "
+                "WHERE message_id IN (SELECT message_id FROM webhooks WHERE state = 'pending' "
+                "AND next_attempt_at <= now() "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < now()) "
+                "AND merchant_id = ANY(%s) ORDER BY next_attempt_at, message_id LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING *",
+                (owner, lease_seconds, list(merchant_ids), limit),
+            ).fetchall()
+        found = [_webhook(row) for row in rows]
+        found.sort(key=lambda m: (m.next_attempt_at, m.message_id))
+        return found
+
+    def webhook_delivered(self, message_id: str, owner: str, status: int) -> bool:
+        """See :meth:`Store.webhook_delivered`."""
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE webhooks SET state = 'delivered', attempts = attempts + 1, "
+                "updated_at = now(), delivered_at = now(), last_status = %s, last_error = NULL, "
+                "lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE message_id = %s AND state = 'pending' AND lease_owner = %s RETURNING 1",
+                (status, message_id, owner),
+            ).fetchone()
+            return row is not None
+
+    def webhook_failed(
+        self,
+        message_id: str,
+        owner: str,
+        *,
+        status: int | None,
+        error: str,
+        retry_at: datetime | None,
+        count: bool = True,
+    ) -> WebhookState | None:
+        """See :meth:`Store.webhook_failed`."""
+        state = WebhookState.PENDING if retry_at is not None else WebhookState.DEAD
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE webhooks SET state = %s, attempts = attempts + %s, updated_at = now(), "
+                "next_attempt_at = COALESCE(%s, now()), last_status = %s, last_error = %s, "
+                "lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE message_id = %s AND state = 'pending' AND lease_owner = %s RETURNING 1",
+                (
+                    state.value,
+                    1 if count else 0,
+                    _aware(retry_at) if retry_at is not None else None,
+                    status,
+                    error,
+                    message_id,
+                    owner,
+                ),
+            ).fetchone()
+            return state if row is not None else None
+
+    def webhook(self, message_id: str) -> WebhookMessage | None:
+        """See :meth:`Store.webhook`."""
+        rows = self._read("SELECT * FROM webhooks WHERE message_id = %s", (message_id,))
+        return _webhook(rows[0]) if rows else None
+
+    def webhooks(
+        self,
+        *,
+        merchant_id: str | None = None,
+        state: WebhookState | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[WebhookMessage]:
+        """See :meth:`Store.webhooks`."""
+        rows = self._read(
+            "SELECT * FROM webhooks WHERE (%s::text IS NULL OR merchant_id = %s) "
+            "AND (%s::text IS NULL OR state = %s) "
+            "AND (%s::timestamptz IS NULL OR created_at >= %s) "
+            "AND (%s::timestamptz IS NULL OR created_at < %s) "
+            "ORDER BY created_at DESC, message_id DESC LIMIT %s",
+            (
+                merchant_id,
+                merchant_id,
+                state.value if state else None,
+                state.value if state else None,
+                since,
+                since,
+                until,
+                until,
+                limit,
+            ),
+        )
+        return [_webhook(row) for row in rows]
+
+    def replay_webhooks(self, message_ids: Sequence[str]) -> int:
+        """See :meth:`Store.replay_webhooks`."""
+        if not message_ids:
+            return 0
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE webhooks SET state = 'pending', attempts = 0, updated_at = now(), "
+                "next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE message_id = ANY(%s) AND state IN ('delivered', 'dead') RETURNING 1",
+                (list(message_ids),),
+            ).fetchall()
+        return len(rows)
+
+    def purge_webhooks(self, *, states: Sequence[WebhookState], before: datetime) -> int:
+        """See :meth:`Store.purge_webhooks`."""
+        with self._tx() as db:
+            rows = db.execute(
+                "DELETE FROM webhooks WHERE state = ANY(%s) AND updated_at < %s RETURNING 1",
+                ([WebhookState(s).value for s in states], _aware(before)),
+            ).fetchall()
+        return len(rows)
+
+    def set_webhook_endpoint(self, merchant_id: str, url: str, disabled: str | None) -> None:
+        """See :meth:`Store.set_webhook_endpoint`."""
+        with self._tx() as db:
+            if disabled is None:
+                db.execute(
+                    "DELETE FROM webhook_endpoints WHERE merchant_id = %s AND url = %s",
+                    (merchant_id, url),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO webhook_endpoints (merchant_id, url, disabled) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (merchant_id, url) DO UPDATE SET "
+                    "disabled = excluded.disabled, at = now()",
+                    (merchant_id, url, disabled),
+                )
+
+    def webhook_endpoint_disabled(self, merchant_id: str, url: str) -> str | None:
+        """See :meth:`Store.webhook_endpoint_disabled`."""
+        rows = self._read(
+            "SELECT disabled FROM webhook_endpoints WHERE merchant_id = %s AND url = %s",
+            (merchant_id, url),
+        )
+        return str(rows[0]["disabled"]) if rows else None
+
+    def disabled_webhook_endpoints(self) -> dict[tuple[str, str], str]:
+        """See :meth:`Store.disabled_webhook_endpoints`."""
+        rows = self._read("SELECT merchant_id, url, disabled FROM webhook_endpoints")
+        return {(row["merchant_id"], row["url"]): row["disabled"] for row in rows}
 
     # -- named leases -----------------------------------------------------------------------
 

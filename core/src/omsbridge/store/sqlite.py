@@ -33,13 +33,16 @@ from omsbridge.store.base import (
     PauseKind,
     Store,
     StoreStats,
+    WebhookMessage,
+    WebhookState,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: merchants.pause_kind, pause_reason and auth_failures (a refused login pauses a merchant).
-3: leases (named leases: one listener per merchant and channel among workers)."""
+3: leases (named leases: one listener per merchant and channel among workers).
+4: webhooks and webhook_endpoints (the outbox of outgoing webhooks)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -133,6 +136,33 @@ CREATE TABLE IF NOT EXISTS dead_events (
     error_retryable INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, channel, event_id)
 );
+CREATE TABLE IF NOT EXISTS webhooks (
+    message_id       TEXT PRIMARY KEY,
+    merchant_id      TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    next_attempt_at  TEXT NOT NULL,
+    delivered_at     TEXT,
+    last_status      INTEGER,
+    last_error       TEXT,
+    lease_owner      TEXT,
+    lease_expires_at TEXT
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhooks_subject ON webhooks (merchant_id, subject);
+CREATE INDEX IF NOT EXISTS webhooks_created ON webhooks (created_at);
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    merchant_id TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    disabled    TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (merchant_id, url)
+);
 """
 
 _SEEN_EVENTS_KEPT = timedelta(days=7)
@@ -204,6 +234,26 @@ def _migrate(db: sqlite3.Connection) -> None:
         present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _webhook(row: sqlite3.Row) -> WebhookMessage:
+    return WebhookMessage(
+        message_id=row["message_id"],
+        merchant_id=row["merchant_id"],
+        event_type=row["event_type"],
+        subject=row["subject"],
+        body=row["body"],
+        state=WebhookState(row["state"]),
+        attempts=row["attempts"],
+        created_at=_dt(row["created_at"]),
+        updated_at=_dt(row["updated_at"]),
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        delivered_at=_dt(row["delivered_at"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=_dt(row["lease_expires_at"]),
+    )
 
 
 def _pause(row: sqlite3.Row) -> MerchantPause | None:
@@ -859,6 +909,196 @@ class SqliteStore(Store):
                 )
             )
         return found
+
+    # -- outgoing webhooks --------------------------------------------------------------------
+
+    def enqueue_webhook(
+        self, message_id: str, merchant_id: str, event_type: str, subject: str, body: str
+    ) -> bool:
+        """See :meth:`Store.enqueue_webhook`."""
+        now = _ts(self._now())
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO webhooks (message_id, merchant_id, event_type, subject, body, state, "
+                "created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                (message_id, merchant_id, event_type, subject, body, now, now, now),
+            )
+            return cursor.rowcount == 1
+
+    def webhook_subject_seen(self, merchant_id: str, subject: str) -> bool:
+        """See :meth:`Store.webhook_subject_seen`."""
+        rows = self._read(
+            "SELECT 1 FROM webhooks WHERE merchant_id = ? AND subject = ? LIMIT 1",
+            (merchant_id, subject),
+        )
+        return bool(rows)
+
+    def claim_webhooks(
+        self, owner: str, merchant_ids: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[WebhookMessage]:
+        """See :meth:`Store.claim_webhooks`."""
+        if not merchant_ids or limit <= 0:
+            return []
+        now = self._now()
+        stamp, until = _ts(now), _ts(now + timedelta(seconds=lease_seconds))
+        marks = ", ".join("?" for _ in merchant_ids)
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT message_id FROM webhooks WHERE state = 'pending' AND next_attempt_at <= ? "
+                "AND (lease_expires_at IS NULL OR lease_expires_at < ?) "
+                f"AND merchant_id IN ({marks}) ORDER BY next_attempt_at, message_id LIMIT ?",
+                (stamp, stamp, *merchant_ids, limit),
+            ).fetchall()
+            ids = [row["message_id"] for row in rows]
+            for message_id in ids:
+                db.execute(
+                    "UPDATE webhooks SET lease_owner = ?, lease_expires_at = ? "
+                    "WHERE message_id = ?",
+                    (owner, until, message_id),
+                )
+            found = {
+                row["message_id"]: _webhook(row)
+                for row in db.execute(
+                    f"SELECT * FROM webhooks WHERE message_id IN ({', '.join('?' for _ in ids)})",
+                    ids,
+                )
+            }
+        return [found[i] for i in ids]
+
+    def webhook_delivered(self, message_id: str, owner: str, status: int) -> bool:
+        """See :meth:`Store.webhook_delivered`."""
+        now = _ts(self._now())
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE webhooks SET state = 'delivered', attempts = attempts + 1, "
+                "updated_at = ?, delivered_at = ?, last_status = ?, last_error = NULL, "
+                "lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE message_id = ? AND state = 'pending' AND lease_owner = ?",
+                (now, now, status, message_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    def webhook_failed(
+        self,
+        message_id: str,
+        owner: str,
+        *,
+        status: int | None,
+        error: str,
+        retry_at: datetime | None,
+        count: bool = True,
+    ) -> WebhookState | None:
+        """See :meth:`Store.webhook_failed`."""
+        now = self._now()
+        state = WebhookState.PENDING if retry_at is not None else WebhookState.DEAD
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE webhooks SET state = ?, attempts = attempts + ?, updated_at = ?, "
+                "next_attempt_at = ?, last_status = ?, last_error = ?, "
+                "lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE message_id = ? AND state = 'pending' AND lease_owner = ?",
+                (
+                    state.value,
+                    1 if count else 0,
+                    _ts(now),
+                    _ts(retry_at if retry_at is not None else now),
+                    status,
+                    error,
+                    message_id,
+                    owner,
+                ),
+            )
+            return state if cursor.rowcount == 1 else None
+
+    def webhook(self, message_id: str) -> WebhookMessage | None:
+        """See :meth:`Store.webhook`."""
+        rows = self._read("SELECT * FROM webhooks WHERE message_id = ?", (message_id,))
+        return _webhook(rows[0]) if rows else None
+
+    def webhooks(
+        self,
+        *,
+        merchant_id: str | None = None,
+        state: WebhookState | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[WebhookMessage]:
+        """See :meth:`Store.webhooks`."""
+        where, args = ["1 = 1"], []
+        if merchant_id is not None:
+            where.append("merchant_id = ?")
+            args.append(merchant_id)
+        if state is not None:
+            where.append("state = ?")
+            args.append(state.value)
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(_ts(since))
+        if until is not None:
+            where.append("created_at < ?")
+            args.append(_ts(until))
+        rows = self._read(
+            f"SELECT * FROM webhooks WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, message_id DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [_webhook(row) for row in rows]
+
+    def replay_webhooks(self, message_ids: Sequence[str]) -> int:
+        """See :meth:`Store.replay_webhooks`."""
+        now = _ts(self._now())
+        count = 0
+        with self._tx() as db:
+            for message_id in message_ids:
+                count += db.execute(
+                    "UPDATE webhooks SET state = 'pending', attempts = 0, updated_at = ?, "
+                    "next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL "
+                    "WHERE message_id = ? AND state IN ('delivered', 'dead')",
+                    (now, now, message_id),
+                ).rowcount
+        return count
+
+    def purge_webhooks(self, *, states: Sequence[WebhookState], before: datetime) -> int:
+        """See :meth:`Store.purge_webhooks`."""
+        if not states:
+            return 0
+        marks = ", ".join("?" for _ in states)
+        with self._tx() as db:
+            return db.execute(
+                f"DELETE FROM webhooks WHERE state IN ({marks}) AND updated_at < ?",
+                (*[WebhookState(s).value for s in states], _ts(before)),
+            ).rowcount
+
+    def set_webhook_endpoint(self, merchant_id: str, url: str, disabled: str | None) -> None:
+        """See :meth:`Store.set_webhook_endpoint`."""
+        with self._tx() as db:
+            if disabled is None:
+                db.execute(
+                    "DELETE FROM webhook_endpoints WHERE merchant_id = ? AND url = ?",
+                    (merchant_id, url),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO webhook_endpoints (merchant_id, url, disabled, at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (merchant_id, url) DO UPDATE SET "
+                    "disabled = excluded.disabled, at = excluded.at",
+                    (merchant_id, url, disabled, _ts(self._now())),
+                )
+
+    def webhook_endpoint_disabled(self, merchant_id: str, url: str) -> str | None:
+        """See :meth:`Store.webhook_endpoint_disabled`."""
+        rows = self._read(
+            "SELECT disabled FROM webhook_endpoints WHERE merchant_id = ? AND url = ?",
+            (merchant_id, url),
+        )
+        return str(rows[0]["disabled"]) if rows else None
+
+    def disabled_webhook_endpoints(self) -> dict[tuple[str, str], str]:
+        """See :meth:`Store.disabled_webhook_endpoints`."""
+        rows = self._read("SELECT merchant_id, url, disabled FROM webhook_endpoints")
+        return {(row["merchant_id"], row["url"]): row["disabled"] for row in rows}
 
     # -- named leases -------------------------------------------------------------------------
 

@@ -66,3 +66,19 @@ def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]]
         )
 
     register("pos-spi", start)
+
+
+@hookimpl
+def omsbridge_register_commands(cli: click.Group) -> None:
+    """Add ``omsbridge webhooks`` (list, show, replay, enable the outgoing webhooks)."""
+    from omsbridge_posspi.webhooks_cli import webhooks
+
+    cli.add_command(webhooks)
+
+
+@hookimpl
+def omsbridge_register_worker_tasks(register: Callable[[str, Callable[..., None]], None]) -> None:
+    """Have ``omsbridge worker`` send the outgoing webhooks kept in the store."""
+    from omsbridge_posspi.serve.webhooks import run_in_worker
+
+    register("webhooks", run_in_worker)
