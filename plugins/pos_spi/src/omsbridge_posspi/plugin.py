@@ -25,6 +25,14 @@ def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> N
     register(sandbox_command)
 
 
+@hookimpl
+def omsbridge_register_commands(cli: click.Group) -> None:
+    """Add ``omsbridge serve``: the POS Order SPI as a service in front of every merchant."""
+    from omsbridge_posspi.serve.cli import serve_command
+
+    cli.add_command(serve_command)
+
+
 @hookimpl(optionalhook=True)
 def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
     """Give the shared contract suite its harness for pos-spi (only when omsbridge-contract is installed)."""
