@@ -13,6 +13,7 @@ fork).
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def run(config_file: Path, settings: ServeConfig) -> None:
                 "workers": settings.workers,
                 "worker_class": "gthread",
                 "threads": settings.threads,
-                "graceful_timeout": settings.graceful_timeout,
+                "graceful_timeout": math.ceil(settings.graceful_timeout),
                 # A worker silent this long is restarted: longer than the longest long poll.
                 "timeout": 120,
                 "accesslog": None,  # serve logs every request itself, with its request id
