@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -28,7 +28,6 @@ from omsbridge.errors import BackendError, InvalidTransaction, UnknownMerchant
 from omsbridge.model import (
     FulfillmentAction,
     FulfillmentOrder,
-    FulfillmentUpdate,
     OrderDetail,
     Transaction,
 )
@@ -39,8 +38,23 @@ from omsbridge_posspi.serve.auth import Authenticator
 from omsbridge_posspi.serve.config import ServeConfig
 from omsbridge_posspi.serve.errors import api_error_for, queued_response
 from omsbridge_posspi.serve.ops import ServeMetrics, log_request, request_id, store_ready
-from omsbridge_posspi.server.errors import ApiError, error_response, invalid_input, json_response
-from omsbridge_posspi.server.params import check_idempotency_key, event_wait, order_query
+from omsbridge_posspi.server.errors import (
+    ApiError,
+    error_response,
+    invalid_input,
+    json_response,
+    model_response,
+)
+from omsbridge_posspi.server.params import (
+    OAuthRefusal,
+    check_idempotency_key,
+    client_credentials,
+    event_wait,
+    order_query,
+    read_body,
+    read_update,
+    token_response,
+)
 
 __all__ = ["MAX_BODY_BYTES", "ServeApp"]
 
@@ -186,14 +200,6 @@ class ServeApp:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _body(request: Request, cls: type[Any]) -> Any:
-        return wire.loads(request.get_data(), cls)
-
-    @staticmethod
-    def _model(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-        return json_response(wire.unstructure(obj), status, headers)
-
     # -- outside the merchants --------------------------------------------------------------
 
     def _healthz(self, request: Request) -> Response:
@@ -218,24 +224,13 @@ class ServeApp:
 
     def _token(self, request: Request, merchant_id: str | None = None) -> Response:
         """OAuth2 client credentials (RFC 6749 section 4.4), credentials in the form or Basic."""
-        form = request.form
-        if form.get("grant_type") != "client_credentials":
-            return json_response({"error": "unsupported_grant_type"}, 400)
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        if request.authorization is not None and request.authorization.type == "basic":
-            client_id = request.authorization.username
-            secret = request.authorization.password
-        grant = self.auth.grant(client_id, secret)
+        try:
+            grant = self.auth.grant(*client_credentials(request))
+        except OAuthRefusal as refusal:
+            return refusal.response()
         if grant is None:
-            return json_response({"error": "invalid_client"}, 401)
-        answer: dict[str, Any] = {
-            "access_token": grant.token,
-            "token_type": "Bearer",
-            "expires_in": grant.expires_in,
-        }
-        if form.get("scope"):
-            answer["scope"] = form["scope"]
-        return json_response(answer, headers={"Cache-Control": "no-store"})
+            return OAuthRefusal(401, "invalid_client").response()
+        return token_response(request, grant.token, grant.expires_in)
 
     # -- the outbox admin -------------------------------------------------------------------
 
@@ -251,7 +246,7 @@ class ServeApp:
     # -- the SPI, per merchant --------------------------------------------------------------
 
     def _post_order(self, request: Request, merchant: Merchant) -> Response:
-        txn: Transaction = self._body(request, Transaction)
+        txn: Transaction = read_body(request, Transaction)
         check_idempotency_key(request.headers.get("Idempotency-Key"), txn)
         try:
             result = merchant.post(txn)
@@ -259,15 +254,15 @@ class ServeApp:
             self.metrics.queued.labels(merchant.merchant_id).inc()
             return queued_response(queued)
         if not result.created:
-            return self._model(result, 200, {"Idempotent-Replayed": "true"})
+            return model_response(result, 200, {"Idempotent-Replayed": "true"})
         location = f"/merchants/{merchant.merchant_id}/orders/{result.order_id}"
-        return self._model(result, 201, {"Location": location})
+        return model_response(result, 201, {"Location": location})
 
     def _search(self, request: Request, merchant: Merchant) -> Response:
-        return self._model(merchant.search_orders(order_query(request.args)))
+        return model_response(merchant.search_orders(order_query(request.args)))
 
     def _detail(self, request: Request, merchant: Merchant, ref: str) -> Response:
-        return self._model(merchant.get_order(ref))
+        return model_response(merchant.get_order(ref))
 
     def _boris(self, request: Request, merchant: Merchant, ref: str) -> Response:
         # A backend with a BORIS read of its own (the pos-spi backend) uses it; the others'
@@ -275,15 +270,15 @@ class ServeApp:
         for_return: Callable[[str], OrderDetail] | None = getattr(
             merchant.backend, "get_order_for_return", None
         )
-        return self._model(for_return(ref) if for_return else merchant.get_order(ref))
+        return model_response(for_return(ref) if for_return else merchant.get_order(ref))
 
     def _cancel(self, request: Request, merchant: Merchant, ref: str) -> Response:
-        body: CancelOrderRequest = self._body(request, CancelOrderRequest)
-        return self._model(merchant.cancel_order(ref, reason=body.reason))
+        body: CancelOrderRequest = read_body(request, CancelOrderRequest)
+        return model_response(merchant.cancel_order(ref, reason=body.reason))
 
     def _cancel_lines(self, request: Request, merchant: Merchant, ref: str) -> Response:
-        body: CancelLinesRequest = self._body(request, CancelLinesRequest)
-        return self._model(merchant.cancel_items(ref, body.lines, reason=body.reason))
+        body: CancelLinesRequest = read_body(request, CancelLinesRequest)
+        return model_response(merchant.cancel_items(ref, body.lines, reason=body.reason))
 
     def _fos(self, request: Request, merchant: Merchant) -> Response:
         items = merchant.fulfillment_orders(store_id=request.args.get("store_id") or None)
@@ -293,17 +288,10 @@ class ServeApp:
         found = _find_fo(merchant, fo_id)
         if found is None:
             raise ApiError(404, "NOT_FOUND", f"no open fulfillment order {fo_id!r}")
-        return self._model(found)
+        return model_response(found)
 
     def _update(self, request: Request, merchant: Merchant, fo_id: str) -> Response:
-        update: FulfillmentUpdate = self._body(request, FulfillmentUpdate)
-        if update.fulfillment_order_id != fo_id:
-            raise ApiError(
-                400,
-                "INVALID_REQUEST",
-                f"fulfillment_order_id {update.fulfillment_order_id!r} differs from the path {fo_id!r}",
-                field="fulfillment_order_id",
-            )
+        update = read_update(request, fo_id)
         before = _find_fo(merchant, fo_id)
         merchant.update_fulfillment(update)
         # The core SPI's update answers nothing: read the order back. Once it is no longer
@@ -311,15 +299,15 @@ class ServeApp:
         # status the step leads to (the contract's table).
         after = _find_fo(merchant, fo_id)
         if after is not None:
-            return self._model(after)
+            return model_response(after)
         if before is None:
             raise ApiError(404, "NOT_FOUND", f"no open fulfillment order {fo_id!r}")
         status = _STATUS_AFTER.get(update.action, str(update.action))
-        return self._model(attrs.evolve(before, status=status))
+        return model_response(attrs.evolve(before, status=status))
 
     def _events(self, request: Request, merchant: Merchant) -> Response:
         after = request.args.get("after") or None
-        return self._model(merchant.events(after, wait=event_wait(request.args)))
+        return model_response(merchant.events(after, wait=event_wait(request.args)))
 
 
 _STATUS_AFTER = {

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from omsbridge_posspi.serve.config import ServeClient, ServeConfig
-from omsbridge_posspi.server.errors import ApiError
+from omsbridge_posspi.server.errors import ApiError, unauthorized
 
 __all__ = ["API_KEY_HEADER", "Authenticator", "TokenGrant"]
 
@@ -59,12 +59,7 @@ class Authenticator:
                 return client
             if expired:
                 raise ApiError(401, "TOKEN_EXPIRED", "the bearer token has expired; get a new one")
-        raise ApiError(
-            401,
-            "UNAUTHORIZED",
-            f"send a valid {API_KEY_HEADER} header or an OAuth2 bearer token",
-            headers={"WWW-Authenticate": 'Bearer realm="omsbridge-serve"'},
-        )
+        raise unauthorized(API_KEY_HEADER, "omsbridge-serve")
 
     def require_admin(self, headers: Mapping[str, str]) -> None:
         """Let only the ``[serve.admin]`` key through (401 otherwise, 404 with no admin set)."""

@@ -12,7 +12,14 @@ from omsbridge import wire
 from omsbridge.errors import InvalidTransaction
 from omsbridge_posspi.messages import ErrorBody, ErrorIssue
 
-__all__ = ["ApiError", "error_response", "invalid_input", "json_response"]
+__all__ = [
+    "ApiError",
+    "error_response",
+    "invalid_input",
+    "json_response",
+    "model_response",
+    "unauthorized",
+]
 
 
 class ApiError(Exception):
@@ -57,3 +64,20 @@ def json_response(
 def error_response(error: ApiError) -> Response:
     """The answer for an :class:`ApiError`: its status, headers and the contract's error body."""
     return json_response(wire.unstructure(error.body), error.status, error.headers)
+
+
+def model_response(
+    obj: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A model object (or a list of them) as JSON in the POS's native shape."""
+    return json_response(wire.unstructure(obj), status, headers)
+
+
+def unauthorized(header: str, realm: str) -> ApiError:
+    """401: neither a valid API key in ``header`` nor a valid bearer token."""
+    return ApiError(
+        401,
+        "UNAUTHORIZED",
+        f"send a valid {header} header or an OAuth2 bearer token",
+        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+    )
