@@ -283,3 +283,45 @@ def test_config_errors_name_their_paths(
     )
     assert any(f.startswith("serve.clients.empty: give api_key") for f in found), found
     assert "s3cr3t-lit" not in json.dumps(found)
+
+
+def test_pos_backend_meets_the_oms_error_class_of_a_queued_post(
+    serve_app: ServeApp, app: SpiApp
+) -> None:
+    """The pos-spi backend (the POS) on serve: a 202 raises what the OMS answered, with a note
+    naming serve's outbox entry; posting again during the outage keeps the one entry."""
+    from omsbridge import Secret
+    from omsbridge.errors import RateLimited
+    from omsbridge.spi import MerchantContext
+    from omsbridge_posspi import PosSpiBackend, PosSpiConfig, SpiAuth
+
+    with serve(serve_app) as handle:
+        pos = PosSpiBackend(
+            PosSpiConfig(
+                f"{handle.url}/merchants/SHOPNOW", SpiAuth(api_key=Secret(POS_EU_KEY, "t"))
+            ),
+            MerchantContext("SHOPNOW"),
+        )
+        app.inject_fault("rate_limit", retry_after=7, count=None)
+        with pytest.raises(RateLimited) as first:
+            pos.post(sale("T-RL"))
+        with pytest.raises(RateLimited) as second:
+            pos.post(sale("T-RL"))
+        pos.close()
+    assert first.value.retry_after == 7
+    notes = " ".join(first.value.__notes__)
+    entries = serve_app.bridge.store.entries(merchant_id="SHOPNOW")
+    assert [e.transaction_id for e in entries] == ["T-RL"], entries
+    assert f"outbox entry {entries[0].entry_id}" in notes
+    assert f"outbox entry {entries[0].entry_id}" in " ".join(second.value.__notes__)
+    assert app.order_count() == 0
+
+
+def test_a_body_too_large_is_refused(client: Client, app: SpiApp) -> None:
+    answer = client.post(
+        "/merchants/SHOPNOW/orders",
+        data=b"{" + b" " * (3 * 1024 * 1024) + b"}",
+        headers={**EU, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413 and answer.json["code"] == "BODY_TOO_LARGE"
+    assert app.requests == []

@@ -140,7 +140,7 @@ class ServeApp:
             started=started,
             client=client[0] if client else None,
         )
-        if response.status_code >= 500 and response.status_code != 503:
+        if response.status_code >= 500 and response.status_code not in (501, 503):
             log.error(
                 "request %s failed with %d", rid, response.status_code, extra={"request_id": rid}
             )
