@@ -64,6 +64,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 """A request body larger than this is refused (413): a transaction is a few kilobytes."""
 
 _M = "/merchants/<merchant_id>"
+_CLIENT_KEY = "omsbridge.serve.client"  # the WSGI environ key naming the authenticated caller
 
 
 class ServeApp:
@@ -105,11 +106,10 @@ class ServeApp:
         ]
         self._routes = Map(
             [
-                Rule(path, methods=[method], endpoint=(handler, kind))
+                Rule(path, methods=[method], endpoint=(handler, kind, path))
                 for path, method, handler, kind in rules
             ]
         )
-        self._route_names = {id(handler): path for path, _, handler, _ in rules}
 
     def add_ready_check(self, check: Callable[[], str | None]) -> None:
         """Make ``/readyz`` also depend on ``check`` (None: ready; a string: why not)."""
@@ -125,8 +125,7 @@ class ServeApp:
         request = Request(environ)
         request.max_content_length = MAX_BODY_BYTES
         rid = request_id(request.headers.get("X-Request-Id"))
-        client: list[str] = []
-        route, response = self._dispatch(request, client)
+        route, response = self._dispatch(request)
         response.headers["X-Request-Id"] = rid
         self.metrics.observe(
             route, request.method, response.status_code, time.monotonic() - started
@@ -138,7 +137,7 @@ class ServeApp:
             path=request.path,
             status=response.status_code,
             started=started,
-            client=client[0] if client else None,
+            client=request.environ.get(_CLIENT_KEY),
         )
         if response.status_code >= 500 and response.status_code not in (501, 503):
             log.error(
@@ -146,10 +145,11 @@ class ServeApp:
             )
         return response(environ, start_response)
 
-    def _dispatch(self, request: Request, client: list[str]) -> tuple[str, Response]:
+    def _dispatch(self, request: Request) -> tuple[str, Response]:
+        """The route's name and the answer; the caller's name goes in the environ (for the log)."""
         adapter = self._routes.bind_to_environ(request.environ)
         try:
-            (handler, kind), args = adapter.match()
+            (handler, kind, route), args = adapter.match()
         except MethodNotAllowed as exc:
             return "-", error_response(ApiError(405, "METHOD_NOT_ALLOWED", str(exc.description)))
         except NotFound:
@@ -160,14 +160,13 @@ class ServeApp:
             return "-", error_response(
                 ApiError(exc.code or 500, "HTTP_ERROR", str(exc.description))
             )
-        route = self._route_names[id(handler)]
         try:
             if kind == "admin":
                 self.auth.require_admin(request.headers)
-                client.append("admin")
+                request.environ[_CLIENT_KEY] = "admin"
             elif kind == "spi":
                 caller = self.auth.client(request.headers)
-                client.append(caller.name)
+                request.environ[_CLIENT_KEY] = caller.name
                 merchant_id = args.pop("merchant_id")
                 if (
                     not caller.may_reach(merchant_id)
