@@ -69,6 +69,18 @@ def tests(session: nox.Session) -> None:
 
 CONTRACT_RUNS = [
     ("pos-spi", "plugins/pos_spi/tests/contract", []),
+    # The pos-spi backend through `omsbridge serve` in front of the reference server and of the
+    # Salesforce sandbox (som): live on loopback, since a cassette would replay serve unrun.
+    (
+        "pos-spi",
+        "plugins/pos_spi/tests/contract",
+        ["--oms-variant", "serve-posspi", "--disable-recording"],
+    ),
+    (
+        "pos-spi",
+        "plugins/pos_spi/tests/contract",
+        ["--oms-variant", "serve-salesforce", "--disable-recording"],
+    ),
     # Salesforce on each sandbox org profile, with its own cassettes.
     ("salesforce", "plugins/salesforce_oms/tests/contract", ["--oms-variant", "som"]),
     ("salesforce", "plugins/salesforce_oms/tests/contract", ["--oms-variant", "som-minimal"]),
@@ -78,6 +90,8 @@ CONTRACT_RUNS = [
 def _run_contract(session: nox.Session) -> None:
     """Every contract run (replayed from cassettes), then the Pub/Sub event scenarios."""
     for backend, folder, variant in CONTRACT_RUNS:
+        if "--disable-recording" in variant and "--record-mode=rewrite" in session.posargs:
+            continue  # live runs record nothing
         session.run(
             "pytest", folder, "--oms-backend", backend, *variant, *session.posargs
         )  # fmt: skip
@@ -152,6 +166,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "plugins/salesforce_oms/bench/bench_events.py")
     # Each merchant on its own org, both transports; `-- --merchants 1 100 1000` for the full set.
     session.run("python", "plugins/salesforce_oms/bench/bench_listeners.py")
+    # 32 POS clients through `omsbridge serve` to the reference SPI server.
+    session.run("python", "plugins/pos_spi/bench/bench_serve.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -175,4 +191,13 @@ def fuzz(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         env={"OMSBRIDGE_FUZZ_EXAMPLES": examples},
+    )
+    # The served contract (schemathesis against `omsbridge serve`), many examples per operation.
+    session.install("-e", "./plugins/pos_spi[test]")
+    session.run(
+        "pytest",
+        "plugins/pos_spi/tests/test_serve_schemathesis.py",
+        "-p",
+        "no:cacheprovider",
+        env={"OMSBRIDGE_FUZZ_EXAMPLES": "500"},
     )

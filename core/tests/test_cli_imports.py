@@ -27,8 +27,9 @@ print(json.dumps(sorted(sys.modules)))
 _HEAVY = {"httpx", "requests", "cryptography", "jwt", "rich", "werkzeug"}
 _PLUGIN_PACKAGES = ("omsbridge_salesforce", "omsbridge_posspi", "omsbridge_salesforce_sandbox")
 # What loading a plugin's entry point and listing its commands may import: the package (its
-# ``__init__`` is lazy), the entry-point module, its hookspecs and its command modules.
-_LIGHT_PLUGIN_PARTS = {"plugin", "hookspecs", "cli", "webhooks_cli"}
+# ``__init__`` is lazy), the entry-point module, its hookspecs and its command modules
+# (``omsbridge serve``'s lives in the lazy ``omsbridge_posspi.serve`` package).
+_LIGHT_PLUGIN_PARTS = {"plugin", "hookspecs", "cli", "serve", "serve.cli", "webhooks_cli"}
 
 
 def _imported(*argv: str) -> set[str]:

@@ -136,7 +136,7 @@ def test_all_problems_reported_at_once(tmp_path, registry, monkeypatch):
     text = GOOD + "\n[merchants.BAD]\nbackend = 'nope'\nlocale = 'english'\n[logging]\nlevel = 1\n"
     found = problems(tmp_path, text, registry)
     assert len(found) == 4, found
-    assert "logging: unknown key (expected store, merchants)" in found
+    assert "logging: unknown key (expected store, merchants, serve)" in found
     assert "merchants.BAD.locale: must look like en_US, got 'english'" in found
 
 

@@ -62,7 +62,15 @@ class JsonFormatter(logging.Formatter):
             "merchant_id": getattr(record, "merchant_id", "-"),
             "transaction_id": getattr(record, "transaction_id", "-"),
         }
-        for name in ("entry_id", "error_class", "code", "latency_ms", "worker"):
+        for name in (
+            "entry_id",
+            "error_class",
+            "code",
+            "latency_ms",
+            "worker",
+            "request_id",
+            "status",
+        ):
             if hasattr(record, name):
                 data[name] = getattr(record, name)
         if record.exc_info:

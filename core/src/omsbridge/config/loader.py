@@ -111,8 +111,9 @@ def parse_config(
     registry = registry if registry is not None else BackendRegistry.from_plugins()
     issues: list[Issue] = []
     for key in data:
-        if key not in ("store", "merchants"):
-            issues.append(Issue(str(key), "unknown key (expected store, merchants)"))
+        # [serve] belongs to `omsbridge serve` (omsbridge-posspi), which checks it itself.
+        if key not in ("store", "merchants", "serve"):
+            issues.append(Issue(str(key), "unknown key (expected store, merchants, serve)"))
     store = _store(data.get("store", {}), base_dir, issues)
     merchants_data = data.get("merchants")
     merchants: dict[str, MerchantConfig] = {}

@@ -6,13 +6,13 @@ so this module only chooses the path and the class. The contract is ``docs/pos-s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 import attrs
 
 from omsbridge import wire
-from omsbridge.errors import InvalidTransaction, TransientBackendError
+from omsbridge.errors import BackendError, InvalidTransaction, TransientBackendError
 from omsbridge.model import (
     CancelLine,
     CancelResult,
@@ -28,7 +28,7 @@ from omsbridge.model import (
 from omsbridge.spi import Capability, MerchantContext, OrderBackend
 from omsbridge_posspi.client import SpiClient, SpiResponse, segment
 from omsbridge_posspi.config import PosSpiConfig
-from omsbridge_posspi.errors import BACKEND
+from omsbridge_posspi.errors import BACKEND, error_for_status
 from omsbridge_posspi.messages import CancelLinesRequest, CancelOrderRequest
 
 __all__ = ["PosSpiBackend"]
@@ -48,6 +48,9 @@ class PosSpiBackend(OrderBackend):
 
     def __init__(self, config: PosSpiConfig, merchant: MerchantContext) -> None:
         super().__init__(config, merchant)
+        if config.capabilities is not None:
+            # The SPI declares less than everything (omsbridge serve in front of such a backend).
+            self.capabilities = frozenset(Capability(c) for c in config.capabilities)  # type: ignore[misc]
         self._client = SpiClient(config)
 
     def __repr__(self) -> str:
@@ -63,6 +66,8 @@ class PosSpiBackend(OrderBackend):
             json_body=wire.unstructure(transaction),
             headers={"Idempotency-Key": transaction.transaction_id},
         )
+        if response.status == 202:
+            raise _queued_upstream(response)
         result = _read(response, PostResult, "POST_ORDER")
         created = response.status == 201
         if result.created != created:
@@ -157,6 +162,26 @@ class _FulfillmentOrders:
     """The list answer of ``LIST_FULFILLMENT_ORDERS``, wrapped so it reads like the others."""
 
     items: tuple[FulfillmentOrder, ...]
+
+
+def _queued_upstream(response: SpiResponse) -> BackendError:
+    """202 from a server with an outbox (``omsbridge serve``): the transaction is not in the OMS
+    yet but kept there, to be posted later. Raise what the OMS answered (``cause``), so the POS
+    treats it as it would the OMS's own answer; posting again is safe (idempotent)."""
+    body = response.data if isinstance(response.data, Mapping) else {}
+    cause = body.get("cause") if isinstance(body.get("cause"), Mapping) else {}
+    status = cause.get("status")
+    error = error_for_status(
+        status if isinstance(status, int) and status >= 400 else 503,
+        cause,
+        operation="POST_ORDER",
+        retry_after=response.headers.get("retry-after"),
+    )
+    error.add_note(
+        f"the server queued the transaction as its outbox entry {body.get('entry_id')!r}; it "
+        "will post it itself, and posting again is safe"
+    )
+    return error
 
 
 def _read(response: SpiResponse, cls: type[T], operation: str) -> T:

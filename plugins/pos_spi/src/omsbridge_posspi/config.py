@@ -48,6 +48,19 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise FieldError(attribute.name, f"must be a number of seconds > 0, got {value!r}")
 
 
+def _capabilities(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    from omsbridge.spi import Capability
+
+    known = {c.value for c in Capability}
+    wrong = [v for v in value if v not in known]
+    if wrong:
+        raise FieldError(
+            attribute.name, f"unknown capabilities {wrong}; known: {', '.join(sorted(known))}"
+        )
+
+
 class AuthMethod(StrEnum):
     """How the POS proves who it is to the merchant's SPI."""
 
@@ -107,3 +120,8 @@ class PosSpiConfig:
     verify_tls: bool = True
     max_event_wait: float = attrs.field(default=25.0, validator=_positive)
     """The longest long-poll ``events()`` asks the server for, in seconds."""
+    capabilities: tuple[str, ...] | None = attrs.field(default=None, validator=_capabilities)
+    """What the SPI behind ``base_url`` can do (``omni capabilities`` names, e.g.
+    ``["post:sale", "order:detail"]``); None: everything. Set it when the SPI is
+    ``omsbridge serve`` in front of a backend that declares less (Salesforce: no returns
+    without receipt), so this backend declares the same."""

@@ -1,6 +1,13 @@
 """The contract-suite harness for ``pos-spi``: the reference SPI server, driven over HTTP.
 
-When the run records (``--record-mode=rewrite``) the harness starts the reference server on a
+Three variants (``--oms-variant``): ``direct`` (default) calls the reference server itself;
+``serve-posspi`` and ``serve-salesforce`` call ``omsbridge serve``, which fronts the reference
+server or the Salesforce sandbox (``som`` profile) through the bridge
+(:mod:`omsbridge_posspi.serve_chain`). The serve variants run live only
+(``--disable-recording``): a cassette of the POS's traffic with ``serve`` would replay serve's
+recorded answers without running serve, proving nothing about it.
+
+For ``direct``, when the run records (``--record-mode=rewrite``) the harness starts the reference server on a
 free local port; when it replays (CI) no server runs and everything, the harness's own admin
 calls included, comes from the cassettes in ``tests/contract/cassettes/``. The backend
 authenticates with OAuth2 client credentials, so the cassettes also prove that token requests
@@ -20,6 +27,7 @@ from omsbridge.local import WebLine, WebOrder
 from omsbridge.model import Customer, FulfillmentKind
 from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder
 from omsbridge_posspi.oms_side import PosSpiOmsSide
+from omsbridge_posspi.serve_chain import ServeChain
 from omsbridge_posspi.server import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -49,9 +57,13 @@ class PosSpiHarness(Harness):
     backend = "pos-spi"
     cassette_dir = Path(__file__).resolve().parents[2] / "tests" / "contract" / "cassettes"
     faults = frozenset(Fault)
+    variants = ("direct", "serve-posspi", "serve-salesforce")
+    """``direct``: the reference server; ``serve-*``: ``omsbridge serve`` in front of the
+    reference server or the Salesforce sandbox (live runs only)."""
 
     def __init__(self, *, live: bool, workdir: Path) -> None:
         super().__init__(live=live, workdir=workdir)
+        self._chain: ServeChain | None = None
         self._app: SpiApp | None = None
         self._server: ServerHandle | None = None
         self._http: httpx.Client | None = None
@@ -60,7 +72,18 @@ class PosSpiHarness(Harness):
         self.url = _REPLAY_URL
 
     def start(self) -> None:
-        """Start the reference server when recording; write the OAuth client secret to a file."""
+        """Start the reference server when recording; write the OAuth client secret to a file.
+        A serve variant starts its chain (the fronted system, then ``serve``) instead."""
+        if self.variant not in (None, "direct"):
+            if not self.live:
+                raise RuntimeError(
+                    f"--oms-variant {self.variant} runs live only: add --disable-recording "
+                    "(serve and the system it fronts start on loopback)"
+                )
+            fronted = "salesforce" if self.variant == "serve-salesforce" else "pos-spi"
+            self._chain = ServeChain(fronted, self.workdir)
+            self._chain.start()
+            return
         if self.live:
             self._app = SpiApp()
             self._server = serve(self._app)
@@ -70,6 +93,9 @@ class PosSpiHarness(Harness):
 
     def stop(self) -> None:
         """Stop the server and close the admin client."""
+        if self._chain is not None:
+            self._chain.stop()
+            return
         self._timeouts.disarm()
         if self._http is not None:
             self._http.close()
@@ -86,6 +112,8 @@ class PosSpiHarness(Harness):
 
     def settings(self) -> dict[str, Any]:
         """The merchant's ``[merchants.ID.pos-spi]`` table: OAuth2, the secret as a file reference."""
+        if self._chain is not None:
+            return self._chain.pos_settings()
         return {
             "base_url": self.url,
             "timeout": 5,
@@ -101,15 +129,22 @@ class PosSpiHarness(Harness):
 
     def reset(self) -> None:
         """Empty the server, so every scenario sees the same ids whatever ran before it."""
+        if self._chain is not None:
+            self._chain.reset()
+            return
         self._admin("POST", "/__admin__/reset")
 
     def order_count(self) -> int:
         """Every order the server holds (sales, returns, exchanges, web orders)."""
+        if self._chain is not None:
+            return self._chain.inner.order_count()
         return int(self._admin("GET", "/__admin__/stats")["orders"])
 
     def seed_online_order(self, order: OnlineOrder) -> str:
         """An order placed on the web shop and shipped from elsewhere (or still open): no store
         has a fulfillment order for it (placed by the distribution's OMS side, as in the demo)."""
+        if self._chain is not None:
+            return self._chain.inner.seed_online_order(order)
         web = WebOrder(
             ref=order.ref,
             customer=order.customer,
@@ -126,11 +161,18 @@ class PosSpiHarness(Harness):
         self, store_id: str, kind: FulfillmentKind, *, ref: str, customer: Customer
     ) -> str:
         """An online order routed to ``store_id`` (BOPIS or BOFIS), waiting on the store."""
+        if self._chain is not None:
+            return self._chain.inner.make_fulfillment_order(
+                store_id, kind, ref=ref, customer=customer
+            )
         return PosSpiOmsSide(self.http).route_to_store(store_id, kind, ref=ref, customer=customer)
 
     def inject_fault(self, fault: Fault) -> None:
         """5xx, 401 and 429 through the server's fault controls; timeouts on the client side
-        (a timeout leaves no answer to record)."""
+        (a timeout leaves no answer to record). A serve variant breaks the fronted system."""
+        if self._chain is not None:
+            self._chain.inner.inject_fault(fault)
+            return
         if fault is Fault.TIMEOUT:
             self._timeouts.arm()
             return
@@ -139,6 +181,9 @@ class PosSpiHarness(Harness):
 
     def clear_faults(self) -> None:
         """Disarm client-side timeouts and, if any was armed, the server's faults."""
+        if self._chain is not None:
+            self._chain.inner.clear_faults()
+            return
         self._timeouts.disarm()
         if self._server_fault:
             self._admin("DELETE", "/__admin__/faults")

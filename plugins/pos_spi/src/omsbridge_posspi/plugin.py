@@ -25,6 +25,17 @@ def omsbridge_register_sandboxes(register: Callable[[click.Command], None]) -> N
     register(sandbox_command)
 
 
+@hookimpl
+def omsbridge_register_commands(cli: click.Group) -> None:
+    """Add ``omsbridge serve`` (the POS Order SPI as a service in front of every merchant) and
+    ``omsbridge webhooks`` (list, show, replay, enable the outgoing webhooks)."""
+    from omsbridge_posspi.serve.cli import serve_command
+    from omsbridge_posspi.webhooks_cli import webhooks
+
+    cli.add_command(serve_command)
+    cli.add_command(webhooks)
+
+
 @hookimpl(optionalhook=True)
 def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
     """Give the shared contract suite its harness for pos-spi (only when omsbridge-contract is installed)."""
@@ -66,14 +77,6 @@ def omsbridge_register_local_servers(register: Callable[[str, Callable[[], Any]]
         )
 
     register("pos-spi", start)
-
-
-@hookimpl
-def omsbridge_register_commands(cli: click.Group) -> None:
-    """Add ``omsbridge webhooks`` (list, show, replay, enable the outgoing webhooks)."""
-    from omsbridge_posspi.webhooks_cli import webhooks
-
-    cli.add_command(webhooks)
 
 
 @hookimpl

@@ -25,19 +25,33 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from omsbridge import wire
 from omsbridge.errors import InvalidTransaction
 from omsbridge.model import (
     Address,
     Customer,
     FulfillmentKind,
     FulfillmentOrder,
-    FulfillmentUpdate,
-    OrderQuery,
     Transaction,
 )
 from omsbridge_posspi.messages import CancelLinesRequest, CancelOrderRequest
-from omsbridge_posspi.server.errors import ApiError, invalid_input
+from omsbridge_posspi.server.errors import (
+    ApiError,
+    error_response,
+    invalid_input,
+    json_response,
+    model_response,
+    unauthorized,
+)
+from omsbridge_posspi.server.params import (
+    OAuthRefusal,
+    check_idempotency_key,
+    client_credentials,
+    event_wait,
+    order_query,
+    read_body,
+    read_update,
+    token_response,
+)
 from omsbridge_posspi.server.store import SeededOrder, SeedLine, SpiStore
 
 __all__ = [
@@ -55,8 +69,6 @@ log = logging.getLogger(__name__)
 DEFAULT_API_KEY = "dev-api-key"
 DEFAULT_CLIENT_ID = "pos"
 DEFAULT_CLIENT_SECRET = "dev-client-secret"
-MAX_WAIT = 30.0
-"""The longest long-poll of ``GET /fulfillment-events`` in seconds."""
 
 
 class FaultKind(StrEnum):
@@ -108,15 +120,6 @@ class SeedRequest:
 Handler = Callable[..., Response]
 
 
-def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(data, ensure_ascii=False),
-        status=status,
-        headers=dict(headers or {}),
-        content_type="application/json",
-    )
-
-
 def _canonical(value: Any) -> Any:
     """Plain data in which equal model objects look the same (``12.5`` and ``"12.50"`` alike)."""
     if attrs.has(type(value)):
@@ -137,10 +140,6 @@ def _fingerprint(txn: Transaction) -> str:
     """What "the same body" means for idempotency: equal after parsing, whatever the spelling."""
     canonical = json.dumps(_canonical(txn), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _error(error: ApiError) -> Response:
-    return _json(wire.unstructure(error.body), error.status, error.headers)
 
 
 class SpiApp:
@@ -268,14 +267,14 @@ class SpiApp:
         try:
             endpoint, args = adapter.match()
         except MethodNotAllowed as exc:
-            return _error(ApiError(405, "METHOD_NOT_ALLOWED", str(exc.description)))
+            return error_response(ApiError(405, "METHOD_NOT_ALLOWED", str(exc.description)))
         except NotFound:
-            return _error(ApiError(404, "NO_SUCH_ENDPOINT", f"no endpoint {request.path}"))
+            return error_response(ApiError(404, "NO_SUCH_ENDPOINT", f"no endpoint {request.path}"))
         except HTTPException as exc:  # pragma: no cover - werkzeug routing raises only the above
-            return _error(ApiError(exc.code or 500, "HTTP_ERROR", str(exc.description)))
+            return error_response(ApiError(exc.code or 500, "HTTP_ERROR", str(exc.description)))
         is_admin = request.path.startswith("/__admin__/")
         if is_admin and not self.admin:
-            return _error(ApiError(404, "NO_SUCH_ENDPOINT", f"no endpoint {request.path}"))
+            return error_response(ApiError(404, "NO_SUCH_ENDPOINT", f"no endpoint {request.path}"))
         try:
             if not is_admin and endpoint not in (self._health, self._token):
                 with self._lock:
@@ -285,13 +284,15 @@ class SpiApp:
             response: Response = endpoint(request, **args)
             return response
         except ApiError as error:
-            return _error(error)
+            return error_response(error)
         except InvalidTransaction as exc:
-            return _error(invalid_input(exc))
+            return error_response(invalid_input(exc))
         except Exception:
             # A bug or a database failure: still answer in the contract's error shape.
             log.exception("%s %s failed", request.method, request.path)
-            return _error(ApiError(500, "INTERNAL_ERROR", "the server failed; try again later"))
+            return error_response(
+                ApiError(500, "INTERNAL_ERROR", "the server failed; try again later")
+            )
 
     def _apply_fault(self, request: Request) -> None:
         with self._lock:
@@ -330,106 +331,66 @@ class SpiApp:
                 return
             if expires is not None:
                 raise ApiError(401, "TOKEN_EXPIRED", "the bearer token has expired; get a new one")
-        raise ApiError(
-            401,
-            "UNAUTHORIZED",
-            f"send a valid {self.api_key_header} header or an OAuth2 bearer token",
-            headers={"WWW-Authenticate": 'Bearer realm="pos-spi"'},
-        )
+        raise unauthorized(self.api_key_header, "pos-spi")
 
     # -- helpers ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _body(request: Request, cls: type[Any]) -> Any:
-        return wire.loads(request.get_data(), cls)
-
-    @staticmethod
-    def _model(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-        return _json(wire.unstructure(obj), status, headers)
 
     # -- SPI endpoints ----------------------------------------------------------------------
 
     def _health(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     def _token(self, request: Request) -> Response:
         """OAuth2 client credentials (RFC 6749 section 4.4), credentials in the form or Basic."""
-        form = request.form
-        if form.get("grant_type") != "client_credentials":
-            return _json({"error": "unsupported_grant_type"}, 400)
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        if request.authorization is not None and request.authorization.type == "basic":
-            client_id = request.authorization.username
-            secret = request.authorization.password
+        try:
+            client_id, secret = client_credentials(request)
+        except OAuthRefusal as refusal:
+            return refusal.response()
         expected = self.oauth_clients.get(client_id or "")
         if expected is None or not secrets.compare_digest(expected, secret or ""):
-            return _json({"error": "invalid_client"}, 401)
+            return OAuthRefusal(401, "invalid_client").response()
         token = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = time.monotonic() + self.token_ttl
             self.tokens_issued += 1
-        answer = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
-        if form.get("scope"):
-            answer["scope"] = form["scope"]
-        return _json(answer, headers={"Cache-Control": "no-store"})
+        return token_response(request, token, self.token_ttl)
 
     def _post_order(self, request: Request) -> Response:
-        txn: Transaction = self._body(request, Transaction)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and key != txn.transaction_id:
-            raise ApiError(
-                400,
-                "IDEMPOTENCY_KEY_MISMATCH",
-                f"Idempotency-Key {key!r} must equal transaction_id {txn.transaction_id!r}",
-                field="transaction_id",
-            )
+        txn: Transaction = read_body(request, Transaction)
+        check_idempotency_key(request.headers.get("Idempotency-Key"), txn)
         result = self.store.post_order(txn, body_sha256=_fingerprint(txn))
         if not result.created:
-            return self._model(result, 200, {"Idempotent-Replayed": "true"})
-        return self._model(result, 201, {"Location": f"/orders/{result.order_id}"})
+            return model_response(result, 200, {"Idempotent-Replayed": "true"})
+        return model_response(result, 201, {"Location": f"/orders/{result.order_id}"})
 
     def _search(self, request: Request) -> Response:
-        params: dict[str, Any] = dict(request.args.items())
-        if "page_size" in params:
-            size = params["page_size"]
-            params["page_size"] = int(size) if size.isdigit() else size
-        query = wire.structure(params, OrderQuery)
-        return self._model(self.store.search(query))
+        return model_response(self.store.search(order_query(request.args)))
 
     def _detail(self, request: Request, ref: str) -> Response:
-        return self._model(self.store.order_detail(ref))
+        return model_response(self.store.order_detail(ref))
 
     def _boris(self, request: Request, ref: str) -> Response:
-        return self._model(self.store.order_detail(ref, for_return=True))
+        return model_response(self.store.order_detail(ref, for_return=True))
 
     def _cancel(self, request: Request, ref: str) -> Response:
-        body: CancelOrderRequest = self._body(request, CancelOrderRequest)
-        return self._model(self.store.cancel_order(ref, reason=body.reason))
+        body: CancelOrderRequest = read_body(request, CancelOrderRequest)
+        return model_response(self.store.cancel_order(ref, reason=body.reason))
 
     def _cancel_lines(self, request: Request, ref: str) -> Response:
-        body: CancelLinesRequest = self._body(request, CancelLinesRequest)
-        return self._model(self.store.cancel_lines(ref, body.lines, reason=body.reason))
+        body: CancelLinesRequest = read_body(request, CancelLinesRequest)
+        return model_response(self.store.cancel_lines(ref, body.lines, reason=body.reason))
 
     def _fos(self, request: Request) -> Response:
-        return self._model(self.store.fulfillment_orders(request.args.get("store_id")))
+        return model_response(self.store.fulfillment_orders(request.args.get("store_id")))
 
     def _fo(self, request: Request, fo_id: str) -> Response:
-        return self._model(self.store.fulfillment_order(fo_id))
+        return model_response(self.store.fulfillment_order(fo_id))
 
     def _update(self, request: Request, fo_id: str) -> Response:
-        update: FulfillmentUpdate = self._body(request, FulfillmentUpdate)
-        if update.fulfillment_order_id != fo_id:
-            raise ApiError(
-                400,
-                "INVALID_REQUEST",
-                f"fulfillment_order_id {update.fulfillment_order_id!r} differs from the path {fo_id!r}",
-                field="fulfillment_order_id",
-            )
-        return self._model(self.store.update_fulfillment(update))
+        return model_response(self.store.update_fulfillment(read_update(request, fo_id)))
 
     def _events(self, request: Request) -> Response:
         after_text = request.args.get("after")
-        wait_text = request.args.get("wait", "0")
         try:
             after = int(after_text) if after_text is not None else None
             if after is not None and after < 0:
@@ -441,17 +402,7 @@ class SpiApp:
                 f"after must be a checkpoint from this feed, got {after_text!r}",
                 field="after",
             ) from None
-        try:
-            wait_seconds = Decimal(wait_text)
-            if not wait_seconds.is_finite():
-                raise ArithmeticError(wait_text)
-            wait = float(wait_seconds)
-        except ArithmeticError:
-            raise ApiError(
-                400, "INVALID_REQUEST", f"wait must be seconds, got {wait_text!r}", field="wait"
-            ) from None
-        wait = min(max(wait, 0.0), MAX_WAIT)
-        return self._model(self.store.events(after, wait=wait))
+        return model_response(self.store.events(after, wait=event_wait(request.args)))
 
     # -- admin endpoints --------------------------------------------------------------------
 
@@ -460,12 +411,12 @@ class SpiApp:
         return Response(status=204)
 
     def _admin_stats(self, request: Request) -> Response:
-        return _json({"orders": self.order_count(), "checkpoint": str(self.store.head())})
+        return json_response({"orders": self.order_count(), "checkpoint": str(self.store.head())})
 
     def _admin_seed(self, request: Request) -> Response:
-        body: SeedRequest = self._body(request, SeedRequest)
+        body: SeedRequest = read_body(request, SeedRequest)
         seeded = self.seed_online_order(**attrs.asdict(body, recurse=False))
-        return self._model(seeded, 201)
+        return model_response(seeded, 201)
 
     def _admin_fault(self, request: Request) -> Response:
         data = json.loads(request.get_data() or b"{}")
@@ -473,7 +424,7 @@ class SpiApp:
             fault = self.inject_fault(**data)
         except (TypeError, ValueError) as exc:
             raise ApiError(400, "INVALID_REQUEST", f"bad fault: {exc}") from None
-        return _json(attrs.asdict(fault), 201)
+        return json_response(attrs.asdict(fault), 201)
 
     def _admin_clear_faults(self, request: Request) -> Response:
         self.clear_faults()
@@ -487,4 +438,4 @@ class SpiApp:
         status = json.loads(request.get_data() or b"{}").get("status")
         if not isinstance(status, str) or not status:
             raise ApiError(400, "INVALID_REQUEST", 'give {"status": "..."}', field="status")
-        return self._model(self.set_fulfillment_status(fo_id, status))
+        return model_response(self.set_fulfillment_status(fo_id, status))
