@@ -278,7 +278,8 @@ def _mix(url: str, usage: _Usage, sales: int, store_path: Path) -> None:
     _row("first sale of a new process (lookups in store)", [after_restart])
     print(
         f"  ({sum(1 for c in mixed if c > 1)} of the mix's {len(mixed)} sales paid more than one "
-        "call: a customer email or SKU never seen costs one lookup query)"
+        "call: a SKU never seen costs one lookup query; a new customer email alone rides in "
+        "the sale's own request)"
     )
 
 

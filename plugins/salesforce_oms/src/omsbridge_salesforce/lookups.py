@@ -16,7 +16,9 @@ Everything found is cached for the merchant, and kept in the bridge's store
 entries of pre-existing delivery products when needed); what is missing is then created by
 the first nodes of the sale's own graph (:meth:`Lookups.resolve_inline`, the single post's
 path), or by one graph of its own for a whole batch (:meth:`Lookups.resolve_many`, the export
-job's path: one round for all their emails, SKUs and delivery methods).
+job's path: one round for all their emails, SKUs and delivery methods). A customer email that
+is all a sale lacks costs no call of its own: :meth:`Lookups.account_query` gives the query the
+sale's own ``/composite`` request opens with (docs/salesforce.md, "Lookups").
 """
 
 from __future__ import annotations
