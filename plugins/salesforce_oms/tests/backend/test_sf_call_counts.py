@@ -227,3 +227,31 @@ def test_cancel_finds_the_summary_and_its_open_fo_lines_in_one_call(
         fl.line_id: fl.quantity_cancelled for f in after.fulfillment_orders for fl in f.lines
     }
     assert sum(cancelled.values()) >= line.quantity_ordered
+
+
+def test_the_account_query_request_is_held_to_the_reference() -> None:
+    from sf_capture import Capture, plain_backend, plain_org
+    from sf_reference import ReferenceCheck
+
+    org = plain_org("som")
+    capture = Capture()
+    backend = plain_backend(org.url, capture, person_accounts=True)
+    try:
+        backend.post(sale([line(1, "TEE-BLK-M", "1", "25.00")], txn_id="R-1"))
+        shopper = customer("reference@example.com")
+        backend.post(sale([line(1, "TEE-BLK-M", "1", "25.00")], txn_id="R-2", customer=shopper))
+    finally:
+        backend.close()
+        org.stop()
+    [sent] = [s for s in capture.sent if s.path.endswith("/composite") and s.body.get("allOrNone")]
+    assert sent.body["collateSubrequests"] is False
+    assert sent.body["compositeRequest"][0]["referenceId"] == "acct"
+    assert any(
+        sub["body"].get("AccountId") == "@{acct.records[0].Id}"
+        for sub in sent.body["compositeRequest"][1:]
+        if sub["method"] == "POST" and sub["url"].endswith("/sobjects/Order")
+    )
+    check = ReferenceCheck(api_version=backend.config.api_version, multi_currency=False)
+    check.requests([sent])
+    assert check.used, "no sObject field of the request was checked"
+    assert not check.problems, "\n".join(dict.fromkeys(check.problems))
