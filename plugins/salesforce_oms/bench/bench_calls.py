@@ -2,11 +2,13 @@
 
 Run by ``nox -s bench``; figures only, never a pass/fail test. Prints:
 
-1. API calls per sale, counted by the sandbox (``/limits`` ``DailyApiRequests``): the first
-   sale of a brand-new merchant; a realistic mix (30 % of sales by a new customer email, 10 %
-   of lines a new SKU, the rest from warm pools of 40 customers and 120 SKUs, 1-5 lines); the
-   all-warm case (pools only); and the first sale of a new process whose store holds the
-   lookups of an earlier one.
+1. API calls per sale, counted by the sandbox (``/limits`` ``DailyApiRequests``), on each path:
+   a) the single post (``backend.post``): the first sale of a brand-new merchant; a realistic
+   mix (30 % of sales by a new customer email, 10 % of lines a new SKU, the rest from warm
+   pools of 40 customers and 120 SKUs, 1-5 lines); the all-warm case (pools only); and the
+   first sale of a new process whose store holds the lookups of an earlier one;
+   b) the export path (``post_batch`` in batches of ``max_batch_size``, as the export job
+   claims them): the first sales of a brand-new merchant, the same mix, all warm.
 2. omsbridge's own CPU per warm 5-line post (``time.process_time`` of this process: the sandbox
    runs in a child process, so its CPU is excluded; the httpx client, JSON and the graph are
    included) beside the wall time, with the transaction re-checked (the previous behaviour:

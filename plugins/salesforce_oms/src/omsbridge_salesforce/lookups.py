@@ -763,12 +763,13 @@ class Lookups:
             if others:
                 return None
             refs = self._cached_refs_with(transaction, account=ACCOUNT_QUERY_REF_ID)
+            default = self._account
         query = soql(
             "SELECT Id, PersonEmail FROM Account WHERE PersonEmail = {} "
             "OR (Id = {} AND IsPersonAccount = false) "
             "ORDER BY PersonEmail ASC NULLS LAST, CreatedDate ASC LIMIT 1",
             email,
-            self._account,
+            default,
         )
         return refs, AccountQuery(self, email, query)
 
