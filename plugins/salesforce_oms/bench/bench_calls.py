@@ -2,11 +2,13 @@
 
 Run by ``nox -s bench``; figures only, never a pass/fail test. Prints:
 
-1. API calls per sale, counted by the sandbox (``/limits`` ``DailyApiRequests``): the first
-   sale of a brand-new merchant; a realistic mix (30 % of sales by a new customer email, 10 %
-   of lines a new SKU, the rest from warm pools of 40 customers and 120 SKUs, 1-5 lines); the
-   all-warm case (pools only); and the first sale of a new process whose store holds the
-   lookups of an earlier one.
+1. API calls per sale, counted by the sandbox (``/limits`` ``DailyApiRequests``), on each path:
+   a) the single post (``backend.post``): the first sale of a brand-new merchant; a realistic
+   mix (30 % of sales by a new customer email, 10 % of lines a new SKU, the rest from warm
+   pools of 40 customers and 120 SKUs, 1-5 lines); the all-warm case (pools only); and the
+   first sale of a new process whose store holds the lookups of an earlier one;
+   b) the export path (``post_batch`` in batches of ``max_batch_size``, as the export job
+   claims them): the first sales of a brand-new merchant, the same mix, all warm.
 2. omsbridge's own CPU per warm 5-line post (``time.process_time`` of this process: the sandbox
    runs in a child process, so its CPU is excluded; the httpx client, JSON and the graph are
    included) beside the wall time, with the transaction re-checked (the previous behaviour:
@@ -209,15 +211,44 @@ def _return(txn_id: str, order_id: str, lines: list[tuple[int, str]]) -> Transac
 # -- 1. calls per sale ----------------------------------------------------------------------------
 
 
-def _mix(url: str, usage: _Usage, sales: int, store_path: Path) -> None:
+def _sales_mix(label: str, sales: int, new_customer: float, new_sku: float,
+               emails: list[str], skus: list[str]) -> list[Transaction]:  # fmt: skip
+    """``sales`` sales of 1-5 lines: a share by new customer emails, a share of lines new SKUs,
+    the rest drawn from the warm pools (the same seed: both paths get the same shape of mix)."""
     rng = random.Random(16)
+    out = []
+    for n in range(sales):
+        size = rng.randint(1, 5)
+        lines = [
+            f"NEW-{label}-{n}-{k}" if rng.random() < new_sku else rng.choice(skus)
+            for k in range(size)
+        ]
+        lines = list(dict.fromkeys(lines))
+        email = f"new-{label}-{n}@example.com" if rng.random() < new_customer else None
+        out.append(_sale(f"{label}-{n}", lines, email or rng.choice(emails)))
+    return out
+
+
+def _pools(prefix: str) -> tuple[list[str], list[str]]:
+    return [f"{prefix}c{n}@example.com" for n in range(40)], [
+        f"{prefix}SKU-{n:04d}" for n in range(120)
+    ]
+
+
+def _row(name: str, counts: list[int]) -> None:
+    spread = {c: counts.count(c) for c in sorted(set(counts))}
+    print(f"  {name:<56} {statistics.mean(counts):>6.2f}   {spread}")
+
+
+def _mix(url: str, usage: _Usage, sales: int, store_path: Path) -> None:
+    """The single-post path (``backend.post``: the bridge's synchronous post, ``omsbridge
+    post``): calls per sale, each sale on its own."""
     store = SqliteStore(store_path)
     context = MerchantContext("BENCH", "en_US", "US", "USD")
     context = attrs.evolve(context, cache=BackendCache(lambda: store, "BENCH"))
     backend = SalesforceBackend(_config(url), context)
     backend.client.auth.token()  # the token endpoint is not an API call
-    emails = [f"c{n}@example.com" for n in range(40)]
-    skus = [f"SKU-{n:04d}" for n in range(120)]
+    emails, skus = _pools("")
     first, _ = usage.calls(lambda: backend.post(_sale("FIRST", skus[:2], emails[0])))
     # Warm-up: every pool SKU and customer once (not counted).
     for n in range(0, len(skus), 5):
@@ -227,16 +258,7 @@ def _mix(url: str, usage: _Usage, sales: int, store_path: Path) -> None:
 
     def run(label: str, new_customer: float, new_sku: float) -> list[int]:
         counts = []
-        for n in range(sales):
-            size = rng.randint(1, 5)
-            lines = [
-                f"NEW-{label}-{n}-{k}" if rng.random() < new_sku else rng.choice(skus)
-                for k in range(size)
-            ]
-            lines = list(dict.fromkeys(lines))
-            email = f"new-{label}-{n}@example.com" if rng.random() < new_customer else None
-            email = email or rng.choice(emails)
-            txn = _sale(f"{label}-{n}", lines, email)
+        for txn in _sales_mix(label, sales, new_customer, new_sku, emails, skus):
             calls, _ = usage.calls(lambda txn=txn: backend.post(txn))
             counts.append(calls)
         return counts
@@ -250,18 +272,65 @@ def _mix(url: str, usage: _Usage, sales: int, store_path: Path) -> None:
     restarted.close()
     store.close()
 
-    def row(name: str, counts: list[int]) -> None:
-        spread = {c: counts.count(c) for c in sorted(set(counts))}
-        print(f"  {name:<42} {statistics.mean(counts):>6.2f}   {spread}")
-
-    print("1. API calls per sale (counted by the sandbox)          mean   {calls: sales}")
-    row("first sale of a brand-new merchant", [first])
-    row(f"realistic mix ({sales} sales: 30% new cust., 10% new SKU)", mixed)
-    row(f"all warm ({sales} sales from the pools)", warm)
-    row("first sale of a new process (lookups in store)", [after_restart])
+    print("1. API calls per sale (counted by the sandbox)")
+    print(f"  a) single post (backend.post, one sale at a time) {'mean':>12}   {{calls: sales}}")
+    _row("first sale of a brand-new merchant", [first])
+    _row(f"realistic mix ({sales} sales: 30% new cust., 10% new SKU)", mixed)
+    _row(f"all warm ({sales} sales from the pools)", warm)
+    _row("first sale of a new process (lookups in store)", [after_restart])
     print(
         f"  ({sum(1 for c in mixed if c > 1)} of the mix's {len(mixed)} sales paid more than one "
-        "call: a customer email or SKU never seen costs one lookup query)\n"
+        "call: a SKU never seen costs one lookup query; a new customer email alone rides in "
+        "the sale's own request)"
+    )
+
+
+def _mix_export(url: str, usage: _Usage, sales: int) -> None:
+    """The export path (``post_batch``, as the export job claims the outbox: batches of
+    ``max_batch_size``): calls per sale = calls of all batches / sales."""
+    backend = SalesforceBackend(_config(url), MerchantContext("BENCHX", "en_US", "US", "USD"))
+    backend.client.auth.token()
+    emails, skus = _pools("X")
+
+    def export(txns: list[Transaction]) -> tuple[int, int]:
+        """Calls and batches for ``txns``, claimed in batches as the export job does."""
+        calls = batches = 0
+        start = 0
+        while start < len(txns):
+            size = backend.max_batch_size
+            batch = txns[start : start + size]
+            used, results = usage.calls(lambda batch=batch: backend.post_batch(batch))
+            failed = [r for r in results if isinstance(r, Exception)]
+            if failed:
+                raise SystemExit(f"export bench: {len(failed)} sales failed: {failed[0]}")
+            calls += used
+            batches += 1
+            start += size
+        return calls, batches
+
+    first = [_sale(f"XFIRST-{n}", skus[n * 2 : n * 2 + 2], emails[n]) for n in range(10)]
+    first_calls, first_batches = export(first)
+    # Warm-up: every pool SKU and customer once (not counted).
+    export([_sale(f"XWU-{n}", skus[n : n + 5], emails[n % len(emails)]) for n in range(0, 120, 5)])
+    export([_sale(f"XWC-{n}", [skus[n]], email) for n, email in enumerate(emails)])
+    mixed, mixed_batches = export(_sales_mix("XMIX", sales, 0.30, 0.10, emails, skus))
+    warm, warm_batches = export(_sales_mix("XWARM", sales, 0.0, 0.0, emails, skus))
+    stats = backend.batches.stats.snapshot()
+    backend.close()
+    print("  b) export (post_batch in batches of max_batch_size)     calls/sale   calls, batches")
+    print(
+        f"  {'first 10 sales of a brand-new merchant':<56} {first_calls / len(first):>6.2f}   "
+        f"{first_calls}, {first_batches}"
+    )
+    print(
+        f"  {f'realistic mix ({sales} sales, same shape as a)':<56} {mixed / sales:>6.2f}   "
+        f"{mixed}, {mixed_batches}"
+    )
+    print(f"  {f'all warm ({sales} sales)':<56} {warm / sales:>6.2f}   {warm}, {warm_batches}")
+    print(
+        "  (a batch with misses pays one /composite of lookups for all of them and one graph "
+        "creating what is missing, then one call per 75 graphs / 500 nodes; "
+        f"graph requests so far: {stats.get('requests')})\n"
     )
 
 
@@ -474,6 +543,7 @@ def main() -> None:
         usage = _Usage(url)
         with tempfile.TemporaryDirectory() as folder:
             _mix(url, usage, args.sales, Path(folder) / "store.db")
+        _mix_export(url, usage, args.sales)
         _cpu(url, args.posts)
         _operations(url, usage)
     finally:

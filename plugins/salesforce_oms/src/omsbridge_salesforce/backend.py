@@ -48,11 +48,17 @@ from omsbridge.spi import ApiBudget
 from omsbridge_salesforce.aftersale import SaleSteps
 from omsbridge_salesforce.batching import BatchPoster
 from omsbridge_salesforce.changes import OrderChanges
-from omsbridge_salesforce.client import SalesforceClient
+from omsbridge_salesforce.client import MAX_SUBREQUESTS, GraphResult, SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
 from omsbridge_salesforce.importing import FulfillmentImport
-from omsbridge_salesforce.lookups import INLINE_PREFIX, Inline, Lookups
+from omsbridge_salesforce.lookups import (
+    ACCOUNT_QUERY_REF,
+    INLINE_PREFIX,
+    AccountQuery,
+    Inline,
+    Lookups,
+)
 from omsbridge_salesforce.reading import (
     fulfillment_order_query,
     hit,
@@ -237,6 +243,24 @@ class SalesforceBackend(OrderBackend):
             raise
         return graph, inline
 
+    def _account_query_graph(
+        self, transaction: Transaction, *, exchange_credit: Decimal
+    ) -> tuple[OrderGraph | None, AccountQuery | None]:
+        """The sale's graph pointing at its account through a query sent in the same
+        ``/composite`` request, when a new customer email is all the lookups lack (see
+        :meth:`Lookups.account_query`); ``(None, None)`` otherwise, or when the graph has more
+        nodes than a composite request holds beside the query."""
+        found = self.lookups.account_query(transaction)
+        if found is None:
+            return None, None
+        refs, account = found
+        graph = build_order_graph(transaction, refs, self.config, exchange_credit=exchange_credit)
+        graph = self._apply_hooks(transaction, graph)
+        graph.check_limits()
+        if len(graph.nodes) + 1 > MAX_SUBREQUESTS:
+            return None, None
+        return graph, account
+
     def _hook_impls(self) -> list[Any]:
         pm = self._pm
         if pm is None:
@@ -300,12 +324,27 @@ class SalesforceBackend(OrderBackend):
             if found is not None:
                 return PostResult(txn_id, found[0], found[1], created=False)
         retried = False
+        by_query = True  # a customer email the cache lacks is resolved in the sale's request
         while True:
             inline: Inline | None = None
+            account: AccountQuery | None = None
+            if graph is None and by_query:
+                graph, account = self._account_query_graph(
+                    transaction, exchange_credit=exchange_credit
+                )
             if graph is None:
                 graph, inline = self._inline_graph(transaction, exchange_credit=exchange_credit)
             try:
-                (result,) = self.client.graph([graph.payload()], context=f"post {txn_id}")
+                if account is not None:
+                    result, rows = self.client.graph_after_query(
+                        graph.graph_id,
+                        graph.nodes,
+                        query_ref=ACCOUNT_QUERY_REF,
+                        soql=account.soql,
+                        context=f"post {txn_id}",
+                    )
+                else:
+                    (result,) = self.client.graph([graph.payload()], context=f"post {txn_id}")
             except BaseException as exc:
                 if inline is not None:
                     inline.abandon()
@@ -317,6 +356,15 @@ class SalesforceBackend(OrderBackend):
                     log.info("post of %s timed out after commit; order %s exists", txn_id, found[0])
                     return PostResult(txn_id, found[0], found[1], created=False)
                 raise
+            if account is not None:
+                if result.successful:
+                    account.answered(rows)
+                elif not _duplicate_order(result):
+                    # Nothing was written. The query found no account (the default account
+                    # was deleted, or is a Person Account) or the sale itself failed: the
+                    # usual lookups settle which, and the graph then says why.
+                    by_query, graph = False, None
+                    continue
             if inline is not None:
                 if result.successful:
                     inline.done({r: str(n.id) for r, n in result.nodes.items() if n.id})
@@ -583,3 +631,11 @@ def _recheck(transaction: Transaction) -> None:
         raise InvalidTransaction(
             list(exc.issues), code=exc.code or "INVALID_TRANSACTION", backend="salesforce"
         ) from None
+
+
+def _duplicate_order(result: GraphResult) -> bool:
+    """Whether the post failed only because the order exists (DUPLICATE_VALUE on its node)."""
+    failed = result.failed_node()
+    if failed is None or failed.reference_id != ORDER_REF:
+        return False
+    return isinstance(result.error(), Conflict)

@@ -51,6 +51,7 @@ from omsbridge_salesforce.auth import BACKEND, SalesforceAuth
 from omsbridge_salesforce.config import SalesforceConfig
 
 __all__ = [
+    "MAX_SUBREQUESTS",
     "GraphResult",
     "QueryPage",
     "SalesforceClient",
@@ -186,6 +187,10 @@ class QueryPage:
     records: list[dict[str, Any]]
     total_size: int
     next_url: str | None
+
+
+MAX_SUBREQUESTS = 25
+"""Subrequests per ``/composite`` request Salesforce accepts (composite.md §2)."""
 
 
 @attrs.frozen
@@ -439,17 +444,24 @@ class SalesforceClient:
     # -- composite ------------------------------------------------------------------------------
 
     def composite(
-        self, subrequests: Sequence[Mapping[str, Any]], *, all_or_none: bool = False
+        self,
+        subrequests: Sequence[Mapping[str, Any]],
+        *,
+        all_or_none: bool = False,
+        in_order: bool = False,
+        context: str = "composite",
     ) -> dict[str, SubResult]:
-        """POST /composite (up to 25 subrequests, one API call); results by referenceId."""
-        if len(subrequests) > 25:
+        """POST /composite (up to 25 subrequests, one API call); results by referenceId.
+
+        ``in_order`` sends ``collateSubrequests: false``: Salesforce then runs the subrequests
+        in the order given (its default collates unrelated ones, in no guaranteed order)."""
+        if len(subrequests) > MAX_SUBREQUESTS:
             raise ValueError("a composite request holds at most 25 subrequests")
-        body = self.request(
-            "POST",
-            self.data_path("/composite"),
-            json={"allOrNone": all_or_none, "compositeRequest": list(subrequests)},
-            context="composite",
-        )
+        payload: dict[str, Any] = {"allOrNone": all_or_none}
+        if in_order:
+            payload["collateSubrequests"] = False
+        payload["compositeRequest"] = list(subrequests)
+        body = self.request("POST", self.data_path("/composite"), json=payload, context=context)
         return {
             str(r.get("referenceId")): SubResult(
                 str(r.get("referenceId")), int(r.get("httpStatusCode", 0)), r.get("body")
@@ -477,6 +489,35 @@ class SalesforceClient:
             }
             results.append(GraphResult(str(g.get("graphId")), bool(g.get("isSuccessful")), nodes))
         return results
+
+    def graph_after_query(
+        self,
+        graph_id: str,
+        nodes: Sequence[Mapping[str, Any]],
+        *,
+        query_ref: str,
+        soql: str,
+        context: str,
+    ) -> tuple[GraphResult, list[dict[str, Any]]]:
+        """One graph's nodes sent as ONE ``/composite`` request after a query they refer to
+        (``@{query_ref.records[0].Id}``): ``allOrNone`` (the query's answer and every node
+        commit or roll back together, as a graph does) and in order (``collateSubrequests:
+        false``). At most 24 nodes. Returns the nodes' results as a :class:`GraphResult` (the
+        query's among them) and the query's first page of records (empty when it failed)."""
+        query = {
+            "method": "GET",
+            "url": self.data_path("/query", query=True) + "?q=" + url_quote(soql, safe=""),
+            "referenceId": query_ref,
+        }
+        results = self.composite([query, *nodes], all_or_none=True, in_order=True, context=context)
+        found = results.get(query_ref)
+        rows = (
+            list(found.body.get("records") or [])
+            if found is not None and found.ok and isinstance(found.body, dict)
+            else []
+        )
+        successful = bool(results) and all(r.ok for r in results.values())
+        return GraphResult(graph_id, successful, results), rows
 
     # -- Connect (Order Management actions) -----------------------------------------------------
 

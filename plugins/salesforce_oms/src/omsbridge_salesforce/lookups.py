@@ -16,7 +16,9 @@ Everything found is cached for the merchant, and kept in the bridge's store
 entries of pre-existing delivery products when needed); what is missing is then created by
 the first nodes of the sale's own graph (:meth:`Lookups.resolve_inline`, the single post's
 path), or by one graph of its own for a whole batch (:meth:`Lookups.resolve_many`, the export
-job's path: one round for all their emails, SKUs and delivery methods).
+job's path: one round for all their emails, SKUs and delivery methods). A customer email that
+is all a sale lacks costs no call of its own: :meth:`Lookups.account_query` gives the query the
+sale's own ``/composite`` request opens with (docs/salesforce.md, "Lookups").
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import DeliveryMethodRef, OrderGraph, OrderRefs, ProductRef
 from omsbridge_salesforce.soql import soql
 
-__all__ = ["INLINE_PREFIX", "Inline", "Lookups", "delivery_sku"]
+__all__ = [
+    "ACCOUNT_QUERY_REF",
+    "ACCOUNT_QUERY_REF_ID",
+    "INLINE_PREFIX",
+    "AccountQuery",
+    "Inline",
+    "Lookups",
+    "delivery_sku",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +132,25 @@ class Inline:
         lookups, self._lookups = self._lookups, None
         if lookups is not None:
             lookups._finish_inline(None, {})
+
+
+ACCOUNT_QUERY_REF = "acct"
+"""Reference id of the account query that opens a sale's own ``/composite`` request."""
+ACCOUNT_QUERY_REF_ID = f"@{{{ACCOUNT_QUERY_REF}.records[0].Id}}"
+
+
+class AccountQuery:
+    """The account query of a sale sent as one ``/composite`` request (see
+    :meth:`Lookups.account_query`)."""
+
+    def __init__(self, lookups: Lookups, email: str, soql: str) -> None:
+        self._lookups = lookups
+        self.email = email
+        self.soql = soql
+
+    def answered(self, rows: Sequence[dict[str, Any]]) -> None:
+        """The request committed: cache the account the query found for the email."""
+        self._lookups._answer_account(self.email, rows)
 
 
 class Lookups:
@@ -704,6 +733,71 @@ class Lookups:
             self._found_entries.clear()
             self._lock.release()
             raise
+
+    # -- a customer email resolved inside the sale's own request ---------------------------------
+
+    def account_query(self, transaction: Transaction) -> tuple[OrderRefs, AccountQuery] | None:
+        """When the customer's email is all the cache lacks: the sale's ids with the account as
+        a composite reference (``@{acct.records[0].Id}``), and the query that answers it, to be
+        sent as the first subrequest of the sale's own ``/composite`` request (one call, not
+        two). ``None`` when anything else is missing, or without Person Accounts.
+
+        The query finds the email's Person Account (the oldest, as :meth:`resolve` does), else
+        the merchant's default account when that is a business account; it finds nothing only
+        when the default account was deleted or is itself a Person Account, and then the whole
+        request rolls back (the reference cannot be resolved) and the caller looks up as usual.
+        """
+        if not self._config.person_accounts:
+            return None
+        customer = transaction.customer
+        email = customer.email.lower() if customer and customer.email else None
+        if email is None or email in self._emails:
+            return None
+        with self._lock:
+            if not self._restored:
+                self._restore()
+            need = self._needs([transaction])
+            if need.emails != {email} or self._account is None:
+                return None
+            others = attrs.evolve(need, emails=set())
+            if others:
+                return None
+            refs = self._cached_refs_with(transaction, account=ACCOUNT_QUERY_REF_ID)
+            default = self._account
+        query = soql(
+            "SELECT Id, PersonEmail FROM Account WHERE PersonEmail = {} "
+            "OR (Id = {} AND IsPersonAccount = false) "
+            "ORDER BY PersonEmail ASC NULLS LAST, CreatedDate ASC LIMIT 1",
+            email,
+            default,
+        )
+        return refs, AccountQuery(self, email, query)
+
+    def _cached_refs_with(self, transaction: Transaction, *, account: str) -> OrderRefs:
+        assert self._pricebook is not None
+        return OrderRefs(
+            account_id=account,
+            pricebook_id=self._pricebook,
+            sales_channel_id=self._channel,
+            delivery_methods={
+                method: self._methods[name]
+                for method, name in self._method_names(transaction).items()
+            },
+            products={line.sku: self._products[line.sku] for line in transaction.sale_lines},
+            card_gateway_id=self._gateways.get(self._config.payment_gateway_name or ""),
+            cash_gateway_id=self._gateways.get(self._config.cash_payment_gateway_name or ""),
+        )
+
+    def _answer_account(self, email: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Cache what the sale's account query found: the email's Person Account, or none
+        (the default account answered: the customer has no account of their own)."""
+        with self._lock:
+            row = rows[0] if rows else None
+            if row is None:
+                return
+            person = (row.get("PersonEmail") or "").lower() == email
+            self._remember_email(email, row["Id"] if person else None)
+            self._save()
 
     def _planned_refs(self, transaction: Transaction, plan: _Plan) -> OrderRefs:
         customer = transaction.customer

@@ -1,6 +1,7 @@
 """API calls per sale, counted by the sandbox (``DailyApiRequests``): records a sale needs but
 the cache lacks are created by the sale's own graph, so a miss costs one lookup query and no
-creation call of its own (issue 16)."""
+creation call of its own; a new customer email alone costs nothing extra (its account query
+opens the sale's own ``/composite`` request) (issue 16)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def _calls(server: Any, post: Any) -> int:
     return _used(server) - before
 
 
+def _counted(server: Any, post: Any) -> tuple[int, Any]:
+    before = _used(server)
+    result = post()
+    return _used(server) - before, result
+
+
 def test_first_sale_of_a_new_merchant_costs_two_calls(
     backend: SalesforceBackend, sf_sandbox: Any
 ) -> None:
@@ -42,8 +49,90 @@ def test_a_new_sku_or_customer_costs_one_lookup_and_no_creation_call(
     new_sku = sale([line(1, "A"), line(2, "NEW-SKU")], txn_id="T-2")
     assert _calls(sf_sandbox, lambda: backend.post(new_sku)) == 2
     assert _calls(sf_sandbox, lambda: backend.post(sale([line(1, "NEW-SKU")], txn_id="T-3"))) == 1
+    # A new customer email alone: the account query rides in the sale's own request.
     new_customer = sale([line(1, "A")], txn_id="T-4", customer=customer("new@example.com"))
-    assert _calls(sf_sandbox, lambda: backend.post(new_customer)) == 2
+    assert _calls(sf_sandbox, lambda: backend.post(new_customer)) == 1
+    # A new email and a new SKU together: one lookup composite (both), then the graph.
+    both = sale([line(1, "NEW-2")], txn_id="T-5", customer=customer("other@example.com"))
+    assert _calls(sf_sandbox, lambda: backend.post(both)) == 2
+
+
+def _order_account(backend: SalesforceBackend, order_id: str) -> str:
+    [row] = backend.client.query(f"SELECT AccountId FROM Order WHERE Id = '{order_id}'")
+    return str(row["AccountId"])
+
+
+def test_a_new_email_without_an_account_goes_to_the_default_account_in_one_call(
+    backend: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    first = backend.post(sale([line(1, "A")], txn_id="T-1"))
+    default = _order_account(backend, first.order_id)
+    new = sale([line(1, "A")], txn_id="T-2", customer=customer("nobody@example.com"))
+    calls, posted = _counted(sf_sandbox, lambda: backend.post(new))
+    assert calls == 1
+    assert _order_account(backend, posted.order_id) == default
+    # The answer is cached: the same customer again is a plain graph, on the same account.
+    again = sale([line(1, "A")], txn_id="T-3", customer=customer("Nobody@example.com"))
+    calls, posted = _counted(sf_sandbox, lambda: backend.post(again))
+    assert calls == 1
+    assert _order_account(backend, posted.order_id) == default
+
+
+def test_a_new_email_of_an_existing_person_account_finds_it_in_the_same_call(
+    backend: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    backend.post(sale([line(1, "A")], txn_id="T-1"))
+    created = backend.client.request(
+        "POST",
+        backend.client.sobject_path("Account"),
+        json={"FirstName": "Pat", "LastName": "Doe", "PersonEmail": "pat.doe@example.com"},
+    )
+    person = created["id"]
+    new = sale([line(1, "A")], txn_id="T-2", customer=customer("PAT.DOE@example.com"))
+    calls, posted = _counted(sf_sandbox, lambda: backend.post(new))
+    assert calls == 1
+    assert _order_account(backend, posted.order_id) == person
+    # Cached with its Person Account: the next sale of the customer is a plain graph.
+    again = sale([line(1, "A")], txn_id="T-3", customer=customer("pat.doe@example.com"))
+    calls, posted = _counted(sf_sandbox, lambda: backend.post(again))
+    assert calls == 1
+    assert _order_account(backend, posted.order_id) == person
+
+
+def test_the_account_query_falls_back_when_the_default_account_is_gone(
+    backend: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    first = backend.post(sale([line(1, "A")], txn_id="T-1"))
+    default = _order_account(backend, first.order_id)
+    backend.client.request("DELETE", backend.client.sobject_path("Account", default))
+    # The query finds nothing, the request rolls back; the usual lookups recreate the account.
+    posted = backend.post(sale([line(1, "A")], txn_id="T-2", customer=customer("x@example.com")))
+    assert posted.created
+    account = _order_account(backend, posted.order_id)
+    assert account != default
+    assert len(sf_sandbox.sandbox.store.where("Order", AccountId=account)) == 1
+
+
+def test_a_repeated_sale_with_a_new_email_answers_the_existing_order(
+    backend: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    first = backend.post(sale([line(1, "A")], txn_id="T-1", customer=customer("a@example.com")))
+    # The same transaction id again, its customer's email not cached: the composite meets
+    # DUPLICATE_VALUE on the order and the existing order is answered, created=False.
+    again = backend.post(sale([line(1, "A")], txn_id="T-1", customer=customer("b@example.com")))
+    assert (again.order_id, again.created) == (first.order_id, False)
+    assert "b@example.com" not in backend.lookups._emails  # the request rolled back
+
+
+def test_a_failed_account_query_request_caches_nothing(
+    backend: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    backend.post(sale([line(1, "A")], txn_id="T-1"))
+    sf_sandbox.sandbox.add_fault("error", status=503, path="*/composite", count=1)
+    with pytest.raises(BackendError):
+        backend.post(sale([line(1, "A")], txn_id="T-2", customer=customer("c@example.com")))
+    assert "c@example.com" not in backend.lookups._emails
+    assert backend.post(sale([line(1, "A")], txn_id="T-2", customer=customer("c@example.com")))
 
 
 def test_records_created_by_a_sale_that_failed_are_not_cached(
@@ -138,3 +227,31 @@ def test_cancel_finds_the_summary_and_its_open_fo_lines_in_one_call(
         fl.line_id: fl.quantity_cancelled for f in after.fulfillment_orders for fl in f.lines
     }
     assert sum(cancelled.values()) >= line.quantity_ordered
+
+
+def test_the_account_query_request_is_held_to_the_reference() -> None:
+    from sf_capture import Capture, plain_backend, plain_org
+    from sf_reference import ReferenceCheck
+
+    org = plain_org("som")
+    capture = Capture()
+    backend = plain_backend(org.url, capture, person_accounts=True)
+    try:
+        backend.post(sale([line(1, "TEE-BLK-M", "1", "25.00")], txn_id="R-1"))
+        shopper = customer("reference@example.com")
+        backend.post(sale([line(1, "TEE-BLK-M", "1", "25.00")], txn_id="R-2", customer=shopper))
+    finally:
+        backend.close()
+        org.stop()
+    [sent] = [s for s in capture.sent if s.path.endswith("/composite") and s.body.get("allOrNone")]
+    assert sent.body["collateSubrequests"] is False
+    assert sent.body["compositeRequest"][0]["referenceId"] == "acct"
+    assert any(
+        sub["body"].get("AccountId") == "@{acct.records[0].Id}"
+        for sub in sent.body["compositeRequest"][1:]
+        if sub["method"] == "POST" and sub["url"].endswith("/sobjects/Order")
+    )
+    check = ReferenceCheck(api_version=backend.config.api_version, multi_currency=False)
+    check.requests([sent])
+    assert check.used, "no sObject field of the request was checked"
+    assert not check.problems, "\n".join(dict.fromkeys(check.problems))
