@@ -66,6 +66,8 @@ from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
 from omsbridge_salesforce.streaming.payment_failures import (
     PE_CHANNEL,
+    PaymentFailureSource,
+    RecordPaymentFailures,
     failure_from_message,
     failure_from_record,
 )
@@ -511,7 +513,7 @@ class SalesforceBackend(OrderBackend):
 
     def watch_events(self, callback: Callable[[], None]) -> bool:
         """Have the event feed call ``callback`` whenever something arrives (events, a
-        keepalive, a failure), so a :class:`~omsbridge.listen.EventDrivenPool` polls this
+        keepalive, a failure), so a :class:`~omsbridge.listen.ListenerPool` polls this
         merchant only then. Both transports support it."""
         self.feed.on_ready = callback
         return True
@@ -547,6 +549,16 @@ class SalesforceBackend(OrderBackend):
                     parse=failure_from_message,
                 )
         return self._payment_feed
+
+    event_channels = ("payment-failures",)
+    """Feeds besides the fulfillment events that ``omsbridge worker`` follows (leased)."""
+
+    def event_source(self, channel: str, store: Any, plugin_manager: Any) -> tuple[Any, Any]:
+        """The source and handler of an extra channel (``event_channels``) for the worker:
+        ``payment-failures`` -> ProcessExceptionEvents recorded on their outbox entries."""
+        if channel != "payment-failures":
+            raise ValueError(f"unknown event channel {channel!r}; expected payment-failures")
+        return PaymentFailureSource(self), RecordPaymentFailures(store, plugin_manager)
 
     def payment_failures(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
         """ProcessExceptionEvents after ``checkpoint`` as
