@@ -60,7 +60,7 @@ def test_worker_shows_a_refund_failed_at_the_gateway_on_its_returns_entry(
             "3",
             "--grace",
             "5",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),  # noqa: SIM115
         env=dict(os.environ),
@@ -121,7 +121,7 @@ def test_worker_shows_a_refund_failed_at_the_gateway_on_its_returns_entry(
             "--config",
             str(config),
             str(entry.entry_id),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         env=dict(os.environ),
