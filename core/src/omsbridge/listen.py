@@ -855,7 +855,7 @@ class EventDrivenPool(ListenerPool):
     def start(self) -> None:
         """Drive the listeners on a thread until :meth:`stop`."""
         self._thread = threading.Thread(
-            target=self.run, args=(self._stop,), name="listener pool", daemon=True
+            target=self.run, args=(self._stop,), name="listen pool", daemon=True
         )
         self._thread.start()
 
