@@ -27,10 +27,10 @@ batches of many merchants in one store transaction when they finish together.
 from __future__ import annotations
 
 import abc
-import concurrent.futures
 import functools
 import heapq
 import logging
+import queue
 import random
 import threading
 import time
@@ -539,7 +539,10 @@ class ListenerPool:
         self._due: list[tuple[float, int, tuple[str, str]]] = []
         self._seq = 0
         self._kick = threading.Event()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._planned = 0.0  # when the driver wakes next by itself
+        self._queue: queue.SimpleQueue[_Slot | None] | None = None
+        self._workers: list[threading.Thread] = []
+        self._unwatched = 0
         self._stopping = threading.Event()
         self.committer = _GroupCommit(store, owner, self.settings.lease_seconds) if store else None
         self.polls = 0
@@ -616,12 +619,17 @@ class ListenerPool:
         with self._lock:
             self.slots[key] = slot
         slot.watched = _watch(listener.merchant, functools.partial(self._wake, key))
+        if not slot.watched:
+            with self._lock:
+                self._unwatched += 1
         self._schedule(slot)
 
     def _drop(self, key: tuple[str, str]) -> None:
         """Stop driving a listener; a backend that streams may end its subscription."""
         with self._lock:
             slot = self.slots.pop(key, None)
+            if slot is not None and not slot.watched:
+                self._unwatched -= 1
         if slot is None:
             return
         source = slot.listener.merchant
@@ -659,31 +667,44 @@ class ListenerPool:
             if slot.busy:
                 slot.again = True
                 return
-            executor = self._executor
-            if executor is None or self._stopping.is_set():
+            work = self._queue
+            if work is None or self._stopping.is_set():
                 slot.next_at = 0.0
                 self._push(slot)
                 return
             slot.busy = True
             slot.again = False
-        try:
-            executor.submit(self._read, slot)
-        except RuntimeError:  # shut down meanwhile
-            slot.busy = False
+        work.put(slot)
 
     def _push(self, slot: _Slot) -> None:
-        # Called with the lock held.
+        # Called with the lock held. The driver is woken only if it would sleep past this.
         self._seq += 1
         heapq.heappush(self._due, (slot.next_at, self._seq, slot.key))
-        self._kick.set()
+        if slot.next_at < self._planned:
+            self._kick.set()
+
+    def _work(self, work: queue.SimpleQueue[_Slot | None]) -> None:
+        while True:
+            slot = work.get()
+            if slot is None:
+                return
+            self._read(slot)
 
     def run(self, stop: threading.Event) -> None:
         """Hold and drive listeners until ``stop`` is set; then wait for the reads in flight
         and give the leases back (another worker takes over at once)."""
         settings = self.settings
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            settings.threads, thread_name_prefix="listen"
-        )
+        work: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, args=(work,), name=f"listen_{n}", daemon=True)
+            for n in range(settings.threads)
+        ]
+        for thread in self._workers:
+            thread.start()
+        with self._lock:
+            self._queue = work
+            # Listeners held before the run (EventDrivenPool) wait in the timer heap.
+            self._planned = 0.0
         try:
             while not stop.is_set():
                 renew_in = self._renewed + settings.lease_seconds / 3 - time.monotonic()
@@ -699,12 +720,13 @@ class ListenerPool:
                         if slot is not None and slot.next_at <= now:
                             ready.append(slot)
                     next_due = self._due[0][0] - now if self._due else 1.0
+                    timeout = min(next_due, 1.0)
+                    if self.store is not None:
+                        timeout = min(timeout, max(0.0, renew_in))
+                    self._planned = now + timeout
                     self._kick.clear()
                 for slot in ready:
                     self._schedule(slot)
-                timeout = min(next_due, 1.0)
-                if self.store is not None:
-                    timeout = min(timeout, max(0.0, renew_in))
                 if timeout > 0:
                     # Woken early by a finished read or a stop; a callback submits directly.
                     self._kick.wait(timeout)
@@ -712,8 +734,12 @@ class ListenerPool:
                     break
         finally:
             self._stopping.set()
-            executor, self._executor = self._executor, None
-            executor.shutdown(wait=True)
+            with self._lock:
+                self._queue = None
+            for _ in self._workers:
+                work.put(None)
+            for thread in self._workers:
+                thread.join()
             self._release_all()
 
     def _release_all(self) -> None:
@@ -734,9 +760,7 @@ class ListenerPool:
         listener = slot.listener
         settings = self.settings
         stop = self._stopping
-        with self._lock:
-            unwatched = sum(1 for s in self.slots.values() if not s.watched)
-        long_poll = not slot.watched and unwatched <= settings.threads
+        long_poll = not slot.watched and self._unwatched <= settings.threads
         key = slot.key
         name = self.lease_name(*key)
 

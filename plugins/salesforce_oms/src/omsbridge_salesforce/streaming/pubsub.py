@@ -166,7 +166,6 @@ class PubSubFeed:
         self._handed: str | None = None
         self._backlog: list[FulfillmentEvent] = []
         self._opened_at = datetime.now(UTC)
-        self._schemas: dict[str, Any] = {}
 
     # -- the SPI side (caller's thread) -----------------------------------------------------
 
@@ -430,17 +429,16 @@ class PubSubFeed:
             await call.initial_metadata()
             if not call.done():
                 self._connected()
+            watchdog = asyncio.ensure_future(self._watch_stall(call))
             while True:
+                # No wait_for per read (a task and a timer per event): the watchdog cancels a
+                # call that stayed silent past stall_timeout.
                 try:
-                    response = await asyncio.wait_for(call.read(), self.stall_timeout)
-                except TimeoutError:
-                    self.metrics.stalls += 1
-                    self.log.warning(
-                        "Pub/Sub %s: no event and no keepalive for %.0f s; reconnecting",
-                        self.topic,
-                        self.stall_timeout,
-                    )
-                    return
+                    response = await call.read()
+                except asyncio.CancelledError:
+                    if watchdog.done() and not watchdog.cancelled() and watchdog.result():
+                        return  # the watchdog ended a silent call: reconnect
+                    raise
                 if response is grpc.aio.EOF:
                     return
                 self._connected()
@@ -470,6 +468,26 @@ class PubSubFeed:
         finally:
             requests.put_nowait(None)
             call.cancel()
+            if "watchdog" in locals():
+                watchdog.cancel()
+
+    async def _watch_stall(self, call: Any) -> bool:
+        """Cancel ``call`` when neither an event nor a keepalive came for ``stall_timeout``
+        seconds; True if it did (the read loop then reconnects)."""
+        started = time.monotonic()
+        while not call.done():
+            quiet = time.monotonic() - max(started, self.metrics.last_activity or 0.0)
+            if quiet >= self.stall_timeout:
+                self.metrics.stalls += 1
+                self.log.warning(
+                    "Pub/Sub %s: no event and no keepalive for %.0f s; reconnecting",
+                    self.topic,
+                    self.stall_timeout,
+                )
+                call.cancel()
+                return True
+            await asyncio.sleep(self.stall_timeout - quiet)
+        return False
 
     def _connected(self) -> None:
         self.metrics.connected = True
@@ -483,13 +501,15 @@ class PubSubFeed:
     async def _decode(
         self, stub: pb_grpc.PubSubStub, metadata: Any, event: pb.ProducerEvent
     ) -> dict[str, Any]:
-        schema = self._schemas.get(event.schema_id)
+        schema = _SCHEMAS.get(event.schema_id)
         if schema is None:
             info = await stub.GetSchema(
                 pb.SchemaRequest(schema_id=event.schema_id), metadata=metadata
             )
             schema = fastavro.parse_schema(json.loads(info.schema_json))
-            self._schemas[event.schema_id] = schema
+            if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+                _SCHEMAS.pop(next(iter(_SCHEMAS)))
+            _SCHEMAS[event.schema_id] = schema
         record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
         return dict(record) if isinstance(record, dict) else {}
 
@@ -508,6 +528,14 @@ class PubSubFeed:
         self._established.set()
         if self.on_ready is not None:
             self.on_ready()
+
+
+_SCHEMAS: dict[str, Any] = {}
+"""Parsed Avro schemas by schema id, shared by every feed of the process: the id is the
+schema's fingerprint (a hash of the schema, says pubsub_api.proto), so one id is one schema
+whichever org sent it — 1,000 merchants on one event type ask GetSchema once, not 1,000
+times. Only touched on the hub's event loop."""
+_SCHEMAS_KEPT = 256
 
 
 def _created(record: dict[str, Any]) -> datetime | None:
