@@ -186,6 +186,10 @@ class Listener:
         self.lease: str | None = None
         """The store lease a commit must still hold (set by the pool that holds it)."""
         self.committer: Committer = self._commit_alone
+        self.defer: Callable[[EventCommit], None] | None = None
+        """Set by a pool: a plain handler's commits are handed to it and written a moment later
+        with other listeners' in one transaction (a crash in between: handled again, as for
+        any plain handler)."""
         self._checkpoint: str | None = None
         self._loaded = False
         self.last_poll_ok: float | None = None
@@ -217,6 +221,10 @@ class Listener:
         commit = EventCommit(
             self.merchant.merchant_id, self.settings.channel, after, tuple(event_ids), self.lease
         )
+        if effect is None and self.defer is not None:
+            self.defer(commit)
+            self._checkpoint = after
+            return list(event_ids)
         fresh = self.committer(commit, effect)
         if fresh is None:
             self._loaded = False
@@ -383,8 +391,47 @@ class _GroupCommit:
         self._cond = threading.Condition()
         self._pending: list[_Pending] = []
         self._busy = False
+        self._deferred: list[tuple[EventCommit, Callable[[], None]]] = []
+        self._deferred_since = 0.0
         self.transactions = 0
         """Store transactions run (for metrics and the benchmark)."""
+
+    def defer(self, commit: EventCommit, on_lost: Callable[[], None]) -> None:
+        """Queue a commit without an effect for the next :meth:`flush` (``on_lost``: called
+        there if its lease is gone)."""
+        with self._cond:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.append((commit, on_lost))
+
+    def deferred_age(self) -> float | None:
+        """Seconds the oldest deferred commit has waited (None: none waits)."""
+        with self._cond:
+            return time.monotonic() - self._deferred_since if self._deferred else None
+
+    def flush(self) -> None:
+        """Write every deferred commit in one transaction (in the order they came); if the
+        store fails, they stay queued for the next flush."""
+        with self._cond:
+            taken, self._deferred = self._deferred, []
+        if not taken:
+            return
+        try:
+            self.transactions += 1
+            results = self.store.commit_events(
+                [commit for commit, _ in taken], owner=self.owner, lease_seconds=self.lease_seconds
+            )
+        except Exception:
+            logger.warning(
+                "storing %d checkpoint(s) failed; again shortly", len(taken), exc_info=True
+            )
+            with self._cond:
+                self._deferred[:0] = taken
+                self._deferred_since = time.monotonic()
+            return
+        for (_, on_lost), result in zip(taken, results, strict=True):
+            if result is None:
+                on_lost()
 
     def __call__(self, commit: EventCommit, effect: EventEffect | None) -> list[str] | None:
         """Commit one listener's batch (possibly together with others); see the class doc."""
@@ -480,6 +527,13 @@ class PoolSettings:
     sweep: float = 30.0
     """Seconds between reads of a watched feed that said nothing (first subscription, stall
     watchdogs); a watched feed is otherwise read only when it says something arrived."""
+    commit_interval: float = 0.25
+    """Seconds a plain handler's checkpoint may wait to be stored with other listeners' in one
+    transaction (0: each at once). Recording handlers' commits are never deferred."""
+
+
+_DRAIN_AT = 50
+"""A watched feed's read that brought this many events is followed by another at once."""
 
 
 class _Slot:
@@ -615,6 +669,10 @@ class ListenerPool:
     def _hold(self, key: tuple[str, str], listener: Listener) -> None:
         if self.committer is not None:
             listener.committer = self.committer
+        group = listener.committer
+        if self.settings.commit_interval > 0 and isinstance(group, _GroupCommit):
+            lost = functools.partial(self._lost, key, listener)
+            listener.defer = functools.partial(self._defer, group, lost)
         slot = _Slot(key, listener)
         with self._lock:
             self.slots[key] = slot
@@ -623,6 +681,36 @@ class ListenerPool:
             with self._lock:
                 self._unwatched += 1
         self._schedule(slot)
+
+    def _defer(self, group: _GroupCommit, lost: Callable[[], None], commit: EventCommit) -> None:
+        group.defer(commit, lost)
+        if self._planned > time.monotonic() + self.settings.commit_interval:
+            self._kick.set()  # the driver would sleep past the flush
+
+    def _lost(self, key: tuple[str, str], listener: Listener) -> None:
+        with self._lock:
+            slot = self.slots.get(key)
+        if slot is not None and slot.listener is listener:
+            listener.log.warning("listener lease lost when storing its checkpoint; let go")
+            self._drop(key)
+
+    def _groups(self) -> list[_GroupCommit]:
+        return [self.committer] if self.committer is not None else []
+
+    def _flush(self, force: bool = False) -> float:
+        """Write the deferred commits that waited ``commit_interval``; seconds until the next
+        is due (1.0 if none waits)."""
+        interval = self.settings.commit_interval
+        soonest = 1.0
+        for group in self._groups():
+            age = group.deferred_age()
+            if age is None:
+                continue
+            if force or age >= interval:
+                group.flush()
+            else:
+                soonest = min(soonest, interval - age)
+        return soonest
 
     def _drop(self, key: tuple[str, str]) -> None:
         """Stop driving a listener; a backend that streams may end its subscription."""
@@ -711,6 +799,8 @@ class ListenerPool:
                 if self.store is not None and renew_in <= 0:
                     self.sync_leases()
                     continue
+                self._kick.clear()  # before looking: a kick from now on ends the wait below
+                flush_in = self._flush()
                 now = time.monotonic()
                 ready: list[_Slot] = []
                 with self._lock:
@@ -720,11 +810,10 @@ class ListenerPool:
                         if slot is not None and slot.next_at <= now:
                             ready.append(slot)
                     next_due = self._due[0][0] - now if self._due else 1.0
-                    timeout = min(next_due, 1.0)
+                    timeout = min(next_due, flush_in)
                     if self.store is not None:
                         timeout = min(timeout, max(0.0, renew_in))
                     self._planned = now + timeout
-                    self._kick.clear()
                 for slot in ready:
                     self._schedule(slot)
                 if timeout > 0:
@@ -740,6 +829,8 @@ class ListenerPool:
                 work.put(None)
             for thread in self._workers:
                 thread.join()
+            # The last checkpoints before the leases go: the next owner resumes from them.
+            self._flush(force=True)
             self._release_all()
 
     def _release_all(self) -> None:
@@ -773,9 +864,13 @@ class ListenerPool:
 
         try:
             if slot.watched:
-                # Drain what the feed has: one call per batch, no waiting.
-                while not stop.is_set() and listener.poll(stop, wait=0.0, still_mine=still_mine):
-                    self.polls += 1
+                # What the feed has, no waiting; whatever arrives meanwhile calls back and this
+                # slot reads again right after (``again``), so no extra read to find it empty.
+                while (
+                    listener.poll(stop, wait=0.0, still_mine=still_mine) >= _DRAIN_AT
+                    and not stop.is_set()
+                ):
+                    self.polls += 1  # a big batch: more may wait without a new call back
                 self.polls += 1
                 later = settings.sweep
             else:
@@ -864,6 +959,9 @@ class EventDrivenPool(ListenerPool):
             self._hold(key, listener)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _groups(self) -> list[_GroupCommit]:
+        return list(self._group.values())
 
     @property
     def commit_transactions(self) -> int:

@@ -209,7 +209,9 @@ def _feed(transport: str, index: int, address: str) -> Any:
     )
 
 
-def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[str, Any]:
+def _run(
+    transport: str, merchants: int, rate: float, seconds: float, threads: int = 8
+) -> dict[str, Any]:
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(child, merchants, transport))
     server.start()
@@ -227,7 +229,7 @@ def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[st
             )
             for i in range(merchants)
         ]
-        pool = EventDrivenPool(listeners, workers=8, sweep=30.0)
+        pool = EventDrivenPool(listeners, workers=threads, sweep=30.0)
         started = time.perf_counter()
         pool.start()
         # Every merchant subscribed (its first poll stored a checkpoint) before publishing.
@@ -301,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--transports", nargs="+", default=["pubsub", "cometd"])
     parser.add_argument("--rate", type=float, default=100.0, help="events/s in all")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=8, help="the pool's reading threads")
     parser.add_argument(
         "--breakdown", action="store_true", help="also print CPU per event by thread"
     )
@@ -315,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_child, args=(child, transport, merchants, args.rate, args.seconds)
+                target=_child,
+                args=(child, transport, merchants, args.rate, args.seconds, args.threads),
             )
             proc.start()
             r = parent.recv()
@@ -340,9 +344,10 @@ def _child(
     merchants: int,
     rate: float,
     seconds: float,
+    threads: int,
 ) -> None:
     try:
-        conn.send(_run(transport, merchants, rate, seconds))
+        conn.send(_run(transport, merchants, rate, seconds, threads))
     except BaseException as exc:
         conn.send(
             {

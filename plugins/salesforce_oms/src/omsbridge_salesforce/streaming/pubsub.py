@@ -441,14 +441,25 @@ class PubSubFeed:
                     raise
                 if response is grpc.aio.EOF:
                     return
-                self._connected()
+                if not self._established.is_set():
+                    self._connected()
                 now = time.monotonic()
                 self.metrics.last_activity = now
                 if response.events:
                     items = []
                     for consumer in response.events:
-                        record = await self._decode(stub, metadata, consumer.event)
-                        items.append(_Item(consumer.replay_id, record, consumer.event.id))
+                        event = consumer.event
+                        schema = _SCHEMAS.get(event.schema_id)
+                        if schema is None:
+                            schema = await self._schema(stub, metadata, event.schema_id)
+                        record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
+                        items.append(
+                            _Item(
+                                consumer.replay_id,
+                                dict(record) if isinstance(record, dict) else {},
+                                event.id,
+                            )
+                        )
                     self.metrics.events += len(items)
                     self.metrics.last_event = now
                     self._put(items)
@@ -498,20 +509,14 @@ class PubSubFeed:
         while len(self._queue) > limit:
             await asyncio.sleep(0.05)
 
-    async def _decode(
-        self, stub: pb_grpc.PubSubStub, metadata: Any, event: pb.ProducerEvent
-    ) -> dict[str, Any]:
-        schema = _SCHEMAS.get(event.schema_id)
-        if schema is None:
-            info = await stub.GetSchema(
-                pb.SchemaRequest(schema_id=event.schema_id), metadata=metadata
-            )
-            schema = fastavro.parse_schema(json.loads(info.schema_json))
-            if len(_SCHEMAS) >= _SCHEMAS_KEPT:
-                _SCHEMAS.pop(next(iter(_SCHEMAS)))
-            _SCHEMAS[event.schema_id] = schema
-        record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
-        return dict(record) if isinstance(record, dict) else {}
+    async def _schema(self, stub: pb_grpc.PubSubStub, metadata: Any, schema_id: str) -> Any:
+        """The parsed Avro schema of ``schema_id`` (GetSchema once per process, then cached)."""
+        info = await stub.GetSchema(pb.SchemaRequest(schema_id=schema_id), metadata=metadata)
+        schema = fastavro.parse_schema(json.loads(info.schema_json))
+        if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+            _SCHEMAS.pop(next(iter(_SCHEMAS)))
+        _SCHEMAS[schema_id] = schema
+        return schema
 
     def _put(self, items: list[_Item]) -> None:
         with self._cond:
