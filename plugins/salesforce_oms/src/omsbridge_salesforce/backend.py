@@ -133,6 +133,7 @@ class SalesforceBackend(OrderBackend):
                 config.pubsub_endpoint,
                 self.imports.catch_up_events,
                 tls=config.pubsub_tls,
+                root_certificates=config.pubsub_root_certificates,
                 merchant_id=merchant.merchant_id,
                 statuses=config.statuses_to_process,
                 batch_size=config.pubsub_batch_size,
@@ -530,6 +531,7 @@ class SalesforceBackend(OrderBackend):
                     config.pubsub_endpoint,
                     lambda since: [],  # no query replaces a lost failure event: warned below
                     tls=config.pubsub_tls,
+                    root_certificates=config.pubsub_root_certificates,
                     merchant_id=self.merchant.merchant_id,
                     topic=PE_CHANNEL,
                     batch_size=config.pubsub_batch_size,

@@ -129,6 +129,7 @@ class PubSubFeed:
         catch_up: CatchUp,
         *,
         tls: bool = True,
+        root_certificates: bytes | None = None,
         merchant_id: str = "-",
         statuses: Sequence[str] = (),
         topic: str = FO_CHANNEL,
@@ -142,6 +143,7 @@ class PubSubFeed:
         self._auth = auth
         self.endpoint = endpoint
         self._tls = tls
+        self._roots = root_certificates
         self._catch_up = catch_up
         self._statuses = frozenset(statuses)
         self.topic = topic
@@ -406,7 +408,7 @@ class PubSubFeed:
             ("instanceurl", token.instance_url),
             ("tenantid", token.org_id),
         )
-        stub = pb_grpc.PubSubStub(self._hub.channel(self.endpoint, self._tls))
+        stub = pb_grpc.PubSubStub(self._hub.channel(self.endpoint, self._tls, self._roots))
         requests: asyncio.Queue[pb.FetchRequest | None] = asyncio.Queue()
         requests.put_nowait(
             pb.FetchRequest(
