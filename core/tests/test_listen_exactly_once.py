@@ -180,3 +180,26 @@ def test_many_commits_in_one_transaction_and_one_failing_effect_fails_alone(worl
         bad.result()
     assert store.checkpoint("B", "c") == "5" and store.checkpoint("C", "c") is None
     assert store.seen_events("C", "c", ["E9"]) == set()
+
+
+def test_a_repeat_before_the_deferred_commit_is_stored_is_dropped(world):
+    """A pool writes plain handlers' commits a moment later, in one transaction for many
+    listeners; a feed repeating an event meanwhile must not get it handled twice."""
+    bridge, feed = world
+    handled: list[str] = []
+    deferred: list[EventCommit] = []
+    listener = Listener(
+        bridge.for_merchant("A"),
+        bridge.store,
+        lambda merchant, events: handled.extend(e.event_id for e in events),
+        FAST,
+    )
+    listener.poll()
+    listener.defer = deferred.append  # never flushed in this test
+    first = feed.emit("FO-1", "Allocated")
+    assert listener.poll() == 1
+    feed.emit("FO-1", "Allocated", event_id=first.event_id)  # the feed repeats it
+    assert listener.poll() == 0
+    assert handled == [first.event_id]
+    assert [c.event_ids for c in deferred] == [(first.event_id,), ()]
+    assert bridge.store.seen_events("A", "fulfillment", [first.event_id]) == set()  # not yet

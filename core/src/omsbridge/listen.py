@@ -161,6 +161,10 @@ def log_read_failure(log: MerchantLog, exc: BaseException, failures: int, delay:
         )
 
 
+_RECENT_KEPT = 4096
+"""Event ids a listener remembers itself (its deferred commits may not be stored yet)."""
+
+
 class Listener:
     """Follows one merchant's event feed (see the module doc).
 
@@ -192,6 +196,7 @@ class Listener:
         any plain handler)."""
         self._checkpoint: str | None = None
         self._loaded = False
+        self._recent: dict[str, None] = {}  # ids handled lately, oldest first
         self.last_poll_ok: float | None = None
         """:func:`time.monotonic` of the last successful read (None: none yet or failing)."""
         self.last_event_at: float | None = None
@@ -262,7 +267,12 @@ class Listener:
         if isinstance(self.handler, RecordingHandler):
             return self._record(list(batch.events), after, stop)
         merchant_id, channel = self.merchant.merchant_id, self.settings.channel
-        seen = self.store.seen_events(merchant_id, channel, [e.event_id for e in batch.events])
+        # Ids this listener handled lately count as seen even before their (deferred) commit
+        # reached the store; the store knows the rest.
+        recent = self._recent
+        unknown = [e.event_id for e in batch.events if e.event_id not in recent]
+        seen = self.store.seen_events(merchant_id, channel, unknown) if unknown else set()
+        seen.update(e.event_id for e in batch.events if e.event_id in recent)
         fresh: list[Any] = []
         for event in batch.events:
             if event.event_id in seen:
@@ -275,6 +285,10 @@ class Listener:
                 raise LeaseLost(merchant_id)
             handler = self.handler
             self._retrying(fresh, stop, lambda: handler(self.merchant, fresh))
+        for event in fresh:
+            recent[event.event_id] = None
+        while len(recent) > _RECENT_KEPT:
+            del recent[next(iter(recent))]
         self._commit(after, [e.event_id for e in fresh])
         return len(fresh)
 
