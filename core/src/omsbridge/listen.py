@@ -604,6 +604,7 @@ class ListenerPool:
         self.slots: dict[tuple[str, str], _Slot] = {}
         self._lock = threading.Lock()
         self._renewed = 0.0
+        self._held_since = float("-inf")
         self._due: list[tuple[float, int, tuple[str, str]]] = []
         self._seq = 0
         self._kick = threading.Event()
@@ -648,6 +649,7 @@ class ListenerPool:
             # Workers starting together should not all reach for the same free feeds first.
             random.shuffle(free)
             wanted = held + free[: max(0, share - len(held))]
+            asked = time.monotonic()
             mine = self.store.acquire_leases(
                 [self.lease_name(*key) for key in wanted], self.owner, lease
             )
@@ -657,6 +659,7 @@ class ListenerPool:
             self._renewed = time.monotonic() - self.settings.lease_seconds / 3 + 1.0
             return
         self._renewed = time.monotonic()
+        self._held_since = asked  # every lease in `mine` runs at least `lease` from here
         for key in wanted:
             name = self.lease_name(*key)
             with self._lock:
@@ -871,10 +874,15 @@ class ListenerPool:
 
         # Dropped meanwhile (lease lost or given back): never take the lease again here.
         def still_mine() -> bool:
-            return self.slots.get(key) is slot and (
-                self.store is None
-                or self.store.acquire_lease(name, self.owner, settings.lease_seconds)
-            )
+            # Renewed less than half a lease ago (before the renewal was even asked): no other
+            # worker can hold it yet; older, ask the store (and renew).
+            if self.slots.get(key) is not slot:
+                return False
+            if self.store is None:
+                return True
+            if time.monotonic() - self._held_since < settings.lease_seconds / 2:
+                return True
+            return self.store.acquire_lease(name, self.owner, settings.lease_seconds)
 
         try:
             if slot.watched:
