@@ -307,12 +307,12 @@ def test_a_listener_given_back_tells_a_streaming_backend(tmp_path, pm):
         PoolSettings(lease_seconds=30),
     )
     pool.sync_leases()
-    assert sorted(pool.slots) == ["A", "B"]
+    assert sorted(pool.slots) == [("A", "fulfillment"), ("B", "fulfillment")]
     bridge.store.acquire_lease("worker:w2", "w2", 30)  # a second worker comes up
     pool.sync_leases()
     assert len(pool.slots) == 1 and len(stopped) == 1
-    assert stopped[0] not in pool.slots
+    assert (stopped[0], "fulfillment") not in pool.slots
     assert bridge.store.lease_owners("listen:") == {
-        f"listen:{m}:fulfillment": "w1" for m in pool.slots
+        f"listen:{m}:{channel}": "w1" for m, channel in pool.slots
     }
     bridge.close()

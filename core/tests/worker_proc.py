@@ -1,5 +1,11 @@
 """A worker process for the scale-out tests: ``omsbridge worker`` with a handler that records
-every event batch it handles (one line per batch: pid and event ids, flushed and fsynced)."""
+every event it handles.
+
+Default: a :class:`~omsbridge.listen.RecordingHandler` whose effect is a row per event in the
+store's ``handled_events`` table (made by the test, no unique key: a second handling would be
+a second row), written in the transaction that marks the event seen: exactly once.
+``SCALE_OUT_HANDLER=plain``: the same row written by a plain handler in its own transaction
+before the listener commits (at least once: what the listener did for every handler before)."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from pathlib import Path  # noqa: E402
 
 from omsbridge.bridge import Bridge  # noqa: E402
 from omsbridge.export import ExportSettings, RetryPolicy  # noqa: E402
-from omsbridge.listen import ListenerSettings, PoolSettings  # noqa: E402
+from omsbridge.listen import ListenerSettings, PoolSettings, RecordingHandler  # noqa: E402
 from omsbridge.logs import configure_logging  # noqa: E402
 from omsbridge.worker import Worker, WorkerSettings  # noqa: E402
 
@@ -24,13 +30,22 @@ def main() -> None:
     """``worker_proc.py CONFIG LOG_DIR``."""
     config, log_dir = Path(sys.argv[1]), Path(sys.argv[2])
     configure_logging(30)  # warnings: the test reads them on failure
-    log = open(log_dir / f"handled-{os.getpid()}.log", "a", encoding="utf-8")  # noqa: SIM115
+    del log_dir  # the handled events are rows in the store
+    insert = "INSERT INTO handled_events (pid, merchant_id, event_id) VALUES (%s, %s, %s)"
 
-    def record(merchant, events):
-        ids = " ".join(e.event_id for e in events)
-        log.write(f"{os.getpid()} {merchant.merchant_id} {ids}\n")
-        log.flush()
-        os.fsync(log.fileno())
+    class Record(RecordingHandler):
+        def record(self, tx, merchant, events):
+            for event in events:
+                tx.execute(insert, (os.getpid(), merchant.merchant_id, event.event_id))
+
+    def plain(merchant, events):
+        import psycopg
+
+        with psycopg.connect(os.environ["SCALE_OUT_URL"], autocommit=True) as conn:
+            for event in events:
+                conn.execute(insert, (os.getpid(), merchant.merchant_id, event.event_id))
+
+    record = plain if os.environ.get("SCALE_OUT_HANDLER") == "plain" else Record()
 
     settings = WorkerSettings(
         export_interval=0.2,

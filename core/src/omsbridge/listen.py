@@ -1,22 +1,36 @@
-"""Event listeners: follow a merchant's fulfillment-event feed and hand each event on, durably.
+"""Event listeners: follow a merchant's event feeds and hand each event on, durably.
 
-One :class:`Listener` per merchant and channel reads ``merchant.events(checkpoint, wait=...)``,
-drops events whose id it handled before (feeds deliver at least once), gives the others to a
-handler and only then stores the new checkpoint, together with the handled event ids, in one
-transaction. A restart resumes from the stored checkpoint: nothing is skipped, and what was
-handled just before a crash is at most handed over once more (deliveries are at least once).
+One :class:`Listener` per merchant and channel reads ``source.events(checkpoint, wait=...)``
+(the merchant's fulfillment feed, or another channel's source), drops events whose id was
+handled before (feeds deliver at least once) and hands the others to a handler. What
+"handled" guarantees depends on the handler:
 
-The default handler (:class:`DeliverFulfillmentOrders`) fetches the fulfillment orders the
-events name, once per batch, and delivers each to the POS through
-``omsbridge_fulfillment_order_received``: several events about one fulfillment order collapse
-into one delivery of its current state.
+- a :class:`RecordingHandler` is **exactly once**: its ``record`` runs inside the store
+  transaction that marks the events seen and stores the new checkpoint
+  (:meth:`Store.commit_events`), so the effect it writes there exists once per event id,
+  whoever crashes when; the store, not the listener, decides which events are new (two
+  workers racing on one batch: one records it, the other finds it seen). Its ``prepare``
+  (reads, e.g. fetching the fulfillment orders) runs before the transaction and may repeat.
+- a plain :data:`EventHandler` (a callable with effects outside the store, such as the hook
+  calls of :class:`DeliverFulfillmentOrders`) runs first and the commit follows: a crash
+  between the two hands that batch over once more (**at least once**).
+
+Commits are fenced on the listener's lease when a :class:`ListenerPool` drives it: a worker
+that lost the merchant's lease (it stalled past it, another took over) commits nothing.
+
+:class:`ListenerPool` is the one machinery that drives listeners: any number of them on a
+bounded pool of threads (no thread per merchant), leased per merchant and channel when many
+workers share a store, woken by feeds that can say "something arrived" and committing the
+batches of many merchants in one store transaction when they finish together.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import abc
 import functools
+import heapq
 import logging
+import queue
 import random
 import threading
 import time
@@ -32,16 +46,18 @@ from omsbridge.logs import MerchantLog, merchant_log
 from omsbridge.model import FulfillmentEvent
 from omsbridge.spi import Capability
 from omsbridge.store import Store
+from omsbridge.store.base import EventCommit, EventEffect, EventTx
 
 __all__ = [
     "DeliverFulfillmentOrders",
+    "EventDrivenPool",
     "EventHandler",
     "LeaseLost",
     "Listener",
-    "EventDrivenPool",
     "ListenerPool",
     "ListenerSettings",
     "PoolSettings",
+    "RecordingHandler",
     "log_read_failure",
     "retry_delay",
 ]
@@ -50,6 +66,21 @@ logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[Merchant, Sequence[FulfillmentEvent]], None]
 """Handles a batch of new (deduplicated) events; raising means "not handled, try again"."""
+
+Committer = Callable[[EventCommit, EventEffect | None], "list[str] | None"]
+"""Stores one listener's batch (see :meth:`Store.commit_events`); None: the lease is gone."""
+
+
+class RecordingHandler(abc.ABC):
+    """A handler whose effect is written in the store, exactly once per event (module doc)."""
+
+    def prepare(self, merchant: Any, events: Sequence[Any]) -> None:  # noqa: B027
+        """Work before the transaction (reads; may run again for the same events). Default:
+        nothing."""
+
+    @abc.abstractmethod
+    def record(self, tx: EventTx, merchant: Any, events: Sequence[Any]) -> None:
+        """Write the effect of ``events`` (new to the store, in feed order) inside ``tx``."""
 
 
 class DeliverFulfillmentOrders:
@@ -130,22 +161,42 @@ def log_read_failure(log: MerchantLog, exc: BaseException, failures: int, delay:
         )
 
 
+_RECENT_KEPT = 4096
+"""Event ids a listener remembers itself (its deferred commits may not be stored yet)."""
+
+
 class Listener:
-    """Follows one merchant's event feed (see the module doc)."""
+    """Follows one merchant's event feed (see the module doc).
+
+    ``merchant`` is what the feed is read from: a :class:`~omsbridge.bridge.Merchant`, or any
+    source with ``merchant_id`` and ``events(checkpoint, wait=...)`` (another channel's feed).
+    ``lease``/``committer`` are set by a :class:`ListenerPool` (fenced, grouped commits);
+    alone, a listener commits straight to the store, unfenced.
+    """
 
     def __init__(
         self,
         merchant: Merchant,
         store: Store,
-        handler: EventHandler | None = None,
+        handler: EventHandler | RecordingHandler | None = None,
         settings: ListenerSettings | None = None,
     ) -> None:
         self.merchant = merchant
         self.store = store
-        self.handler: EventHandler = handler or DeliverFulfillmentOrders()
+        self.handler: EventHandler | RecordingHandler = handler or DeliverFulfillmentOrders()
         self.settings = settings or ListenerSettings()
         self.log = merchant_log(logger, merchant.merchant_id)
         self._stop = threading.Event()
+        self.lease: str | None = None
+        """The store lease a commit must still hold (set by the pool that holds it)."""
+        self.committer: Committer = self._commit_alone
+        self.defer: Callable[[EventCommit], None] | None = None
+        """Set by a pool: a plain handler's commits are handed to it and written a moment later
+        with other listeners' in one transaction (a crash in between: handled again, as for
+        any plain handler)."""
+        self._checkpoint: str | None = None
+        self._loaded = False
+        self._recent: dict[str, None] = {}  # ids handled lately, oldest first
         self.last_poll_ok: float | None = None
         """:func:`time.monotonic` of the last successful read (None: none yet or failing)."""
         self.last_event_at: float | None = None
@@ -153,8 +204,38 @@ class Listener:
 
     @property
     def checkpoint(self) -> str | None:
-        """Where the feed resumes."""
+        """Where the feed resumes (as stored)."""
         return self.store.checkpoint(self.merchant.merchant_id, self.settings.channel)
+
+    def _commit_alone(self, commit: EventCommit, effect: EventEffect | None) -> list[str] | None:
+        return self.store.commit_events([commit], effect=effect)[0]
+
+    def _resume_from(self) -> str | None:
+        # Read once: while this listener holds the feed, only it moves the checkpoint (commits
+        # are fenced on its lease), so the stored value is what it last committed.
+        if not self._loaded:
+            self._checkpoint = self.store.checkpoint(
+                self.merchant.merchant_id, self.settings.channel
+            )
+            self._loaded = True
+        return self._checkpoint
+
+    def _commit(
+        self, after: str, event_ids: Sequence[str], effect: EventEffect | None = None
+    ) -> list[str]:
+        commit = EventCommit(
+            self.merchant.merchant_id, self.settings.channel, after, tuple(event_ids), self.lease
+        )
+        if effect is None and self.defer is not None:
+            self.defer(commit)
+            self._checkpoint = after
+            return list(event_ids)
+        fresh = self.committer(commit, effect)
+        if fresh is None:
+            self._loaded = False
+            raise LeaseLost(self.merchant.merchant_id)
+        self._checkpoint = after
+        return fresh
 
     def poll(
         self,
@@ -166,12 +247,12 @@ class Listener:
         """Read one batch, handle what is new, store the checkpoint; returns events handled.
 
         ``wait``: long-poll seconds (default: the settings'). ``still_mine``: asked right before
-        the handler runs (it renews the listener's lease); False means another worker took the
-        merchant over, and nothing is handled here. Errors of ``events()`` propagate (the
-        checkpoint is unchanged)."""
+        a plain handler runs (it renews the listener's lease); False means another worker took
+        the merchant over, and nothing is handled here (:class:`LeaseLost`; a commit whose
+        lease is gone raises it too). Errors of ``events()`` propagate (the checkpoint is
+        unchanged)."""
         stop = stop or self._stop
-        merchant_id, channel = self.merchant.merchant_id, self.settings.channel
-        checkpoint = self.store.checkpoint(merchant_id, channel)
+        checkpoint = self._resume_from()
         batch = self.merchant.events(checkpoint, wait=self.settings.wait if wait is None else wait)
         self.last_poll_ok = time.monotonic()
         if batch.events:
@@ -180,10 +261,19 @@ class Listener:
         if not batch.events:
             if after is not None and after != checkpoint:
                 # Remember "now" on a first read, so a restart does not start from "now" again.
-                self.store.save_checkpoint(merchant_id, channel, after)
+                self._commit(after, ())
             return 0
-        seen = self.store.seen_events(merchant_id, channel, [e.event_id for e in batch.events])
-        fresh: list[FulfillmentEvent] = []
+        assert after is not None
+        if isinstance(self.handler, RecordingHandler):
+            return self._record(list(batch.events), after, stop)
+        merchant_id, channel = self.merchant.merchant_id, self.settings.channel
+        # Ids this listener handled lately count as seen even before their (deferred) commit
+        # reached the store; the store knows the rest.
+        recent = self._recent
+        unknown = [e.event_id for e in batch.events if e.event_id not in recent]
+        seen = self.store.seen_events(merchant_id, channel, unknown) if unknown else set()
+        seen.update(e.event_id for e in batch.events if e.event_id in recent)
+        fresh: list[Any] = []
         for event in batch.events:
             if event.event_id in seen:
                 self.log.debug("dropping duplicate event %s", event.event_id)
@@ -193,23 +283,50 @@ class Listener:
         if fresh:
             if still_mine is not None and not still_mine():
                 raise LeaseLost(merchant_id)
-            self._handle(fresh, stop)
-        assert after is not None
-        self.store.save_checkpoint(merchant_id, channel, after, [e.event_id for e in fresh])
+            handler = self.handler
+            self._retrying(fresh, stop, lambda: handler(self.merchant, fresh))
+        for event in fresh:
+            recent[event.event_id] = None
+        while len(recent) > _RECENT_KEPT:
+            del recent[next(iter(recent))]
+        self._commit(after, [e.event_id for e in fresh])
         return len(fresh)
 
-    def _handle(self, events: list[FulfillmentEvent], stop: threading.Event) -> None:
+    def _record(self, events: list[Any], after: str, stop: threading.Event) -> int:
+        """A recording handler's batch: prepare, then effect + seen + checkpoint in one go."""
+        handler = self.handler
+        assert isinstance(handler, RecordingHandler)
+        by_id = {e.event_id: e for e in events}
+        recorded: list[str] = []
+
+        def effect(tx: EventTx, commit: EventCommit, fresh: list[str]) -> None:
+            handler.record(tx, self.merchant, [by_id[i] for i in fresh])
+            recorded[:] = fresh
+
+        def attempt() -> None:
+            handler.prepare(self.merchant, events)
+            self._commit(after, list(by_id), effect)
+
+        if not self._retrying(events, stop, attempt):
+            self._commit(after, list(by_id))  # buried: seen, skipped
+            return 0
+        return len(recorded)
+
+    def _retrying(
+        self, events: list[Any], stop: threading.Event, attempt: Callable[[], None]
+    ) -> bool:
+        """Run ``attempt`` up to ``handler_attempts`` times; False: gave up, events buried."""
         settings = self.settings
-        for attempt in range(1, settings.handler_attempts + 1):
+        for number in range(1, settings.handler_attempts + 1):
             try:
-                self.handler(self.merchant, events)
-                return
-            except AuthFailed:
+                attempt()
+                return True
+            except (AuthFailed, LeaseLost):
                 # A refused login is not the events' fault: none is buried, the checkpoint
                 # stays, and they are read and handled again once a login works.
                 raise
             except Exception as exc:
-                if attempt == settings.handler_attempts:
+                if number == settings.handler_attempts:
                     for event in events:
                         self.store.bury_event(
                             self.merchant.merchant_id,
@@ -221,12 +338,12 @@ class Listener:
                     self.log.error(
                         "gave up on %d event(s) after %d attempts (%s: %s); kept as dead events",
                         len(events),
-                        attempt,
+                        number,
                         type(exc).__name__,
                         exc,
                     )
-                    return
-                delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+                    return False
+                delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (number - 1))
                 self.log.warning(
                     "handling %d event(s) failed (%s: %s); again in %.1f s",
                     len(events),
@@ -236,6 +353,7 @@ class Listener:
                 )
                 if stop.wait(delay):
                     raise _Stopped from exc
+        return False
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Poll until ``stop`` is set (or :meth:`stop` is called), backing off on errors."""
@@ -262,166 +380,149 @@ class Listener:
         self._stop.set()
 
 
-class EventDrivenPool:
-    """Many merchants' listeners on a bounded pool of threads, driven by their feeds.
+def _watch(source: Any, callback: Callable[[], None]) -> bool:
+    """Ask a feed to call ``callback`` when something arrives: the source's own ``watch`` (a
+    channel's source) or its backend's ``watch_events`` (the fulfillment feed). False: the feed
+    cannot say, it is polled."""
+    watch = getattr(source, "watch", None)
+    if not callable(watch):
+        watch = getattr(getattr(source, "backend", None), "watch_events", None)
+    return bool(callable(watch) and watch(callback))
 
-    A backend whose feed can say "something arrived" offers ``watch_events(callback) -> bool``
-    (the Salesforce backend does: its subscriptions share one event loop). Such a listener
-    costs no thread of its own: the callback queues one ``poll(wait=0)`` of it on the pool
-    (``workers`` threads, which also bound the imports the events trigger), and a sweep every
-    ``sweep`` seconds polls each listener once more (first subscription, stall watchdogs,
-    errors to retry). A backend without ``watch_events`` gets a thread running
-    :meth:`Listener.run`, as before. A failed poll is retried after the listener's backoff.
-    """
 
-    def __init__(
-        self, listeners: Sequence[Listener], *, workers: int = 8, sweep: float = 30.0
-    ) -> None:
-        self.listeners = list(listeners)
-        self.workers = workers
-        self.sweep = sweep
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._queued: set[int] = set()  # queued or running
-        self._again: set[int] = set()  # woken while running: poll once more
-        self._failures: dict[int, int] = {}
-        self._retry_at: dict[int, float] = {}
-        self._threads: list[threading.Thread] = []
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self.polls = 0
-        """Polls run (for metrics and tests)."""
+class _GroupCommit:
+    """Commits the batches of many listeners that finish together in one store transaction.
 
-    def start(self) -> None:
-        """Watch every feed that can be watched; run the others on their own threads."""
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            self.workers, thread_name_prefix="listener"
-        )
-        for index, listener in enumerate(self.listeners):
-            watch = getattr(listener.merchant.backend, "watch_events", None)
-            if callable(watch) and watch(functools.partial(self._wake, index)):
-                self._wake(index)
-                continue
-            thread = threading.Thread(
-                target=listener.run,
-                args=(self._stop,),
-                name=f"listener {listener.merchant.merchant_id}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
-        sweeper = threading.Thread(target=self._sweep, name="listener sweep", daemon=True)
-        sweeper.start()
-        self._threads.append(sweeper)
+    The first caller commits what is queued; whoever arrives meanwhile queues and is committed
+    by the next round (group commit: no added wait when alone). An effect that fails rolls the
+    shared transaction back, so the round is retried one commit at a time and only the failing
+    one sees its error."""
 
-    def _wake(self, index: int) -> None:
-        with self._lock:
-            if self._stop.is_set() or self._executor is None:
-                return
-            if index in self._queued:
-                # Queued or running: one poll of a listener at a time (two would read the same
-                # checkpoint and hand the same events over twice); a running one goes again.
-                self._again.add(index)
-                return
-            self._queued.add(index)
-            executor = self._executor
-        try:
-            executor.submit(self._poll, index)
-        except RuntimeError:  # shut down meanwhile
-            with self._lock:
-                self._queued.discard(index)
+    def __init__(self, store: Store, owner: str | None, lease_seconds: float) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self._cond = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._busy = False
+        self._deferred: list[tuple[EventCommit, Callable[[], None]]] = []
+        self._deferred_since = 0.0
+        self.transactions = 0
+        """Store transactions run (for metrics and the benchmark)."""
 
-    def _poll(self, index: int) -> None:
-        listener = self.listeners[index]
-        while True:
-            with self._lock:
-                self._again.discard(index)
-            self._poll_once(index, listener)
-            with self._lock:
-                if index not in self._again or self._stop.is_set():
-                    self._queued.discard(index)
-                    self._again.discard(index)
-                    return
+    def defer(self, commit: EventCommit, on_lost: Callable[[], None]) -> None:
+        """Queue a commit without an effect for the next :meth:`flush` (``on_lost``: called
+        there if its lease is gone)."""
+        with self._cond:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.append((commit, on_lost))
 
-    def _poll_once(self, index: int, listener: Listener) -> None:
-        try:
-            # Drain what is there: one call per batch, no waiting.
-            while not self._stop.is_set() and listener.poll(self._stop, wait=0.0) > 0:
-                self.polls += 1
-            self.polls += 1
-            self._failures.pop(index, None)
-            self._retry_at.pop(index, None)
-        except _Stopped:
+    def deferred_age(self) -> float | None:
+        """Seconds the oldest deferred commit has waited (None: none waits)."""
+        with self._cond:
+            return time.monotonic() - self._deferred_since if self._deferred else None
+
+    def flush(self) -> None:
+        """Write every deferred commit in one transaction (in the order they came); if the
+        store fails, they stay queued for the next flush."""
+        with self._cond:
+            taken, self._deferred = self._deferred, []
+        if not taken:
             return
+        try:
+            self.transactions += 1
+            results = self.store.commit_events(
+                [commit for commit, _ in taken], owner=self.owner, lease_seconds=self.lease_seconds
+            )
+        except Exception:
+            logger.warning(
+                "storing %d checkpoint(s) failed; again shortly", len(taken), exc_info=True
+            )
+            with self._cond:
+                self._deferred[:0] = taken
+                self._deferred_since = time.monotonic()
+            return
+        for (_, on_lost), result in zip(taken, results, strict=True):
+            if result is None:
+                on_lost()
+
+    def __call__(self, commit: EventCommit, effect: EventEffect | None) -> list[str] | None:
+        """Commit one listener's batch (possibly together with others); see the class doc."""
+        item = _Pending(commit, effect)
+        with self._cond:
+            self._pending.append(item)
+            while self._busy and not item.done:
+                self._cond.wait()
+            if not item.done:
+                self._busy = True
+                round_, self._pending = self._pending, []
+        if item.done:
+            return item.result()
+        try:
+            self._run(round_)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+        return item.result()
+
+    def _run(self, round_: list[_Pending]) -> None:
+        effects = {id(p.commit): p.effect for p in round_}
+
+        def dispatch(tx: EventTx, commit: EventCommit, fresh: list[str]) -> None:
+            effect = effects.get(id(commit))
+            if effect is not None:
+                effect(tx, commit, fresh)
+
+        try:
+            self.transactions += 1
+            results = self.store.commit_events(
+                [p.commit for p in round_],
+                owner=self.owner,
+                lease_seconds=self.lease_seconds,
+                effect=dispatch,
+            )
         except Exception as exc:
-            failures = self._failures.get(index, 0) + 1
-            self._failures[index] = failures
-            settings = listener.settings
-            delay = min(settings.backoff_max, settings.backoff_initial * 2 ** min(failures - 1, 30))
-            self._retry_at[index] = time.monotonic() + delay
-            level = (
-                logging.WARNING
-                if isinstance(exc, BackendError) and exc.retryable
-                else logging.ERROR
-            )
-            listener.log.log(
-                level,
-                "reading events failed (%s: %s); again in %.1f s",
-                type(exc).__name__,
-                exc,
-                delay,
-            )
+            if len(round_) == 1:
+                round_[0].finish(None, exc)
+                return
+            for pending in round_:
+                try:
+                    self.transactions += 1
+                    result = self.store.commit_events(
+                        [pending.commit],
+                        owner=self.owner,
+                        lease_seconds=self.lease_seconds,
+                        effect=pending.effect,
+                    )[0]
+                except Exception as one:
+                    pending.finish(None, one)
+                else:
+                    pending.finish(result, None)
+            del exc
+            return
+        for pending, result in zip(round_, results, strict=True):
+            pending.finish(result, None)
 
-    def _sweep(self) -> None:
-        last = time.monotonic()
-        while not self._stop.wait(0.05):
-            now = time.monotonic()
-            for index, due in list(self._retry_at.items()):
-                if due <= now:
-                    self._retry_at.pop(index, None)
-                    self._wake(index)
-            if now - last >= self.sweep:
-                last = now
-                for index in range(len(self.listeners)):
-                    if index not in self._retry_at:
-                        self._wake(index)
 
-    def metrics(self) -> dict[str, Any]:
-        """Listener figures: polls run, listeners failing now, and the sums over the feeds that
-        report ``event_metrics()`` (connected, reconnects, stalls, events) with the oldest
-        last-event age."""
-        totals: dict[str, Any] = {
-            "listeners": len(self.listeners),
-            "polls": self.polls,
-            "failing": len(self._failures),
-            "connected": 0,
-            "reconnects": 0,
-            "stalls": 0,
-            "events": 0,
-            "oldest_last_event_age": None,
-        }
-        for listener in self.listeners:
-            report = getattr(listener.merchant.backend, "event_metrics", None)
-            figures = report() if callable(report) else None
-            if not isinstance(figures, dict):
-                continue
-            totals["connected"] += 1 if figures.get("connected") else 0
-            for key in ("reconnects", "stalls", "events"):
-                totals[key] += int(figures.get(key) or 0)
-            age = figures.get("last_event_age")
-            oldest = totals["oldest_last_event_age"]
-            if isinstance(age, int | float) and (oldest is None or age > oldest):
-                totals["oldest_last_event_age"] = age
-        return totals
+class _Pending:
+    """One commit waiting for its round."""
 
-    def stop(self) -> None:
-        """Stop polling, wait for the polls in flight and the listener threads."""
-        self._stop.set()
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
-        for thread in self._threads:
-            thread.join(timeout=10)
+    def __init__(self, commit: EventCommit, effect: EventEffect | None) -> None:
+        self.commit = commit
+        self.effect = effect
+        self.done = False
+        self._result: list[str] | None = None
+        self._error: BaseException | None = None
+
+    def finish(self, result: list[str] | None, error: BaseException | None) -> None:
+        self._result, self._error, self.done = result, error, True
+
+    def result(self) -> list[str] | None:
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 @attrs.frozen
@@ -429,22 +530,37 @@ class PoolSettings:
     """How a worker shares listeners with other workers and drives the ones it holds."""
 
     threads: int = 8
-    """Reads at a time: a worker holds any number of merchants' listeners on these threads."""
+    """Reads at a time: a worker holds any number of merchants' listeners on these threads
+    (they also bound the imports the events trigger)."""
     lease_seconds: float = 15.0
     """A listener lease's length; a dead worker's listeners move to another within it."""
     idle_interval: float = 1.0
-    """Seconds between reads of a quiet feed when there are more listeners than threads (each
-    read is then short: ``wait=0``); with fewer, every thread long-polls its own feed."""
+    """Seconds between reads of a quiet feed that cannot be watched, when there are more such
+    listeners than threads (each read is then short: ``wait=0``); with fewer, every thread
+    long-polls its own feed."""
+    sweep: float = 30.0
+    """Seconds between reads of a watched feed that said nothing (first subscription, stall
+    watchdogs); a watched feed is otherwise read only when it says something arrived."""
+    commit_interval: float = 0.25
+    """Seconds a plain handler's checkpoint may wait to be stored with other listeners' in one
+    transaction (0: each at once). Recording handlers' commits are never deferred."""
+
+
+_DRAIN_AT = 50
+"""A watched feed's read that brought this many events is followed by another at once."""
 
 
 class _Slot:
     """One held listener and when it may read next."""
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, key: tuple[str, str], listener: Listener) -> None:
+        self.key = key
         self.listener = listener
         self.next_at = 0.0
         self.failures = 0
         self.busy = False
+        self.again = False
+        self.watched = False
 
 
 class ListenerPool:
@@ -453,62 +569,89 @@ class ListenerPool:
     Listeners are leased per merchant and channel through the store (``listen:<merchant>:
     <channel>``): exactly one worker reads a merchant's feed at a time; a worker that dies
     stops renewing, and another takes the merchant over once the lease ran out, from the
-    stored checkpoint (seen event ids drop what was handled before). A backend that keeps its
-    own stream (one event loop for many merchants) answers ``events(checkpoint, wait=0)`` from
-    what it has buffered, which this pool reads like any other feed; if it has a
-    ``stop_events()`` method, the pool calls it when this worker stops holding the merchant's
-    listener (lease lost or given back to another worker), so its subscription can end.
+    stored checkpoint (seen event ids drop what was handled before; commits are fenced on the
+    lease). ``channels`` names the feeds to hold: ``(merchant, channel)`` pairs, or merchant
+    ids for ``channel`` alone. ``build(merchant_id, channel)`` (or ``build(merchant_id)`` with
+    one channel) makes a held feed's listener.
+
+    A feed that can be watched (``watch_events(callback)`` on the backend, ``watch(callback)``
+    on a channel's source) is read only when it calls back, plus a sweep every
+    ``settings.sweep`` seconds; the others are long-polled (few) or read every
+    ``idle_interval`` (many). If the backend has a ``stop_events()`` method, the pool calls it
+    when this worker stops holding the merchant's listener, so its subscription can end.
+    ``store=None`` holds every given listener without leases (:class:`EventDrivenPool`).
     """
 
     def __init__(
         self,
-        build: Callable[[str], Listener | None],
-        merchant_ids: Sequence[str],
-        store: Store,
+        build: Callable[..., Listener | None],
+        merchant_ids: Sequence[str] | Sequence[tuple[str, str]],
+        store: Store | None,
         owner: str,
         settings: PoolSettings | None = None,
         channel: str = "fulfillment",
     ) -> None:
         self._build = build
-        self.merchant_ids = list(merchant_ids)
+        self.channel = channel
+        self.feeds: list[tuple[str, str]] = [
+            item if isinstance(item, tuple) else (item, channel) for item in merchant_ids
+        ]
+        self.merchant_ids = list(dict.fromkeys(m for m, _ in self.feeds))
+        self._one_channel = all(isinstance(item, str) for item in merchant_ids)
         self.store = store
         self.owner = owner
         self.settings = settings or PoolSettings()
-        self.channel = channel
-        self.slots: dict[str, _Slot] = {}
+        self.slots: dict[tuple[str, str], _Slot] = {}
         self._lock = threading.Lock()
         self._renewed = 0.0
+        self._held_since = float("-inf")
+        self._due: list[tuple[float, int, tuple[str, str]]] = []
+        self._seq = 0
+        self._kick = threading.Event()
+        self._planned = 0.0  # when the driver wakes next by itself
+        self._queue: queue.SimpleQueue[_Slot | None] | None = None
+        self._workers: list[threading.Thread] = []
+        self._unwatched = 0
+        self._stopping = threading.Event()
+        self.committer = _GroupCommit(store, owner, self.settings.lease_seconds) if store else None
+        self.polls = 0
+        """Polls run (for metrics and tests)."""
 
-    def lease_name(self, merchant_id: str) -> str:
-        """The store lease of the merchant's listener."""
-        return f"listen:{merchant_id}:{self.channel}"
+    def lease_name(self, merchant_id: str, channel: str | None = None) -> str:
+        """The store lease of the merchant's listener on ``channel`` (default: the pool's)."""
+        return f"listen:{merchant_id}:{channel or self.channel}"
 
     def held(self) -> list[Listener]:
         """The listeners this worker holds now."""
         with self._lock:
             return [slot.listener for slot in self.slots.values()]
 
+    # -- leases ---------------------------------------------------------------------------
+
     def sync_leases(self) -> None:
         """Renew the held leases, drop lost ones, take free ones (a dead worker's), and give
         back what is more than this worker's share, so listeners spread over live workers."""
+        if self.store is None:
+            return
         lease = self.settings.lease_seconds
         try:
             self.store.acquire_lease(f"worker:{self.owner}", self.owner, lease)
             workers = max(1, len(self.store.lease_owners("worker:")))
-            share = -(-len(self.merchant_ids) // workers)
+            share = -(-len(self.feeds) // workers)
             taken = self.store.lease_owners("listen:")
             with self._lock:
                 held = list(self.slots)
             free = [
-                m
-                for m in self.merchant_ids
-                if m not in self.slots and self.lease_name(m) not in taken
+                key
+                for key in self.feeds
+                if key not in self.slots and self.lease_name(*key) not in taken
             ]
             # Workers starting together should not all reach for the same free feeds first.
             random.shuffle(free)
             wanted = held + free[: max(0, share - len(held))]
+            asked = time.monotonic()
             mine = self.store.acquire_leases(
-                [self.lease_name(m) for m in wanted], self.owner, lease
+                [self.lease_name(*key) for key in wanted], self.owner, lease
             )
         except Exception:
             logger.exception("listener lease check failed; trying again in 1 s")
@@ -516,94 +659,254 @@ class ListenerPool:
             self._renewed = time.monotonic() - self.settings.lease_seconds / 3 + 1.0
             return
         self._renewed = time.monotonic()
-        for merchant_id in wanted:
-            name = self.lease_name(merchant_id)
+        self._held_since = asked  # every lease in `mine` runs at least `lease` from here
+        for key in wanted:
+            name = self.lease_name(*key)
             with self._lock:
-                slot = self.slots.get(merchant_id)
+                slot = self.slots.get(key)
             if name in mine and slot is None:
-                listener = self._build(merchant_id)
+                listener = self._make(key)
                 if listener is None:
                     self.store.release_lease(name, self.owner)
                     mine.discard(name)
                     continue
+                listener.lease = name
                 listener.log.info("listening from checkpoint %s", listener.checkpoint or "now")
-                with self._lock:
-                    self.slots[merchant_id] = _Slot(listener)
+                self._hold(key, listener)
             elif name not in mine and slot is not None:
                 slot.listener.log.warning("listener lease lost: another worker reads this feed")
-                self._drop(merchant_id)
+                self._drop(key)
         self._give_back_excess(share)
 
-    def _drop(self, merchant_id: str) -> None:
+    def _make(self, key: tuple[str, str]) -> Listener | None:
+        if self._one_channel:
+            return self._build(key[0])
+        return self._build(*key)
+
+    def _hold(self, key: tuple[str, str], listener: Listener) -> None:
+        if self.committer is not None:
+            listener.committer = self.committer
+        group = listener.committer
+        if self.settings.commit_interval > 0 and isinstance(group, _GroupCommit):
+            lost = functools.partial(self._lost, key, listener)
+            listener.defer = functools.partial(self._defer, group, lost)
+        slot = _Slot(key, listener)
+        with self._lock:
+            self.slots[key] = slot
+        slot.watched = _watch(listener.merchant, functools.partial(self._wake, key))
+        if not slot.watched:
+            with self._lock:
+                self._unwatched += 1
+        self._schedule(slot)
+
+    def _defer(self, group: _GroupCommit, lost: Callable[[], None], commit: EventCommit) -> None:
+        group.defer(commit, lost)
+        if self._planned > time.monotonic() + self.settings.commit_interval:
+            self._kick.set()  # the driver would sleep past the flush
+
+    def _lost(self, key: tuple[str, str], listener: Listener) -> None:
+        with self._lock:
+            slot = self.slots.get(key)
+        if slot is not None and slot.listener is listener:
+            listener.log.warning("listener lease lost when storing its checkpoint; let go")
+            self._drop(key)
+
+    def _groups(self) -> list[_GroupCommit]:
+        return [self.committer] if self.committer is not None else []
+
+    def _flush(self, force: bool = False) -> float:
+        """Write the deferred commits that waited ``commit_interval``; seconds until the next
+        is due (1.0 if none waits)."""
+        interval = self.settings.commit_interval
+        soonest = 1.0
+        for group in self._groups():
+            age = group.deferred_age()
+            if age is None:
+                continue
+            if force or age >= interval:
+                group.flush()
+            else:
+                soonest = min(soonest, interval - age)
+        return soonest
+
+    def _drop(self, key: tuple[str, str]) -> None:
         """Stop driving a listener; a backend that streams may end its subscription."""
         with self._lock:
-            slot = self.slots.pop(merchant_id, None)
-        stop_events = getattr(slot.listener.merchant.backend, "stop_events", None) if slot else None
+            slot = self.slots.pop(key, None)
+            if slot is not None and not slot.watched:
+                self._unwatched -= 1
+        if slot is None:
+            return
+        source = slot.listener.merchant
+        stop_events = getattr(source, "stop_events", None)
+        if not callable(stop_events):
+            stop_events = getattr(getattr(source, "backend", None), "stop_events", None)
         if callable(stop_events):
             try:
                 stop_events()
             except Exception:
-                logger.warning("stop_events() of %s failed", merchant_id, exc_info=True)
+                logger.warning("stop_events() of %s failed", key[0], exc_info=True)
 
     def _give_back_excess(self, share: int) -> None:
+        assert self.store is not None
         with self._lock:
             excess = len(self.slots) - share
-            idle = [m for m, slot in self.slots.items() if not slot.busy][: max(0, excess)]
-        for merchant_id in idle:
-            self._drop(merchant_id)
+            idle = [k for k, slot in self.slots.items() if not slot.busy][: max(0, excess)]
+        for key in idle:
+            self._drop(key)
             # Its checkpoint is stored: the worker that takes it resumes from there.
-            self.store.release_lease(self.lease_name(merchant_id), self.owner)
+            self.store.release_lease(self.lease_name(*key), self.owner)
+
+    # -- driving --------------------------------------------------------------------------
+
+    def _wake(self, key: tuple[str, str]) -> None:
+        """A watched feed said something arrived: read it now (or once more after the read
+        in flight: two reads of one feed at a time would hand the same events over twice)."""
+        with self._lock:
+            slot = self.slots.get(key)
+        if slot is not None:
+            self._schedule(slot)
+
+    def _schedule(self, slot: _Slot) -> None:
+        with self._lock:
+            if slot.busy:
+                slot.again = True
+                return
+            work = self._queue
+            if work is None or self._stopping.is_set():
+                slot.next_at = 0.0
+                self._push(slot)
+                return
+            slot.busy = True
+            slot.again = False
+        work.put(slot)
+
+    def _push(self, slot: _Slot) -> None:
+        # Called with the lock held. The driver is woken only if it would sleep past this.
+        self._seq += 1
+        heapq.heappush(self._due, (slot.next_at, self._seq, slot.key))
+        if slot.next_at < self._planned:
+            self._kick.set()
+
+    def _work(self, work: queue.SimpleQueue[_Slot | None]) -> None:
+        while True:
+            slot = work.get()
+            if slot is None:
+                return
+            self._read(slot)
 
     def run(self, stop: threading.Event) -> None:
         """Hold and drive listeners until ``stop`` is set; then wait for the reads in flight
         and give the leases back (another worker takes over at once)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         settings = self.settings
-        with ThreadPoolExecutor(settings.threads, thread_name_prefix="listen") as pool:
+        work: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, args=(work,), name=f"listen_{n}", daemon=True)
+            for n in range(settings.threads)
+        ]
+        for thread in self._workers:
+            thread.start()
+        with self._lock:
+            self._queue = work
+            # Listeners held before the run (EventDrivenPool) wait in the timer heap.
+            self._planned = 0.0
+        try:
             while not stop.is_set():
-                if time.monotonic() - self._renewed > settings.lease_seconds / 3:
+                renew_in = self._renewed + settings.lease_seconds / 3 - time.monotonic()
+                if self.store is not None and renew_in <= 0:
                     self.sync_leases()
+                    continue
+                self._kick.clear()  # before looking: a kick from now on ends the wait below
+                flush_in = self._flush()
                 now = time.monotonic()
+                ready: list[_Slot] = []
                 with self._lock:
-                    slots = list(self.slots.values())
-                    long_poll = len(slots) <= settings.threads
-                    for slot in slots:
-                        if not slot.busy and slot.next_at <= now:
-                            slot.busy = True
-                            pool.submit(self._read, slot, stop, long_poll)
-                stop.wait(0.02)
-        names = [self.lease_name(m) for m in self.slots] + [f"worker:{self.owner}"]
-        for merchant_id in list(self.slots):
-            self._drop(merchant_id)
+                    while self._due and self._due[0][0] <= now:
+                        _, _, key = heapq.heappop(self._due)
+                        slot = self.slots.get(key)
+                        if slot is not None and slot.next_at <= now:
+                            ready.append(slot)
+                    next_due = self._due[0][0] - now if self._due else 1.0
+                    timeout = min(next_due, flush_in)
+                    if self.store is not None:
+                        timeout = min(timeout, max(0.0, renew_in))
+                    self._planned = now + timeout
+                for slot in ready:
+                    self._schedule(slot)
+                if timeout > 0:
+                    # Woken early by a finished read or a stop; a callback submits directly.
+                    self._kick.wait(timeout)
+                if stop.is_set():
+                    break
+        finally:
+            self._stopping.set()
+            with self._lock:
+                self._queue = None
+            for _ in self._workers:
+                work.put(None)
+            for thread in self._workers:
+                thread.join()
+            # The last checkpoints before the leases go: the next owner resumes from them.
+            self._flush(force=True)
+            self._release_all()
+
+    def _release_all(self) -> None:
+        with self._lock:
+            keys = list(self.slots)
+        for key in keys:
+            self._drop(key)
+        if self.store is None:
+            return
+        names = [self.lease_name(*key) for key in keys] + [f"worker:{self.owner}"]
         for name in names:
             try:
                 self.store.release_lease(name, self.owner)
             except Exception:
                 logger.warning("could not give the lease %s back; it runs out by itself", name)
 
-    def _read(self, slot: _Slot, stop: threading.Event, long_poll: bool) -> None:
+    def _read(self, slot: _Slot) -> None:
         listener = slot.listener
-        name = self.lease_name(listener.merchant.merchant_id)
-        wait = listener.settings.wait if long_poll else 0.0
+        settings = self.settings
+        stop = self._stopping
+        long_poll = not slot.watched and self._unwatched <= settings.threads
+        key = slot.key
+        name = self.lease_name(*key)
+
+        # Dropped meanwhile (lease lost or given back): never take the lease again here.
+        def still_mine() -> bool:
+            # Renewed less than half a lease ago (before the renewal was even asked): no other
+            # worker can hold it yet; older, ask the store (and renew).
+            if self.slots.get(key) is not slot:
+                return False
+            if self.store is None:
+                return True
+            if time.monotonic() - self._held_since < settings.lease_seconds / 2:
+                return True
+            return self.store.acquire_lease(name, self.owner, settings.lease_seconds)
+
         try:
-            handled = listener.poll(
-                stop,
-                wait=wait,
-                # Dropped meanwhile (lease lost or given back): never take the lease again here.
-                still_mine=lambda: (
-                    self.slots.get(listener.merchant.merchant_id) is slot
-                    and self.store.acquire_lease(name, self.owner, self.settings.lease_seconds)
-                ),
-            )
+            if slot.watched:
+                # What the feed has, no waiting; whatever arrives meanwhile calls back and this
+                # slot reads again right after (``again``), so no extra read to find it empty.
+                while (
+                    listener.poll(stop, wait=0.0, still_mine=still_mine) >= _DRAIN_AT
+                    and not stop.is_set()
+                ):
+                    self.polls += 1  # a big batch: more may wait without a new call back
+                self.polls += 1
+                later = settings.sweep
+            else:
+                wait = listener.settings.wait if long_poll else 0.0
+                handled = listener.poll(stop, wait=wait, still_mine=still_mine)
+                self.polls += 1
+                later = 0.0 if handled or long_poll else settings.idle_interval
             slot.failures = 0
-            quiet = handled == 0 and not long_poll
-            slot.next_at = time.monotonic() + (self.settings.idle_interval if quiet else 0.0)
+            slot.next_at = time.monotonic() + later
         except _Stopped:
             pass
         except LeaseLost:
             listener.log.warning("listener lease lost before handling; another worker has it")
-            self._drop(listener.merchant.merchant_id)
+            self._drop(key)
         except Exception as exc:
             if not isinstance(exc, RateLimited):
                 slot.failures += 1
@@ -612,4 +915,97 @@ class ListenerPool:
             log_read_failure(listener.log, exc, max(slot.failures, 1), delay)
             slot.next_at = time.monotonic() + delay
         finally:
-            slot.busy = False
+            with self._lock:
+                slot.busy = False
+                again = slot.again and slot.failures == 0
+                slot.again = False
+                if self.slots.get(key) is slot and not stop.is_set():
+                    if again:
+                        slot.next_at = 0.0
+                    self._push(slot)
+
+    def metrics(self) -> dict[str, Any]:
+        """Listener figures: polls run, listeners failing now, store transactions of the
+        commits, and the sums over the feeds that report ``event_metrics()`` (connected,
+        reconnects, stalls, events) with the oldest last-event age."""
+        slots = list(self.slots.values())
+        totals: dict[str, Any] = {
+            "listeners": len(slots),
+            "polls": self.polls,
+            "failing": sum(1 for s in slots if s.failures),
+            "commit_transactions": self.committer.transactions if self.committer else 0,
+            "connected": 0,
+            "reconnects": 0,
+            "stalls": 0,
+            "events": 0,
+            "oldest_last_event_age": None,
+        }
+        for slot in slots:
+            backend = getattr(slot.listener.merchant, "backend", None)
+            report = getattr(backend, "event_metrics", None)
+            figures = report() if callable(report) else None
+            if not isinstance(figures, dict):
+                continue
+            totals["connected"] += 1 if figures.get("connected") else 0
+            for name in ("reconnects", "stalls", "events"):
+                totals[name] += int(figures.get(name) or 0)
+            age = figures.get("last_event_age")
+            oldest = totals["oldest_last_event_age"]
+            if isinstance(age, int | float) and (oldest is None or age > oldest):
+                totals["oldest_last_event_age"] = age
+        return totals
+
+
+class EventDrivenPool(ListenerPool):
+    """The :class:`ListenerPool` for listeners one process owns alone (no leases): each is
+    read when its feed calls back, swept every ``sweep`` seconds, polled if it cannot be
+    watched; their commits share store transactions. ``start()`` / ``stop()`` run it on a
+    thread of its own."""
+
+    def __init__(
+        self, listeners: Sequence[Listener], *, workers: int = 8, sweep: float = 30.0
+    ) -> None:
+        self.listeners = list(listeners)
+        keys = [(str(i), li.settings.channel) for i, li in enumerate(self.listeners)]
+        super().__init__(
+            lambda index, channel: self.listeners[int(index)],
+            keys,
+            None,
+            "local",
+            PoolSettings(threads=workers, sweep=sweep),
+        )
+        stores = {id(li.store): li.store for li in self.listeners}
+        self._group = {sid: _GroupCommit(store, None, 0.0) for sid, store in stores.items()}
+        for key, listener in zip(keys, self.listeners, strict=True):
+            listener.committer = self._group[id(listener.store)]
+            self._hold(key, listener)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _groups(self) -> list[_GroupCommit]:
+        return list(self._group.values())
+
+    @property
+    def commit_transactions(self) -> int:
+        """Store transactions run for the listeners' commits."""
+        return sum(group.transactions for group in self._group.values())
+
+    def metrics(self) -> dict[str, Any]:
+        """See :meth:`ListenerPool.metrics`."""
+        totals = super().metrics()
+        totals["commit_transactions"] = self.commit_transactions
+        return totals
+
+    def start(self) -> None:
+        """Drive the listeners on a thread until :meth:`stop`."""
+        self._thread = threading.Thread(
+            target=self.run, args=(self._stop,), name="listen pool", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and wait for the polls in flight."""
+        self._stop.set()
+        self._kick.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

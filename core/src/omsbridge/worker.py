@@ -1,9 +1,13 @@
 """The worker: one process running the export job on a schedule and the event listeners.
 
 Many workers may share one store (PostgreSQL): merchants are exported by whoever holds their
-lease, and every merchant's listener is leased too (:class:`~omsbridge.listen.ListenerPool`), so
-exactly one worker reads a merchant's feed and another takes it over when that worker dies.
-A worker drives all its listeners on a few threads, not one per merchant.
+lease, and every merchant's listeners are leased too (:class:`~omsbridge.listen.ListenerPool`,
+one lease per merchant and channel), so exactly one worker reads a merchant's feed and another
+takes it over when that worker dies. A worker drives all its listeners on a few threads, not one
+per merchant: the fulfillment feed of every merchant whose backend has events, and each extra
+channel a backend class names in ``event_channels`` (the Salesforce backend: its
+``payment-failures``), whose source and handler come from ``backend.event_source(channel,
+store, plugin_manager)``.
 
 It stops cleanly on SIGTERM or SIGINT: the export job finishes the post in flight and gives back
 what it had claimed, the listeners finish their read and give their leases back; whatever has not
@@ -39,7 +43,14 @@ from omsbridge.export.metrics import (
     serve_http,
     write_textfile,
 )
-from omsbridge.listen import EventHandler, Listener, ListenerPool, ListenerSettings, PoolSettings
+from omsbridge.listen import (
+    EventHandler,
+    Listener,
+    ListenerPool,
+    ListenerSettings,
+    PoolSettings,
+    RecordingHandler,
+)
 from omsbridge.plugins import worker_tasks
 from omsbridge.spi import Capability
 from omsbridge.store import Store
@@ -82,7 +93,7 @@ class Worker:
         settings: WorkerSettings | None = None,
         *,
         store: Store | None = None,
-        handler: EventHandler | None = None,
+        handler: EventHandler | RecordingHandler | None = None,
         owner: str | None = None,
     ) -> None:
         self.bridge = bridge
@@ -105,7 +116,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self.pool = ListenerPool(
             self._build_listener,
-            self._merchants_with_events(),
+            self._feeds(),
             self.store,
             self.job.owner,
             self.settings.pool,
@@ -163,9 +174,10 @@ class Worker:
         for name, task in worker_tasks(self.bridge.plugin_manager):
             self._start(functools.partial(task, self, self._stop), name)
         logger.info(
-            "worker %s running: export %s, listeners leased among %d merchant(s)",
+            "worker %s running: export %s, %d listener(s) leased among %d merchant(s)",
             self.job.owner,
             "on" if self.settings.export else "off",
+            len(self.pool.feeds) if self.settings.listen else 0,
             len(self.pool.merchant_ids) if self.settings.listen else 0,
         )
         try:
@@ -196,19 +208,22 @@ class Worker:
 
     # -- listeners ----------------------------------------------------------------------------
 
-    def _merchants_with_events(self) -> list[str]:
+    def _feeds(self) -> list[tuple[str, str]]:
         # Read from the backend class: no merchant's backend is built before it is held.
         found = []
+        main = self.settings.listener_settings.channel
         for merchant_id, config in self.bridge.config.merchants.items():
             try:
                 backend_class = self.bridge.registry.get(config.backend)
             except Exception:
                 continue  # the export job reports a missing backend
             if Capability.EVENTS in backend_class.capabilities:
-                found.append(merchant_id)
+                found.append((merchant_id, main))
+            for channel in getattr(backend_class, "event_channels", ()):
+                found.append((merchant_id, str(channel)))
         return found
 
-    def _build_listener(self, merchant_id: str) -> Listener | None:
+    def _build_listener(self, merchant_id: str, channel: str) -> Listener | None:
         try:
             merchant = self.bridge.for_merchant(merchant_id)
         except Exception as exc:
@@ -218,9 +233,19 @@ class Worker:
                 extra={"merchant_id": merchant_id},
             )
             return None
-        if Capability.EVENTS not in merchant.backend.capabilities:
+        settings = self.settings.listener_settings
+        if channel == settings.channel:
+            if Capability.EVENTS not in merchant.backend.capabilities:
+                return None
+            return Listener(merchant, self.store, self._handler, settings)
+        try:
+            source, handler = merchant.backend.event_source(  # type: ignore[attr-defined]
+                channel, self.store, self.bridge.plugin_manager
+            )
+        except Exception as exc:
+            logger.error("no %s listener: %s", channel, exc, extra={"merchant_id": merchant_id})
             return None
-        return Listener(merchant, self.store, self._handler, self.settings.listener_settings)
+        return Listener(source, self.store, handler, attrs.evolve(settings, channel=channel))
 
     def _listener_states(self) -> list[ListenerState]:
         now = time.monotonic()

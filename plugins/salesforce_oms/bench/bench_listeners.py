@@ -209,7 +209,9 @@ def _feed(transport: str, index: int, address: str) -> Any:
     )
 
 
-def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[str, Any]:
+def _run(
+    transport: str, merchants: int, rate: float, seconds: float, threads: int = 8
+) -> dict[str, Any]:
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(child, merchants, transport))
     server.start()
@@ -227,7 +229,7 @@ def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[st
             )
             for i in range(merchants)
         ]
-        pool = EventDrivenPool(listeners, workers=8, sweep=30.0)
+        pool = EventDrivenPool(listeners, workers=threads, sweep=30.0)
         started = time.perf_counter()
         pool.start()
         # Every merchant subscribed (its first poll stored a checkpoint) before publishing.
@@ -237,6 +239,7 @@ def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[st
             time.sleep(0.1)
         time.sleep(0.5)
         count = int(rate * seconds)
+        threads0 = _thread_cpu()
         cpu0 = time.process_time()
         parent.send((rate, count))
         parent.recv()
@@ -244,6 +247,7 @@ def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[st
         while len(hook.latencies) < count and time.perf_counter() < deadline:
             time.sleep(0.05)
         cpu = time.process_time() - cpu0
+        threads1 = _thread_cpu()
         pool.stop()
         for listener in listeners:
             listener.merchant.backend.feed.close()  # type: ignore[attr-defined]
@@ -262,7 +266,34 @@ def _run(transport: str, merchants: int, rate: float, seconds: float) -> dict[st
         "p95_ms": got[int(0.95 * (len(got) - 1))] * 1000 if got else float("nan"),
         "cpu_ms_per_event": cpu / max(1, len(got)) * 1000,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "commit_transactions": pool.commit_transactions,
+        "threads": _per_event(threads0, threads1, max(1, len(got))),
     }
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each live thread, summed by name family (listen_0.. -> listen)."""
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)
+            spent = time.clock_gettime(clock)
+        except (OSError, AttributeError):
+            continue
+        family = thread.name.split("_")[0].split("-")[0].strip()
+        found[family] = found.get(family, 0.0) + spent
+    return found
+
+
+def _per_event(before: dict[str, float], after: dict[str, float], events: int) -> str:
+    parts = []
+    for name in sorted(after, key=lambda n: before.get(n, 0.0) - after[n]):
+        spent = (after[name] - before.get(name, 0.0)) / events * 1000
+        if spent >= 0.005:
+            parts.append(f"{name} {spent:.3f}")
+    return ", ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -272,6 +303,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--transports", nargs="+", default=["pubsub", "cometd"])
     parser.add_argument("--rate", type=float, default=100.0, help="events/s in all")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=8, help="the pool's reading threads")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also print CPU per event by thread"
+    )
     args = parser.parse_args(argv)
     print(
         f"{'transport':<9} {'merchants':>9} {'events':>7} {'handled':>7} {'p50 ms':>8} "
@@ -283,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_child, args=(child, transport, merchants, args.rate, args.seconds)
+                target=_child,
+                args=(child, transport, merchants, args.rate, args.seconds, args.threads),
             )
             proc.start()
             r = parent.recv()
@@ -294,6 +330,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{r['rss_mb']:>10.0f}",
                 flush=True,
             )
+            if args.breakdown and r.get("threads") is not None:
+                print(
+                    f"    CPU ms/event by thread: {r['threads']}; "
+                    f"{r['commit_transactions']} commit transactions",
+                    flush=True,
+                )
 
 
 def _child(
@@ -302,9 +344,10 @@ def _child(
     merchants: int,
     rate: float,
     seconds: float,
+    threads: int,
 ) -> None:
     try:
-        conn.send(_run(transport, merchants, rate, seconds))
+        conn.send(_run(transport, merchants, rate, seconds, threads))
     except BaseException as exc:
         conn.send(
             {
@@ -316,6 +359,8 @@ def _child(
                 "p95_ms": float("nan"),
                 "cpu_ms_per_event": float("nan"),
                 "rss_mb": 0.0,
+                "commit_transactions": 0,
+                "threads": None,
                 "error": repr(exc),
             }
         )

@@ -234,3 +234,45 @@ def test_restart_ends_open_streams(
         next(stream)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
     client.close()
+
+
+@pytest.mark.sf_sandbox(tls=True)
+def test_tls_endpoint_is_trusted_through_the_sandbox_certificate_only(
+    sf_sandbox_demo: SandboxServer, stubs: tuple[ModuleType, ModuleType]
+) -> None:
+    """Started with TLS, the gRPC endpoint serves TLS on the sandbox's self-signed certificate
+    (generated at start): a client trusting that certificate subscribes; a plaintext client and
+    one trusting only the system's roots are refused."""
+    server = sf_sandbox_demo
+    pb, pb_grpc = stubs
+    info = httpx.get(f"{server.url}/__sandbox__/info", verify=server.ssl_context()).json()
+    assert info["pubsub_tls"] is True
+    ca_file = info["merchant_settings"]["pubsub_ca_file"]
+    assert ca_file == server.pubsub.cert_file
+    metadata = [
+        ("accesstoken", server.token()["access_token"]),
+        ("instanceurl", server.url),
+        ("tenantid", info["org_id"]),
+    ]
+    roots = Path(ca_file).read_bytes()
+    with grpc.secure_channel(info["pubsub"], grpc.ssl_channel_credentials(roots)) as channel:
+        stub = pb_grpc.PubSubStub(channel)
+        topic = stub.GetTopic(pb.TopicRequest(topic_name=TOPIC), metadata=metadata, timeout=10)
+        assert topic.schema_id
+        request = pb.FetchRequest(
+            topic_name=TOPIC, replay_preset=pb.ReplayPreset.EARLIEST, num_requested=5
+        )
+        stream = stub.Subscribe(iter([request]), metadata=metadata, timeout=10)
+        assert next(stream).events  # the demo org's retained events, over TLS
+        stream.cancel()
+    for credentials in (None, grpc.ssl_channel_credentials()):
+        channel = (
+            grpc.insecure_channel(info["pubsub"])
+            if credentials is None
+            else grpc.secure_channel(info["pubsub"], credentials)
+        )
+        with channel, pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.PubSubStub(channel).GetTopic(
+                pb.TopicRequest(topic_name=TOPIC), metadata=metadata, timeout=5
+            )
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

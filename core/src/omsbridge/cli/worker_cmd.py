@@ -67,6 +67,14 @@ __all__ = ["quiet_http_logs", "worker"]
     help="Threads reading the held listeners' feeds (not one per merchant).",
 )
 @click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0, max=60),
+    default=0.25,
+    show_default=True,
+    help="Seconds the listeners' checkpoints may wait to be stored together in one "
+    "transaction (0: each at once; a crash in between hands those events over again).",
+)
+@click.option(
     "--grace",
     type=click.FloatRange(min=0),
     default=30.0,
@@ -93,6 +101,7 @@ def worker(
     http_host: str,
     listener_lease: float,
     listener_threads: int,
+    checkpoint_interval: float,
     grace: float,
     log_json: bool,
     log_level: str,
@@ -126,7 +135,11 @@ def worker(
         metrics_file=metrics_file,
         http_host=http_host,
         http_port=http_port,
-        pool=PoolSettings(threads=listener_threads, lease_seconds=listener_lease),
+        pool=PoolSettings(
+            threads=listener_threads,
+            lease_seconds=listener_lease,
+            commit_interval=checkpoint_interval,
+        ),
         grace_seconds=grace,
     )
     with bridge:

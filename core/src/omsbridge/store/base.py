@@ -15,9 +15,10 @@ transaction id is what makes "post again after a crash" safe.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 import attrs
 
@@ -31,6 +32,9 @@ __all__ = [
     "AttemptRecord",
     "DeadEvent",
     "EntryState",
+    "EventCommit",
+    "EventEffect",
+    "EventTx",
     "ErrorInfo",
     "MerchantPause",
     "MerchantStats",
@@ -220,6 +224,37 @@ class WebhookMessage:
     lease_expires_at: datetime | None = None
 
 
+@attrs.frozen
+class EventCommit:
+    """One listener's batch to store: where its feed stands now and the events it read."""
+
+    merchant_id: str
+    channel: str
+    checkpoint: str
+    """Where the feed resumes after this batch."""
+    event_ids: Sequence[str] = ()
+    """The batch's event ids; the store remembers them (seen events) and says which are new."""
+    lease: str | None = None
+    """The lease (``listen:<merchant>:<channel>``) the committing owner must still hold; None:
+    no fencing (a listener that is not shared among workers)."""
+
+
+class EventTx(Protocol):
+    """The store transaction an :data:`EventEffect` writes into (commits or rolls back with the
+    seen events and the checkpoint)."""
+
+    dialect: str
+    """``"sqlite"`` or ``"postgresql"``: which SQL (and placeholder style) ``execute`` takes."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement inside the transaction."""
+
+
+EventEffect = Callable[[EventTx, EventCommit, list[str]], None]
+"""Records the effect of the events a commit found new (their ids, in feed order), inside the
+store transaction that remembers them: the effect and "seen" are stored together or not at all."""
+
+
 class Store(abc.ABC):
     """Durable state of omsbridge: the outbox, merchant leases and pauses, event checkpoints.
 
@@ -396,6 +431,25 @@ class Store(abc.ABC):
         self, merchant_id: str, channel: str, checkpoint: str, event_ids: Sequence[str] = ()
     ) -> None:
         """Store the checkpoint and remember ``event_ids`` as handled, in one transaction."""
+
+    @abc.abstractmethod
+    def commit_events(
+        self,
+        commits: Sequence[EventCommit],
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+        effect: EventEffect | None = None,
+    ) -> list[list[str] | None]:
+        """Store many listeners' batches in ONE transaction; per commit, the ids new to the
+        store (in the commit's order), or None where its lease is not ``owner``'s any more
+        (then nothing of that commit is written).
+
+        For each commit whose ``lease`` ``owner`` still holds (renewed by ``lease_seconds`` on
+        the store's clock; a commit without a lease is not fenced): remember its event ids as
+        seen, call ``effect`` with the ids that were not seen before, store the checkpoint.
+        Two workers committing the same events: the store decides, one gets them as new and
+        the other as seen; an effect that raises rolls the whole transaction back."""
 
     @abc.abstractmethod
     def seen_events(self, merchant_id: str, channel: str, event_ids: Sequence[str]) -> set[str]:

@@ -12,6 +12,7 @@ applies the missing steps under an advisory lock, so workers starting together m
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from omsbridge.store.base import (
     DeadEvent,
     EntryState,
     ErrorInfo,
+    EventCommit,
+    EventEffect,
     MerchantPause,
     MerchantStats,
     OutboxEntry,
@@ -208,6 +211,20 @@ CREATE TABLE webhook_endpoints (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _SEEN_EVENTS_KEPT = timedelta(days=7)
+_PURGE_EVERY = 3600.0  # seconds between purges of old seen events by commit_events
+
+
+class _PgEventTx:
+    """:class:`~omsbridge.store.base.EventTx` on a psycopg connection inside a transaction."""
+
+    dialect = "postgresql"
+
+    def __init__(self, db: psycopg.Connection[dict[str, Any]]) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement (``%s`` placeholders) inside the transaction."""
+        self._db.execute(sql, params)  # type: ignore[arg-type]
 
 
 class SchemaError(RuntimeError):
@@ -362,6 +379,7 @@ class PostgresStore(Store):
             name="omsbridge-store",
         )
         self._closed = threading.Event()
+        self._next_purge = 0.0
 
     def __repr__(self) -> str:
         # The URL may carry a password: show only where it points.
@@ -923,6 +941,64 @@ class PostgresStore(Store):
                 "DELETE FROM backend_cache WHERE merchant_id = %s AND key = %s",
                 (merchant_id, key),
             )
+
+    def commit_events(
+        self,
+        commits: Sequence[EventCommit],
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+        effect: EventEffect | None = None,
+    ) -> list[list[str] | None]:
+        """See :meth:`Store.commit_events` (the database's clock for the leases; a concurrent
+        commit of the same event ids waits on their rows and then finds them seen)."""
+        results: list[list[str] | None] = []
+        if not commits:
+            return results
+        with self._tx() as db:
+            tx = _PgEventTx(db)
+            for commit in commits:
+                if commit.lease is not None:
+                    held = db.execute(
+                        "UPDATE leases SET expires_at = now() + make_interval(secs => %s) "
+                        "WHERE name = %s AND owner = %s AND expires_at > now() RETURNING 1",
+                        (lease_seconds, commit.lease, owner),
+                    ).fetchone()
+                    if held is None:
+                        results.append(None)
+                        continue
+                fresh: list[str] = []
+                if commit.event_ids:
+                    rows = db.execute(
+                        "INSERT INTO seen_events (merchant_id, channel, event_id, seen_at) "
+                        "SELECT %s, %s, e, now() FROM unnest(%s::text[]) AS e "
+                        "ON CONFLICT DO NOTHING RETURNING event_id",
+                        (commit.merchant_id, commit.channel, list(commit.event_ids)),
+                    ).fetchall()
+                    new = {row["event_id"] for row in rows}
+                    fresh = [e for e in dict.fromkeys(commit.event_ids) if e in new]
+                if fresh and effect is not None:
+                    effect(tx, commit, fresh)
+                db.execute(
+                    "INSERT INTO checkpoints (merchant_id, channel, checkpoint, updated_at) "
+                    "VALUES (%s, %s, %s, now()) ON CONFLICT (merchant_id, channel) DO UPDATE "
+                    "SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
+                    (commit.merchant_id, commit.channel, commit.checkpoint),
+                )
+                results.append(fresh)
+            if self._purge_due():
+                # Forgetting week-old ids is not worth a statement per commit.
+                db.execute(
+                    "DELETE FROM seen_events WHERE seen_at < now() - %s", (_SEEN_EVENTS_KEPT,)
+                )
+        return results
+
+    def _purge_due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_purge:
+            return False
+        self._next_purge = now + _PURGE_EVERY
+        return True
 
     def seen_events(self, merchant_id: str, channel: str, event_ids: Sequence[str]) -> set[str]:
         """See :meth:`Store.seen_events`."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from omsbridge.store.base import (
     DeadEvent,
     EntryState,
     ErrorInfo,
+    EventCommit,
+    EventEffect,
     MerchantPause,
     MerchantStats,
     OutboxEntry,
@@ -166,6 +169,22 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
 """
 
 _SEEN_EVENTS_KEPT = timedelta(days=7)
+_PURGE_EVERY = 3600.0  # seconds between purges of old seen events by commit_events
+
+
+class _SqliteEventTx:
+    """:class:`~omsbridge.store.base.EventTx` on the store's connection inside a transaction."""
+
+    dialect = "sqlite"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement (``?`` placeholders) inside the transaction."""
+        self._db.execute(sql, params)
+
+
 """Event ids are remembered this long (Salesforce keeps events 72 hours)."""
 
 
@@ -277,6 +296,7 @@ class SqliteStore(Store):
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._next_purge = 0.0
         self._db = sqlite3.connect(
             str(path), check_same_thread=False, isolation_level=None, timeout=30.0
         )
@@ -854,6 +874,59 @@ class SqliteStore(Store):
             db.execute(
                 "DELETE FROM backend_cache WHERE merchant_id = ? AND key = ?", (merchant_id, key)
             )
+
+    def commit_events(
+        self,
+        commits: Sequence[EventCommit],
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+        effect: EventEffect | None = None,
+    ) -> list[list[str] | None]:
+        """See :meth:`Store.commit_events` (``BEGIN IMMEDIATE``: one writer at a time, so a
+        second commit of the same ids finds them seen)."""
+        results: list[list[str] | None] = []
+        if not commits:
+            return results
+        now = self._now()
+        stamp = _ts(now)
+        with self._tx() as db:
+            tx = _SqliteEventTx(db)
+            for commit in commits:
+                if commit.lease is not None:
+                    renewed = db.execute(
+                        "UPDATE leases SET expires_at = ? "
+                        "WHERE name = ? AND owner = ? AND expires_at > ?",
+                        (_ts(now + timedelta(seconds=lease_seconds)), commit.lease, owner, stamp),
+                    )
+                    if renewed.rowcount != 1:
+                        results.append(None)
+                        continue
+                fresh: list[str] = []
+                for event_id in dict.fromkeys(commit.event_ids):
+                    added = db.execute(
+                        "INSERT OR IGNORE INTO seen_events "
+                        "(merchant_id, channel, event_id, seen_at) VALUES (?, ?, ?, ?)",
+                        (commit.merchant_id, commit.channel, event_id, stamp),
+                    )
+                    if added.rowcount == 1:
+                        fresh.append(event_id)
+                if fresh and effect is not None:
+                    effect(tx, commit, fresh)
+                db.execute(
+                    "INSERT INTO checkpoints (merchant_id, channel, checkpoint, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (merchant_id, channel) DO UPDATE SET "
+                    "checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
+                    (commit.merchant_id, commit.channel, commit.checkpoint, stamp),
+                )
+                results.append(fresh)
+            if time.monotonic() >= self._next_purge:
+                # Forgetting week-old ids is not worth a statement per commit.
+                self._next_purge = time.monotonic() + _PURGE_EVERY
+                db.execute(
+                    "DELETE FROM seen_events WHERE seen_at < ?", (_ts(now - _SEEN_EVENTS_KEPT),)
+                )
+        return results
 
     def seen_events(self, merchant_id: str, channel: str, event_ids: Sequence[str]) -> set[str]:
         """See :meth:`Store.seen_events`."""

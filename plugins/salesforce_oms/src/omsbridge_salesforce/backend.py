@@ -72,6 +72,8 @@ from omsbridge_salesforce.soql import soql
 from omsbridge_salesforce.streaming import FulfillmentFeed
 from omsbridge_salesforce.streaming.payment_failures import (
     PE_CHANNEL,
+    PaymentFailureSource,
+    RecordPaymentFailures,
     failure_from_message,
     failure_from_record,
 )
@@ -137,6 +139,7 @@ class SalesforceBackend(OrderBackend):
                 config.pubsub_endpoint,
                 self.imports.catch_up_events,
                 tls=config.pubsub_tls,
+                root_certificates=config.pubsub_root_certificates,
                 merchant_id=merchant.merchant_id,
                 statuses=config.statuses_to_process,
                 batch_size=config.pubsub_batch_size,
@@ -559,7 +562,7 @@ class SalesforceBackend(OrderBackend):
 
     def watch_events(self, callback: Callable[[], None]) -> bool:
         """Have the event feed call ``callback`` whenever something arrives (events, a
-        keepalive, a failure), so a :class:`~omsbridge.listen.EventDrivenPool` polls this
+        keepalive, a failure), so a :class:`~omsbridge.listen.ListenerPool` polls this
         merchant only then. Both transports support it."""
         self.feed.on_ready = callback
         return True
@@ -576,6 +579,7 @@ class SalesforceBackend(OrderBackend):
                     config.pubsub_endpoint,
                     lambda since: [],  # no query replaces a lost failure event: warned below
                     tls=config.pubsub_tls,
+                    root_certificates=config.pubsub_root_certificates,
                     merchant_id=self.merchant.merchant_id,
                     topic=PE_CHANNEL,
                     batch_size=config.pubsub_batch_size,
@@ -595,6 +599,16 @@ class SalesforceBackend(OrderBackend):
                     parse=failure_from_message,
                 )
         return self._payment_feed
+
+    event_channels = ("payment-failures",)
+    """Feeds besides the fulfillment events that ``omsbridge worker`` follows (leased)."""
+
+    def event_source(self, channel: str, store: Any, plugin_manager: Any) -> tuple[Any, Any]:
+        """The source and handler of an extra channel (``event_channels``) for the worker:
+        ``payment-failures`` -> ProcessExceptionEvents recorded on their outbox entries."""
+        if channel != "payment-failures":
+            raise ValueError(f"unknown event channel {channel!r}; expected payment-failures")
+        return PaymentFailureSource(self), RecordPaymentFailures(store, plugin_manager)
 
     def payment_failures(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:
         """ProcessExceptionEvents after ``checkpoint`` as

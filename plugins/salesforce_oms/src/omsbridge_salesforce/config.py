@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -249,6 +250,11 @@ class SalesforceConfig:
     pubsub_endpoint: str = PUBSUB_ENDPOINT
     """``host:port`` of the Pub/Sub API (TLS; plaintext only for the loopback sandbox, whose
     address ``/__sandbox__/info`` gives under ``pubsub``)."""
+    pubsub_ca_file: str | None = None
+    """PEM file of the certificate(s) the Pub/Sub endpoint's certificate must chain to, in place
+    of the system's roots (a sandbox started with TLS gives its self-signed certificate here,
+    ``/__sandbox__/info``'s ``merchant_settings``). Set, the endpoint is reached over TLS even
+    on loopback."""
     pubsub_batch_size: int = 100
     """Events requested at a time (Pub/Sub flow control, ``num_requested``; at most 100)."""
     stall_timeout: float = 330.0
@@ -327,8 +333,17 @@ class SalesforceConfig:
     @property
     def pubsub_tls(self) -> bool:
         """Whether the Pub/Sub endpoint is reached over TLS (all but the loopback sandbox)."""
+        if self.pubsub_ca_file:
+            return True
         host = self.pubsub_endpoint.rsplit(":", 1)[0].strip("[]").lower()
         return not (host in _LOOPBACK and self.allow_insecure_sandbox_url)
+
+    @property
+    def pubsub_root_certificates(self) -> bytes | None:
+        """The PEM bytes of :attr:`pubsub_ca_file` (None: the system's roots)."""
+        if not self.pubsub_ca_file:
+            return None
+        return Path(self.pubsub_ca_file).read_bytes()
 
     def _check_events(self, check: _Problems) -> None:
         if self.event_transport not in (None, "pubsub", "cometd"):
@@ -347,12 +362,35 @@ class SalesforceConfig:
                     "the local sandbox serves Pub/Sub on its own port: set pubsub_endpoint to "
                     "/__sandbox__/info's 'pubsub' (or event_transport = \"cometd\")",
                 )
+        self._check_ca_file(check)
         size = self.pubsub_batch_size
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 100:
             check.add("pubsub_batch_size", f"must be 1-100, got {size!r}")
         stall = self.stall_timeout
         if not isinstance(stall, int | float) or isinstance(stall, bool) or not 5 <= stall <= 3600:
             check.add("stall_timeout", f"must be a number of seconds, 5-3600, got {stall!r}")
+
+    def _check_ca_file(self, check: _Problems) -> None:
+        name = self.pubsub_ca_file
+        if name is None:
+            return
+        if not isinstance(name, str) or not name:
+            check.add("pubsub_ca_file", f"must be the path of a PEM file, got {name!r}")
+            return
+        path = Path(name)
+        try:
+            if not path.is_file():
+                check.add("pubsub_ca_file", f"{name}: not a file")
+                return
+            if path.stat().st_size > 1_000_000:
+                check.add("pubsub_ca_file", f"{name}: larger than 1 MB, not a certificate file")
+                return
+            text = path.read_bytes()
+        except OSError as exc:
+            check.add("pubsub_ca_file", f"{name}: cannot be read ({exc.strerror})")
+            return
+        if b"-----BEGIN CERTIFICATE-----" not in text:
+            check.add("pubsub_ca_file", f"{name}: expected PEM certificates (BEGIN CERTIFICATE)")
 
     def _check_url(self, check: _Problems) -> None:
         for name in ("url_base", "token_url"):

@@ -54,3 +54,27 @@ def test_bad_values_are_refused_with_their_path(registry: BackendRegistry, tmp_p
     assert found[prefix + "pubsub_endpoint"].startswith("must be host:port")
     assert found[prefix + "pubsub_batch_size"] == "must be 1-100, got 500"
     assert found[prefix + "stall_timeout"].startswith("must be a number of seconds, 5-3600")
+
+
+def test_a_ca_file_means_tls_trusting_it(registry: BackendRegistry, tmp_path: Path) -> None:
+    sandbox = {"url_base": "http://127.0.0.1:8765", "allow_insecure_sandbox_url": True}
+    pem = tmp_path / "sandbox.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    cfg = load(
+        registry,
+        tmp_path,
+        **sandbox,
+        pubsub_endpoint="127.0.0.1:9000",
+        pubsub_ca_file=str(pem),
+    )
+    assert cfg.pubsub_tls and cfg.pubsub_root_certificates == pem.read_bytes()
+    prefix = "merchants.SHOPNOW.salesforce.pubsub_ca_file"
+    missing = problems(registry, tmp_path, pubsub_ca_file=str(tmp_path / "nope.pem"))
+    assert missing[prefix] == f"{tmp_path / 'nope.pem'}: not a file"
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    found = problems(registry, tmp_path, pubsub_ca_file=str(junk))
+    assert found[prefix] == f"{junk}: expected PEM certificates (BEGIN CERTIFICATE)"
+    assert problems(registry, tmp_path, pubsub_ca_file=5)[prefix] == (
+        "expected a string, got a number (5)"
+    )

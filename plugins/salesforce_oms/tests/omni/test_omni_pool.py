@@ -1,4 +1,4 @@
-"""Listeners of several merchants on a EventDrivenPool: polled when their feed says something
+"""Listeners of several merchants on an EventDrivenPool (a ListenerPool without leases): polled when their feed says something
 arrived, on a bounded pool of threads, over either transport."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_a_pool_serves_every_merchant_with_few_threads(
     assert sorted(m for m, _ in pos.received) == sorted(MERCHANTS)
     assert {fo.fulfillment_order_id for _, fo in pos.received} == {fo_id}
     if transport == "pubsub":
-        # Two pool workers, the sweeper, the shared hub and its token fetchers (at most 2):
+        # Two pool workers, the pool's driver (timers, sweeps), the shared hub and its token fetchers (at most 2):
         # none per merchant.
         assert len(threads) <= 2 + 1 + 1 + 2, threads
         assert not any(name.startswith("listener ") for name in threads if name != "listener sweep")

@@ -123,6 +123,8 @@ class SalesforceSandbox:
         self.shutdown_hook: Any = None
         #: ``host:port`` of the Pub/Sub (gRPC) endpoint, set by the server that serves it.
         self.pubsub_address: str | None = None
+        self.pubsub_ca_file: str | None = None
+        """The certificate a client trusts for a TLS Pub/Sub endpoint (None: plaintext)."""
         #: Called by :meth:`restart` (the Pub/Sub endpoint ends its open streams).
         self.restart_hooks: list[Any] = []
         #: Tracebacks of unexpected exceptions (a sandbox bug); the fixtures assert it's empty.
@@ -287,10 +289,13 @@ class SalesforceSandbox:
             credentials=self.credentials,
             pubsub=self.pubsub_address,
         )
+        if self.pubsub_ca_file:
+            settings["pubsub_ca_file"] = self.pubsub_ca_file
         return {
             "url": url,
             "org_id": self.org_id,
             "pubsub": self.pubsub_address,
+            "pubsub_tls": self.pubsub_ca_file is not None,
             "org_profile": self.profile.name,
             "merchant_settings": settings,
             "environment": environment,

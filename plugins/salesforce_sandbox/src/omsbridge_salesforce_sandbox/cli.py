@@ -162,7 +162,10 @@ def command(
     click.echo(f"  password       : {creds['password']}")
     click.echo(f"  client id      : {creds['client_id']}")
     click.echo(f"  client secret  : {creds['client_secret']}")
-    click.echo(f"  Pub/Sub (gRPC) : {server.pubsub.address}")
+    click.echo(
+        f"  Pub/Sub (gRPC) : {server.pubsub.address}"
+        + (f" (TLS, trust {server.pubsub.cert_file})" if server.pubsub.cert_file else "")
+    )
     click.echo(f"  control        : {server.url}/__sandbox__/info")
     try:
         server.serve_forever()

@@ -27,6 +27,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
@@ -365,7 +366,8 @@ class PubSubServer:
     """The gRPC endpoint of one sandbox org, on loopback, in its own thread and event loop.
 
     ``address`` is ``host:port``; ``token_valid`` says whether an access token is live (the
-    sandbox's ``auth.lookup``)."""
+    sandbox's ``auth.lookup``). ``tls``: (certificate file, key file), PEM, to serve over TLS
+    (the sandbox's self-signed certificate; clients trust ``cert_file``); None: plaintext."""
 
     def __init__(
         self,
@@ -376,8 +378,12 @@ class PubSubServer:
         clock: Clock,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.bus = bus
+        self.cert_file: str | None = tls[0] if tls else None
+        """The certificate clients must trust (None: plaintext)."""
+        self._tls = tls
         self.org_id = org_id
         self.orgs: dict[str, _Org] = {}
         self._first = (org_id, bus, token_valid)
@@ -467,7 +473,12 @@ class PubSubServer:
         )
         pb_grpc.add_PubSubServicer_to_server(_Servicer(self), server)
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.port = server.add_insecure_port(f"{host}:{self._requested_port}")
+        if self._tls is not None:
+            cert, key = (Path(name).read_bytes() for name in self._tls)
+            credentials = grpc.ssl_server_credentials([(key, cert)])
+            self.port = server.add_secure_port(f"{host}:{self._requested_port}", credentials)
+        else:
+            self.port = server.add_insecure_port(f"{host}:{self._requested_port}")
         await server.start()
         self._server = server
         self._started.set()

@@ -178,6 +178,7 @@ class SandboxServer:
         self.tls = tls
         self.cert_file: str | None = None
         context = None
+        key_file = None
         if tls:
             self.cert_file, key_file = self_signed_certificate()
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -194,8 +195,11 @@ class SandboxServer:
             sandbox.options,
             sandbox.clock,
             host=host,
+            # With TLS, the gRPC endpoint too, on the same self-signed certificate.
+            tls=(self.cert_file, key_file) if self.cert_file and key_file else None,
         ).start()
         sandbox.pubsub_address = self.pubsub.address
+        sandbox.pubsub_ca_file = self.pubsub.cert_file
         sandbox.restart_hooks.append(self.pubsub.restart)
         self._close_sandbox = close_sandbox
         self._thread: threading.Thread | None = None

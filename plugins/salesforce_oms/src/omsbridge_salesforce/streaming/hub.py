@@ -36,7 +36,7 @@ class Hub:
         self.loop.set_default_executor(
             concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pubsub-token")
         )
-        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, bool, bytes | None], grpc.aio.Channel] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="pubsub-hub", daemon=True)
         self._thread.start()
@@ -49,14 +49,21 @@ class Hub:
         """Run ``coro`` on the hub's loop (from any thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def channel(self, address: str, tls: bool) -> grpc.aio.Channel:
-        """The shared channel to ``address`` (call on the hub's loop)."""
-        key = (address, tls)
+    def channel(
+        self, address: str, tls: bool, root_certificates: bytes | None = None
+    ) -> grpc.aio.Channel:
+        """The shared channel to ``address`` (call on the hub's loop); over TLS trusting
+        ``root_certificates`` (PEM) if given, else the system's roots."""
+        key = (address, tls, root_certificates)
         with self._lock:
             channel = self._channels.get(key)
             if channel is None:
                 channel = (
-                    grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(), _KEEPALIVE)
+                    grpc.aio.secure_channel(
+                        address,
+                        grpc.ssl_channel_credentials(root_certificates=root_certificates),
+                        _KEEPALIVE,
+                    )
                     if tls
                     else grpc.aio.insecure_channel(address, _KEEPALIVE)
                 )

@@ -5,7 +5,10 @@ fails at the gateway later is told only by a ProcessExceptionEvent (``AttachedTo
 memo, invoice or order summary; ``OrderSummaryId``; ``Message``). The backend follows that
 channel with the same feeds as fulfillment events (either transport); the core
 :class:`~omsbridge.listen.Listener` reads it as channel ``payment-failures`` (checkpoints,
-dedupe on EventUuid) through :class:`PaymentFailureSource`, and :class:`RecordPaymentFailures`
+dedupe on EventUuid) through :class:`PaymentFailureSource` (``omsbridge worker`` holds it,
+leased per merchant, like the fulfillment feed: the backend names the channel in
+``event_channels`` and builds source and handler in ``event_source``), and
+:class:`RecordPaymentFailures`
 attaches each failure to the outbox entry of the return or exchange it belongs to (an attempt
 in its history: ``omsbridge export show``), counts it, logs it as an error and calls the
 ``omsbridge_salesforce_payment_failed`` hook (the alert).
@@ -107,6 +110,12 @@ class PaymentFailureSource:
     def events(self, checkpoint: str | None, wait: float = 0.0) -> Any:
         """Payment failures after ``checkpoint``."""
         return self.backend.payment_failures(checkpoint, wait=wait)
+
+    def watch(self, callback: Any) -> bool:
+        """Have the ProcessExceptionEvent feed call ``callback`` when something arrives (a
+        listener pool then reads it only then)."""
+        self.backend.payment_feed.on_ready = callback
+        return True
 
 
 class RecordPaymentFailures:

@@ -129,6 +129,7 @@ class PubSubFeed:
         catch_up: CatchUp,
         *,
         tls: bool = True,
+        root_certificates: bytes | None = None,
         merchant_id: str = "-",
         statuses: Sequence[str] = (),
         topic: str = FO_CHANNEL,
@@ -142,6 +143,7 @@ class PubSubFeed:
         self._auth = auth
         self.endpoint = endpoint
         self._tls = tls
+        self._roots = root_certificates
         self._catch_up = catch_up
         self._statuses = frozenset(statuses)
         self.topic = topic
@@ -166,7 +168,6 @@ class PubSubFeed:
         self._handed: str | None = None
         self._backlog: list[FulfillmentEvent] = []
         self._opened_at = datetime.now(UTC)
-        self._schemas: dict[str, Any] = {}
 
     # -- the SPI side (caller's thread) -----------------------------------------------------
 
@@ -407,7 +408,7 @@ class PubSubFeed:
             ("instanceurl", token.instance_url),
             ("tenantid", token.org_id),
         )
-        stub = pb_grpc.PubSubStub(self._hub.channel(self.endpoint, self._tls))
+        stub = pb_grpc.PubSubStub(self._hub.channel(self.endpoint, self._tls, self._roots))
         requests: asyncio.Queue[pb.FetchRequest | None] = asyncio.Queue()
         requests.put_nowait(
             pb.FetchRequest(
@@ -430,27 +431,37 @@ class PubSubFeed:
             await call.initial_metadata()
             if not call.done():
                 self._connected()
+            watchdog = asyncio.ensure_future(self._watch_stall(call))
             while True:
+                # No wait_for per read (a task and a timer per event): the watchdog cancels a
+                # call that stayed silent past stall_timeout.
                 try:
-                    response = await asyncio.wait_for(call.read(), self.stall_timeout)
-                except TimeoutError:
-                    self.metrics.stalls += 1
-                    self.log.warning(
-                        "Pub/Sub %s: no event and no keepalive for %.0f s; reconnecting",
-                        self.topic,
-                        self.stall_timeout,
-                    )
-                    return
+                    response = await call.read()
+                except asyncio.CancelledError:
+                    if watchdog.done() and not watchdog.cancelled() and watchdog.result():
+                        return  # the watchdog ended a silent call: reconnect
+                    raise
                 if response is grpc.aio.EOF:
                     return
-                self._connected()
+                if not self._established.is_set():
+                    self._connected()
                 now = time.monotonic()
                 self.metrics.last_activity = now
                 if response.events:
                     items = []
                     for consumer in response.events:
-                        record = await self._decode(stub, metadata, consumer.event)
-                        items.append(_Item(consumer.replay_id, record, consumer.event.id))
+                        event = consumer.event
+                        schema = _SCHEMAS.get(event.schema_id)
+                        if schema is None:
+                            schema = await self._schema(stub, metadata, event.schema_id)
+                        record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
+                        items.append(
+                            _Item(
+                                consumer.replay_id,
+                                dict(record) if isinstance(record, dict) else {},
+                                event.id,
+                            )
+                        )
                     self.metrics.events += len(items)
                     self.metrics.last_event = now
                     self._put(items)
@@ -470,6 +481,26 @@ class PubSubFeed:
         finally:
             requests.put_nowait(None)
             call.cancel()
+            if "watchdog" in locals():
+                watchdog.cancel()
+
+    async def _watch_stall(self, call: Any) -> bool:
+        """Cancel ``call`` when neither an event nor a keepalive came for ``stall_timeout``
+        seconds; True if it did (the read loop then reconnects)."""
+        started = time.monotonic()
+        while not call.done():
+            quiet = time.monotonic() - max(started, self.metrics.last_activity or 0.0)
+            if quiet >= self.stall_timeout:
+                self.metrics.stalls += 1
+                self.log.warning(
+                    "Pub/Sub %s: no event and no keepalive for %.0f s; reconnecting",
+                    self.topic,
+                    self.stall_timeout,
+                )
+                call.cancel()
+                return True
+            await asyncio.sleep(self.stall_timeout - quiet)
+        return False
 
     def _connected(self) -> None:
         self.metrics.connected = True
@@ -480,18 +511,14 @@ class PubSubFeed:
         while len(self._queue) > limit:
             await asyncio.sleep(0.05)
 
-    async def _decode(
-        self, stub: pb_grpc.PubSubStub, metadata: Any, event: pb.ProducerEvent
-    ) -> dict[str, Any]:
-        schema = self._schemas.get(event.schema_id)
-        if schema is None:
-            info = await stub.GetSchema(
-                pb.SchemaRequest(schema_id=event.schema_id), metadata=metadata
-            )
-            schema = fastavro.parse_schema(json.loads(info.schema_json))
-            self._schemas[event.schema_id] = schema
-        record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
-        return dict(record) if isinstance(record, dict) else {}
+    async def _schema(self, stub: pb_grpc.PubSubStub, metadata: Any, schema_id: str) -> Any:
+        """The parsed Avro schema of ``schema_id`` (GetSchema once per process, then cached)."""
+        info = await stub.GetSchema(pb.SchemaRequest(schema_id=schema_id), metadata=metadata)
+        schema = fastavro.parse_schema(json.loads(info.schema_json))
+        if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+            _SCHEMAS.pop(next(iter(_SCHEMAS)))
+        _SCHEMAS[schema_id] = schema
+        return schema
 
     def _put(self, items: list[_Item]) -> None:
         with self._cond:
@@ -508,6 +535,14 @@ class PubSubFeed:
         self._established.set()
         if self.on_ready is not None:
             self.on_ready()
+
+
+_SCHEMAS: dict[str, Any] = {}
+"""Parsed Avro schemas by schema id, shared by every feed of the process: the id is the
+schema's fingerprint (a hash of the schema, says pubsub_api.proto), so one id is one schema
+whichever org sent it — 1,000 merchants on one event type ask GetSchema once, not 1,000
+times. Only touched on the hub's event loop."""
+_SCHEMAS_KEPT = 256
 
 
 def _created(record: dict[str, Any]) -> datetime | None:
