@@ -73,7 +73,7 @@ def test_a_crash_between_import_and_checkpoint_records_the_event_once(setup, mon
 
     store = bridge.store
     with monkeypatch.context() as patch, pytest.raises(SystemExit):
-        patch.setattr(store, "save_checkpoint", killed)
+        patch.setattr(store, "commit_events", killed)
         listener.poll()
     [kept] = store.webhooks()  # the import's message survives the "crash"
     # The restarted process reads the same events again and handles them again.
