@@ -12,11 +12,12 @@ catch-up query when the stored replay id is past retention): see
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -63,14 +64,13 @@ from omsbridge_salesforce.reading import (
 from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
-from omsbridge_salesforce.streaming import FulfillmentFeed
-from omsbridge_salesforce.streaming.payment_failures import (
-    PE_CHANNEL,
-    failure_from_message,
-    failure_from_record,
-)
-from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 from omsbridge_salesforce.txn_ids import case_collision, exact_row, twin_row
+
+if TYPE_CHECKING:
+    # The event feeds load when first used (grpc, protobuf and fastavro for Pub/Sub: a
+    # third of a second that posting an order, e.g. ``omsbridge post``, never needs).
+    from omsbridge_salesforce.streaming import FulfillmentFeed
+    from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 
 __all__ = ["SalesforceBackend"]
 
@@ -124,37 +124,53 @@ class SalesforceBackend(OrderBackend):
         self.payment_failure_count = 0
         """ProcessExceptionEvents recorded (the payment-failure metric)."""
         self._payment_feed: FulfillmentFeed | PubSubFeed | None = None
-        self.feed: FulfillmentFeed | PubSubFeed
+        self._feed: FulfillmentFeed | PubSubFeed | None = None
+        self._feed_lock = threading.Lock()
+        self._pm = plugin_manager or merchant.plugin_manager
+
+    def __repr__(self) -> str:
+        return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
+
+    @property
+    def feed(self) -> FulfillmentFeed | PubSubFeed:
+        """The fulfillment-event feed (opened on first use), on the configured transport."""
+        with self._feed_lock:  # listeners and the export may ask from different threads
+            if self._feed is None:
+                self._feed = self._open_feed()
+            return self._feed
+
+    def _open_feed(self) -> FulfillmentFeed | PubSubFeed:
+        from omsbridge_salesforce.streaming import FulfillmentFeed
+        from omsbridge_salesforce.streaming.pubsub import PubSubFeed
+
+        config = self.config
         if config.transport == "pubsub":
-            self.feed = PubSubFeed(
+            return PubSubFeed(
                 self.client.auth,
                 config.pubsub_endpoint,
                 self.imports.catch_up_events,
                 tls=config.pubsub_tls,
-                merchant_id=merchant.merchant_id,
+                merchant_id=self.merchant.merchant_id,
                 statuses=config.statuses_to_process,
                 batch_size=config.pubsub_batch_size,
                 stall_timeout=config.stall_timeout,
                 connect_timeout=config.connect_timeout,
             )
         else:
-            self.feed = FulfillmentFeed(
+            return FulfillmentFeed(
                 self.client.auth,
                 config.api_version,
                 self.imports.catch_up_events,
-                merchant_id=merchant.merchant_id,
+                merchant_id=self.merchant.merchant_id,
                 statuses=config.statuses_to_process,
                 connect_timeout=config.connect_timeout,
                 stall_timeout=config.stall_timeout,
             )
-        self._pm = plugin_manager or merchant.plugin_manager
-
-    def __repr__(self) -> str:
-        return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
 
     def close(self) -> None:
         """End the event subscriptions and close the HTTP connections."""
-        self.feed.close()
+        if self._feed is not None:
+            self._feed.close()
         if self._payment_feed is not None:
             self._payment_feed.close()
         self.client.close()
@@ -521,6 +537,14 @@ class SalesforceBackend(OrderBackend):
         """The ``/event/ProcessExceptionEvent`` feed (opened on first use), on the same
         transport as fulfillment events."""
         if self._payment_feed is None:
+            from omsbridge_salesforce.streaming import FulfillmentFeed
+            from omsbridge_salesforce.streaming.payment_failures import (
+                PE_CHANNEL,
+                failure_from_message,
+                failure_from_record,
+            )
+            from omsbridge_salesforce.streaming.pubsub import PubSubFeed
+
             config = self.config
             if config.transport == "pubsub":
                 self._payment_feed = PubSubFeed(
