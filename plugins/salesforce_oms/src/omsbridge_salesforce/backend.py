@@ -51,7 +51,13 @@ from omsbridge_salesforce.batching import BatchPoster
 from omsbridge_salesforce.changes import OrderChanges
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
-from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
+from omsbridge_salesforce.graph import (
+    NUMBER_REF,
+    ORDER_REF,
+    OrderGraph,
+    OrderRefs,
+    build_order_graph,
+)
 from omsbridge_salesforce.importing import FulfillmentImport
 from omsbridge_salesforce.lookups import INLINE_PREFIX, Inline, Lookups
 from omsbridge_salesforce.reading import (
@@ -220,11 +226,15 @@ class SalesforceBackend(OrderBackend):
         lookups may create missing reference records)."""
         return self._graph(transaction, exchange_credit=exchange_credit)
 
-    def _graph(self, transaction: Transaction, *, exchange_credit: Decimal) -> OrderGraph:
-        refs = self.lookups.resolve(transaction)
+    def _graph(
+        self, transaction: Transaction, *, exchange_credit: Decimal, refs: OrderRefs | None = None
+    ) -> OrderGraph:
+        if refs is None:
+            refs = self.lookups.resolve(transaction)
         graph = build_order_graph(transaction, refs, self.config, exchange_credit=exchange_credit)
-        graph = self._apply_hooks(transaction, graph)
-        graph.check_limits()
+        if self._hook_impls():  # build_order_graph checked the limits; a hook may add nodes
+            graph = self._apply_hooks(transaction, graph)
+            graph.check_limits()
         return graph
 
     def _inline_graph(
@@ -234,8 +244,8 @@ class SalesforceBackend(OrderBackend):
         API call less than creating them first). When those nodes would break a graph limit
         (15 node kinds), they are created in a call of their own, as before."""
         refs, inline = self.lookups.resolve_inline(transaction)
-        if inline is None:
-            return self._graph(transaction, exchange_credit=exchange_credit), None
+        if inline is None:  # everything was known: these are the ids resolve() would give
+            return self._graph(transaction, exchange_credit=exchange_credit, refs=refs), None
         try:
             graph = build_order_graph(
                 transaction, refs, self.config, exchange_credit=exchange_credit
