@@ -311,7 +311,8 @@ class ExportJob:
                 position += len(chunk)
                 if size == 1:
                     self._post_one(merchant, chunk[0], report, log, confirmed)
-                    if confirmed.due(self.settings.mark_within):
+                    # Well inside the entries' lease, or another worker could take them again.
+                    if confirmed.due(min(self.settings.mark_within, lease / 4)):
                         self._mark_confirmed(merchant, confirmed, report, log)
                 else:
                     self._post_many(merchant, chunk, report, log)
