@@ -158,6 +158,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the local servers; prints figures (never a pass/fail timing test)."""
     _install_all(session)
     session.run("python", "plugins/salesforce_oms/bench/bench_calls.py")
+    # Start-up of the command line (with a bytecode cache, as installed; --no-cache: without).
+    session.run("python", "core/bench/bench_cli.py")
     session.run("python", "plugins/salesforce_oms/bench/bench_post.py", *session.posargs)
     session.run("python", "core/bench/bench_export.py", *session.posargs)
     # Many workers on one PostgreSQL (`-- --full`: the 20,000-sale run).

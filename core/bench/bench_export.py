@@ -13,9 +13,13 @@ Prints figures, never a pass/fail verdict:
   many of the 100,000 it exported; ``--big-all`` exports every one of them (minutes: at
   ~1,000 orders/s about two, more on a loaded machine), so the default run stays short.
 
-Every row shows omsbridge's own CPU per exported order (``time.process_time`` of the export
-process; the server's CPU is in its own process and not counted): decode, the backend's
-request, the store's commits. It does not measure the OMS's time or the network beyond loopback.
+Every row shows the export process's CPU per exported order (``time.process_time``; the
+server's CPU is in its own process and not counted), split into the CPU spent inside the HTTP
+client (httpx's ``request`` and ``send``: httpcore, h11, socket calls: ``in httpx``) and the rest, omsbridge's
+own (``omsbridge``: claims, decode, the backend's request body and answer, the store's commits,
+the job). It does not measure the OMS's time or the network beyond loopback. The reference
+server closes the connection after every answer (werkzeug), so ``in httpx`` includes a TCP
+connect per order that a keep-alive OMS would not cost.
 
 Each scenario runs in its own process (peak RSS is per process); the server runs in another
 process on 127.0.0.1, so its memory is not counted.
@@ -134,19 +138,41 @@ def queue_sales(config: Path, count: int, merchants: int) -> float:
 
 
 class _RequestCounter:
-    """Counts HTTP requests the backends send (all of them go through httpx.Client.send)."""
+    """Counts HTTP requests the backends send (all of them go through httpx.Client.send), and
+    the CPU the calling threads spend inside httpx (``Client.request``: building the request,
+    and ``send``: httpcore, h11, the socket calls, reading the answer): the HTTP client's share
+    of the export's CPU, told apart from omsbridge's own."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.cpu = 0.0
         self._lock = threading.Lock()
-        original = httpx.Client.send
+        self._inside = threading.local()
+        original_send, original_request = httpx.Client.send, httpx.Client.request
+
+        def timed(call: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if getattr(self._inside, "on", False):  # request() calls send(): count once
+                    return call(*args, **kwargs)
+                self._inside.on = True
+                started = time.thread_time()  # this thread's CPU: exact with many threads
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    self._inside.on = False
+                    spent = time.thread_time() - started
+                    with self._lock:
+                        self.cpu += spent
+
+            return wrapper
 
         def send(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
             with self._lock:
                 self.count += 1
-            return original(client, request, **kwargs)
+            return original_send(client, request, **kwargs)
 
-        httpx.Client.send = send  # type: ignore[method-assign]
+        httpx.Client.send = timed(send)  # type: ignore[method-assign]
+        httpx.Client.request = timed(original_request)  # type: ignore[method-assign]
 
 
 def _rss_mb() -> float:
@@ -198,6 +224,8 @@ def export_scenario(
         "seconds": round(took, 2),
         "orders_per_second": round(done / took, 1) if took else None,
         "cpu_ms_per_order": round(cpu / done * 1000, 3) if done else None,
+        "http_cpu_ms_per_order": round(counter.cpu / done * 1000, 3) if done else None,
+        "own_cpu_ms_per_order": round((cpu - counter.cpu) / done * 1000, 3) if done else None,
         "requests_per_order": round(counter.count / done, 3) if done else None,
         "peak_rss_mb": round(_rss_mb(), 1),
         "rss_before_export_mb": round(rss_before, 1),
@@ -283,7 +311,8 @@ def main() -> None:
     ]  # fmt: skip
     header = (
         f"{'scenario':<30} {'queued in':>9} {'posted':>7} {'s':>7} {'orders/s':>9} "
-        f"{'CPU ms/ord':>10} {'req/order':>9} {'peak RSS':>9} {'tracemalloc':>11}"
+        f"{'CPU ms/ord':>10} {'in httpx':>8} {'omsbridge':>9} {'req/order':>9} {'peak RSS':>9} "
+        f"{'tracemalloc':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -291,7 +320,9 @@ def main() -> None:
         traced = f"{r['tracemalloc_peak_mb']} MB" if r["tracemalloc_peak_mb"] is not None else "-"
         print(
             f"{r['scenario']:<30} {r['queue_seconds']:>8}s {r['orders']:>7} {r['seconds']:>7} "
-            f"{r['orders_per_second']:>9} {r['cpu_ms_per_order']:>10} {r['requests_per_order']:>9} "
+            f"{r['orders_per_second']:>9} {r['cpu_ms_per_order']:>10} "
+            f"{r['http_cpu_ms_per_order']:>8} {r['own_cpu_ms_per_order']:>9} "
+            f"{r['requests_per_order']:>9} "
             f"{r['peak_rss_mb']:>6} MB {traced:>11}"
         )
     for r in results:

@@ -20,7 +20,8 @@ with contextlib.redirect_stdout(io.StringIO()):
         main(sys.argv[1:])
     except SystemExit:
         pass
-print(json.dumps(sorted(sys.modules)))
+# A module marked absent (None) was not imported.
+print(json.dumps(sorted(k for k, v in sys.modules.items() if v is not None)))
 """
 
 # Third-party packages that only a backend, an emulator or a pretty printer needs.
@@ -106,3 +107,26 @@ def test_a_merchant_imports_only_its_own_backend(tmp_path: Path) -> None:
     assert not {m for m in modules if m.startswith("omsbridge_salesforce_sandbox.")} - {
         "omsbridge_salesforce_sandbox.plugin"
     }
+
+
+_POST_IMPORTS = """
+import json, sys
+from omsbridge.cli import _skip_httpx_cli
+_skip_httpx_cli()  # what main() does first
+import httpx
+assert httpx.Client is not None and callable(httpx.main)
+from omsbridge_salesforce.backend import SalesforceBackend
+print(json.dumps(sorted(k for k, v in sys.modules.items() if v is not None)))
+"""
+
+
+def test_the_command_line_keeps_httpx_from_loading_its_own_cli_and_rich() -> None:
+    # httpx imports its command-line client (rich, pygments) when they are installed; the
+    # omsbridge command never runs it. Nor does posting need the event feeds' gRPC/Avro.
+    out = subprocess.run(
+        [sys.executable, "-c", _POST_IMPORTS], capture_output=True, text=True, check=True
+    ).stdout
+    modules = set(json.loads(out.strip().splitlines()[-1]))
+    assert "httpx" in modules and "omsbridge_salesforce.backend" in modules
+    assert {"rich", "pygments", "httpx._main"} & modules == set()
+    assert {"grpc", "fastavro", "google.protobuf"} & modules == set()

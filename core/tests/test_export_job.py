@@ -314,19 +314,21 @@ def test_batching_backend_gets_batches_and_items_fail_alone(make_bridge):
 
 def test_stop_gives_claimed_entries_back(make_bridge):
     bridge = make_bridge({"A": "a"})
-    oms("a")
+    system = oms("a")
     bridge.store.enqueue_many([("A", t) for t in make_sales(10)])
     stop = threading.Event()
-    seen = []
 
-    def on_outcome(entry, outcome):
-        seen.append(entry.entry_id)
-        if len(seen) == 3:
-            stop.set()
+    def third_post_stops(txn):
+        if system.calls == 3:
+            stop.set()  # while the third is being posted: it finishes, the rest go back
+        return None
 
-    ExportJob(bridge, settings=SETTINGS, on_outcome=on_outcome).run(stop=stop)
+    system.choose = third_post_stops
+    ExportJob(bridge, settings=SETTINGS).run(stop=stop)
     left = bridge.store.entries(states=[EntryState.PENDING])
     assert len(left) == 7 and all(e.lease_owner is None for e in left)
+    # The three the OMS confirmed before the stop are marked done, not given back.
+    assert bridge.store.stats(datetime.now(UTC)).total("done") == 3
 
 
 def test_entries_of_unknown_merchants_are_left_alone(make_bridge):
@@ -390,3 +392,33 @@ def test_a_batch_is_marked_done_in_one_store_transaction(make_bridge, monkeypatc
     assert single == [] and many == [10]  # one transaction for the batch of 10
     stats = bridge.store.stats(datetime.now(UTC))
     assert stats.total("done") == 10
+
+
+def test_orders_posted_one_by_one_are_marked_done_together_after_the_oms_confirmed(
+    make_bridge, monkeypatch
+):
+    # A backend without batches: each order is its own request, but the confirmed ones of a
+    # claim are marked in one store transaction, each only after the OMS confirmed it; the
+    # confirmed ones before a failure are marked before it is recorded.
+    bridge = make_bridge({"A": "a"})
+    system = oms("a")
+    sales = make_sales(10)
+    system.script[sales[6].transaction_id] = ["reject"]
+    bridge.store.enqueue_many([("A", t) for t in sales])
+    single: list[int] = []
+    many: list[list[str]] = []
+    real_many = bridge.store.mark_done_many
+    monkeypatch.setattr(bridge.store, "mark_done", lambda *a, **k: single.append(1))
+
+    def mark_many(done):
+        names = [result.transaction_id for _, result, _ in done]
+        assert set(names) <= set(system.orders), "marked done before the OMS confirmed it"
+        many.append(names)
+        return real_many(done)
+
+    monkeypatch.setattr(bridge.store, "mark_done_many", mark_many)
+    report = ExportJob(bridge, settings=SETTINGS).run(drain=True, deadline=time.monotonic() + 5)
+    assert (report.total("created"), report.total("dead")) == (9, 1)
+    ids = [t.transaction_id for t in sales]
+    assert single == [] and many == [ids[:6], ids[7:]]
+    assert bridge.store.stats(datetime.now(UTC)).total("done") == 9

@@ -14,7 +14,9 @@ Prints figures, never a pass/fail verdict:
   queue it exported; ``--big-all`` exports all of it (tens of minutes: the sandbox's cost per
   order grows with its org), which is why the default run is time-bounded.
 
-"CPU/order" is the export process's own CPU (the sandbox runs in other processes).
+"CPU/order" is the export process's own CPU (the sandbox runs in other processes), split into
+the CPU inside httpx ("in httpx": request and send) and the rest ("omsbridge": claims, decode,
+graphs, JSON, the store's commits).
 
 Each merchant has its own sandbox org in its own process on 127.0.0.1: the sandbox's cost per
 order grows with the number of orders its org holds (its store scans whole tables for child
@@ -205,6 +207,36 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class _HttpCpu:
+    """CPU the calling threads spend inside httpx (``Client.request`` and ``send``: building
+    the request, httpcore, h11, socket calls, reading the answer), told apart from omsbridge's
+    own (claims, decode, graphs, JSON, the store)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+        self._inside = threading.local()
+
+        def timed(call: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if getattr(self._inside, "on", False):  # request() calls send(): count once
+                    return call(*args, **kwargs)
+                self._inside.on = True
+                started = time.thread_time()
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    self._inside.on = False
+                    spent = time.thread_time() - started
+                    with self._lock:
+                        self.seconds += spent
+
+            return wrapper
+
+        httpx.Client.send = timed(httpx.Client.send)  # type: ignore[method-assign]
+        httpx.Client.request = timed(httpx.Client.request)  # type: ignore[method-assign]
+
+
 def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -228,6 +260,7 @@ def export_scenario(
             with lock:
                 done += 1
 
+    http_cpu = _HttpCpu()
     rss_before = _rss_now_mb()
     cpu_before = _cpu_seconds()
     with Bridge.from_config(config) as bridge:
@@ -255,6 +288,7 @@ def export_scenario(
         stop_sampling.set()
         sampler.join()
         cpu = _cpu_seconds() - cpu_before
+        http = http_cpu.seconds
         api_calls = sum(_api_used(url) for url in urls) - api_before - len(urls)  # not /limits
         batches = [bridge.for_merchant(m).backend.batches.stats for m in bridge.merchant_ids]
         pending = bridge.store.stats(datetime.now(UTC)).total("pending")
@@ -267,7 +301,9 @@ def export_scenario(
         "orders_per_second": round(done / took, 1) if took else None,
         "api_calls": api_calls,
         "api_calls_per_order": round(api_calls / done, 4) if done else None,
-        "cpu_ms_per_order": round(cpu * 1000 / done, 2) if done else None,
+        "cpu_ms_per_order": round(cpu * 1000 / done, 3) if done else None,
+        "http_cpu_ms_per_order": round(http * 1000 / done, 3) if done else None,
+        "own_cpu_ms_per_order": round((cpu - http) * 1000 / done, 3) if done else None,
         "graph_requests": requests,
         "nodes_per_request": round(nodes / requests, 1) if requests else None,
         "nodes_per_request_min": per_request[0] if per_request else None,
@@ -376,7 +412,7 @@ def main() -> None:
     header = (
         f"{'scenario':<28} {'queued in':>9} {'posted':>7} {'s':>7} {'orders/s':>9} "
         f"{'API/order':>9} {'requests':>8} {'nodes/req':>9} {'min/med':>8} {'CPU/order':>9} "
-        f"{'peak RSS':>9}"
+        f"{'in httpx':>8} {'omsbridge':>9} {'peak RSS':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -386,7 +422,8 @@ def main() -> None:
             f"{r['scenario']:<28} {r['queue_seconds']:>8}s {r['orders']:>7} {r['seconds']:>7} "
             f"{r['orders_per_second']:>9} {r['api_calls_per_order']:>9} "
             f"{r['graph_requests']:>8} {r['nodes_per_request']:>9} {low_med:>8} "
-            f"{r['cpu_ms_per_order']:>6} ms {r['peak_rss_mb']:>6} MB"
+            f"{r['cpu_ms_per_order']:>6} ms {r['http_cpu_ms_per_order']:>8} "
+            f"{r['own_cpu_ms_per_order']:>9} {r['peak_rss_mb']:>6} MB"
         )
     for r in results:
         if r["pending_left"]:

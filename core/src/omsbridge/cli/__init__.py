@@ -81,7 +81,20 @@ def _add_plugin_commands() -> None:
     sandbox.reload_plugins()
 
 
+def _skip_httpx_cli() -> None:
+    """Keep httpx from importing its own command-line client when a backend imports httpx.
+
+    httpx's ``__init__`` imports ``httpx._main`` (rich.console, rich.progress, rich.syntax and
+    pygments' lexers: ~70 ms of every start) whenever click, rich and pygments are installed,
+    which omsbridge's own dependencies make so. No omsbridge process runs httpx's command
+    line; with the module marked absent, httpx defines its stand-in ``main`` instead (its
+    ``except ImportError`` branch) and everything else in httpx is unchanged."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Run the command line (the ``omsbridge`` console script)."""
+    _skip_httpx_cli()
     _add_plugin_commands()
     return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="omsbridge")

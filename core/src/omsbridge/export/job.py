@@ -81,6 +81,10 @@ class ExportSettings:
     concurrency: int = 4
     """Merchants posted in parallel."""
     policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+    mark_within: float = 1.0
+    """Seconds an order the OMS confirmed may wait to be marked done, so that the orders of
+    one claim are marked in one store commit (a backend without batches posts them one by
+    one). Nothing is marked before the OMS confirmed it; 0 marks each order at once."""
 
 
 @attrs.define
@@ -124,6 +128,26 @@ class RunReport:
 
 class _Stop(Exception):
     """The merchant's turn ends (paused, held back, or shutting down)."""
+
+
+@attrs.define
+class _Confirmed:
+    """Orders the OMS confirmed that are not marked done yet (marked together, see
+    :meth:`ExportJob._mark_confirmed`); a crash before that only makes them posted again,
+    which the OMS answers with ``created=False``."""
+
+    items: list[tuple[OutboxEntry, PostResult, list[AttemptRecord]]] = attrs.field(factory=list)
+    since: float | None = None
+
+    def add(self, entry: OutboxEntry, result: PostResult, attempts: list[AttemptRecord]) -> None:
+        """One more confirmed order."""
+        if self.since is None:
+            self.since = time.monotonic()
+        self.items.append((entry, result, attempts))
+
+    def due(self, within: float) -> bool:
+        """Whether the oldest unmarked confirmation is ``within`` seconds old or more."""
+        return self.since is not None and time.monotonic() - self.since >= within
 
 
 class ExportJob:
@@ -271,6 +295,7 @@ class ExportJob:
         position = 0
         lease = self.settings.lease_seconds
         renewed = time.monotonic()
+        confirmed = _Confirmed()
         try:
             while position < len(entries):
                 if stop.is_set():
@@ -278,22 +303,47 @@ class ExportJob:
                 if time.monotonic() - renewed > lease / 3:
                     # A slow OMS must not let the merchant's lease run out under us; if it did
                     # and another worker took the merchant over, leave the rest to it.
+                    self._mark_confirmed(merchant, confirmed, report, log)
                     if not self.store.acquire_merchant(merchant.merchant_id, self.owner, lease):
                         raise _Stop
                     renewed = time.monotonic()
                 chunk = entries[position : position + size]
                 position += len(chunk)
                 if size == 1:
-                    self._post_one(merchant, chunk[0], report, log)
+                    self._post_one(merchant, chunk[0], report, log, confirmed)
+                    # Well inside the entries' lease, or another worker could take them again.
+                    if confirmed.due(min(self.settings.mark_within, lease / 4)):
+                        self._mark_confirmed(merchant, confirmed, report, log)
                 else:
                     self._post_many(merchant, chunk, report, log)
-                self._note_budget(merchant)
+                    self._note_budget(merchant)
         except _Stop:
+            self._mark_confirmed(merchant, confirmed, report, log)
             # Give back what was claimed but not tried, so the next run starts with it at once.
             self.store.release([e.entry_id for e in entries[position:]], self.owner)
+        else:
+            self._mark_confirmed(merchant, confirmed, report, log)
+
+    def _mark_confirmed(
+        self, merchant: Merchant, confirmed: _Confirmed, report: MerchantReport, log: MerchantLog
+    ) -> None:
+        """Mark every order the OMS confirmed since the last call done, in one store
+        transaction (one commit for many orders, not one each); then report them."""
+        if not confirmed.items:
+            return
+        items, confirmed.items, confirmed.since = confirmed.items, [], None
+        self.store.mark_done_many([(e.entry_id, r, h) for e, r, h in items])
+        for entry, result, history in items:
+            self._settle_success(entry, result, history, report, log, marked=True)
+        self._note_budget(merchant)
 
     def _post_one(
-        self, merchant: Merchant, entry: OutboxEntry, report: MerchantReport, log: MerchantLog
+        self,
+        merchant: Merchant,
+        entry: OutboxEntry,
+        report: MerchantReport,
+        log: MerchantLog,
+        confirmed: _Confirmed,
     ) -> None:
         transaction = self._decode(entry, report, log)
         if transaction is None:
@@ -313,9 +363,11 @@ class ExportJob:
         try:
             result = self.settings.policy.call(once)
         except Exception as exc:
+            # The confirmed ones before it are marked first: the store sees them in order.
+            self._mark_confirmed(merchant, confirmed, report, log)
             self._settle_failure(merchant.merchant_id, entry, exc, attempts, report, log)
             return
-        self._settle_success(entry, result, attempts, report, log)
+        confirmed.add(entry, result, attempts)
 
     def _post_many(
         self,

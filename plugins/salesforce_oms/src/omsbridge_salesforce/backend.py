@@ -12,11 +12,12 @@ catch-up query when the stored replay id is past retention): see
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -50,7 +51,13 @@ from omsbridge_salesforce.batching import BatchPoster
 from omsbridge_salesforce.changes import OrderChanges
 from omsbridge_salesforce.client import MAX_SUBREQUESTS, GraphResult, SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
-from omsbridge_salesforce.graph import NUMBER_REF, ORDER_REF, OrderGraph, build_order_graph
+from omsbridge_salesforce.graph import (
+    NUMBER_REF,
+    ORDER_REF,
+    OrderGraph,
+    OrderRefs,
+    build_order_graph,
+)
 from omsbridge_salesforce.importing import FulfillmentImport
 from omsbridge_salesforce.lookups import (
     ACCOUNT_QUERY_REF,
@@ -69,16 +76,13 @@ from omsbridge_salesforce.reading import (
 from omsbridge_salesforce.search import encode_cursor, search_soql
 from omsbridge_salesforce.shipping import SHIPMENT_FIELDS
 from omsbridge_salesforce.soql import soql
-from omsbridge_salesforce.streaming import FulfillmentFeed
-from omsbridge_salesforce.streaming.payment_failures import (
-    PE_CHANNEL,
-    PaymentFailureSource,
-    RecordPaymentFailures,
-    failure_from_message,
-    failure_from_record,
-)
-from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 from omsbridge_salesforce.txn_ids import case_collision, exact_row, twin_row
+
+if TYPE_CHECKING:
+    # The event feeds load when first used (grpc, protobuf and fastavro for Pub/Sub: a
+    # third of a second that posting an order, e.g. ``omsbridge post``, never needs).
+    from omsbridge_salesforce.streaming import FulfillmentFeed
+    from omsbridge_salesforce.streaming.pubsub import PubSubFeed
 
 __all__ = ["SalesforceBackend"]
 
@@ -132,38 +136,54 @@ class SalesforceBackend(OrderBackend):
         self.payment_failure_count = 0
         """ProcessExceptionEvents recorded (the payment-failure metric)."""
         self._payment_feed: FulfillmentFeed | PubSubFeed | None = None
-        self.feed: FulfillmentFeed | PubSubFeed
+        self._feed: FulfillmentFeed | PubSubFeed | None = None
+        self._feed_lock = threading.Lock()
+        self._pm = plugin_manager or merchant.plugin_manager
+
+    def __repr__(self) -> str:
+        return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
+
+    @property
+    def feed(self) -> FulfillmentFeed | PubSubFeed:
+        """The fulfillment-event feed (opened on first use), on the configured transport."""
+        with self._feed_lock:  # listeners and the export may ask from different threads
+            if self._feed is None:
+                self._feed = self._open_feed()
+            return self._feed
+
+    def _open_feed(self) -> FulfillmentFeed | PubSubFeed:
+        from omsbridge_salesforce.streaming import FulfillmentFeed
+        from omsbridge_salesforce.streaming.pubsub import PubSubFeed
+
+        config = self.config
         if config.transport == "pubsub":
-            self.feed = PubSubFeed(
+            return PubSubFeed(
                 self.client.auth,
                 config.pubsub_endpoint,
                 self.imports.catch_up_events,
                 tls=config.pubsub_tls,
                 root_certificates=config.pubsub_root_certificates,
-                merchant_id=merchant.merchant_id,
+                merchant_id=self.merchant.merchant_id,
                 statuses=config.statuses_to_process,
                 batch_size=config.pubsub_batch_size,
                 stall_timeout=config.stall_timeout,
                 connect_timeout=config.connect_timeout,
             )
         else:
-            self.feed = FulfillmentFeed(
+            return FulfillmentFeed(
                 self.client.auth,
                 config.api_version,
                 self.imports.catch_up_events,
-                merchant_id=merchant.merchant_id,
+                merchant_id=self.merchant.merchant_id,
                 statuses=config.statuses_to_process,
                 connect_timeout=config.connect_timeout,
                 stall_timeout=config.stall_timeout,
             )
-        self._pm = plugin_manager or merchant.plugin_manager
-
-    def __repr__(self) -> str:
-        return f"<SalesforceBackend {self.merchant.merchant_id} {self.config.url_base}>"
 
     def close(self) -> None:
         """End the event subscriptions and close the HTTP connections."""
-        self.feed.close()
+        if self._feed is not None:
+            self._feed.close()
         if self._payment_feed is not None:
             self._payment_feed.close()
         self.client.close()
@@ -213,11 +233,15 @@ class SalesforceBackend(OrderBackend):
         lookups may create missing reference records)."""
         return self._graph(transaction, exchange_credit=exchange_credit)
 
-    def _graph(self, transaction: Transaction, *, exchange_credit: Decimal) -> OrderGraph:
-        refs = self.lookups.resolve(transaction)
+    def _graph(
+        self, transaction: Transaction, *, exchange_credit: Decimal, refs: OrderRefs | None = None
+    ) -> OrderGraph:
+        if refs is None:
+            refs = self.lookups.resolve(transaction)
         graph = build_order_graph(transaction, refs, self.config, exchange_credit=exchange_credit)
-        graph = self._apply_hooks(transaction, graph)
-        graph.check_limits()
+        if self._hook_impls():  # build_order_graph checked the limits; a hook may add nodes
+            graph = self._apply_hooks(transaction, graph)
+            graph.check_limits()
         return graph
 
     def _inline_graph(
@@ -227,8 +251,8 @@ class SalesforceBackend(OrderBackend):
         API call less than creating them first). When those nodes would break a graph limit
         (15 node kinds), they are created in a call of their own, as before."""
         refs, inline = self.lookups.resolve_inline(transaction)
-        if inline is None:
-            return self._graph(transaction, exchange_credit=exchange_credit), None
+        if inline is None:  # everything was known: these are the ids resolve() would give
+            return self._graph(transaction, exchange_credit=exchange_credit, refs=refs), None
         try:
             graph = build_order_graph(
                 transaction, refs, self.config, exchange_credit=exchange_credit
@@ -572,6 +596,14 @@ class SalesforceBackend(OrderBackend):
         """The ``/event/ProcessExceptionEvent`` feed (opened on first use), on the same
         transport as fulfillment events."""
         if self._payment_feed is None:
+            from omsbridge_salesforce.streaming import FulfillmentFeed
+            from omsbridge_salesforce.streaming.payment_failures import (
+                PE_CHANNEL,
+                failure_from_message,
+                failure_from_record,
+            )
+            from omsbridge_salesforce.streaming.pubsub import PubSubFeed
+
             config = self.config
             if config.transport == "pubsub":
                 self._payment_feed = PubSubFeed(
@@ -608,6 +640,11 @@ class SalesforceBackend(OrderBackend):
         ``payment-failures`` -> ProcessExceptionEvents recorded on their outbox entries."""
         if channel != "payment-failures":
             raise ValueError(f"unknown event channel {channel!r}; expected payment-failures")
+        from omsbridge_salesforce.streaming.payment_failures import (
+            PaymentFailureSource,
+            RecordPaymentFailures,
+        )
+
         return PaymentFailureSource(self), RecordPaymentFailures(store, plugin_manager)
 
     def payment_failures(self, checkpoint: str | None, *, wait: float = 0.0) -> EventBatch:

@@ -546,15 +546,19 @@ def _number(value: Decimal) -> float | int:
     return float(value)
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return _number(value)
+    raise TypeError(f"cannot send a {type(value).__name__} to Salesforce")
+
+
+# One encoder for every request body (json.dumps would build a new one per call).
+_ENCODER = _json.JSONEncoder(default=_json_default, separators=(",", ":"))
+
+
 def dumps(body: Any) -> bytes:
     """JSON for a request body; Decimal amounts become JSON numbers."""
-
-    def default(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return _number(value)
-        raise TypeError(f"cannot send a {type(value).__name__} to Salesforce")
-
-    return _json.dumps(body, default=default, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def _decode(response: httpx.Response) -> Any:

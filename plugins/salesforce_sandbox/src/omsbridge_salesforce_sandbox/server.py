@@ -40,6 +40,9 @@ class _QuietHandler(WSGIRequestHandler):
     # An idle kept-alive connection is dropped after this many seconds of silence (longer
     # than a CometD long poll, which waits server-side, not on the socket).
     timeout = 150
+    # TCP_NODELAY: werkzeug writes the headers and the body in separate sends; with Nagle's
+    # algorithm the body waits for the client's delayed ACK (~40 ms on Linux) on every answer.
+    disable_nagle_algorithm = True
 
     def log(self, type: str, message: str, *args: Any) -> None:
         """Stay quiet: tests and the CLI do their own reporting."""
