@@ -35,6 +35,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -164,6 +165,16 @@ def log_read_failure(log: MerchantLog, exc: BaseException, failures: int, delay:
 _RECENT_KEPT = 4096
 """Event ids a listener remembers itself (its deferred commits may not be stored yet)."""
 
+_TRUST_MARGIN = timedelta(minutes=5)
+"""Clock skew allowed between the feed's event times and ours (see :meth:`Listener._news`)."""
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _event_time(event: Any) -> datetime | None:
+    """The event's (timezone-aware) time, if it has one."""
+    when = getattr(event, "occurred_at", None)
+    return when if isinstance(when, datetime) and when.tzinfo is not None else None
+
 
 class Listener:
     """Follows one merchant's event feed (see the module doc).
@@ -196,7 +207,9 @@ class Listener:
         any plain handler)."""
         self._checkpoint: str | None = None
         self._loaded = False
-        self._recent: dict[str, None] = {}  # ids handled lately, oldest first
+        self._recent: dict[str, datetime | None] = {}  # id -> event time, oldest first
+        self._tenure_from = _NEVER  # when this listener loaded its checkpoint, plus a margin
+        self._forgotten: datetime | None = None  # the latest time of an id dropped from _recent
         self.last_poll_ok: float | None = None
         """:func:`time.monotonic` of the last successful read (None: none yet or failing)."""
         self.last_event_at: float | None = None
@@ -218,7 +231,25 @@ class Listener:
                 self.merchant.merchant_id, self.settings.channel
             )
             self._loaded = True
+            # A new tenure: whatever the store saw was committed before now (by this process
+            # or another worker); events from later on can only have been committed by this
+            # listener, which remembers them (fenced commits: nobody else writes meanwhile).
+            self._tenure_from = datetime.now(UTC) + _TRUST_MARGIN
         return self._checkpoint
+
+    def _news(self, event: Any) -> bool:
+        """Whether ``event`` is certainly unknown to the store when not in ``_recent``.
+
+        True when it happened after this listener loaded its checkpoint (plus a margin for
+        the feed's clock) and after every id it forgot: a copy of it could only have been
+        committed by this listener, from ``_recent``. Saves the store's seen-events query
+        per batch on a live feed. A feed that re-sends an old id with a new time defeats
+        it, and a plain handler gets that event again: the at-least-once it promises
+        anyway. Recording handlers never rely on this (the store's commit decides)."""
+        when = _event_time(event)
+        if when is None or when <= self._tenure_from:
+            return False
+        return self._forgotten is None or when > self._forgotten
 
     def _commit(
         self, after: str, event_ids: Sequence[str], effect: EventEffect | None = None
@@ -270,7 +301,8 @@ class Listener:
         # Ids this listener handled lately count as seen even before their (deferred) commit
         # reached the store; the store knows the rest.
         recent = self._recent
-        unknown = [e.event_id for e in batch.events if e.event_id not in recent]
+        news = self._news
+        unknown = [e.event_id for e in batch.events if e.event_id not in recent and not news(e)]
         seen = self.store.seen_events(merchant_id, channel, unknown) if unknown else set()
         seen.update(e.event_id for e in batch.events if e.event_id in recent)
         fresh: list[Any] = []
@@ -286,9 +318,13 @@ class Listener:
             handler = self.handler
             self._retrying(fresh, stop, lambda: handler(self.merchant, fresh))
         for event in fresh:
-            recent[event.event_id] = None
+            recent[event.event_id] = _event_time(event)
         while len(recent) > _RECENT_KEPT:
-            del recent[next(iter(recent))]
+            forgotten = recent.pop(next(iter(recent)))
+            # A repeat of a forgotten id carries its (old) time: the store is asked for it.
+            forgotten = _NEVER if forgotten is None else forgotten
+            if self._forgotten is None or forgotten > self._forgotten:
+                self._forgotten = forgotten
         self._commit(after, [e.event_id for e in fresh])
         return len(fresh)
 
