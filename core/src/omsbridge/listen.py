@@ -798,24 +798,32 @@ class ListenerPool:
     def _wake(self, key: tuple[str, str]) -> None:
         """A watched feed said something arrived: read it now (or once more after the read
         in flight: two reads of one feed at a time would hand the same events over twice)."""
-        with self._lock:
+        with self._lock:  # once per event on a busy worker: one lock round, not two
             slot = self.slots.get(key)
-        if slot is not None:
-            self._schedule(slot)
+            work = self._claim(slot) if slot is not None else None
+        if work is not None:
+            work.put(slot)
 
     def _schedule(self, slot: _Slot) -> None:
         with self._lock:
-            if slot.busy:
-                slot.again = True
-                return
-            work = self._queue
-            if work is None or self._stopping.is_set():
-                slot.next_at = 0.0
-                self._push(slot)
-                return
-            slot.busy = True
-            slot.again = False
-        work.put(slot)
+            work = self._claim(slot)
+        if work is not None:
+            work.put(slot)
+
+    def _claim(self, slot: _Slot) -> queue.SimpleQueue[_Slot | None] | None:
+        """Mark ``slot`` for a read (called with the lock held); the queue to hand it to, or
+        None if a read is in flight (it reads again after) or the pool is stopping."""
+        if slot.busy:
+            slot.again = True
+            return None
+        work = self._queue
+        if work is None or self._stopping.is_set():
+            slot.next_at = 0.0
+            self._push(slot)
+            return None
+        slot.busy = True
+        slot.again = False
+        return work
 
     def _push(self, slot: _Slot) -> None:
         # Called with the lock held. The driver is woken only if it would sleep past this.
