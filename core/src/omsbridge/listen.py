@@ -30,10 +30,10 @@ import abc
 import functools
 import heapq
 import logging
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -586,6 +586,37 @@ _DRAIN_AT = 50
 """A watched feed's read that brought this many events is followed by another at once."""
 
 
+class _WorkQueue:
+    """Hands slots to the pool's threads, waking exactly one idle thread per slot.
+
+    A ``queue.SimpleQueue`` that many idle threads wait on wakes two per item (the second
+    finds nothing and sleeps again, after a round for the GIL): per event, on a busy worker.
+    Here each idle thread waits on its own gate, the last to go idle is woken first (its
+    caches are warm)."""
+
+    def __init__(self) -> None:
+        self._items: deque[_Slot | None] = deque()
+        self._idle: list[threading.Lock] = []
+        self._lock = threading.Lock()
+
+    def put(self, item: _Slot | None) -> None:
+        """Queue ``item`` (None: one thread stops) and wake one idle thread, if any."""
+        with self._lock:
+            self._items.append(item)
+            gate = self._idle.pop() if self._idle else None
+        if gate is not None:
+            gate.release()
+
+    def get(self, gate: threading.Lock) -> _Slot | None:
+        """The next item; waits on ``gate`` (a lock the calling thread holds) while none."""
+        while True:
+            with self._lock:
+                if self._items:
+                    return self._items.popleft()
+                self._idle.append(gate)
+            gate.acquire()
+
+
 class _Slot:
     """One held listener and when it may read next."""
 
@@ -645,7 +676,7 @@ class ListenerPool:
         self._seq = 0
         self._kick = threading.Event()
         self._planned = 0.0  # when the driver wakes next by itself
-        self._queue: queue.SimpleQueue[_Slot | None] | None = None
+        self._queue: _WorkQueue | None = None
         self._workers: list[threading.Thread] = []
         self._unwatched = 0
         self._stopping = threading.Event()
@@ -810,7 +841,7 @@ class ListenerPool:
         if work is not None:
             work.put(slot)
 
-    def _claim(self, slot: _Slot) -> queue.SimpleQueue[_Slot | None] | None:
+    def _claim(self, slot: _Slot) -> _WorkQueue | None:
         """Mark ``slot`` for a read (called with the lock held); the queue to hand it to, or
         None if a read is in flight (it reads again after) or the pool is stopping."""
         if slot.busy:
@@ -832,9 +863,11 @@ class ListenerPool:
         if slot.next_at < self._planned:
             self._kick.set()
 
-    def _work(self, work: queue.SimpleQueue[_Slot | None]) -> None:
+    def _work(self, work: _WorkQueue) -> None:
+        gate = threading.Lock()
+        gate.acquire()  # held: this thread waits on it when idle (see _WorkQueue)
         while True:
-            slot = work.get()
+            slot = work.get(gate)
             if slot is None:
                 return
             self._read(slot)
@@ -843,7 +876,7 @@ class ListenerPool:
         """Hold and drive listeners until ``stop`` is set; then wait for the reads in flight
         and give the leases back (another worker takes over at once)."""
         settings = self.settings
-        work: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        work = _WorkQueue()
         self._workers = [
             threading.Thread(target=self._work, args=(work,), name=f"listen_{n}", daemon=True)
             for n in range(settings.threads)
