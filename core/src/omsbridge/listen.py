@@ -122,6 +122,10 @@ class ListenerSettings:
     """Tries of a batch's handler before its events are kept as dead events and skipped."""
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
+    clock_margin: float = 300.0
+    """Seconds the feed's event times may run ahead of this machine's clock. Events later
+    than the listener's start plus this margin are deduplicated from its own memory, without
+    a store query (see :meth:`Listener._news`)."""
 
 
 class _Stopped(Exception):
@@ -165,8 +169,6 @@ def log_read_failure(log: MerchantLog, exc: BaseException, failures: int, delay:
 _RECENT_KEPT = 4096
 """Event ids a listener remembers itself (its deferred commits may not be stored yet)."""
 
-_TRUST_MARGIN = timedelta(minutes=5)
-"""Clock skew allowed between the feed's event times and ours (see :meth:`Listener._news`)."""
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
@@ -234,7 +236,8 @@ class Listener:
             # A new tenure: whatever the store saw was committed before now (by this process
             # or another worker); events from later on can only have been committed by this
             # listener, which remembers them (fenced commits: nobody else writes meanwhile).
-            self._tenure_from = datetime.now(UTC) + _TRUST_MARGIN
+            margin = timedelta(seconds=self.settings.clock_margin)
+            self._tenure_from = datetime.now(UTC) + margin
         return self._checkpoint
 
     def _news(self, event: Any) -> bool:
