@@ -1,4 +1,5 @@
-"""A listener asks the store which events it saw only when its own memory cannot tell.
+"""A listener asks the store which events it saw only when its own memory cannot tell (and
+the pool's hand-off queue hands each slot to one thread).
 
 Events that happened after the listener loaded its checkpoint (plus a clock margin) can only
 have been committed by this listener, which remembers them: no store query per batch on a live
@@ -7,6 +8,8 @@ feed. Ids committed before, or forgotten since, are still asked of the store and
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,3 +122,34 @@ def test_forgotten_ids_are_asked_of_the_store_again(world, monkeypatch):
     assert listener.poll() == 1
     assert store.queries == 1
     assert handled == ["E1", "E2", "E3", "E4"]
+
+
+def test_the_pool_work_queue_hands_each_item_once_and_stops_idle_threads():
+    work = listen._WorkQueue()
+    got: list[object] = []
+
+    def worker() -> None:
+        gate = threading.Lock()
+        gate.acquire()
+        while (item := work.get(gate)) is not None:
+            got.append(item)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    _until(lambda: len(work._idle) == 2)
+    work.put("a")  # type: ignore[arg-type]
+    _until(lambda: got == ["a"] and len(work._idle) == 2)
+    work.put(None)
+    work.put(None)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert got == ["a"]
+
+
+def _until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
