@@ -30,11 +30,12 @@ import abc
 import functools
 import heapq
 import logging
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -121,6 +122,10 @@ class ListenerSettings:
     """Tries of a batch's handler before its events are kept as dead events and skipped."""
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
+    clock_margin: float = 300.0
+    """Seconds the feed's event times may run ahead of this machine's clock. Events later
+    than the listener's start plus this margin are deduplicated from its own memory, without
+    a store query (see :meth:`Listener._news`)."""
 
 
 class _Stopped(Exception):
@@ -164,6 +169,14 @@ def log_read_failure(log: MerchantLog, exc: BaseException, failures: int, delay:
 _RECENT_KEPT = 4096
 """Event ids a listener remembers itself (its deferred commits may not be stored yet)."""
 
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _event_time(event: Any) -> datetime | None:
+    """The event's (timezone-aware) time, if it has one."""
+    when = getattr(event, "occurred_at", None)
+    return when if isinstance(when, datetime) and when.tzinfo is not None else None
+
 
 class Listener:
     """Follows one merchant's event feed (see the module doc).
@@ -196,7 +209,9 @@ class Listener:
         any plain handler)."""
         self._checkpoint: str | None = None
         self._loaded = False
-        self._recent: dict[str, None] = {}  # ids handled lately, oldest first
+        self._recent: dict[str, datetime | None] = {}  # id -> event time, oldest first
+        self._tenure_from = _NEVER  # when this listener loaded its checkpoint, plus a margin
+        self._forgotten: datetime | None = None  # the latest time of an id dropped from _recent
         self.last_poll_ok: float | None = None
         """:func:`time.monotonic` of the last successful read (None: none yet or failing)."""
         self.last_event_at: float | None = None
@@ -218,7 +233,26 @@ class Listener:
                 self.merchant.merchant_id, self.settings.channel
             )
             self._loaded = True
+            # A new tenure: whatever the store saw was committed before now (by this process
+            # or another worker); events from later on can only have been committed by this
+            # listener, which remembers them (fenced commits: nobody else writes meanwhile).
+            margin = timedelta(seconds=self.settings.clock_margin)
+            self._tenure_from = datetime.now(UTC) + margin
         return self._checkpoint
+
+    def _news(self, event: Any) -> bool:
+        """Whether ``event`` is certainly unknown to the store when not in ``_recent``.
+
+        True when it happened after this listener loaded its checkpoint (plus a margin for
+        the feed's clock) and after every id it forgot: a copy of it could only have been
+        committed by this listener, from ``_recent``. Saves the store's seen-events query
+        per batch on a live feed. A feed that re-sends an old id with a new time defeats
+        it, and a plain handler gets that event again: the at-least-once it promises
+        anyway. Recording handlers never rely on this (the store's commit decides)."""
+        when = _event_time(event)
+        if when is None or when <= self._tenure_from:
+            return False
+        return self._forgotten is None or when > self._forgotten
 
     def _commit(
         self, after: str, event_ids: Sequence[str], effect: EventEffect | None = None
@@ -270,7 +304,8 @@ class Listener:
         # Ids this listener handled lately count as seen even before their (deferred) commit
         # reached the store; the store knows the rest.
         recent = self._recent
-        unknown = [e.event_id for e in batch.events if e.event_id not in recent]
+        news = self._news
+        unknown = [e.event_id for e in batch.events if e.event_id not in recent and not news(e)]
         seen = self.store.seen_events(merchant_id, channel, unknown) if unknown else set()
         seen.update(e.event_id for e in batch.events if e.event_id in recent)
         fresh: list[Any] = []
@@ -286,9 +321,13 @@ class Listener:
             handler = self.handler
             self._retrying(fresh, stop, lambda: handler(self.merchant, fresh))
         for event in fresh:
-            recent[event.event_id] = None
+            recent[event.event_id] = _event_time(event)
         while len(recent) > _RECENT_KEPT:
-            del recent[next(iter(recent))]
+            forgotten = recent.pop(next(iter(recent)))
+            # A repeat of a forgotten id carries its (old) time: the store is asked for it.
+            forgotten = _NEVER if forgotten is None else forgotten
+            if self._forgotten is None or forgotten > self._forgotten:
+                self._forgotten = forgotten
         self._commit(after, [e.event_id for e in fresh])
         return len(fresh)
 
@@ -550,6 +589,37 @@ _DRAIN_AT = 50
 """A watched feed's read that brought this many events is followed by another at once."""
 
 
+class _WorkQueue:
+    """Hands slots to the pool's threads, waking exactly one idle thread per slot.
+
+    A ``queue.SimpleQueue`` that many idle threads wait on wakes two per item (the second
+    finds nothing and sleeps again, after a round for the GIL): per event, on a busy worker.
+    Here each idle thread waits on its own gate, the last to go idle is woken first (its
+    caches are warm)."""
+
+    def __init__(self) -> None:
+        self._items: deque[_Slot | None] = deque()
+        self._idle: list[threading.Lock] = []
+        self._lock = threading.Lock()
+
+    def put(self, item: _Slot | None) -> None:
+        """Queue ``item`` (None: one thread stops) and wake one idle thread, if any."""
+        with self._lock:
+            self._items.append(item)
+            gate = self._idle.pop() if self._idle else None
+        if gate is not None:
+            gate.release()
+
+    def get(self, gate: threading.Lock) -> _Slot | None:
+        """The next item; waits on ``gate`` (a lock the calling thread holds) while none."""
+        while True:
+            with self._lock:
+                if self._items:
+                    return self._items.popleft()
+                self._idle.append(gate)
+            gate.acquire()
+
+
 class _Slot:
     """One held listener and when it may read next."""
 
@@ -609,7 +679,7 @@ class ListenerPool:
         self._seq = 0
         self._kick = threading.Event()
         self._planned = 0.0  # when the driver wakes next by itself
-        self._queue: queue.SimpleQueue[_Slot | None] | None = None
+        self._queue: _WorkQueue | None = None
         self._workers: list[threading.Thread] = []
         self._unwatched = 0
         self._stopping = threading.Event()
@@ -762,24 +832,32 @@ class ListenerPool:
     def _wake(self, key: tuple[str, str]) -> None:
         """A watched feed said something arrived: read it now (or once more after the read
         in flight: two reads of one feed at a time would hand the same events over twice)."""
-        with self._lock:
+        with self._lock:  # once per event on a busy worker: one lock round, not two
             slot = self.slots.get(key)
-        if slot is not None:
-            self._schedule(slot)
+            work = self._claim(slot) if slot is not None else None
+        if work is not None:
+            work.put(slot)
 
     def _schedule(self, slot: _Slot) -> None:
         with self._lock:
-            if slot.busy:
-                slot.again = True
-                return
-            work = self._queue
-            if work is None or self._stopping.is_set():
-                slot.next_at = 0.0
-                self._push(slot)
-                return
-            slot.busy = True
-            slot.again = False
-        work.put(slot)
+            work = self._claim(slot)
+        if work is not None:
+            work.put(slot)
+
+    def _claim(self, slot: _Slot) -> _WorkQueue | None:
+        """Mark ``slot`` for a read (called with the lock held); the queue to hand it to, or
+        None if a read is in flight (it reads again after) or the pool is stopping."""
+        if slot.busy:
+            slot.again = True
+            return None
+        work = self._queue
+        if work is None or self._stopping.is_set():
+            slot.next_at = 0.0
+            self._push(slot)
+            return None
+        slot.busy = True
+        slot.again = False
+        return work
 
     def _push(self, slot: _Slot) -> None:
         # Called with the lock held. The driver is woken only if it would sleep past this.
@@ -788,9 +866,11 @@ class ListenerPool:
         if slot.next_at < self._planned:
             self._kick.set()
 
-    def _work(self, work: queue.SimpleQueue[_Slot | None]) -> None:
+    def _work(self, work: _WorkQueue) -> None:
+        gate = threading.Lock()
+        gate.acquire()  # held: this thread waits on it when idle (see _WorkQueue)
         while True:
-            slot = work.get()
+            slot = work.get(gate)
             if slot is None:
                 return
             self._read(slot)
@@ -799,7 +879,7 @@ class ListenerPool:
         """Hold and drive listeners until ``stop`` is set; then wait for the reads in flight
         and give the leases back (another worker takes over at once)."""
         settings = self.settings
-        work: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        work = _WorkQueue()
         self._workers = [
             threading.Thread(target=self._work, args=(work,), name=f"listen_{n}", daemon=True)
             for n in range(settings.threads)

@@ -25,7 +25,6 @@ switched) cannot be resumed here: it is caught up by query from its time, as is 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import threading
@@ -33,9 +32,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from io import BytesIO
+from typing import Any, NamedTuple
 
-import attrs
 import fastavro
 import grpc
 
@@ -70,11 +69,12 @@ PUBSUB_PREFIX = "ps:"
 """Marks a Pub/Sub checkpoint (its replay id is opaque bytes, kept as hex)."""
 REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
 AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
+_CUSTOM = pb.ReplayPreset.CUSTOM  # looked up once: the enum wrapper's getattr is not free
 
 
 def _stamp(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat: half the cost of strftime, the same text (YYYY-MM-DDTHH:MM:SS.mmmZ).
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def pubsub_checkpoint(replay_id: bytes, created: datetime | None) -> str:
@@ -103,9 +103,8 @@ def _parse(checkpoint: str) -> tuple[bytes | None, datetime | None]:
     )
 
 
-@attrs.frozen
-class _Item:
-    """A received event (or a keepalive when ``record`` is None)."""
+class _Item(NamedTuple):
+    """A received event (or a keepalive when ``record`` is None); a tuple: cheap per event."""
 
     replay_id: bytes
     record: dict[str, Any] | None
@@ -343,7 +342,7 @@ class PubSubFeed:
             try:
                 token = await asyncio.get_running_loop().run_in_executor(None, self._auth.token)
                 async for replay, received in self._subscribe(token, preset, position):
-                    position, preset = replay, pb.ReplayPreset.CUSTOM
+                    position, preset = replay, _CUSTOM
                     if received:
                         failures = 0
                 # The stream ended (server closed it, or the stall watchdog): resubscribe.
@@ -451,14 +450,15 @@ class PubSubFeed:
                     items = []
                     for consumer in response.events:
                         event = consumer.event
-                        schema = _SCHEMAS.get(event.schema_id)
+                        schema_id = event.schema_id
+                        schema = _SCHEMAS.get(schema_id)
                         if schema is None:
-                            schema = await self._schema(stub, metadata, event.schema_id)
-                        record = fastavro.schemaless_reader(io.BytesIO(event.payload), schema, None)
+                            schema = await self._schema(stub, metadata, schema_id)
+                        record = _read(BytesIO(event.payload), schema, None)
                         items.append(
                             _Item(
                                 consumer.replay_id,
-                                dict(record) if isinstance(record, dict) else {},
+                                record if isinstance(record, dict) else {},
                                 event.id,
                             )
                         )
@@ -536,6 +536,8 @@ class PubSubFeed:
         if self.on_ready is not None:
             self.on_ready()
 
+
+_read = fastavro.schemaless_reader
 
 _SCHEMAS: dict[str, Any] = {}
 """Parsed Avro schemas by schema id, shared by every feed of the process: the id is the
