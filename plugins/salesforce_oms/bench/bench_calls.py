@@ -339,27 +339,27 @@ def _mix_export(url: str, usage: _Usage, sales: int) -> None:
 
 
 class _HttpCpu:
-    """CPU this thread spends inside one httpx client (``request``: building the request, and
-    ``send``: httpcore, h11, the socket calls, the auth flow, cookies, reading the answer):
-    the HTTP client's share of a post."""
+    """CPU this thread spends inside the HTTP client: the client's ``_send`` (building the
+    httpx request, httpcore, h11, the socket calls, the auth flow, reading the answer), the
+    httpx share of a post."""
 
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, client: Any) -> None:
         self.seconds = 0.0
-        original = http.request
+        original = client._send
 
-        def request(*args: Any, **kwargs: Any) -> httpx.Response:
+        def send(*args: Any, **kwargs: Any) -> httpx.Response:
             started = time.thread_time()
             try:
-                return original(*args, **kwargs)
+                return original(*args, **kwargs)  # type: ignore[no-any-return]
             finally:
                 self.seconds += time.thread_time() - started
 
-        http.request = request  # type: ignore[method-assign]
+        client._send = send
 
 
 def _cpu(url: str, posts: int) -> None:
     backend = SalesforceBackend(_config(url), MerchantContext("CPU", "en_US", "US", "USD"))
-    http_cpu = _HttpCpu(backend.client._http)
+    http_cpu = _HttpCpu(backend.client)
     skus = [f"CPU-{n}" for n in range(5)]
     backend.post(_sale("CPU-WARM", skus, "cpu@example.com"))
 
