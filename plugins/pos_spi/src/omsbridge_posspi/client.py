@@ -116,7 +116,8 @@ class SpiClient:
                 operation=operation,
                 retry_after=response.headers.get("Retry-After"),
             )
-        return SpiResponse(response.status_code, body, dict(response.headers))
+        # httpx.Headers is a Mapping (case-insensitive lookups): no copy per answer.
+        return SpiResponse(response.status_code, body, response.headers)
 
     def close(self) -> None:
         """Close the connection pool."""
