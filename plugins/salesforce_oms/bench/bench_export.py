@@ -208,9 +208,9 @@ def _cpu_seconds() -> float:
 
 
 class _HttpCpu:
-    """CPU the calling threads spend inside httpx (``Client.request`` and ``send``: building
-    the request, httpcore, h11, socket calls, reading the answer), told apart from omsbridge's
-    own (claims, decode, graphs, JSON, the store)."""
+    """CPU the calling threads spend inside httpx (``DirectClient.request``, ``Client.request``
+    and ``send``: building the request, httpcore, h11, socket calls, reading the answer), told
+    apart from omsbridge's own (claims, decode, graphs, JSON, the store)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -233,8 +233,12 @@ class _HttpCpu:
 
             return wrapper
 
+        from omsbridge.http_direct import DirectClient
+
         httpx.Client.send = timed(httpx.Client.send)  # type: ignore[method-assign]
         httpx.Client.request = timed(httpx.Client.request)  # type: ignore[method-assign]
+        # The clients send through DirectClient (straight to httpx's transport).
+        DirectClient.request = timed(DirectClient.request)  # type: ignore[method-assign]
 
 
 def _rss_peak_mb() -> float:

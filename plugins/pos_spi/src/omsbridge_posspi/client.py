@@ -160,14 +160,15 @@ class SpiClient:
                 code="CONNECTION_ERROR",
                 backend=BACKEND,
             ) from None
-        log.debug(
-            "%s %s %s -> %s in %.0f ms",
-            operation,
-            method,
-            response.request.url.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the URL's path is decoded only to be logged
+            log.debug(
+                "%s %s %s -> %s in %.0f ms",
+                operation,
+                method,
+                response.request.url.path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
         return response
 
     def _fetch_token(self, url: str, form: Mapping[str, str]) -> Mapping[str, Any]:
