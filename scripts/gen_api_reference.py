@@ -68,6 +68,21 @@ def _field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _cached_property_docs(cls: type) -> dict[str, str]:
+    """Docstrings of the class's ``functools.cached_property`` methods, by name."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    return {
+        node.name: ast.get_docstring(node) or ""
+        for node in body
+        if isinstance(node, ast.FunctionDef)
+        and any(ast.unparse(d).endswith("cached_property") for d in node.decorator_list)
+    }
+
+
 def _annotations(cls: type) -> dict[str, str]:
     """Field annotations as written in the source (``field.type`` may have been resolved to
     objects by whatever ran before, so the page would depend on import order)."""
@@ -140,11 +155,16 @@ def _class_section(name: str, cls: type) -> list[str]:
             )
         out.append("")
     members = []
+    cached = _cached_property_docs(cls)
     for member_name, member in sorted(vars(cls).items()):
         if member_name.startswith("_"):
             continue
         if isinstance(member, property):
             members.append(f"- `{member_name}` (property): {_one_line(_doc(member))}")
+        elif inspect.ismemberdescriptor(member) and member_name in cached:
+            # A functools.cached_property of a slotted attrs class becomes a slot: its
+            # docstring is read from the source.
+            members.append(f"- `{member_name}` (property): {_one_line(cached[member_name])}")
         elif inspect.isfunction(member) or isinstance(member, classmethod | staticmethod):
             function = member.__func__ if isinstance(member, classmethod | staticmethod) else member
             signature = str(inspect.signature(function)).replace("'", "")

@@ -15,11 +15,10 @@ Prints figures, never a pass/fail verdict:
 
 Every row shows the export process's CPU per exported order (``time.process_time``; the
 server's CPU is in its own process and not counted), split into the CPU spent inside the HTTP
-client (httpx's ``request`` and ``send``: httpcore, h11, socket calls: ``in httpx``) and the rest, omsbridge's
-own (``omsbridge``: claims, decode, the backend's request body and answer, the store's commits,
+client (``DirectClient.request`` and httpx's ``request`` and ``send``: httpcore, h11, socket
+calls: ``in httpx``) and the rest, omsbridge's own (``omsbridge``: claims, decode, the backend's request body and answer, the store's commits,
 the job). It does not measure the OMS's time or the network beyond loopback. The reference
-server closes the connection after every answer (werkzeug), so ``in httpx`` includes a TCP
-connect per order that a keep-alive OMS would not cost.
+server keeps connections open (HTTP/1.1 keep-alive), as a production OMS does.
 
 Each scenario runs in its own process (peak RSS is per process); the server runs in another
 process on 127.0.0.1, so its memory is not counted.
@@ -138,17 +137,21 @@ def queue_sales(config: Path, count: int, merchants: int) -> float:
 
 
 class _RequestCounter:
-    """Counts HTTP requests the backends send (all of them go through httpx.Client.send), and
-    the CPU the calling threads spend inside httpx (``Client.request``: building the request,
-    and ``send``: httpcore, h11, the socket calls, reading the answer): the HTTP client's share
-    of the export's CPU, told apart from omsbridge's own."""
+    """Counts HTTP requests the backends send and the CPU the calling threads spend inside the
+    HTTP client: ``DirectClient.request`` (omsbridge.http_direct: building the httpx request,
+    httpcore, h11, the socket calls, reading the answer) and ``httpx.Client.request`` /
+    ``send`` for what does not go through it: the HTTP client's share of the export's CPU,
+    told apart from omsbridge's own."""
 
     def __init__(self) -> None:
+        from omsbridge.http_direct import DirectClient
+
         self.count = 0
         self.cpu = 0.0
         self._lock = threading.Lock()
         self._inside = threading.local()
         original_send, original_request = httpx.Client.send, httpx.Client.request
+        original_direct = DirectClient.request
 
         def timed(call: Any) -> Any:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -163,16 +166,15 @@ class _RequestCounter:
                     spent = time.thread_time() - started
                     with self._lock:
                         self.cpu += spent
+                        self.count += 1
 
             return wrapper
 
-        def send(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-            with self._lock:
-                self.count += 1
-            return original_send(client, request, **kwargs)
-
-        httpx.Client.send = timed(send)  # type: ignore[method-assign]
+        # Client.request calls send once per request (no redirects are followed): count in
+        # whichever of the three is entered first.
+        httpx.Client.send = timed(original_send)  # type: ignore[method-assign]
         httpx.Client.request = timed(original_request)  # type: ignore[method-assign]
+        DirectClient.request = timed(original_direct)  # type: ignore[method-assign]
 
 
 def _rss_mb() -> float:

@@ -354,19 +354,30 @@ def _too_deep(data: Any) -> str | None:
 
     Walked with an explicit stack: recursion is exactly what such input is built to break.
     """
+    if not isinstance(data, _CONTAINERS):
+        return None
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         node, path, depth = stack.pop()
-        if isinstance(node, Mapping):
-            children = [(v, join(path, str(k)), depth + 1) for k, v in node.items()]
-        elif isinstance(node, list | tuple):
-            children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
-        else:
-            continue
         if depth >= MAX_DEPTH:
             return path
-        stack += children
+        # Only containers are pushed (a leaf cannot be too deep), their paths built then.
+        if isinstance(node, dict | Mapping):
+            stack += [
+                (v, join(path, str(k)), depth + 1)
+                for k, v in node.items()
+                if isinstance(v, _CONTAINERS)
+            ]
+        else:
+            stack += [
+                (v, f"{path}[{i}]", depth + 1)
+                for i, v in enumerate(node)
+                if isinstance(v, _CONTAINERS)
+            ]
     return None
+
+
+_CONTAINERS = (dict, list, tuple, Mapping)
 
 
 def structure(data: Any, cls: type[T]) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -245,3 +246,42 @@ def test_unexpected_failure_answers_the_error_shape(
         "code": "INTERNAL_ERROR",
         "message": "the server failed; try again later",
     }
+
+
+def _answer(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes, bytes]:
+    """(head, body, what is left) of one HTTP answer read from ``sock``."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection; read so far: {buffer!r}"
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection mid-body"
+        rest += chunk
+    return head, rest[:length], rest[length:]
+
+
+def test_connection_stays_open_between_requests(server: ServerHandle) -> None:
+    """HTTP/1.1 keep-alive: several requests on one TCP connection (a client pays one connect,
+    not one per request), even after an answer whose request body the app did not read."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        unread = b"x" * 300  # the app rejects the path without reading this body
+        sock.sendall(
+            b"POST /nope HTTP/1.1\r\nHost: spi\r\nX-API-Key: " + DEFAULT_API_KEY.encode()
+            + b"\r\nContent-Length: 300\r\n\r\n" + unread
+        )  # fmt: skip
+        head, body, left = _answer(sock, b"")
+        assert head.startswith(b"HTTP/1.1 404"), head
+        assert b"connection: close" not in head.lower()
+        assert json.loads(body)["code"] == "NO_SUCH_ENDPOINT"
+        for _ in range(2):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: spi\r\n\r\n")
+            head, body, left = _answer(sock, left)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert json.loads(body) == {"status": "ok"}

@@ -7,6 +7,7 @@ and tender amounts are signed: positive when the customer pays, negative for a r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -182,23 +183,25 @@ class LineItem:
             )
         check.done()
 
-    @property
+    # The amounts below are computed once per line (cached_property: the line is frozen, so
+    # they cannot change): validation, the backends' graphs and totals read them many times.
+    @functools.cached_property
     def subtotal(self) -> Decimal:
         """Quantity times unit price, before adjustments and tax (exact, never rounded)."""
         with exact():
             return self.quantity * self.unit_price
 
-    @property
+    @functools.cached_property
     def discount(self) -> Decimal:
         """Sum of the line's adjustments (negative for discounts)."""
         return money_sum(a.amount for a in self.adjustments)
 
-    @property
+    @functools.cached_property
     def tax(self) -> Decimal:
         """Sum of the line's taxes."""
         return money_sum(t.amount for t in self.taxes)
 
-    @property
+    @functools.cached_property
     def total(self) -> Decimal:
         """What the line is worth: subtotal plus adjustments plus tax (always >= 0)."""
         with exact():
@@ -431,7 +434,7 @@ class Transaction:
                 + money_sum(c.total for c in self.charges)
             )
 
-    @property
+    @functools.cached_property
     def sale_lines(self) -> tuple[LineItem, ...]:
         """The lines that sell goods."""
         return tuple(line for line in self.lines if line.kind == LineKind.SALE)

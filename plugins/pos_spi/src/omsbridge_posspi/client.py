@@ -22,6 +22,7 @@ import attrs
 import httpx
 
 from omsbridge.errors import AuthFailed, TransientBackendError
+from omsbridge.http_direct import DirectClient
 from omsbridge_posspi.auth import Credentials, credentials_for
 from omsbridge_posspi.config import PosSpiConfig
 from omsbridge_posspi.errors import BACKEND, error_for_status
@@ -58,12 +59,14 @@ class SpiClient:
     def __init__(self, config: PosSpiConfig) -> None:
         self._config = config
         self._credentials: Credentials = credentials_for(config.auth)
-        self._http = httpx.Client(
+        # Sends through httpx without Client.send's per-request work (omsbridge.http_direct).
+        self._direct = DirectClient(
             base_url=config.base_url.rstrip("/") + "/",
             timeout=config.timeout,
             verify=_tls(config.verify_tls),
             headers={"Accept": "application/json", "User-Agent": "omsbridge-posspi/0.1"},
         )
+        self._http = self._direct.client
 
     def __repr__(self) -> str:
         return f"<SpiClient {self._config.base_url} auth={self._credentials!r}>"
@@ -113,7 +116,8 @@ class SpiClient:
                 operation=operation,
                 retry_after=response.headers.get("Retry-After"),
             )
-        return SpiResponse(response.status_code, body, dict(response.headers))
+        # httpx.Headers is a Mapping (case-insensitive lookups): no copy per answer.
+        return SpiResponse(response.status_code, body, response.headers)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -134,7 +138,7 @@ class SpiClient:
         started = time.monotonic()
         limit = timeout if timeout is not None else self._config.timeout
         try:
-            response = self._http.request(
+            response = self._direct.request(
                 method,
                 url,
                 content=content,
@@ -156,14 +160,15 @@ class SpiClient:
                 code="CONNECTION_ERROR",
                 backend=BACKEND,
             ) from None
-        log.debug(
-            "%s %s %s -> %s in %.0f ms",
-            operation,
-            method,
-            response.request.url.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the URL's path is decoded only to be logged
+            log.debug(
+                "%s %s %s -> %s in %.0f ms",
+                operation,
+                method,
+                response.request.url.path,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
         return response
 
     def _fetch_token(self, url: str, form: Mapping[str, str]) -> Mapping[str, Any]:

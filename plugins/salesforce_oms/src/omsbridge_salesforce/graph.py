@@ -26,6 +26,7 @@ hook (see :mod:`omsbridge_salesforce.hookspecs`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC
@@ -218,8 +219,13 @@ class OrderGraph:
 
 
 def _kind(node: Mapping[str, Any]) -> tuple[str, str]:
-    match = _URL_KIND.search(str(node.get("url", "")))
-    return str(node.get("method", "")).upper(), match.group(1) if match else "?"
+    return _kind_of(str(node.get("method", "")), str(node.get("url", "")))
+
+
+@functools.lru_cache(maxsize=1024)  # check_limits runs per sale over the same few node URLs
+def _kind_of(method: str, url: str) -> tuple[str, str]:
+    match = _URL_KIND.search(url)
+    return method.upper(), match.group(1) if match else "?"
 
 
 def external_line_id(transaction: Transaction, line: LineItem) -> str:

@@ -305,8 +305,11 @@ class Lookups:
                 self._restore()
             group: list[Transaction] = []
             new_skus: set[str] = set()
+            # What the cache answers now is kept: only the others are looked up again below.
+            cached: list[OrderRefs | None] = []
             for transaction in transactions:
-                if self._from_cache(transaction) is not None:
+                cached.append(self._from_cache(transaction))
+                if cached[-1] is not None:
                     continue
                 skus = {li.sku for li in transaction.sale_lines if li.sku not in self._products}
                 if group and len(new_skus | skus) > _MAX_NEW_SKUS:
@@ -317,9 +320,10 @@ class Lookups:
             if group:
                 self._fill_retrying(group)
             out = []
-            for transaction in transactions:
-                refs = self._from_cache(transaction)
-                assert refs is not None, "lookups left something unresolved"
+            for transaction, refs in zip(transactions, cached, strict=True):
+                if refs is None:
+                    refs = self._from_cache(transaction)
+                    assert refs is not None, "lookups left something unresolved"
                 out.append(refs)
             return out
 

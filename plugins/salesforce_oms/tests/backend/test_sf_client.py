@@ -225,6 +225,23 @@ def test_numbers_are_decimal_both_ways() -> None:
     assert row["A"] == Decimal("0.1")
 
 
+def test_numbers_are_the_same_whatever_came_first() -> None:
+    """Amounts are converted once per value and remembered: equal Decimals written with other
+    exponents (2.5 / 2.50, 3 / 3.00) give the same JSON number, in any order, and the
+    remembered value never leaks into a different one."""
+    for _ in range(2):  # the second round reads what the first remembered
+        assert dumps([Decimal("2.50"), Decimal("2.5"), Decimal("3.00"), Decimal("3")]) == (
+            b"[2.5,2.5,3,3]"
+        )
+        assert dumps([Decimal("-0.10"), Decimal("0.1"), Decimal("9007199254740993")]) == (
+            b"[-0.1,0.1,9007199254740992.0]"
+        )
+    with pytest.raises(TypeError, match="cannot send a set to Salesforce"):
+        dumps({"x": {1}})
+    with pytest.raises(TypeError, match="cannot send a object to Salesforce"):
+        dumps({"x": object()})
+
+
 def test_graph_error_picks_the_real_failure() -> None:
     halted = [{"errorCode": "PROCESSING_HALTED", "message": "rolled back"}]
     result = GraphResult(
