@@ -463,6 +463,9 @@ def _operations(url: str, usage: _Usage) -> None:
     backend.client.auth.token()
     skus = ["OPS-1", "OPS-2", "OPS-3"]
     backend.post(_sale("OPS-WARM", skus, "ops@example.com"))
+    # Warm for the pickup-later sale too: its delivery method (and the store) are looked up
+    # once per process like a customer or a SKU.
+    backend.post(_sale("OPS-WARM-LATER", skus, "ops@example.com", later=True))
     rows: list[tuple[str, int]] = []
 
     def op(name: str, action: Callable[[], Any]) -> Any:
