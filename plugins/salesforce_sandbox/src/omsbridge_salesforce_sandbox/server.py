@@ -18,8 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-from werkzeug.wsgi import LimitedStream
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from omsbridge.local_http import KeepAliveRequestHandler
 
 from .app import MAX_VERSION, SalesforceSandbox
 from .pubsub import PubSubServer
@@ -31,18 +32,13 @@ _CERT: tuple[str, str] | None = None
 _CERT_LOCK = threading.Lock()
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """werkzeug's request handler, quiet and with HTTP/1.1 keep-alive (see run_wsgi)."""
+class _QuietHandler(KeepAliveRequestHandler):
+    """The shared keep-alive request handler (connections stay open between requests, as
+    Salesforce's do), quiet, with the org's clock in the ``Date`` header."""
 
-    # HTTP/1.1: connections stay open between requests (keep-alive), as Salesforce's do;
-    # every answer carries Content-Length so clients can reuse the connection.
-    protocol_version = "HTTP/1.1"
     # An idle kept-alive connection is dropped after this many seconds of silence (longer
     # than a CometD long poll, which waits server-side, not on the socket).
     timeout = 150
-    # TCP_NODELAY: werkzeug writes the headers and the body in separate sends; with Nagle's
-    # algorithm the body waits for the client's delayed ACK (~40 ms on Linux) on every answer.
-    disable_nagle_algorithm = True
 
     def log(self, type: str, message: str, *args: Any) -> None:
         """Stay quiet: tests and the CLI do their own reporting."""
@@ -58,68 +54,6 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Stay quiet (no access log line per request)."""
-
-    def make_environ(self) -> dict[str, Any]:
-        """The WSGI environ, with the body limited to Content-Length so that whatever the
-        app leaves unread can be drained before the next request on this connection."""
-        environ: dict[str, Any] = super().make_environ()
-        self._body: LimitedStream | None = None
-        if environ.get("wsgi.input_terminated"):
-            self._keep_alive = False  # chunked request body: close afterwards (simplest)
-        else:
-            self._keep_alive = True
-            length = int(self.headers.get("Content-Length") or 0)
-            self._body = LimitedStream(self.rfile, length)
-            environ["wsgi.input"] = self._body
-        return environ
-
-    def run_wsgi(self) -> None:
-        """Serve one request on a connection that stays open (HTTP/1.1 keep-alive).
-
-        werkzeug's own ``run_wsgi`` always answers ``Connection: close`` and drains the
-        socket after each response (it would eat the next request of a kept-alive
-        connection), so the response is written here: status, headers, ``Content-Length``,
-        body; then the unread rest of *this* request's body is drained."""
-        if self.headers.get("Expect", "").lower().strip() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        environ = self.environ = self.make_environ()
-        started: list[Any] = []
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            started[:] = [status, headers]
-            return lambda data: None
-
-        try:
-            result = self.server.app(environ, start_response)
-            try:
-                data = b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-            return
-        status, headers = started
-        code, _, reason = status.partition(" ")
-        self.send_response(int(code), reason)
-        for key, value in headers:
-            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(key, value)
-        if int(code) not in (204, 304) and not 100 <= int(code) < 200:
-            self.send_header("Content-Length", str(len(data)))
-        if not self._keep_alive:
-            self.close_connection = True
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if environ["REQUEST_METHOD"] != "HEAD" and int(code) not in (204, 304):
-            self.wfile.write(data)
-        self.wfile.flush()
-        if self._body is not None:
-            self._body.exhaust()
 
 
 def self_signed_certificate() -> tuple[str, str]:
