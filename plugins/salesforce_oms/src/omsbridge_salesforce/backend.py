@@ -281,10 +281,27 @@ class SalesforceBackend(OrderBackend):
         if found is None:
             return None, None
         refs, account = found
-        graph = build_order_graph(transaction, refs, self.config, exchange_credit=exchange_credit)
-        graph = self._apply_hooks(transaction, graph)
-        graph.check_limits()
+        try:
+            graph = build_order_graph(
+                transaction, refs, self.config, exchange_credit=exchange_credit
+            )
+            if account.inline is not None:  # SKUs new to a fresh catalog index: created first
+                graph.nodes[0:0] = account.inline.nodes
+            graph = self._apply_hooks(transaction, graph)
+            graph.check_limits()
+        except InvalidTransaction as exc:
+            if account.inline is not None:
+                account.inline.abandon()
+                if exc.code == "GRAPH_TOO_LARGE":
+                    return None, None
+            raise
+        except BaseException:
+            if account.inline is not None:
+                account.inline.abandon()
+            raise
         if len(graph.nodes) + 1 > MAX_SUBREQUESTS:
+            if account.inline is not None:
+                account.inline.abandon()
             return None, None
         return graph, account
 
@@ -359,6 +376,7 @@ class SalesforceBackend(OrderBackend):
                 graph, account = self._account_query_graph(
                     transaction, exchange_credit=exchange_credit
                 )
+                inline = account.inline if account is not None else None
             if graph is None:
                 graph, inline = self._inline_graph(transaction, exchange_credit=exchange_credit)
             try:
@@ -387,6 +405,8 @@ class SalesforceBackend(OrderBackend):
                 if result.successful:
                     account.answered(rows)
                 elif not _duplicate_order(result):
+                    if inline is not None:
+                        inline.abandon()
                     # Nothing was written. The query found no account (the default account
                     # was deleted, or is a Person Account) or the sale itself failed: the
                     # usual lookups settle which, and the graph then says why.
