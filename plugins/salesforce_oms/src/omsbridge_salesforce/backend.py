@@ -379,13 +379,24 @@ class SalesforceBackend(OrderBackend):
                 inline = account.inline if account is not None else None
             if graph is None:
                 graph, inline = self._inline_graph(transaction, exchange_credit=exchange_credit)
+            # SKUs created because a fresh catalog index lacks them: queries after the nodes
+            # (same request, when it has room) tell whether the merchant made one meanwhile.
+            check = (
+                self.lookups.duplicate_check(inline.new_skus)
+                if inline is not None and inline.new_skus
+                else {}
+            )
+            before = {ACCOUNT_QUERY_REF: account.soql} if account is not None else {}
+            if len(before) + len(graph.nodes) + len(check) > MAX_SUBREQUESTS:
+                check = {}
+            rows: dict[str, list[dict[str, Any]]] = {}
             try:
-                if account is not None:
-                    result, rows = self.client.graph_after_query(
+                if before or check:
+                    result, rows = self.client.graph_as_composite(
                         graph.graph_id,
                         graph.nodes,
-                        query_ref=ACCOUNT_QUERY_REF,
-                        soql=account.soql,
+                        before=before,
+                        after=check,
                         context=f"post {txn_id}",
                     )
                 else:
@@ -403,7 +414,7 @@ class SalesforceBackend(OrderBackend):
                 raise
             if account is not None:
                 if result.successful:
-                    account.answered(rows)
+                    account.answered(rows[ACCOUNT_QUERY_REF])
                 elif not _duplicate_order(result):
                     if inline is not None:
                         inline.abandon()
@@ -415,6 +426,8 @@ class SalesforceBackend(OrderBackend):
             if inline is not None:
                 if result.successful:
                     inline.done({r: str(n.id) for r, n in result.nodes.items() if n.id})
+                    if check:  # after done(): what it finds overrides what done() cached
+                        self.lookups.checked(inline.new_skus, rows)
                 else:
                     inline.abandon()
             if result.successful:

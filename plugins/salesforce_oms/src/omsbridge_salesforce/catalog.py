@@ -127,7 +127,8 @@ class CatalogIndex:
 
     def remember(self, sku: str, product: str, entries: Mapping[str, str]) -> None:
         """A product (and entries) the bridge itself just created: known until the next sync."""
-        self.products.setdefault(product, (sku, _now().strftime("%Y-%m-%dT%H:%M:%S.%f")))
+        created = _now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"  # Salesforce's shape
+        self.products.setdefault(product, (sku, created))
         self.entries.setdefault(product, {}).update(entries)
         self.by_sku.setdefault(sku, product)
 
@@ -251,6 +252,24 @@ class Catalog:
         index = self._index
         if index is not None:
             index.remember(sku, product, entries)
+
+    def learn(
+        self, products: Iterable[tuple[str, str, str]], entries: Mapping[str, Mapping[str, str]]
+    ) -> dict[str, str]:
+        """Products (id, SKU, CreatedDate) and their entries found outside a sync (a sale's
+        duplicate check); returns SKU -> the SKU's product now. Kept in memory: the next sync
+        saves what it finds."""
+        index = self._index
+        if index is None:
+            return {}
+        skus = set()
+        for product, sku, created in products:
+            index.products[product] = (sku, created)
+            index.entries.setdefault(product, {}).update(entries.get(product, {}))
+            skus.add(sku)
+        index.rebuild()
+        self._reported |= skus  # the next sync need not report them again
+        return {sku: index.by_sku[sku] for sku in skus if sku in index.by_sku}
 
     def _load_stored(self) -> CatalogIndex | None:
         if self._persisted is None:

@@ -27,7 +27,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -64,6 +64,15 @@ _MISSING = object()
 _MAX_NEW_SKUS = 120
 # Values per SOQL ``IN (...)`` list, so a query's URL stays well under Salesforce's limits.
 _IN_CHUNK = 200
+
+
+_CHECK_PRODUCTS = "dupprod"
+_CHECK_ENTRIES = "duppbe"
+
+
+def _created_skus(plan: _Plan) -> list[str]:
+    """SKUs whose product ``plan`` creates (a node reference, not a known id)."""
+    return sorted(sku for sku, (product, _) in plan.products.items() if product.startswith("@{"))
 
 
 def delivery_sku(method_name: str) -> str:
@@ -117,10 +126,19 @@ class Inline:
     lookups are held by this thread.
     """
 
-    def __init__(self, lookups: Lookups, plan: _Plan, nodes: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        lookups: Lookups,
+        plan: _Plan,
+        nodes: list[dict[str, Any]],
+        new_skus: Sequence[str] = (),
+    ) -> None:
         self._lookups: Lookups | None = lookups
         self._plan = plan
         self.nodes = nodes
+        self.new_skus = tuple(new_skus)
+        """SKUs these nodes create because a fresh catalog index does not hold them (the
+        merchant may have made one since the last sync: :meth:`Lookups.duplicate_check`)."""
 
     def done(self, ids: dict[str, str]) -> None:
         """The graph committed: cache the created records (``ids``: reference id -> record id)."""
@@ -436,9 +454,9 @@ class Lookups:
         self._create_missing(transactions)
         self._save()
 
-    def _look_up(self, transactions: Sequence[Transaction]) -> None:
+    def _look_up(self, transactions: Sequence[Transaction]) -> bool:
         """One lookup round for what ``transactions`` need: the SKUs from a fresh catalog index
-        when there is one (no query for them), everything else by query."""
+        when there is one (no query for them; returns True), everything else by query."""
         need = self._needs(transactions)
         index = self._usable_index(need)
         if index is None:
@@ -448,10 +466,60 @@ class Lookups:
             found = self._run_queries(self._queries(need))
             self._take_found(need, found)
             self._find_delivery_entries()
-            return
+            return False
         asked = attrs.evolve(need, skus={})
         self._take_found(asked, self._run_queries(self._queries(asked)))
         self._take_index(index, need.skus)
+        return True
+
+    def duplicate_check(self, skus: Sequence[str]) -> dict[str, str]:
+        """Queries (reference id -> SOQL) to send after the nodes creating ``skus`` in the same
+        ``/composite`` request: every product with those SKUs (the one just created among
+        them) and their entries in the two books. Answered by :meth:`checked`."""
+        return {
+            _CHECK_PRODUCTS: soql(
+                "SELECT Id, StockKeepingUnit, CreatedDate FROM Product2 "
+                "WHERE StockKeepingUnit IN {:in}",
+                sorted(skus),
+            ),
+            _CHECK_ENTRIES: soql(
+                "SELECT Id, Product2Id, Pricebook2Id FROM PricebookEntry "
+                "WHERE Product2.StockKeepingUnit IN {:in} "
+                "AND (Pricebook2.Name = {} OR Pricebook2.IsStandard = true)",
+                sorted(skus),
+                self.price_book_name,
+            ),
+        }
+
+    def checked(self, skus: Sequence[str], rows: Mapping[str, Sequence[dict[str, Any]]]) -> None:
+        """The answer of :meth:`duplicate_check` (the request committed): a SKU held by more
+        than one product was made by the merchant after the last sync. The index learns the
+        products and entries, and the SKU's product is the oldest (the merchant's) from the
+        next sale on; logged and counted (``duplicates``)."""
+        catalog = self.catalog
+        if catalog is None:
+            return
+        products = rows.get(_CHECK_PRODUCTS, [])
+        by_sku: dict[str, list[dict[str, Any]]] = {}
+        for row in products:
+            by_sku.setdefault(row.get("StockKeepingUnit") or "", []).append(row)
+        twins = sorted(sku for sku in skus if len(by_sku.get(sku, [])) > 1)
+        if not twins:
+            return
+        entries: dict[str, dict[str, str]] = {}
+        for entry in rows.get(_CHECK_ENTRIES, []):
+            entries.setdefault(entry["Product2Id"], {})[entry["Pricebook2Id"]] = entry["Id"]
+        chosen = catalog.learn(
+            [(r["Id"], sku, r.get("CreatedDate") or "") for sku in twins for r in by_sku[sku]],
+            entries,
+        )
+        catalog.stats["duplicates"] += len(twins)
+        log.warning(
+            "SKU(s) %s: the sale created a Product2 the merchant had made since the last catalog "
+            "sync; the merchant's (older) product is used from the next sale on",
+            ", ".join(twins),
+        )
+        self._prefer_catalog(chosen)
 
     def _usable_index(self, need: _Need) -> CatalogIndex | None:
         """The catalog index, when it can answer every SKU of ``need``: fresh, for the price
@@ -801,7 +869,7 @@ class Lookups:
                 self._lock.release()
                 return refs, None
             self._pending.clear()
-            self._look_up([transaction])
+            indexed = self._look_up([transaction])
             g = OrderGraph("lookups", self._config.api_version)
             plan = self._plan_missing([transaction], g, prefix=INLINE_PREFIX)
             if not g.nodes:
@@ -811,7 +879,8 @@ class Lookups:
                 assert refs is not None, "lookups left something unresolved"
                 self._lock.release()
                 return refs, None
-            return self._planned_refs(transaction, plan), Inline(self, plan, g.nodes)
+            new = _created_skus(plan) if indexed else ()
+            return self._planned_refs(transaction, plan), Inline(self, plan, g.nodes, new)
         except BaseException:
             self._found_entries.clear()
             self._lock.release()
@@ -857,7 +926,7 @@ class Lookups:
                 if attrs.evolve(self._needs([transaction]), emails=set()):
                     g = OrderGraph("lookups", self._config.api_version)
                     plan = self._plan_missing([transaction], g, prefix=INLINE_PREFIX)
-                    inline = Inline(self, plan, g.nodes)
+                    inline = Inline(self, plan, g.nodes, _created_skus(plan))
                     refs = self._planned_refs(transaction, plan, account=ACCOUNT_QUERY_REF_ID)
                 else:
                     self._save()

@@ -167,10 +167,15 @@ def test_a_stale_index_falls_back_to_the_lookup(
 
 
 def test_a_product_made_after_the_sync_is_a_duplicate_the_next_sync_resolves(
-    synced: SalesforceBackend, sf_sandbox: Any
+    synced: SalesforceBackend, sf_sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The window: the merchant creates the product after the sync, a sale sells it before
-    # the next one. The index says "new", so the sale creates a second product.
+    # the next one. The index says "new", so the sale creates a second product. Here the
+    # sale has no room for the duplicate check (a request holds 25 subrequests): the next
+    # sync finds it.
+    from omsbridge_salesforce import backend as backend_module
+
+    monkeypatch.setattr(backend_module, "MAX_SUBREQUESTS", 3)
     made = _merchant_product(synced, "M-5")
     calls, _ = _calls(sf_sandbox, lambda: synced.post(sale([line(1, "M-5")], txn_id="T-1")))
     assert calls == 1
@@ -386,3 +391,31 @@ def test_the_worker_task_syncs_merchants_that_opted_in(
             thread.join(5)
         assert catalog.stats["syncs"] == syncs + 1  # due once the interval passed
         assert not thread.is_alive()
+
+
+def test_the_sale_that_duplicates_a_sku_finds_it_in_its_own_answer(
+    synced: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    # Queries after the nodes, in the same /composite request, see the product just created
+    # beside the merchant's: no sync needed to correct it, no extra call.
+    made = _merchant_product(synced, "M-8")
+    catalog = synced.lookups.catalog
+    assert catalog is not None
+    calls, _ = _calls(sf_sandbox, lambda: synced.post(sale([line(1, "M-8")], txn_id="T-1")))
+    assert calls == 1 and len(_products(synced, "M-8")) == 2
+    assert catalog.stats["duplicates"] == 1
+    calls, posted = _calls(sf_sandbox, lambda: synced.post(sale([line(1, "M-8")], txn_id="T-2")))
+    assert calls == 1
+    assert _ordered_product(synced, posted.order_id) == made
+    assert catalog.sync().duplicates == ()  # already reported by the sale
+
+
+def test_a_new_sku_without_a_twin_is_not_reported(
+    synced: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    catalog = synced.lookups.catalog
+    assert catalog is not None
+    both = sale([line(1, "NEW-5")], txn_id="T-1", customer=customer("new5@example.com"))
+    calls, _ = _calls(sf_sandbox, lambda: synced.post(both))
+    assert calls == 1 and catalog.stats["duplicates"] == 0
+    assert catalog.sync().duplicates == ()
