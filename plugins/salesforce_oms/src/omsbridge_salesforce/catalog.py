@@ -96,6 +96,11 @@ class CatalogIndex:
     """Product2 id -> {Pricebook2 id: PricebookEntry id} (the two books only)."""
     marks: dict[str, str] = attrs.field(factory=dict)
     """Object -> the latest SystemModstamp seen (where the next refresh starts)."""
+    marked_at: dict[str, str] = attrs.field(factory=dict)
+    """Object -> when (this machine's clock) its mark was first seen."""
+    settled: dict[str, str] = attrs.field(factory=dict)
+    """Object -> a SystemModstamp up to which every row was read after it had surely committed
+    (a refresh ran at least the overlap after that mark was seen): not re-read again."""
     synced_at: datetime | None = None
     """When the last sync finished (this machine's clock)."""
     full_at: datetime | None = None
@@ -143,6 +148,8 @@ class CatalogIndex:
                 "products": self.products,
                 "entries": self.entries,
                 "marks": self.marks,
+                "marked_at": self.marked_at,
+                "settled": self.settled,
                 "synced_at": self.synced_at.isoformat() if self.synced_at else None,
                 "full_at": self.full_at.isoformat() if self.full_at else None,
             },
@@ -162,6 +169,8 @@ class CatalogIndex:
                 products={k: (v[0], v[1]) for k, v in data["products"].items()},
                 entries={k: dict(v) for k, v in data["entries"].items()},
                 marks=dict(data["marks"]),
+                marked_at=dict(data["marked_at"]),
+                settled=dict(data["settled"]),
                 synced_at=datetime.fromisoformat(data["synced_at"]) if data["synced_at"] else None,
                 full_at=datetime.fromisoformat(data["full_at"]) if data["full_at"] else None,
             )
@@ -308,6 +317,16 @@ class Catalog:
             index.products = dict(index.products)
             index.entries = {k: dict(v) for k, v in index.entries.items()}
             index.marks = dict(index.marks)
+            index.marked_at = dict(index.marked_at)
+            index.settled = dict(index.settled)
+        # A mark seen at least the overlap ago is settled by this refresh: every transaction
+        # stamped before it has committed by now, so this query reads all of them.
+        settling = {
+            sobject: mark
+            for sobject, mark in index.marks.items()
+            if (seen := _parse_local(index.marked_at.get(sobject))) is not None
+            and now - seen >= _OVERLAP
+        }
         queries = self._queries(index, full)
         calls = 1
         results = self._client.composite(
@@ -335,6 +354,8 @@ class Catalog:
                 next_url = page.next_url
         before = dict(index.by_sku)
         self._apply(index, rows)
+        if not full:
+            index.settled.update(settling)
         duplicates = index.rebuild()
         fresh_dupes = sorted(duplicates - self._reported)
         self._reported = duplicates
@@ -406,6 +427,9 @@ class Catalog:
         ):
             since = _stamp(index.marks.get(sobject))
             since = (since - _OVERLAP) if since else datetime(2000, 1, 1, tzinfo=UTC)
+            settled = _stamp(index.settled.get(sobject))
+            if settled is not None and settled > since:
+                since = settled
             queries[name] = (
                 "queryAll",
                 soql(
@@ -457,6 +481,14 @@ def _mark(index: CatalogIndex, sobject: str, row: Mapping[str, Any]) -> None:
     new = _stamp(stamp)
     if new is not None and (seen is None or new > seen):
         index.marks[sobject] = str(stamp)
+        index.marked_at[sobject] = _now().isoformat()
+
+
+def _parse_local(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def _newer(a: CatalogIndex, b: CatalogIndex) -> bool:

@@ -419,3 +419,26 @@ def test_a_new_sku_without_a_twin_is_not_reported(
     calls, _ = _calls(sf_sandbox, lambda: synced.post(both))
     assert calls == 1 and catalog.stats["duplicates"] == 0
     assert catalog.sync().duplicates == ()
+
+
+def test_a_refresh_re_reads_the_overlap_only_until_it_is_settled(
+    synced: SalesforceBackend, sf_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows stamped just before the last change are re-read (a transaction may commit after a
+    # later one) until a refresh runs the overlap after that change was seen; then not again.
+    for n in range(3):
+        _merchant_product(synced, f"M-O{n}")
+    sf_sandbox.sandbox.clock.advance(60)  # the org's clock: the last product a minute later
+    _merchant_product(synced, "M-LAST")
+    catalog = synced.lookups.catalog
+    assert catalog is not None
+    assert catalog.sync().changed >= 12  # 4 products, 8 entries
+    assert catalog.sync().changed >= 12  # within the overlap: re-read
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    monkeypatch.setattr(catalog_module, "_now", lambda: later)
+    assert catalog.sync().changed >= 12  # this one settles the mark
+    quiet = catalog.sync()
+    # Only the rows stamped in the mark's second (SOQL datetimes are to the second).
+    assert quiet.changed == 3 and quiet.calls == 1
+    index = catalog.fresh_index()
+    assert index is not None and {"M-O0", "M-O1", "M-O2"} <= set(index.by_sku)
