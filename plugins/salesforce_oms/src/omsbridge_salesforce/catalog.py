@@ -213,9 +213,11 @@ class Catalog:
         self.max_age: timedelta = config.catalog_max_age_delta
         self._index: CatalogIndex | None = None
         self._loaded_at: datetime | None = None
-        self._distrusted = False
+        self._distrusted_at: datetime | None = None
         self._reported: set[str] = set()
         self._lock = threading.Lock()  # one sync at a time
+        # Guards the index's dicts: a sale's thread adds to them while a sync copies them.
+        self._mutate = threading.Lock()
         self.on_duplicates: Callable[[dict[str, str]], None] | None = None
         """Told SKU -> chosen product when a sync finds SKUs held by several products."""
         self.stats: dict[str, int] = {
@@ -239,28 +241,33 @@ class Catalog:
         this process's copy is older: the worker may have synced); None otherwise."""
         now = _now()
         index = self._index
-        if self._distrusted:
-            return None
-        if index is not None and index.fresh(self.max_age, now):
+        if self._trusted(index, self.max_age, now):
             return index
         if self._loaded_at is None or now - self._loaded_at >= _RELOAD_PAUSE:
             self._loaded_at = now
             stored = self._load_stored()
             if stored is not None and (index is None or _newer(stored, index)):
                 self._index = index = stored
-        if index is not None and index.fresh(self.max_age, now):
-            return index
-        return None
+        return index if self._trusted(index, self.max_age, now) else None
+
+    def _trusted(self, index: CatalogIndex | None, age: timedelta, now: datetime) -> bool:
+        """Fresh within ``age``, and synced after the last :meth:`distrust`."""
+        if index is None or not index.fresh(age, now):
+            return False
+        since = self._distrusted_at
+        return since is None or (index.synced_at is not None and index.synced_at > since)
 
     def distrust(self) -> None:
-        """A cached id turned out deleted: do not use the index until the next sync."""
-        self._distrusted = True
+        """A cached id turned out deleted: do not use the index until a sync after now (this
+        process's or another's, read from the store)."""
+        self._distrusted_at = _now()
 
     def remember(self, sku: str, product: str, entries: Mapping[str, str]) -> None:
         """The bridge created ``product`` for ``sku`` (in a sale's graph)."""
         index = self._index
         if index is not None:
-            index.remember(sku, product, entries)
+            with self._mutate:
+                index.remember(sku, product, entries)
 
     def learn(
         self, products: Iterable[tuple[str, str, str]], entries: Mapping[str, Mapping[str, str]]
@@ -272,11 +279,12 @@ class Catalog:
         if index is None:
             return {}
         skus = set()
-        for product, sku, created in products:
-            index.products[product] = (sku, created)
-            index.entries.setdefault(product, {}).update(entries.get(product, {}))
-            skus.add(sku)
-        index.rebuild()
+        with self._mutate:
+            for product, sku, created in products:
+                index.products[product] = (sku, created)
+                index.entries.setdefault(product, {}).update(entries.get(product, {}))
+                skus.add(sku)
+            index.rebuild()
         self._reported |= skus  # the next sync need not report them again
         return {sku: index.by_sku[sku] for sku in skus if sku in index.by_sku}
 
@@ -291,11 +299,14 @@ class Catalog:
     def due(self) -> bool:
         """Whether a sync is due (no index, or the last sync is older than the interval, counting
         one another process saved in the store)."""
+        now = _now()
         index = self._index
-        stored = self._load_stored()
+        if self._trusted(index, self.interval, now):
+            return False
+        stored = self._load_stored()  # only now: the stored index can be large
         if stored is not None and (index is None or _newer(stored, index)):
             self._index = index = stored
-        return index is None or self._distrusted or not index.fresh(self.interval)
+        return not self._trusted(index, self.interval, now)
 
     def sync(self, *, full: bool = False) -> SyncReport:
         """Load (``full``, or no index, or the last full load older than a day) or refresh the
@@ -308,17 +319,21 @@ class Catalog:
                 raise
 
     def _sync(self, full: bool) -> SyncReport:
-        base = self._index or self._load_stored()
+        base = self._index
+        stored = self._load_stored()  # another worker may have synced since
+        if stored is not None and (base is None or _newer(stored, base)):
+            base = stored
         now = _now()
         if base is None or base.full_at is None or now - base.full_at > FULL_RELOAD_EVERY:
             full = True
         index = CatalogIndex() if full or base is None else attrs.evolve(base)
         if not full:
-            index.products = dict(index.products)
-            index.entries = {k: dict(v) for k, v in index.entries.items()}
-            index.marks = dict(index.marks)
-            index.marked_at = dict(index.marked_at)
-            index.settled = dict(index.settled)
+            with self._mutate:
+                index.products = dict(index.products)
+                index.entries = {k: dict(v) for k, v in index.entries.items()}
+                index.marks = dict(index.marks)
+                index.marked_at = dict(index.marked_at)
+                index.settled = dict(index.settled)
         # A mark seen at least the overlap ago is settled by this refresh: every transaction
         # stamped before it has committed by now, so this query reads all of them.
         settling = {
@@ -363,7 +378,6 @@ class Catalog:
         if full:
             index.full_at = index.synced_at
         self._index = index
-        self._distrusted = False
         if self._persisted is not None:
             self._persisted.put(_PERSIST_KEY, index.dumps(self._names()))
         self.stats["syncs"] += 1

@@ -442,3 +442,23 @@ def test_a_refresh_re_reads_the_overlap_only_until_it_is_settled(
     assert quiet.changed == 3 and quiet.calls == 1
     index = catalog.fresh_index()
     assert index is not None and {"M-O0", "M-O1", "M-O2"} <= set(index.by_sku)
+
+
+def test_a_sync_by_another_process_lifts_the_distrust(
+    synced: SalesforceBackend,
+    sf_sandbox: Any,
+    stored: tuple[Any, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog_module, "_RELOAD_PAUSE", timedelta(0))
+    catalog = synced.lookups.catalog
+    assert catalog is not None
+    synced.lookups.clear()
+    assert catalog.fresh_index() is None
+    worker = SalesforceBackend(config(sf_sandbox.url, catalog_sync="5m"), stored[1])
+    try:
+        assert worker.lookups.catalog is not None
+        worker.lookups.catalog.sync()  # the worker's process, saved in the shared store
+    finally:
+        worker.close()
+    assert catalog.fresh_index() is not None  # read from the store
