@@ -18,7 +18,11 @@ the first nodes of the sale's own graph (:meth:`Lookups.resolve_inline`, the sin
 path), or by one graph of its own for a whole batch (:meth:`Lookups.resolve_many`, the export
 job's path: one round for all their emails, SKUs and delivery methods). A customer email that
 is all a sale lacks costs no call of its own: :meth:`Lookups.account_query` gives the query the
-sale's own ``/composite`` request opens with (docs/salesforce.md, "Lookups").
+sale's own ``/composite`` request opens with (docs/salesforce.md, "Lookups"). With
+``catalog_sync`` and a fresh catalog index (:mod:`omsbridge_salesforce.catalog`) no SKU is
+queried: the index gives known SKUs' ids, and a SKU it lacks is new, created by the sale's own
+nodes; :meth:`Lookups.duplicate_check` tells, in the same request, whether the merchant made one
+since the last sync.
 """
 
 from __future__ import annotations
