@@ -63,6 +63,10 @@ _OVERLAP = timedelta(minutes=5)
 # A process whose index went stale re-reads the store at most this often (another process,
 # the worker, may have synced meanwhile).
 _RELOAD_PAUSE = timedelta(seconds=15)
+# The worker task looks for due merchants this often; after a failed sync it tries again
+# after min(interval, _RETRY), not at every tick.
+_TASK_TICK = timedelta(seconds=5)
+_RETRY = timedelta(seconds=60)
 
 
 def _now() -> datetime:
@@ -214,6 +218,7 @@ class Catalog:
         self._index: CatalogIndex | None = None
         self._loaded_at: datetime | None = None
         self._distrusted_at: datetime | None = None
+        self._failed_at: datetime | None = None
         self._reported: set[str] = set()
         self._lock = threading.Lock()  # one sync at a time
         # Guards the index's dicts: a sale's thread adds to them while a sync copies them.
@@ -303,6 +308,8 @@ class Catalog:
         index = self._index
         if self._trusted(index, self.interval, now):
             return False
+        if self._failed_at is not None and now - self._failed_at < min(self.interval, _RETRY):
+            return False  # the last attempt failed: not every tick against a failing org
         stored = self._load_stored()  # only now: the stored index can be large
         if stored is not None and (index is None or _newer(stored, index)):
             self._index = index = stored
@@ -316,6 +323,7 @@ class Catalog:
                 return self._sync(full)
             except BackendError:
                 self.stats["sync_failures"] += 1
+                self._failed_at = _now()
                 raise
 
     def _sync(self, full: bool) -> SyncReport:
@@ -551,6 +559,3 @@ def run_in_worker(worker: Any, stop: threading.Event) -> None:
         if merchant_ids:
             sync_due(worker.bridge, merchant_ids)
         stop.wait(_TASK_TICK.total_seconds())
-
-
-_TASK_TICK = timedelta(seconds=5)

@@ -1,4 +1,5 @@
-"""``omsbridge salesforce ...``: commands of the Salesforce plugin (``preflight``).
+"""``omsbridge salesforce ...``: commands of the Salesforce plugin (``preflight``,
+``catalog-sync``).
 
 Registered through ``omsbridge_register_commands``; they use core's ``--config/--merchant``
 options, error reporting and exit statuses (:mod:`omsbridge.cli._merchant`): 0 ready, 1 a
@@ -16,12 +17,12 @@ import click
 from omsbridge.cli._merchant import fail, merchant_options, open_merchant
 from omsbridge.cli._output import emit_json, json_option
 
-__all__ = ["preflight", "salesforce"]
+__all__ = ["catalog_sync", "preflight", "salesforce"]
 
 
 @click.group()
 def salesforce() -> None:
-    """Salesforce Order Management: org onboarding tools."""
+    """Salesforce Order Management: org onboarding and catalog tools."""
 
 
 @salesforce.command()

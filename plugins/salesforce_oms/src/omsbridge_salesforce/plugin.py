@@ -35,7 +35,8 @@ def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def omsbridge_register_commands(cli: click.Group) -> None:
-    """Add ``omsbridge salesforce`` (``preflight``: is an org ready for a merchant's settings?)."""
+    """Add ``omsbridge salesforce`` (``preflight``: is an org ready for a merchant's settings?;
+    ``catalog-sync``: sync a merchant's catalog index now)."""
     from omsbridge_salesforce.cli import salesforce
 
     cli.add_command(salesforce)

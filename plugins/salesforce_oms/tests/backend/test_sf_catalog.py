@@ -462,3 +462,34 @@ def test_a_sync_by_another_process_lifts_the_distrust(
     finally:
         worker.close()
     assert catalog.fresh_index() is not None  # read from the store
+
+
+def test_a_failed_sync_is_reported_and_retried_after_a_pause(
+    synced: SalesforceBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omsbridge import TransientBackendError
+
+    catalog = synced.lookups.catalog
+    assert catalog is not None
+
+    class _Bridge:
+        def for_merchant(self, merchant_id: str) -> Any:
+            class _Merchant:
+                backend = synced
+
+            return _Merchant()
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise TransientBackendError("Salesforce unavailable", backend="salesforce")
+
+    index = catalog.fresh_index()
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    monkeypatch.setattr(catalog_module, "_now", lambda: later)
+    monkeypatch.setattr(synced.client, "composite", down)
+    done = sync_due(_Bridge(), ["SHOPNOW"])
+    assert isinstance(done["SHOPNOW"], TransientBackendError)
+    assert catalog.stats["sync_failures"] == 1 and catalog._index is index  # unchanged
+    assert sync_due(_Bridge(), ["SHOPNOW"]) == {}  # not at every tick
+    much_later = later + timedelta(seconds=61)
+    monkeypatch.setattr(catalog_module, "_now", lambda: much_later)
+    assert catalog.due()
