@@ -450,8 +450,9 @@ class Catalog:
             since = _stamp(index.marks.get(sobject))
             since = (since - _OVERLAP) if since else datetime(2000, 1, 1, tzinfo=UTC)
             settled = _stamp(index.settled.get(sobject))
-            if settled is not None and settled > since:
-                since = settled
+            if settled is not None:
+                # Its whole second was read once committed (SOQL datetimes are to the second).
+                since = max(since, settled.replace(microsecond=0) + timedelta(seconds=1))
             queries[name] = (
                 "queryAll",
                 soql(

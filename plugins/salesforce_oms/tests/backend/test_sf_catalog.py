@@ -434,12 +434,14 @@ def test_a_refresh_re_reads_the_overlap_only_until_it_is_settled(
     assert catalog is not None
     assert catalog.sync().changed >= 12  # 4 products, 8 entries
     assert catalog.sync().changed >= 12  # within the overlap: re-read
-    later = datetime.now(UTC) + timedelta(minutes=6)
+    later = datetime.now(UTC) + timedelta(minutes=6)  # on both clocks
     monkeypatch.setattr(catalog_module, "_now", lambda: later)
+    sf_sandbox.sandbox.clock.advance(360)
     assert catalog.sync().changed >= 12  # this one settles the mark
     quiet = catalog.sync()
-    # Only the rows stamped in the mark's second (SOQL datetimes are to the second).
-    assert quiet.changed == 3 and quiet.calls == 1
+    assert quiet.changed == 0 and quiet.calls == 1  # nothing re-read once settled
+    _merchant_product(synced, "M-NEXT")  # a change after the settled second is read
+    assert catalog.sync().changed == 3
     index = catalog.fresh_index()
     assert index is not None and {"M-O0", "M-O1", "M-O2"} <= set(index.by_sku)
 
