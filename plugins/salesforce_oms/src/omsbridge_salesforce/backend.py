@@ -464,6 +464,10 @@ class SalesforceBackend(OrderBackend):
             ):
                 # Another writer created the same lookup record meanwhile: it is findable now.
                 log.info("lookup creation raced with another writer; looking up again")
+                if self.lookups.catalog is not None:
+                    # The index said it was missing: it is behind, so until its next sync
+                    # SKUs are looked up (else the retry would create the same record again).
+                    self.lookups.catalog.distrust()
                 retried, graph = True, None
                 continue
             raise error

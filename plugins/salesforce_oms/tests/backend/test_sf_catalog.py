@@ -495,3 +495,24 @@ def test_a_failed_sync_is_reported_and_retried_after_a_pause(
     much_later = later + timedelta(seconds=61)
     monkeypatch.setattr(catalog_module, "_now", lambda: much_later)
     assert catalog.due()
+
+
+def test_an_entry_the_merchant_added_after_the_sync_is_found_by_the_retry(
+    synced: SalesforceBackend, sf_sandbox: Any
+) -> None:
+    # The index says the merchant's product has no entry in the POS book; the merchant adds
+    # one before the next sync: creating it again fails (DUPLICATE_VALUE, one entry per
+    # product and book), and the retry looks the SKU up instead of trusting the index.
+    made = _merchant_product(synced, "M-10", entry=False)
+    catalog = synced.lookups.catalog
+    assert catalog is not None
+    catalog.sync()
+    synced.client.create("PricebookEntry", {"Pricebook2Id": synced.lookups._pricebook,
+                                            "Product2Id": made, "UnitPrice": 10,
+                                            "IsActive": True})  # fmt: skip
+    calls, posted = _calls(sf_sandbox, lambda: synced.post(sale([line(1, "M-10")], txn_id="T-1")))
+    assert calls == 3  # the failed request, the lookup, the graph
+    assert _ordered_product(synced, posted.order_id) == made
+    assert catalog.fresh_index() is None  # behind: distrusted until its next sync
+    catalog.sync()
+    assert catalog.fresh_index() is not None
