@@ -6,7 +6,9 @@ Run by ``nox -s bench``; figures only, never a pass/fail test. Prints:
    a) the single post (``backend.post``): the first sale of a brand-new merchant; a realistic
    mix (30 % of sales by a new customer email, 10 % of lines a new SKU, the rest from warm
    pools of 40 customers and 120 SKUs, 1-5 lines); the all-warm case (pools only); and the
-   first sale of a new process whose store holds the lookups of an earlier one;
+   first sale of a new process whose store holds the lookups of an earlier one; the same mix
+   with ``catalog_sync`` on (a merchant with ``--catalog`` products of its own, indexed first),
+   with the index's initial load and refreshes counted on rows of their own;
    b) the export path (``post_batch`` in batches of ``max_batch_size``, as the export job
    claims them): the first sales of a brand-new merchant, the same mix, all warm.
 2. omsbridge's own CPU per warm 5-line post (``time.process_time`` of this process: the sandbox
@@ -283,6 +285,108 @@ def _mix(url: str, usage: _Usage, sales: int, store_path: Path) -> None:
         f"  ({sum(1 for c in mixed if c > 1)} of the mix's {len(mixed)} sales paid more than one "
         "call: a SKU never seen costs one lookup query; a new customer email alone rides in "
         "the sale's own request)"
+    )
+
+
+def _merchant_catalog(usage: _Usage, backend: SalesforceBackend, size: int) -> None:
+    """``size`` products the merchant made itself (SKU ``C-SKU-n``), priced in the standard
+    book and the merchant's, created through sObject Collections (not counted)."""
+    standard = backend.lookups._standard
+    book = backend.lookups._pricebook
+    path = f"/services/data/{API}/composite/sobjects"
+
+    def create(records: list[dict[str, Any]]) -> list[str]:
+        ids = []
+        for start in range(0, len(records), 200):
+            answer = usage.http.post(
+                path, json={"allOrNone": True, "records": records[start : start + 200]}
+            ).json()
+            ids += [r["id"] for r in answer]
+        return ids
+
+    products = create(
+        [{"attributes": {"type": "Product2"}, "Name": f"Catalog {n}",
+          "StockKeepingUnit": f"C-SKU-{n:05d}", "IsActive": True} for n in range(size)]
+    )  # fmt: skip
+    for pricebook in (standard, book):
+        if isinstance(pricebook, str):
+            create(
+                [{"attributes": {"type": "PricebookEntry"}, "Pricebook2Id": pricebook,
+                  "Product2Id": p, "UnitPrice": 9.99, "IsActive": True} for p in products]
+            )  # fmt: skip
+
+
+def _mix_catalog(url: str, usage: _Usage, sales: int, store_path: Path, size: int) -> None:
+    """The single post with ``catalog_sync`` on: the merchant's catalog (``size`` products)
+    indexed first; the same mix; the index refreshed every quarter of the mix (the worker's
+    interval). The syncs' own calls are counted apart."""
+    store = SqliteStore(store_path)
+    context = MerchantContext("BENCHC", "en_US", "US", "USD")
+    context = attrs.evolve(context, cache=BackendCache(lambda: store, "BENCHC"))
+    config = attrs.evolve(_config(url), catalog_sync="5m")
+    backend = SalesforceBackend(config, context)
+    backend.client.auth.token()
+    catalog = backend.lookups.catalog
+    assert catalog is not None
+    emails = [f"cc{n}@example.com" for n in range(40)]
+    skus = [f"C-SKU-{n:05d}" for n in range(120)]
+    backend.post(_sale("CFIRST", ["C-SETUP"], emails[0]))  # the merchant's set-up (not counted)
+    from datetime import timedelta
+
+    from omsbridge_salesforce import catalog as catalog_module
+
+    # The bench plays the worker's interval on both clocks (the org's, the bridge's) instead
+    # of waiting for it.
+    shift = [timedelta(0)]
+    real_now = catalog_module._now
+    catalog_module._now = lambda: real_now() + shift[0]  # type: ignore[attr-defined]
+
+    def wait(seconds: int) -> None:
+        usage.http.post("/__sandbox__/clock", json={"advance": seconds}).raise_for_status()
+        shift[0] += timedelta(seconds=seconds)
+
+    _merchant_catalog(usage, backend, size)
+    load_calls, load = usage.calls(catalog.sync)
+    wait(3600)  # the sales start an hour after the catalog was imported and loaded
+    # The first refresh after the import re-reads it (the 5 min SystemModstamp overlap).
+    settle_calls, _ = usage.calls(catalog.sync)
+    for n in range(0, len(skus), 5):  # warm-up as in a), not counted
+        backend.post(_sale(f"CWU-{n}", skus[n : n + 5], emails[n % len(emails)]))
+    for n, email in enumerate(emails):
+        backend.post(_sale(f"CWC-{n}", [skus[n]], email))
+    counts: list[int] = []
+    refreshes: list[int] = []
+    txns = _sales_mix("CMIX", sales, 0.30, 0.10, emails, skus)
+    for n, txn in enumerate(txns):
+        if n and n % max(1, sales // 4) == 0:
+            wait(300)  # the worker's interval (5 min) passes between two refreshes
+            used, _ = usage.calls(catalog.sync)
+            refreshes.append(used)
+        calls, _ = usage.calls(lambda txn=txn: backend.post(txn))
+        counts.append(calls)
+    wait(300)
+    used, last = usage.calls(catalog.sync)
+    refreshes.append(used)
+    catalog_module._now = real_now  # type: ignore[attr-defined]
+    stats = dict(catalog.stats)
+    backend.close()
+    store.close()
+    print(f"  with catalog_sync (index of the merchant's {size} products + 2 entries each)")
+    _row(f"realistic mix ({sales} sales, same shape), index fresh", counts)
+    print(
+        f"  {'catalog: initial load (composite + nextRecordsUrl pages)':<56} {load_calls:>6}   "
+        f"calls for {load.products} products, {load.changed} rows"
+    )
+    print(
+        f"  {'catalog: first refresh after the import (re-reads it)':<56} {settle_calls:>6}   calls"
+    )
+    _row(f"catalog: refresh every {max(1, sales // 4)} sales (queryAll, SystemModstamp)", refreshes)
+    print(
+        f"  ({sum(1 for c in counts if c > 1)} of {len(counts)} sales paid more than one call; "
+        f"SKUs answered by the index {stats['index_hits']}, created as new "
+        f"{stats['index_new']}; duplicates found {stats['duplicates']}; the last refresh read "
+        f"{last.changed} rows; a refresh re-reads the rows stamped in the 5 minutes before the "
+        "last change it saw, once)"
     )
 
 
@@ -618,6 +722,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sales", type=int, default=200, help="sales in the mix and warm runs")
     parser.add_argument("--posts", type=int, default=100, help="posts for the CPU figure")
+    parser.add_argument(
+        "--catalog", type=int, default=5000, help="products of the merchant for catalog_sync"
+    )
     parser.add_argument("--cpu-only", action="store_true", help="only part 2 (CPU per post)")
     args = parser.parse_args()
     if args.cpu_only:
@@ -634,6 +741,7 @@ def main() -> None:
         usage = _Usage(url)
         with tempfile.TemporaryDirectory() as folder:
             _mix(url, usage, args.sales, Path(folder) / "store.db")
+            _mix_catalog(url, usage, args.sales, Path(folder) / "catalog.db", args.catalog)
         _mix_export(url, usage, args.sales)
         _cpu(url, args.posts)
         _operations(url, usage)

@@ -281,10 +281,27 @@ class SalesforceBackend(OrderBackend):
         if found is None:
             return None, None
         refs, account = found
-        graph = build_order_graph(transaction, refs, self.config, exchange_credit=exchange_credit)
-        graph = self._apply_hooks(transaction, graph)
-        graph.check_limits()
+        try:
+            graph = build_order_graph(
+                transaction, refs, self.config, exchange_credit=exchange_credit
+            )
+            if account.inline is not None:  # SKUs new to a fresh catalog index: created first
+                graph.nodes[0:0] = account.inline.nodes
+            graph = self._apply_hooks(transaction, graph)
+            graph.check_limits()
+        except InvalidTransaction as exc:
+            if account.inline is not None:
+                account.inline.abandon()
+                if exc.code == "GRAPH_TOO_LARGE":
+                    return None, None
+            raise
+        except BaseException:
+            if account.inline is not None:
+                account.inline.abandon()
+            raise
         if len(graph.nodes) + 1 > MAX_SUBREQUESTS:
+            if account.inline is not None:
+                account.inline.abandon()
             return None, None
         return graph, account
 
@@ -359,15 +376,27 @@ class SalesforceBackend(OrderBackend):
                 graph, account = self._account_query_graph(
                     transaction, exchange_credit=exchange_credit
                 )
+                inline = account.inline if account is not None else None
             if graph is None:
                 graph, inline = self._inline_graph(transaction, exchange_credit=exchange_credit)
+            # SKUs created because a fresh catalog index lacks them: queries after the nodes
+            # (same request, when it has room) tell whether the merchant made one meanwhile.
+            check = (
+                self.lookups.duplicate_check(inline.new_skus)
+                if inline is not None and inline.new_skus
+                else {}
+            )
+            before = {ACCOUNT_QUERY_REF: account.soql} if account is not None else {}
+            if len(before) + len(graph.nodes) + len(check) > MAX_SUBREQUESTS:
+                check = {}
+            rows: dict[str, list[dict[str, Any]]] = {}
             try:
-                if account is not None:
-                    result, rows = self.client.graph_after_query(
+                if before or check:
+                    result, rows = self.client.graph_as_composite(
                         graph.graph_id,
                         graph.nodes,
-                        query_ref=ACCOUNT_QUERY_REF,
-                        soql=account.soql,
+                        before=before,
+                        after=check,
                         context=f"post {txn_id}",
                     )
                 else:
@@ -385,8 +414,10 @@ class SalesforceBackend(OrderBackend):
                 raise
             if account is not None:
                 if result.successful:
-                    account.answered(rows)
+                    account.answered(rows[ACCOUNT_QUERY_REF])
                 elif not _duplicate_order(result):
+                    if inline is not None:
+                        inline.abandon()
                     # Nothing was written. The query found no account (the default account
                     # was deleted, or is a Person Account) or the sale itself failed: the
                     # usual lookups settle which, and the graph then says why.
@@ -395,6 +426,8 @@ class SalesforceBackend(OrderBackend):
             if inline is not None:
                 if result.successful:
                     inline.done({r: str(n.id) for r, n in result.nodes.items() if n.id})
+                    if check:  # after done(): what it finds overrides what done() cached
+                        self.lookups.checked(inline.new_skus, rows)
                 else:
                     inline.abandon()
             if result.successful:
@@ -431,6 +464,10 @@ class SalesforceBackend(OrderBackend):
             ):
                 # Another writer created the same lookup record meanwhile: it is findable now.
                 log.info("lookup creation raced with another writer; looking up again")
+                if self.lookups.catalog is not None:
+                    # The index said it was missing: it is behind, so until its next sync
+                    # SKUs are looked up (else the retry would create the same record again).
+                    self.lookups.catalog.distrust()
                 retried, graph = True, None
                 continue
             raise error

@@ -1,4 +1,5 @@
-"""``omsbridge salesforce ...``: commands of the Salesforce plugin (``preflight``).
+"""``omsbridge salesforce ...``: commands of the Salesforce plugin (``preflight``,
+``catalog-sync``).
 
 Registered through ``omsbridge_register_commands``; they use core's ``--config/--merchant``
 options, error reporting and exit statuses (:mod:`omsbridge.cli._merchant`): 0 ready, 1 a
@@ -16,12 +17,12 @@ import click
 from omsbridge.cli._merchant import fail, merchant_options, open_merchant
 from omsbridge.cli._output import emit_json, json_option
 
-__all__ = ["preflight", "salesforce"]
+__all__ = ["catalog_sync", "preflight", "salesforce"]
 
 
 @click.group()
 def salesforce() -> None:
-    """Salesforce Order Management: org onboarding tools."""
+    """Salesforce Order Management: org onboarding and catalog tools."""
 
 
 @salesforce.command()
@@ -72,3 +73,72 @@ def preflight(config_file: Path, merchant_id: str, as_json: bool) -> None:
         else:
             click.echo(f"\n{org} is ready for merchant {merchant_id} ({len(checks)} checks).")
     sys.exit(1 if failed else 0)
+
+
+@salesforce.command("catalog-sync")
+@merchant_options
+@click.option("--full", is_flag=True, help="Reload the whole catalog, not only what changed.")
+@json_option
+def catalog_sync(config_file: Path, merchant_id: str, full: bool, as_json: bool) -> None:
+    """Sync the merchant's catalog index now (needs catalog_sync in its settings).
+
+    Loads every Product2 with a StockKeepingUnit and its price-book entries into the bridge's
+    store, or (after a first load) reads what changed since the last sync. Prints the API
+    calls it took. Exit 0 when synced, 1 when the merchant has no catalog_sync, 75 when
+    Salesforce could not be reached (try again).
+
+    \b
+    Example:
+      omsbridge salesforce catalog-sync --config omsbridge.toml --merchant SHOPNOW
+    """
+    from omsbridge_salesforce.backend import SalesforceBackend
+
+    with open_merchant(config_file, merchant_id, as_json) as merchant:
+        backend = merchant.backend
+        if not isinstance(backend, SalesforceBackend):
+            fail(
+                as_json,
+                "ConfigError",
+                None,
+                f"merchant {merchant_id} uses backend {backend.name!r}, not 'salesforce'",
+                [(f"merchants.{merchant_id}.backend", "must be 'salesforce' for this command")],
+            )
+            return
+        catalog = backend.lookups.catalog
+        if catalog is None:
+            fail(
+                as_json,
+                "ConfigError",
+                None,
+                f"merchant {merchant_id} keeps no catalog index",
+                [
+                    (
+                        f"merchants.{merchant_id}.salesforce.catalog_sync",
+                        'set a refresh interval such as "5m" to keep one',
+                    )
+                ],
+            )
+            return
+        report = catalog.sync(full=full)
+    if as_json:
+        emit_json(
+            {
+                "merchant_id": merchant_id,
+                "full": report.full,
+                "api_calls": report.calls,
+                "rows_read": report.changed,
+                "products": report.products,
+                "duplicate_skus": list(report.duplicates),
+            }
+        )
+    else:
+        click.echo(
+            f"catalog of {merchant_id} {'loaded' if report.full else 'refreshed'}: "
+            f"{report.changed} row(s) read in {report.calls} API call(s); "
+            f"{report.products} product(s) with a SKU indexed"
+        )
+        if report.duplicates:
+            click.echo(
+                f"SKU(s) held by more than one Product2 (the oldest is used): "
+                f"{', '.join(report.duplicates)}"
+            )

@@ -513,18 +513,43 @@ class SalesforceClient:
         commit or roll back together, as a graph does) and in order (``collateSubrequests:
         false``). At most 24 nodes. Returns the nodes' results as a :class:`GraphResult` (the
         query's among them) and the query's first page of records (empty when it failed)."""
-        query = {
-            "method": "GET",
-            "url": self.data_path("/query", query=True) + "?q=" + url_quote(soql, safe=""),
-            "referenceId": query_ref,
-        }
-        results = self.composite([query, *nodes], all_or_none=True, in_order=True, context=context)
-        found = results.get(query_ref)
-        rows = (
-            list(found.body.get("records") or [])
-            if found is not None and found.ok and isinstance(found.body, dict)
-            else []
+        result, rows = self.graph_as_composite(
+            graph_id, nodes, before={query_ref: soql}, context=context
         )
+        return result, rows[query_ref]
+
+    def graph_as_composite(
+        self,
+        graph_id: str,
+        nodes: Sequence[Mapping[str, Any]],
+        *,
+        before: Mapping[str, str] | None = None,
+        after: Mapping[str, str] | None = None,
+        context: str,
+    ) -> tuple[GraphResult, dict[str, list[dict[str, Any]]]]:
+        """One graph's nodes sent as ONE ``/composite`` request (``allOrNone``, in order), with
+        queries (reference id -> SOQL) run ``before`` them (the nodes may refer to their
+        answers) and ``after`` them (they see what the nodes wrote). At most 25 subrequests in
+        all. Returns the results as a :class:`GraphResult` and each query's first page of
+        records (empty when it failed)."""
+        queries = {**(before or {}), **(after or {})}
+
+        def query(ref: str) -> dict[str, Any]:
+            soql = queries[ref]
+            url = self.data_path("/query", query=True) + "?q=" + url_quote(soql, safe="")
+            return {"method": "GET", "url": url, "referenceId": ref}
+
+        subrequests = [query(r) for r in before or {}]
+        subrequests += [*nodes, *(query(r) for r in after or {})]
+        results = self.composite(subrequests, all_or_none=True, in_order=True, context=context)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for ref in queries:
+            found = results.get(ref)
+            rows[ref] = (
+                list(found.body.get("records") or [])
+                if found is not None and found.ok and isinstance(found.body, dict)
+                else []
+            )
         successful = bool(results) and all(r.ok for r in results.values())
         return GraphResult(graph_id, successful, results), rows
 

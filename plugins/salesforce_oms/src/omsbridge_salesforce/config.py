@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -62,6 +63,11 @@ _MIN_API = 50  # composite graph exists from v50.0
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
 _METHOD_KEY = re.compile(r"^([A-Z_]+)-([A-Z][A-Z0-9_]{0,39})$")
 _NAME_FIELDS = frozenset({"merchant_id", "locale", "region"})
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MIN_SYNC = timedelta(seconds=30)
+_MAX_SYNC = timedelta(hours=24)
+_MAX_AGE = timedelta(days=7)
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 PUBSUB_ENDPOINT = "api.pubsub.salesforce.com:443"
 """Salesforce's Pub/Sub API endpoint."""
@@ -262,6 +268,16 @@ class SalesforceConfig:
     reconnected (Pub/Sub sends a keepalive about every 270 s, CometD answers a long poll every
     110 s)."""
 
+    catalog_sync: str | None = None
+    """Keep an index of the merchant's catalog (Product2 SKUs and their price-book entries) in
+    the bridge's store, refreshed this often by ``omsbridge worker`` (or ``omsbridge salesforce
+    catalog-sync``): a duration such as ``"5m"``, ``"90s"``, ``"1h"`` (30 s to 24 h). With a
+    fresh index a sale with a SKU never seen costs no lookup call (docs/salesforce.md, "Catalog
+    sync"). Unset: no index, SKUs are looked up."""
+    catalog_max_age: str | None = None
+    """How old the index may be for sales to trust it (a duration, at least ``catalog_sync``);
+    older, SKUs are looked up as without it. Unset: three times ``catalog_sync``."""
+
     _SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
         "password", "security_token", "client_secret", "private_key",
     )  # fmt: skip
@@ -312,6 +328,7 @@ class SalesforceConfig:
         if self.return_window_days is not None and not 1 <= self.return_window_days <= 3650:
             check.add("return_window_days", f"must be 1-3650, got {self.return_window_days}")
         self._check_events(check)
+        self._check_catalog(check)
         for name in ("connect_timeout", "read_timeout"):
             value = getattr(self, name)
             if (
@@ -511,7 +528,46 @@ class SalesforceConfig:
         for key, value in self.change_reasons.items():
             check.text(value, f"change_reasons.{key}")
 
+    def _check_catalog(self, check: _Problems) -> None:
+        interval = _duration(self.catalog_sync)
+        if self.catalog_sync is not None and (
+            interval is None or not _MIN_SYNC <= interval <= _MAX_SYNC
+        ):
+            check.add(
+                "catalog_sync",
+                f'must be a duration from 30s to 24h such as "5m", got {self.catalog_sync!r}',
+            )
+        if self.catalog_max_age is None:
+            return
+        if self.catalog_sync is None:
+            check.add("catalog_max_age", "needs catalog_sync (the index it limits)")
+            return
+        max_age = _duration(self.catalog_max_age)
+        if max_age is None or max_age > _MAX_AGE:
+            check.add(
+                "catalog_max_age",
+                f'must be a duration up to 7d such as "15m", got {self.catalog_max_age!r}',
+            )
+        elif interval is not None and max_age < interval:
+            check.add(
+                "catalog_max_age",
+                f"must be at least catalog_sync ({self.catalog_sync}), got {self.catalog_max_age}",
+            )
+
     # -- derived values ------------------------------------------------------------------------
+
+    @property
+    def catalog_interval(self) -> timedelta | None:
+        """How often the catalog index is refreshed; None without a catalog sync."""
+        return _duration(self.catalog_sync)
+
+    @property
+    def catalog_max_age_delta(self) -> timedelta | None:
+        """How old the catalog index may be for sales to trust it; None without a sync."""
+        interval = self.catalog_interval
+        if interval is None:
+            return None
+        return _duration(self.catalog_max_age) or interval * 3
 
     @property
     def effective_query_api_version(self) -> str:
@@ -554,6 +610,14 @@ class SalesforceConfig:
         parts = {"merchant_id": merchant_id, "locale": locale or "", "region": region or ""}
         name = template.format(**parts)
         return re.sub(r"-{2,}", "-", name).strip("-")
+
+
+def _duration(value: Any) -> timedelta | None:
+    """``"90s"``, ``"5m"``, ``"2h"``, ``"1d"`` as a timedelta; None if not such a string."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _is_rsa_pem(text: str) -> bool:

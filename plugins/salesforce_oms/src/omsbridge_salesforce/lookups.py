@@ -18,7 +18,11 @@ the first nodes of the sale's own graph (:meth:`Lookups.resolve_inline`, the sin
 path), or by one graph of its own for a whole batch (:meth:`Lookups.resolve_many`, the export
 job's path: one round for all their emails, SKUs and delivery methods). A customer email that
 is all a sale lacks costs no call of its own: :meth:`Lookups.account_query` gives the query the
-sale's own ``/composite`` request opens with (docs/salesforce.md, "Lookups").
+sale's own ``/composite`` request opens with (docs/salesforce.md, "Lookups"). With
+``catalog_sync`` and a fresh catalog index (:mod:`omsbridge_salesforce.catalog`) no SKU is
+queried: the index gives known SKUs' ids, and a SKU it lacks is new, created by the sale's own
+nodes; :meth:`Lookups.duplicate_check` tells, in the same request, whether the merchant made one
+since the last sync.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,6 +39,7 @@ from typing import Any
 import attrs
 
 from omsbridge import Conflict, MerchantContext, Rejected, Transaction
+from omsbridge_salesforce.catalog import Catalog, CatalogIndex
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.config import SalesforceConfig
 from omsbridge_salesforce.graph import DeliveryMethodRef, OrderGraph, OrderRefs, ProductRef
@@ -63,6 +68,15 @@ _MISSING = object()
 _MAX_NEW_SKUS = 120
 # Values per SOQL ``IN (...)`` list, so a query's URL stays well under Salesforce's limits.
 _IN_CHUNK = 200
+
+
+_CHECK_PRODUCTS = "dupprod"
+_CHECK_ENTRIES = "duppbe"
+
+
+def _created_skus(plan: _Plan) -> list[str]:
+    """SKUs whose product ``plan`` creates (a node reference, not a known id)."""
+    return sorted(sku for sku, (product, _) in plan.products.items() if product.startswith("@{"))
 
 
 def delivery_sku(method_name: str) -> str:
@@ -116,10 +130,19 @@ class Inline:
     lookups are held by this thread.
     """
 
-    def __init__(self, lookups: Lookups, plan: _Plan, nodes: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        lookups: Lookups,
+        plan: _Plan,
+        nodes: list[dict[str, Any]],
+        new_skus: Sequence[str] = (),
+    ) -> None:
         self._lookups: Lookups | None = lookups
         self._plan = plan
         self.nodes = nodes
+        self.new_skus = tuple(new_skus)
+        """SKUs these nodes create because a fresh catalog index does not hold them (the
+        merchant may have made one since the last sync: :meth:`Lookups.duplicate_check`)."""
 
     def done(self, ids: dict[str, str]) -> None:
         """The graph committed: cache the created records (``ids``: reference id -> record id)."""
@@ -143,10 +166,15 @@ class AccountQuery:
     """The account query of a sale sent as one ``/composite`` request (see
     :meth:`Lookups.account_query`)."""
 
-    def __init__(self, lookups: Lookups, email: str, soql: str) -> None:
+    def __init__(
+        self, lookups: Lookups, email: str, soql: str, inline: Inline | None = None
+    ) -> None:
         self._lookups = lookups
         self.email = email
         self.soql = soql
+        self.inline = inline
+        """Records to create at the start of the request (SKUs a fresh catalog index does not
+        hold); the caller ends it like any :class:`Inline`."""
 
     def answered(self, rows: Sequence[dict[str, Any]]) -> None:
         """The request committed: cache the account the query found for the email."""
@@ -184,12 +212,19 @@ class Lookups:
         self._found_entries: dict[str, dict[str, str]] = {}
         self._found_methods: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, tuple[str, str | None, str | None]] = {}
+        self.catalog: Catalog | None = None
+        """The merchant's catalog index (``catalog_sync``), None when not configured."""
+        if config.catalog_sync is not None:
+            self.catalog = Catalog(client, config, merchant, price_book_name=self.price_book_name)
+            self.catalog.on_duplicates = self._prefer_catalog
 
     def clear(self) -> None:
         """Forget everything (after Salesforce says a cached id no longer exists), here and in
         the store."""
         with self._lock:
             self._restored = True  # what the store holds is as stale: never read it back
+            if self.catalog is not None:
+                self.catalog.distrust()  # it may hold the deleted ids too: until its next sync
             if self._persisted is not None:
                 self._persisted.drop(_PERSIST_KEY)
             self._account = self._pricebook = self._channel = None
@@ -419,12 +454,129 @@ class Lookups:
 
     def _fill(self, transactions: Sequence[Transaction]) -> None:
         self._pending.clear()
-        need = self._needs(transactions)
-        found = self._run_queries(self._queries(need))
-        self._take_found(need, found)
-        self._find_delivery_entries()
+        self._look_up(transactions)
         self._create_missing(transactions)
         self._save()
+
+    def _look_up(self, transactions: Sequence[Transaction]) -> bool:
+        """One lookup round for what ``transactions`` need: the SKUs from a fresh catalog index
+        when there is one (no query for them; returns True), everything else by query."""
+        need = self._needs(transactions)
+        index = self._usable_index(need)
+        if index is None:
+            if self.catalog is not None and need.skus:
+                self.catalog.stats["stale_fallbacks"] += 1
+                log.info("no fresh catalog index for %d SKU(s): looking them up", len(need.skus))
+            found = self._run_queries(self._queries(need))
+            self._take_found(need, found)
+            self._find_delivery_entries()
+            return False
+        asked = attrs.evolve(need, skus={})
+        self._take_found(asked, self._run_queries(self._queries(asked)))
+        self._take_index(index, need.skus)
+        return True
+
+    def duplicate_check(self, skus: Sequence[str]) -> dict[str, str]:
+        """Queries (reference id -> SOQL) to send after the nodes creating ``skus`` in the same
+        ``/composite`` request: every product with those SKUs (the one just created among
+        them) and their entries in the two books. Answered by :meth:`checked`."""
+        return {
+            _CHECK_PRODUCTS: soql(
+                "SELECT Id, StockKeepingUnit, CreatedDate FROM Product2 "
+                "WHERE StockKeepingUnit IN {:in}",
+                sorted(skus),
+            ),
+            _CHECK_ENTRIES: soql(
+                "SELECT Id, Product2Id, Pricebook2Id FROM PricebookEntry "
+                "WHERE Product2.StockKeepingUnit IN {:in} "
+                "AND (Pricebook2.Name = {} OR Pricebook2.IsStandard = true)",
+                sorted(skus),
+                self.price_book_name,
+            ),
+        }
+
+    def checked(self, skus: Sequence[str], rows: Mapping[str, Sequence[dict[str, Any]]]) -> None:
+        """The answer of :meth:`duplicate_check` (the request committed): a SKU held by more
+        than one product was made by the merchant after the last sync. The index learns the
+        products and entries, and the SKU's product is the oldest (the merchant's) from the
+        next sale on; logged and counted (``duplicates``)."""
+        catalog = self.catalog
+        if catalog is None:
+            return
+        products = rows.get(_CHECK_PRODUCTS, [])
+        by_sku: dict[str, list[dict[str, Any]]] = {}
+        for row in products:
+            by_sku.setdefault(row.get("StockKeepingUnit") or "", []).append(row)
+        twins = sorted(sku for sku in skus if len(by_sku.get(sku, [])) > 1)
+        if not twins:
+            return
+        entries: dict[str, dict[str, str]] = {}
+        for entry in rows.get(_CHECK_ENTRIES, []):
+            entries.setdefault(entry["Product2Id"], {})[entry["Pricebook2Id"]] = entry["Id"]
+        chosen = catalog.learn(
+            [(r["Id"], sku, r.get("CreatedDate") or "") for sku in twins for r in by_sku[sku]],
+            entries,
+        )
+        catalog.stats["duplicates"] += len(twins)
+        log.warning(
+            "SKU(s) %s: the sale created a Product2 the merchant had made since the last catalog "
+            "sync; the merchant's (older) product is used from the next sale on",
+            ", ".join(twins),
+        )
+        self._prefer_catalog(chosen)
+
+    def _usable_index(self, need: _Need) -> CatalogIndex | None:
+        """The catalog index, when it can answer every SKU of ``need``: fresh, for the price
+        books the lookups hold, and nothing but SKUs and customer emails missing (a set-up
+        merchant; the other records are looked up as without an index)."""
+        catalog = self.catalog
+        if catalog is None or not need.skus:
+            return None
+        if (
+            need.account
+            or need.pricebook
+            or need.channel
+            or need.methods
+            or need.gateways
+            or self._standard is _MISSING
+        ):
+            return None
+        index = catalog.fresh_index()
+        if index is None or index.pricebook != self._pricebook or index.standard != self._standard:
+            return None
+        return index
+
+    def _take_index(self, index: CatalogIndex, skus: Iterable[str]) -> None:
+        """Take the SKUs' ids from the index as a lookup round would from its queries: known
+        products with an entry in the merchant's book are cached; the others (absent: new;
+        or lacking that entry) are left to the creation nodes."""
+        assert self.catalog is not None
+        self._found_products, self._found_entries = index.found(skus)
+        for sku in skus:
+            product = self._found_products.get(sku)
+            entry = self._found_entries.get(product or "", {}).get(self._pricebook or "")
+            if product is not None and entry:
+                self._products[sku] = ProductRef(product, entry)
+                self.catalog.stats["index_hits"] += 1
+            elif product is None:
+                self.catalog.stats["index_new"] += 1
+
+    def _prefer_catalog(self, chosen: dict[str, str]) -> None:
+        """A sync found SKUs held by several products: forget the cached ones that are not the
+        index's choice (the merchant's, older), so the next sale uses it."""
+        with self._lock:
+            dropped = [
+                sku
+                for sku, product in chosen.items()
+                if sku in self._products and self._products[sku].product_id != product
+            ]
+            for sku in dropped:
+                del self._products[sku]
+            if dropped:
+                log.warning(
+                    "SKU(s) %s: using the merchant's Product2 from now on", ", ".join(dropped)
+                )
+                self._save()
 
     def _run_queries(self, named: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
         """Named queries, 25 to a ``/composite`` call; chunked ``prodN``/``pbeN`` merged back."""
@@ -691,6 +843,8 @@ class Lookups:
             product_id, entry_id = real(product), real(entry)
             if product_id and entry_id:
                 self._products[sku] = ProductRef(product_id, entry_id)
+                if self.catalog is not None and self._pricebook:
+                    self.catalog.remember(sku, product_id, {self._pricebook: entry_id})
         for name, (method_id, product_id, entry_id) in plan.methods.items():
             self._methods[name] = DeliveryMethodRef(
                 real(method_id) or "", real(product_id), real(entry_id)
@@ -719,10 +873,7 @@ class Lookups:
                 self._lock.release()
                 return refs, None
             self._pending.clear()
-            need = self._needs([transaction])
-            found = self._run_queries(self._queries(need))
-            self._take_found(need, found)
-            self._find_delivery_entries()
+            indexed = self._look_up([transaction])
             g = OrderGraph("lookups", self._config.api_version)
             plan = self._plan_missing([transaction], g, prefix=INLINE_PREFIX)
             if not g.nodes:
@@ -732,7 +883,8 @@ class Lookups:
                 assert refs is not None, "lookups left something unresolved"
                 self._lock.release()
                 return refs, None
-            return self._planned_refs(transaction, plan), Inline(self, plan, g.nodes)
+            new = _created_skus(plan) if indexed else ()
+            return self._planned_refs(transaction, plan), Inline(self, plan, g.nodes, new)
         except BaseException:
             self._found_entries.clear()
             self._lock.release()
@@ -757,17 +909,40 @@ class Lookups:
         email = customer.email.lower() if customer and customer.email else None
         if email is None or email in self._emails:
             return None
-        with self._lock:
+        inline: Inline | None = None
+        self._lock.acquire()
+        try:
             if not self._restored:
                 self._restore()
             need = self._needs([transaction])
-            if need.emails != {email} or self._account is None:
-                return None
             others = attrs.evolve(need, emails=set())
-            if others:
+            index = None
+            if need.emails == {email} and self._account is not None and others:
+                index = self._usable_index(others)
+            if need.emails != {email} or self._account is None or (others and index is None):
+                self._lock.release()
                 return None
-            refs = self._cached_refs_with(transaction, account=ACCOUNT_QUERY_REF_ID)
+            if index is not None:
+                # With a fresh catalog index the SKUs need no query: known ones are cached now,
+                # new ones are created by the request's first nodes (the lock stays held).
+                self._pending.clear()
+                self._take_index(index, others.skus)
+                if attrs.evolve(self._needs([transaction]), emails=set()):
+                    g = OrderGraph("lookups", self._config.api_version)
+                    plan = self._plan_missing([transaction], g, prefix=INLINE_PREFIX)
+                    inline = Inline(self, plan, g.nodes, _created_skus(plan))
+                    refs = self._planned_refs(transaction, plan, account=ACCOUNT_QUERY_REF_ID)
+                else:
+                    self._save()
+            if inline is None:
+                refs = self._cached_refs_with(transaction, account=ACCOUNT_QUERY_REF_ID)
             default = self._account
+        except BaseException:
+            self._found_entries.clear()
+            self._lock.release()
+            raise
+        if inline is None:
+            self._lock.release()
         query = soql(
             "SELECT Id, PersonEmail FROM Account WHERE PersonEmail = {} "
             "OR (Id = {} AND IsPersonAccount = false) "
@@ -775,7 +950,7 @@ class Lookups:
             email,
             default,
         )
-        return refs, AccountQuery(self, email, query)
+        return refs, AccountQuery(self, email, query, inline)
 
     def _cached_refs_with(self, transaction: Transaction, *, account: str) -> OrderRefs:
         assert self._pricebook is not None
@@ -803,10 +978,12 @@ class Lookups:
             self._remember_email(email, row["Id"] if person else None)
             self._save()
 
-    def _planned_refs(self, transaction: Transaction, plan: _Plan) -> OrderRefs:
+    def _planned_refs(
+        self, transaction: Transaction, plan: _Plan, *, account: str | None = None
+    ) -> OrderRefs:
         customer = transaction.customer
         email = customer.email.lower() if customer and customer.email else None
-        account = (self._emails.get(email) if email else None) or plan.account
+        account = account or (self._emails.get(email) if email else None) or plan.account
         assert account is not None and plan.pricebook is not None
 
         def method(name: str) -> DeliveryMethodRef:

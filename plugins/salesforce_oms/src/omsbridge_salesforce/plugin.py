@@ -35,7 +35,17 @@ def omsbridge_contract_harnesses(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def omsbridge_register_commands(cli: click.Group) -> None:
-    """Add ``omsbridge salesforce`` (``preflight``: is an org ready for a merchant's settings?)."""
+    """Add ``omsbridge salesforce`` (``preflight``: is an org ready for a merchant's settings?;
+    ``catalog-sync``: sync a merchant's catalog index now)."""
     from omsbridge_salesforce.cli import salesforce
 
     cli.add_command(salesforce)
+
+
+@hookimpl
+def omsbridge_register_worker_tasks(register: Callable[[str, Callable[..., None]], None]) -> None:
+    """Have ``omsbridge worker`` keep the catalog index of merchants with ``catalog_sync``
+    fresh (a no-op loop when no merchant opted in)."""
+    from omsbridge_salesforce.catalog import run_in_worker
+
+    register("salesforce-catalog", run_in_worker)
