@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import multiprocessing.connection
+import os
 import random
 import resource
 import statistics
@@ -336,6 +337,24 @@ def _thread_cpu() -> dict[str, float]:
             continue
         family = thread.name.split("_")[0].split("-")[0].strip()
         found[family] = found.get(family, 0.0) + spent
+    # Threads Python did not start (gRPC core's own), by their OS name, where /proc tells.
+    known = {thread.native_id for thread in threading.enumerate()}
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return found
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in tasks:
+        if int(task.name) in known:
+            continue
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        family = "native:" + name.rstrip("0123456789_-")
+        found[family] = found.get(family, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return found
 
 
