@@ -74,7 +74,9 @@ _CUSTOM = pb.ReplayPreset.CUSTOM  # looked up once: the enum wrapper's getattr i
 
 def _stamp(moment: datetime) -> str:
     # isoformat: half the cost of strftime, the same text (YYYY-MM-DDTHH:MM:SS.mmmZ).
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
+    if moment.tzinfo is not UTC:  # events' times are UTC already: no copy per event
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def pubsub_checkpoint(replay_id: bytes, created: datetime | None) -> str:
