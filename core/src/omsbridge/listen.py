@@ -288,38 +288,48 @@ class Listener:
         stop = stop or self._stop
         checkpoint = self._resume_from()
         batch = self.merchant.events(checkpoint, wait=self.settings.wait if wait is None else wait)
-        self.last_poll_ok = time.monotonic()
-        if batch.events:
-            self.last_event_at = time.monotonic()
-        after = batch.checkpoint or (batch.events[-1].checkpoint if batch.events else None)
-        if not batch.events:
+        events = batch.events
+        self.last_poll_ok = now = time.monotonic()
+        if events:
+            self.last_event_at = now
+        after = batch.checkpoint or (events[-1].checkpoint if events else None)
+        if not events:
             if after is not None and after != checkpoint:
                 # Remember "now" on a first read, so a restart does not start from "now" again.
                 self._commit(after, ())
             return 0
         assert after is not None
-        if isinstance(self.handler, RecordingHandler):
-            return self._record(list(batch.events), after, stop)
-        merchant_id, channel = self.merchant.merchant_id, self.settings.channel
+        handler = self.handler
+        if isinstance(handler, RecordingHandler):
+            return self._record(list(events), after, stop)
+        merchant_id = self.merchant.merchant_id
         # Ids this listener handled lately count as seen even before their (deferred) commit
-        # reached the store; the store knows the rest.
+        # reached the store; the store knows the rest. One pass: this runs for every event.
         recent = self._recent
         news = self._news
-        unknown = [e.event_id for e in batch.events if e.event_id not in recent and not news(e)]
-        seen = self.store.seen_events(merchant_id, channel, unknown) if unknown else set()
-        seen.update(e.event_id for e in batch.events if e.event_id in recent)
+        seen: set[str] = set()
+        unknown: list[str] = []
+        for event in events:
+            event_id = event.event_id
+            if event_id in recent:
+                seen.add(event_id)
+            elif not news(event):
+                unknown.append(event_id)
+        if unknown:
+            seen.update(self.store.seen_events(merchant_id, self.settings.channel, unknown))
         fresh: list[Any] = []
-        for event in batch.events:
-            if event.event_id in seen:
-                self.log.debug("dropping duplicate event %s", event.event_id)
+        for event in events:
+            event_id = event.event_id
+            if event_id in seen:
+                self.log.debug("dropping duplicate event %s", event_id)
                 continue
-            seen.add(event.event_id)
+            seen.add(event_id)
             fresh.append(event)
         if fresh:
             if still_mine is not None and not still_mine():
                 raise LeaseLost(merchant_id)
-            handler = self.handler
-            self._retrying(fresh, stop, lambda: handler(self.merchant, fresh))
+            merchant = self.merchant
+            self._retrying(fresh, stop, lambda: handler(merchant, fresh))  # type: ignore[operator]
         for event in fresh:
             recent[event.event_id] = _event_time(event)
         while len(recent) > _RECENT_KEPT:
@@ -446,26 +456,28 @@ class _GroupCommit:
         self._busy = False
         self._deferred: list[tuple[EventCommit, Callable[[], None]]] = []
         self._deferred_since = 0.0
+        # Its own plain lock (a C call per event, not the Condition's Python-level enter).
+        self._deferred_lock = threading.Lock()
         self.transactions = 0
         """Store transactions run (for metrics and the benchmark)."""
 
     def defer(self, commit: EventCommit, on_lost: Callable[[], None]) -> None:
         """Queue a commit without an effect for the next :meth:`flush` (``on_lost``: called
         there if its lease is gone)."""
-        with self._cond:
+        with self._deferred_lock:
             if not self._deferred:
                 self._deferred_since = time.monotonic()
             self._deferred.append((commit, on_lost))
 
     def deferred_age(self) -> float | None:
         """Seconds the oldest deferred commit has waited (None: none waits)."""
-        with self._cond:
+        with self._deferred_lock:
             return time.monotonic() - self._deferred_since if self._deferred else None
 
     def flush(self) -> None:
         """Write every deferred commit in one transaction (in the order they came); if the
         store fails, they stay queued for the next flush."""
-        with self._cond:
+        with self._deferred_lock:
             taken, self._deferred = self._deferred, []
         if not taken:
             return
@@ -478,7 +490,7 @@ class _GroupCommit:
             logger.warning(
                 "storing %d checkpoint(s) failed; again shortly", len(taken), exc_info=True
             )
-            with self._cond:
+            with self._deferred_lock:
                 self._deferred[:0] = taken
                 self._deferred_since = time.monotonic()
             return
@@ -950,7 +962,6 @@ class ListenerPool:
         stop = self._stopping
         long_poll = not slot.watched and self._unwatched <= settings.threads
         key = slot.key
-        name = self.lease_name(*key)
 
         # Dropped meanwhile (lease lost or given back): never take the lease again here.
         def still_mine() -> bool:
@@ -962,7 +973,9 @@ class ListenerPool:
                 return True
             if time.monotonic() - self._held_since < settings.lease_seconds / 2:
                 return True
-            return self.store.acquire_lease(name, self.owner, settings.lease_seconds)
+            return self.store.acquire_lease(
+                self.lease_name(*key), self.owner, settings.lease_seconds
+            )
 
         try:
             if slot.watched:

@@ -5,9 +5,14 @@ merchant's listener. One server process serves N orgs (each its own sandbox even
 tenant, or a CometD endpoint under ``/org/<i>``) and publishes FOStatusChangedEvents at
 ``--rate`` events/s in all, each to one random org. The bench process runs only the listeners:
 the Salesforce backend's feeds (Pub/Sub: every subscription on one event loop; CometD: its
-long-poll thread per merchant) under a :class:`~omsbridge.listen.EventDrivenPool`, with durable
-SQLite checkpoints and EventUuid dedupe, and a handler that notes the time (the hook; the
-fulfillment-order fetch is left out so the listener is what is measured).
+long-poll thread per merchant) driven as ``omsbridge worker`` drives them: a leased
+:class:`~omsbridge.listen.ListenerPool` on a SQLite store with the worker's defaults
+(``PoolSettings()``: 8 threads, 15 s listener leases renewed every 5 s, checkpoints stored
+together every 0.25 s; ``ListenerSettings(wait=5.0)``), EventUuid dedupe, and a handler that
+notes the time (the hook; the fulfillment-order fetch is left out so the listener is what is
+measured). ``--pools worker local`` adds the lease-less :class:`~omsbridge.listen.
+EventDrivenPool` (one process owning every listener) as a second row. The worker also follows
+each merchant's payment-failure channel; the bench follows the fulfillment channel only.
 
 Measured in a worker's steady state: events later than a listener's start plus its clock margin
 are deduplicated from its memory, earlier ones also ask the store (``ListenerSettings.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import multiprocessing.connection
+import os
 import random
 import resource
 import statistics
@@ -37,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omsbridge.listen import EventDrivenPool, Listener, ListenerSettings
+from omsbridge.listen import EventDrivenPool, Listener, ListenerPool, ListenerSettings, PoolSettings
 from omsbridge.store.sqlite import SqliteStore
 
 FO_CHANNEL = "/event/FOStatusChangedEvent"
@@ -215,8 +221,43 @@ def _feed(transport: str, index: int, address: str) -> Any:
     )
 
 
+class _WorkerPool:
+    """The worker's listener pool (``omsbridge worker``: leased, on the store) on a thread."""
+
+    def __init__(self, listeners: list[Listener], store: SqliteStore, threads: int) -> None:
+        by_id = {listener.merchant.merchant_id: listener for listener in listeners}
+        self.pool = ListenerPool(
+            lambda merchant_id: by_id[merchant_id],
+            list(by_id),
+            store,
+            "bench-worker",
+            PoolSettings(threads=threads),
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self.pool.run, args=(self._stop,), name="listen pool", daemon=True
+        )
+
+    @property
+    def commit_transactions(self) -> int:
+        committer = self.pool.committer
+        return committer.transactions if committer is not None else 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def _run(
-    transport: str, merchants: int, rate: float, seconds: float, threads: int = 8
+    transport: str,
+    merchants: int,
+    rate: float,
+    seconds: float,
+    threads: int = 8,
+    pool_kind: str = "worker",
 ) -> dict[str, Any]:
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(child, merchants, transport))
@@ -225,9 +266,8 @@ def _run(
     hook = _Hook()
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "state.db")
-        settings = ListenerSettings(
-            wait=0.0, backoff_initial=0.2, backoff_max=2.0, clock_margin=_CLOCK_MARGIN
-        )
+        # The worker's listener settings (wait=5.0 ...) but for the clock margin (module doc).
+        settings = ListenerSettings(clock_margin=_CLOCK_MARGIN)
         listeners = [
             Listener(
                 _Merchant(f"M{i}", _feed(transport, i, address)),  # type: ignore[arg-type]
@@ -237,7 +277,11 @@ def _run(
             )
             for i in range(merchants)
         ]
-        pool = EventDrivenPool(listeners, workers=threads, sweep=30.0)
+        pool: EventDrivenPool | _WorkerPool = (
+            _WorkerPool(listeners, store, threads)
+            if pool_kind == "worker"
+            else EventDrivenPool(listeners, workers=threads, sweep=30.0)
+        )
         started = time.perf_counter()
         pool.start()
         # Every merchant subscribed (its first poll stored a checkpoint) before publishing.
@@ -267,6 +311,7 @@ def _run(
     got = sorted(hook.latencies)
     return {
         "transport": transport,
+        "pool": pool_kind,
         "merchants": merchants,
         "events": count,
         "handled": len(got),
@@ -292,6 +337,24 @@ def _thread_cpu() -> dict[str, float]:
             continue
         family = thread.name.split("_")[0].split("-")[0].strip()
         found[family] = found.get(family, 0.0) + spent
+    # Threads Python did not start (gRPC core's own), by their OS name, where /proc tells.
+    known = {thread.native_id for thread in threading.enumerate()}
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return found
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in tasks:
+        if int(task.name) in known:
+            continue
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        family = "native:" + name.rstrip("0123456789_-")
+        found[family] = found.get(family, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return found
 
 
@@ -313,37 +376,44 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=8, help="the pool's reading threads")
     parser.add_argument(
+        "--pools",
+        nargs="+",
+        choices=["worker", "local"],
+        default=["worker"],
+        help="worker: the leased ListenerPool of omsbridge worker; local: EventDrivenPool",
+    )
+    parser.add_argument(
         "--breakdown", action="store_true", help="also print CPU per event by thread"
     )
     args = parser.parse_args(argv)
     print(
-        f"{'transport':<9} {'merchants':>9} {'events':>7} {'handled':>7} {'p50 ms':>8} "
-        f"{'p95 ms':>8} {'CPU ms/event':>12} {'max RSS MB':>10}"
+        f"{'transport':<9} {'pool':<6} {'merchants':>9} {'events':>7} {'handled':>7} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'CPU ms/event':>12} {'max RSS MB':>10}"
     )
-    for merchants in args.merchants:
-        for transport in args.transports:
-            # Each run in a fresh process: threads, loop and RSS of one do not leak into the next.
-            ctx = multiprocessing.get_context("spawn")
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_child,
-                args=(child, transport, merchants, args.rate, args.seconds, args.threads),
-            )
-            proc.start()
-            r = parent.recv()
-            proc.join()
+    runs = [(m, t, p) for m in args.merchants for t in args.transports for p in args.pools]
+    for merchants, transport, pool_kind in runs:
+        # Each run in a fresh process: threads, loop and RSS of one do not leak into the next.
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=_child,
+            args=(child, transport, merchants, args.rate, args.seconds, args.threads, pool_kind),
+        )
+        proc.start()
+        r = parent.recv()
+        proc.join()
+        print(
+            f"{r['transport']:<9} {r['pool']:<6} {r['merchants']:>9} {r['events']:>7} "
+            f"{r['handled']:>7} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['cpu_ms_per_event']:>12.3f} "
+            f"{r['rss_mb']:>10.0f}",
+            flush=True,
+        )
+        if args.breakdown and r.get("threads") is not None:
             print(
-                f"{r['transport']:<9} {r['merchants']:>9} {r['events']:>7} {r['handled']:>7} "
-                f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['cpu_ms_per_event']:>12.3f} "
-                f"{r['rss_mb']:>10.0f}",
+                f"    CPU ms/event by thread: {r['threads']}; "
+                f"{r['commit_transactions']} commit transactions",
                 flush=True,
             )
-            if args.breakdown and r.get("threads") is not None:
-                print(
-                    f"    CPU ms/event by thread: {r['threads']}; "
-                    f"{r['commit_transactions']} commit transactions",
-                    flush=True,
-                )
 
 
 def _child(
@@ -353,13 +423,15 @@ def _child(
     rate: float,
     seconds: float,
     threads: int,
+    pool_kind: str,
 ) -> None:
     try:
-        conn.send(_run(transport, merchants, rate, seconds, threads))
+        conn.send(_run(transport, merchants, rate, seconds, threads, pool_kind))
     except BaseException as exc:
         conn.send(
             {
                 "transport": transport,
+                "pool": pool_kind,
                 "merchants": merchants,
                 "events": 0,
                 "handled": 0,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import selectors
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -18,6 +20,8 @@ import grpc
 __all__ = ["Hub", "shared_hub"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 _KEEPALIVE = [
     # HTTP/2 pings keep idle connections open through proxies and notice dead peers.
@@ -27,11 +31,31 @@ _KEEPALIVE = [
 ]
 
 
+class _HandOffSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """The loop's selector, running the hand-offs queued by :meth:`Hub.before_wait` right
+    before the loop blocks for I/O."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[Callable[[], None]] = []
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        if self.queued:
+            calls, self.queued = self.queued, []
+            for call in calls:
+                try:
+                    call()
+                except Exception:
+                    logger.exception("a Pub/Sub hand-off failed")
+        return super().select(timeout)  # type: ignore[no-any-return]
+
+
 class Hub:
     """An event loop thread and the gRPC channels opened on it."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self._selector = _HandOffSelector()
+        self.loop = asyncio.SelectorEventLoop(self._selector)
         # Token requests are blocking HTTP: a small pool of their own, whatever the merchants.
         self.loop.set_default_executor(
             concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pubsub-token")
@@ -48,6 +72,12 @@ class Hub:
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the hub's loop (from any thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def before_wait(self, call: Callable[[], None]) -> None:
+        """Run ``call`` (queued from the hub's thread only) when the loop is next about to wait
+        for I/O: a thread it wakes finds the GIL free at once (the loop is leaving it) instead
+        of waking to wait for it, and the events of one turn of the loop wake it once."""
+        self._selector.queued.append(call)
 
     def channel(
         self, address: str, tls: bool, root_certificates: bytes | None = None

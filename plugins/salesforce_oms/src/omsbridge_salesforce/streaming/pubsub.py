@@ -74,7 +74,9 @@ _CUSTOM = pb.ReplayPreset.CUSTOM  # looked up once: the enum wrapper's getattr i
 
 def _stamp(moment: datetime) -> str:
     # isoformat: half the cost of strftime, the same text (YYYY-MM-DDTHH:MM:SS.mmmZ).
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
+    if moment.tzinfo is not UTC:  # events' times are UTC already: no copy per event
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def pubsub_checkpoint(replay_id: bytes, created: datetime | None) -> str:
@@ -109,6 +111,18 @@ class _Item(NamedTuple):
     replay_id: bytes
     record: dict[str, Any] | None
     event_id: str = ""
+
+
+class _Resume:
+    """Where a subscription resumes: the last replay id received (and the preset to use)."""
+
+    __slots__ = ("position", "preset", "received")
+
+    def __init__(self, preset: int, position: bytes) -> None:
+        self.preset = preset
+        self.position = position
+        self.received = False
+        """Events came since the caller last looked (its failure count starts over)."""
 
 
 class _Corrupted(Exception):
@@ -158,10 +172,16 @@ class PubSubFeed:
         self.metrics = FeedMetrics()
         self.catch_ups = 0
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
+        # The queue's lock, taken directly (a C call) on the per-event paths; the condition
+        # on it is notified only when a reader waits (``_waiting``): a pool reads with wait=0.
+        self._qlock = threading.Lock()
+        self._cond = threading.Condition(self._qlock)
+        self._waiting = 0
         self._queue: deque[_Item] = deque()
         self._failure: BaseException | None = None
         self._task: Any = None
+        self._task_done = True
+        self._told = False  # a call of on_ready is queued on the hub (touched there only)
         self._generation = 0
         self._established = threading.Event()
         self._handed: str | None = None
@@ -173,7 +193,8 @@ class PubSubFeed:
     @property
     def open(self) -> bool:
         """Whether a subscription is running."""
-        return self._task is not None and not self._task.done()
+        # Not Future.done() (a lock round per read): a done-callback sets the flag.
+        return self._task is not None and not self._task_done
 
     def events(self, checkpoint: str | None, wait: float) -> EventBatch:
         """Events after ``checkpoint``, waiting up to ``wait`` seconds for the first one."""
@@ -192,16 +213,26 @@ class PubSubFeed:
             return self._batch(items)
 
     def _take(self, wait: float, limit: int = 500) -> list[_Item]:
-        deadline = time.monotonic() + wait
-        with self._cond:
-            while not self._queue and self._failure is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+        with self._qlock:
+            queue = self._queue
+            if not queue and self._failure is None:
+                if wait <= 0:
                     return []
-                self._cond.wait(remaining)
-            items: list[_Item] = []
-            while self._queue and len(items) < limit:
-                items.append(self._queue.popleft())
+                deadline = time.monotonic() + wait
+                self._waiting += 1
+                try:
+                    while not queue and self._failure is None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return []
+                        self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
+            if len(queue) <= limit:
+                items = list(queue)
+                queue.clear()
+            else:
+                items = [queue.popleft() for _ in range(limit)]
             if not items and self._failure is not None:
                 failure, self._failure = self._failure, None
                 self._stop_subscription()
@@ -317,7 +348,13 @@ class PubSubFeed:
             self._queue.clear()
             self._failure = None
         self._generation += 1
+        self._task_done = False
         self._task = self._hub.submit(self._run(self._generation, preset, replay_id))
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: Any) -> None:
+        if task is self._task:
+            self._task_done = True
 
     def _stop_subscription(self) -> None:
         task, self._task = self._task, None
@@ -336,15 +373,17 @@ class PubSubFeed:
 
     async def _run(self, generation: int, preset: int, replay_id: bytes) -> None:
         failures = 0
-        position = replay_id
+        resume = _Resume(preset, replay_id)
         token: Token | None = None
         while generation == self._generation:
             try:
                 token = await asyncio.get_running_loop().run_in_executor(None, self._auth.token)
-                async for replay, received in self._subscribe(token, preset, position):
-                    position, preset = replay, _CUSTOM
-                    if received:
+                try:
+                    await self._subscribe(token, resume)
+                finally:
+                    if resume.received:  # events came: the errors before do not count
                         failures = 0
+                        resume.received = False
                 # The stream ended (server closed it, or the stall watchdog): resubscribe.
                 await asyncio.sleep(0.1)
             except asyncio.CancelledError:
@@ -398,10 +437,9 @@ class PubSubFeed:
             if generation == self._generation:
                 self.metrics.reconnects += 1
 
-    async def _subscribe(
-        self, token: Token, preset: int, position: bytes
-    ) -> AsyncIterator[tuple[bytes, bool]]:
-        """One Subscribe call; yields (replay id to resume from, whether it was an event)."""
+    async def _subscribe(self, token: Token, resume: _Resume) -> None:
+        """One Subscribe call, until the stream ends; ``resume`` follows what was received (a
+        plain coroutine, not a generator yielding per response: one step less per event)."""
         metadata = (
             ("accesstoken", token.access_token),
             ("instanceurl", token.instance_url),
@@ -412,8 +450,8 @@ class PubSubFeed:
         requests.put_nowait(
             pb.FetchRequest(
                 topic_name=self.topic,
-                replay_preset=preset,
-                replay_id=position,
+                replay_preset=resume.preset,
+                replay_id=resume.position,
                 num_requested=self._batch_size,
             )
         )
@@ -431,24 +469,30 @@ class PubSubFeed:
             if not call.done():
                 self._connected()
             watchdog = asyncio.ensure_future(self._watch_stall(call))
+            # Per event: locals, not attribute lookups (the hub's loop carries every merchant).
+            metrics, read, put, eof = self.metrics, call.read, self._put, grpc.aio.EOF
+            established = self._established.is_set()
+            low_water = self._batch_size // 2
             while True:
                 # No wait_for per read (a task and a timer per event): the watchdog cancels a
                 # call that stayed silent past stall_timeout.
                 try:
-                    response = await call.read()
+                    response = await read()
                 except asyncio.CancelledError:
                     if watchdog.done() and not watchdog.cancelled() and watchdog.result():
                         return  # the watchdog ended a silent call: reconnect
                     raise
-                if response is grpc.aio.EOF:
+                if response is eof:
                     return
-                if not self._established.is_set():
+                if not established:
                     self._connected()
+                    established = True
                 now = time.monotonic()
-                self.metrics.last_activity = now
-                if response.events:
+                metrics.last_activity = now
+                received = response.events
+                if received:
                     items = []
-                    for consumer in response.events:
+                    for consumer in received:
                         event = consumer.event
                         schema_id = event.schema_id
                         schema = _SCHEMAS.get(schema_id)
@@ -462,15 +506,16 @@ class PubSubFeed:
                                 event.id,
                             )
                         )
-                    self.metrics.events += len(items)
-                    self.metrics.last_event = now
-                    self._put(items)
-                    yield items[-1].replay_id, True
+                    metrics.events += len(items)
+                    metrics.last_event = now
+                    put(items)
+                    resume.position, resume.preset = items[-1].replay_id, _CUSTOM
+                    resume.received = True
                 elif response.latest_replay_id:
-                    self.metrics.keepalives += 1
-                    self._put([_Item(response.latest_replay_id, None)])
-                    yield response.latest_replay_id, False
-                if response.pending_num_requested <= self._batch_size // 2:
+                    metrics.keepalives += 1
+                    put([_Item(response.latest_replay_id, None)])
+                    resume.position, resume.preset = response.latest_replay_id, _CUSTOM
+                if response.pending_num_requested <= low_water:
                     await self._backpressure()
                     requests.put_nowait(
                         pb.FetchRequest(
@@ -521,11 +566,24 @@ class PubSubFeed:
         return schema
 
     def _put(self, items: list[_Item]) -> None:
-        with self._cond:
+        with self._qlock:
             self._queue.extend(items)
-            self._cond.notify_all()
-        if self.on_ready is not None:
-            self.on_ready()
+            if self._waiting:
+                self._cond.notify_all()
+        self._ready()
+
+    def _ready(self) -> None:
+        # Called on the hub's loop: the reader is told once per turn of the loop, when the
+        # loop is about to wait (see Hub.before_wait), not once per event.
+        if self.on_ready is not None and not self._told:
+            self._told = True
+            self._hub.before_wait(self._tell)
+
+    def _tell(self) -> None:
+        self._told = False
+        on_ready = self.on_ready
+        if on_ready is not None:
+            on_ready()
 
     def _fail(self, error: BaseException) -> None:
         self.metrics.connected = False
@@ -533,8 +591,7 @@ class PubSubFeed:
             self._failure = error
             self._cond.notify_all()
         self._established.set()
-        if self.on_ready is not None:
-            self.on_ready()
+        self._ready()
 
 
 _read = fastavro.schemaless_reader
