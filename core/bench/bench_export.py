@@ -213,10 +213,12 @@ def export_scenario(
         )
         started = time.perf_counter()
         cpu_started = time.process_time()
+        times_started = os.times()
         deadline = time.monotonic() + seconds if seconds else None
         job.run(deadline=deadline, drain=deadline is None)
         took = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        kernel = os.times().system - times_started.system
         pending = bridge.store.stats(
             __import__("datetime").datetime.now(__import__("datetime").UTC)
         ).total("pending")
@@ -229,6 +231,7 @@ def export_scenario(
         "http_cpu_ms_per_order": round(counter.cpu / done * 1000, 3) if done else None,
         "own_cpu_ms_per_order": round((cpu - counter.cpu) / done * 1000, 3) if done else None,
         "requests_per_order": round(counter.count / done, 3) if done else None,
+        "kernel_cpu_ms_per_order": round(kernel / done * 1000, 3) if done else None,
         "peak_rss_mb": round(_rss_mb(), 1),
         "rss_before_export_mb": round(rss_before, 1),
         "tracemalloc_peak_mb": round(traced, 1) if traced is not None else None,
@@ -236,13 +239,36 @@ def export_scenario(
     }
 
 
+def _profile_threads(profilers: list[Any]) -> None:
+    """cProfile every thread started from now on (the export's pool; ``BENCH_EXPORT_PROFILE``
+    names the file the merged stats go to): where the export's CPU goes, queueing excluded."""
+    import cProfile
+
+    def start(*_: Any) -> None:
+        profiler = cProfile.Profile(time.thread_time)  # CPU, not waits
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(start)
+
+
 def _child(args: argparse.Namespace) -> None:
     """One scenario in this process: queue, export, print JSON."""
     config = Path(args.config)
     queued = queue_sales(config, args.orders, args.merchants)
+    profile_to = os.environ.get("BENCH_EXPORT_PROFILE")
+    profilers: list[Any] = []
+    if profile_to:
+        _profile_threads(profilers)
     figures = export_scenario(
         config, concurrency=args.concurrency, seconds=args.seconds, trace=args.trace
     )
+    if profile_to:
+        import pstats
+
+        threading.setprofile(None)  # type: ignore[arg-type]
+        stats = pstats.Stats(*profilers)
+        stats.dump_stats(profile_to)
     figures["queue_seconds"] = round(queued, 2)
     figures["queued"] = args.orders
     print(json.dumps(figures))

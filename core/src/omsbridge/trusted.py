@@ -34,7 +34,7 @@ import attrs
 from omsbridge import wire
 from omsbridge.model.tenders import TENDER_TYPES, Tender
 
-__all__ = ["loads"]
+__all__ = ["loads", "loads_as_written"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,19 @@ def loads(text: str | bytes, cls: type[T]) -> T:
         return _builder(cls)(data)  # type: ignore[no-any-return]
     except Exception:
         return wire.loads(text, cls)
+
+
+def loads_as_written(text: str | bytes, cls: type[T]) -> tuple[T, bool]:
+    """:func:`loads`, also telling whether ``text`` was read as written (True) or needed the
+    checked decode (False). When True, ``text`` holds the same values as
+    :func:`omsbridge.wire.dumps` of the object (every key known, every value of the kind
+    wire.dumps writes); only the spelling may differ: layout, key order, escapes, a field equal
+    to its default written out. So it can be sent in place of a fresh encoding."""
+    try:
+        data = json.loads(text)
+        return _builder(cls)(data), True
+    except Exception:
+        return wire.loads(text, cls), False
 
 
 _BUILDERS: dict[Any, _Build] = {}
