@@ -25,6 +25,13 @@ process on 127.0.0.1, so its memory is not counted.
 
     python core/bench/bench_export.py                 # all scenarios (a few minutes)
     python core/bench/bench_export.py --quick         # small sizes, a smoke run
+    python core/bench/bench_export.py --baseline 389bade   # + the first row with that commit's code
+
+``--baseline REF`` measures the previous code beside the current in the same run: the first
+scenario runs twice, alternately with omsbridge's and the pos-spi backend's sources as of git
+commit ``REF`` (extracted with ``git archive``, put first on the child's ``PYTHONPATH``) and
+with the current ones, ``--rounds`` times each; the table shows both rows and their median
+(the same server code, this bench script, the same machine load).
 """
 
 from __future__ import annotations
@@ -271,11 +278,29 @@ def _child(args: argparse.Namespace) -> None:
         stats.dump_stats(profile_to)
     figures["queue_seconds"] = round(queued, 2)
     figures["queued"] = args.orders
+    import omsbridge
+    import omsbridge_posspi
+
+    # Which sources ran (the baseline's extracted copy or the installed ones).
+    figures["code"] = [str(Path(m.__file__ or "").parent) for m in (omsbridge, omsbridge_posspi)]
     print(json.dumps(figures))
 
 
+def _extract(ref: str, into: Path) -> list[Path]:
+    """The core and pos-spi sources as of git commit ``ref``, for the child's ``PYTHONPATH``."""
+    folders = ["core/src", "plugins/pos_spi/src"]
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, *folders], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {ref}: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return [into / folder for folder in folders]
+
+
 def _run(name: str, *, orders: int, merchants: int, latency_ms: float, concurrency: int,
-         seconds: float | None, trace: bool) -> dict[str, Any]:  # fmt: skip
+         seconds: float | None, trace: bool,
+         code: list[Path] | None = None) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         folder = Path(tmp)
         server, url = start_server(latency_ms, folder / "spi.db")
@@ -291,6 +316,10 @@ def _run(name: str, *, orders: int, merchants: int, latency_ms: float, concurren
             if trace:
                 command.append("--trace")
             env = {**os.environ, "BENCH_SPI_KEY": API_KEY}
+            if code:  # the baseline's sources shadow the installed (editable) ones
+                env["PYTHONPATH"] = os.pathsep.join(
+                    [*map(str, code), *filter(None, [env.get("PYTHONPATH")])]
+                )
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
@@ -300,6 +329,21 @@ def _run(name: str, *, orders: int, merchants: int, latency_ms: float, concurren
             server.wait(timeout=10)
     figures["scenario"] = name
     return figures
+
+
+def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the per-field medians of ``rows`` (runs of the same scenario)."""
+    import statistics
+
+    merged: dict[str, Any] = {}
+    for key, value in rows[0].items():
+        values = [row[key] for row in rows]
+        if isinstance(value, int | float) and not isinstance(value, bool) and None not in values:
+            merged[key] = round(statistics.median(values), 3)
+        else:
+            merged[key] = value
+    merged["scenario"] = f"{rows[0]['scenario']} median"
+    return merged
 
 
 def main() -> None:
@@ -320,6 +364,10 @@ def main() -> None:
     )
     parser.add_argument("--single", type=int, default=500, help="Sales of the one-merchant run.")
     parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run.")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="Also run the first scenario with commit REF's code."
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="Runs of each side with --baseline.")
     args = parser.parse_args()
     if args.child:
         _child(args)
@@ -328,9 +376,26 @@ def main() -> None:
         args.orders, args.big, args.big_seconds, args.single = 400, 2000, 5.0, 50
     common = {"latency_ms": args.latency_ms, "trace": args.trace}
     print(f"export benchmark: pos-spi reference server, {args.latency_ms:g} ms added latency")
-    results = [
-        _run(f"{args.orders} sales / {args.merchants} merchants", orders=args.orders,
-             merchants=args.merchants, concurrency=args.concurrency, seconds=None, **common),
+    first = f"{args.orders} sales / {args.merchants} merchants"
+    throughput = {"orders": args.orders, "merchants": args.merchants,
+                  "concurrency": args.concurrency, "seconds": None, **common}  # fmt: skip
+    results: list[dict[str, Any]] = []
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+            code = _extract(args.baseline, Path(tmp))
+            pairs = [
+                (_run(f"{first} @{args.baseline}", code=code, **throughput),
+                 _run(f"{first} @current", **throughput))
+                for _ in range(args.rounds)
+            ]  # fmt: skip
+        for side in (0, 1):
+            rows = [pair[side] for pair in pairs]
+            results += rows
+            if len(rows) > 1:
+                results.append(_median(rows))
+    else:
+        results.append(_run(first, **throughput))
+    results += [
         _run(f"{args.single} sales / 1 merchant", orders=args.single, merchants=1,
              concurrency=1, seconds=None, **common),
         _run(f"{args.big} queued" + ("" if args.big_all else ", memory"), orders=args.big,
@@ -338,7 +403,7 @@ def main() -> None:
              seconds=None if args.big_all else args.big_seconds, **common),
     ]  # fmt: skip
     header = (
-        f"{'scenario':<30} {'queued in':>9} {'posted':>7} {'s':>7} {'orders/s':>9} "
+        f"{'scenario':<44} {'queued in':>9} {'posted':>7} {'s':>7} {'orders/s':>9} "
         f"{'CPU ms/ord':>10} {'in httpx':>8} {'omsbridge':>9} {'req/order':>9} {'peak RSS':>9} "
         f"{'tracemalloc':>11}"
     )
@@ -347,7 +412,7 @@ def main() -> None:
     for r in results:
         traced = f"{r['tracemalloc_peak_mb']} MB" if r["tracemalloc_peak_mb"] is not None else "-"
         print(
-            f"{r['scenario']:<30} {r['queue_seconds']:>8}s {r['orders']:>7} {r['seconds']:>7} "
+            f"{r['scenario']:<44} {r['queue_seconds']:>8}s {r['orders']:>7} {r['seconds']:>7} "
             f"{r['orders_per_second']:>9} {r['cpu_ms_per_order']:>10} "
             f"{r['http_cpu_ms_per_order']:>8} {r['own_cpu_ms_per_order']:>9} "
             f"{r['requests_per_order']:>9} "
