@@ -244,7 +244,11 @@ def _attempt_row(entry_id: int, attempt: AttemptRecord) -> tuple[Any, ...]:
     )
 
 
-def _entry(row: sqlite3.Row) -> OutboxEntry:
+def _entry(row: sqlite3.Row, lease: tuple[str, datetime] | None = None) -> OutboxEntry:
+    """The entry a row holds; ``lease``: its owner and end as just written over the row's."""
+    owner, until = (
+        lease if lease is not None else (row["lease_owner"], _dt(row["lease_expires_at"]))
+    )
     return OutboxEntry(
         entry_id=row["id"],
         merchant_id=row["merchant_id"],
@@ -259,8 +263,8 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
         last_error=_error_from(row),
         order_id=row["order_id"],
         order_number=row["order_number"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=_dt(row["lease_expires_at"]),
+        lease_owner=owner,
+        lease_expires_at=until,
     )
 
 
@@ -534,10 +538,9 @@ class SqliteStore(Store):
                 "AND lease_owner = ?",
                 (until, merchant_id, owner),
             )
-            fresh = db.execute(
-                f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids
-            ).fetchall()
-        return [_entry(row) for row in fresh]
+        # The rows as read, with the lease just written (nothing else changed under the lock).
+        lease = (owner, datetime.fromisoformat(until))
+        return [_entry(row, lease) for row in taken]
 
     def mark_done(
         self, entry_id: int, result: PostResult, attempts: Sequence[AttemptRecord]
