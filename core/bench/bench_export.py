@@ -339,7 +339,8 @@ def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for key, value in rows[0].items():
         values = [row[key] for row in rows]
         if isinstance(value, int | float) and not isinstance(value, bool) and None not in values:
-            merged[key] = round(statistics.median(values), 3)
+            middle = statistics.median(values)
+            merged[key] = int(middle) if middle == int(middle) else round(middle, 3)
         else:
             merged[key] = value
     merged["scenario"] = f"{rows[0]['scenario']} median"
