@@ -91,7 +91,7 @@ def _make(tp: Any) -> _Build:
     if tp in (str, int, bool):
         return _exactly(tp)
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp
+        return _enum(tp)
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, UnionType) and len(args) == 2 and NoneType in args:
         inner = _builder(next(a for a in args if a is not NoneType))
@@ -181,6 +181,20 @@ def _date(value: Any) -> date:
     if type(value) is not str:
         raise _Unexpected
     return date.fromisoformat(value)
+
+
+def _enum(cls: type[Enum]) -> _Build:
+    # The member by its value, as cls(value) finds it first, without Enum.__call__'s overhead
+    # (about 0.7 us a field); any other value is not as written.
+    members = dict(cls._value2member_map_)
+
+    def member(value: Any) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            raise _Unexpected from None
+
+    return member
 
 
 def _exactly(kind: type) -> _Build:
