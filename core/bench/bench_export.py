@@ -25,6 +25,13 @@ process on 127.0.0.1, so its memory is not counted.
 
     python core/bench/bench_export.py                 # all scenarios (a few minutes)
     python core/bench/bench_export.py --quick         # small sizes, a smoke run
+    python core/bench/bench_export.py --baseline 389bade   # + the first row with that commit's code
+
+``--baseline REF`` measures the previous code beside the current in the same run: the first
+scenario runs twice, alternately with omsbridge's and the pos-spi backend's sources as of git
+commit ``REF`` (extracted with ``git archive``, put first on the child's ``PYTHONPATH``) and
+with the current ones, ``--rounds`` times each; the table shows both rows and their median
+(the same server code, this bench script, the same machine load).
 """
 
 from __future__ import annotations
@@ -213,10 +220,12 @@ def export_scenario(
         )
         started = time.perf_counter()
         cpu_started = time.process_time()
+        times_started = os.times()
         deadline = time.monotonic() + seconds if seconds else None
         job.run(deadline=deadline, drain=deadline is None)
         took = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        kernel = os.times().system - times_started.system
         pending = bridge.store.stats(
             __import__("datetime").datetime.now(__import__("datetime").UTC)
         ).total("pending")
@@ -229,6 +238,7 @@ def export_scenario(
         "http_cpu_ms_per_order": round(counter.cpu / done * 1000, 3) if done else None,
         "own_cpu_ms_per_order": round((cpu - counter.cpu) / done * 1000, 3) if done else None,
         "requests_per_order": round(counter.count / done, 3) if done else None,
+        "kernel_cpu_ms_per_order": round(kernel / done * 1000, 3) if done else None,
         "peak_rss_mb": round(_rss_mb(), 1),
         "rss_before_export_mb": round(rss_before, 1),
         "tracemalloc_peak_mb": round(traced, 1) if traced is not None else None,
@@ -236,20 +246,61 @@ def export_scenario(
     }
 
 
+def _profile_threads(profilers: list[Any]) -> None:
+    """cProfile every thread started from now on (the export's pool; ``BENCH_EXPORT_PROFILE``
+    names the file the merged stats go to): where the export's CPU goes, queueing excluded."""
+    import cProfile
+
+    def start(*_: Any) -> None:
+        profiler = cProfile.Profile(time.thread_time)  # CPU, not waits
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(start)
+
+
 def _child(args: argparse.Namespace) -> None:
     """One scenario in this process: queue, export, print JSON."""
     config = Path(args.config)
     queued = queue_sales(config, args.orders, args.merchants)
+    profile_to = os.environ.get("BENCH_EXPORT_PROFILE")
+    profilers: list[Any] = []
+    if profile_to:
+        _profile_threads(profilers)
     figures = export_scenario(
         config, concurrency=args.concurrency, seconds=args.seconds, trace=args.trace
     )
+    if profile_to:
+        import pstats
+
+        threading.setprofile(None)  # type: ignore[arg-type]
+        stats = pstats.Stats(*profilers)
+        stats.dump_stats(profile_to)
     figures["queue_seconds"] = round(queued, 2)
     figures["queued"] = args.orders
+    import omsbridge
+    import omsbridge_posspi
+
+    # Which sources ran (the baseline's extracted copy or the installed ones).
+    figures["code"] = [str(Path(m.__file__ or "").parent) for m in (omsbridge, omsbridge_posspi)]
     print(json.dumps(figures))
 
 
+def _extract(ref: str, into: Path) -> list[Path]:
+    """The core and pos-spi sources as of git commit ``ref``, for the child's ``PYTHONPATH``."""
+    folders = ["core/src", "plugins/pos_spi/src"]
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, *folders], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {ref}: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return [into / folder for folder in folders]
+
+
 def _run(name: str, *, orders: int, merchants: int, latency_ms: float, concurrency: int,
-         seconds: float | None, trace: bool) -> dict[str, Any]:  # fmt: skip
+         seconds: float | None, trace: bool,
+         code: list[Path] | None = None) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         folder = Path(tmp)
         server, url = start_server(latency_ms, folder / "spi.db")
@@ -265,6 +316,10 @@ def _run(name: str, *, orders: int, merchants: int, latency_ms: float, concurren
             if trace:
                 command.append("--trace")
             env = {**os.environ, "BENCH_SPI_KEY": API_KEY}
+            if code:  # the baseline's sources shadow the installed (editable) ones
+                env["PYTHONPATH"] = os.pathsep.join(
+                    [*map(str, code), *filter(None, [env.get("PYTHONPATH")])]
+                )
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
@@ -274,6 +329,22 @@ def _run(name: str, *, orders: int, merchants: int, latency_ms: float, concurren
             server.wait(timeout=10)
     figures["scenario"] = name
     return figures
+
+
+def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the per-field medians of ``rows`` (runs of the same scenario)."""
+    import statistics
+
+    merged: dict[str, Any] = {}
+    for key, value in rows[0].items():
+        values = [row[key] for row in rows]
+        if isinstance(value, int | float) and not isinstance(value, bool) and None not in values:
+            middle = statistics.median(values)
+            merged[key] = int(middle) if middle == int(middle) else round(middle, 3)
+        else:
+            merged[key] = value
+    merged["scenario"] = f"{rows[0]['scenario']} median"
+    return merged
 
 
 def main() -> None:
@@ -294,6 +365,10 @@ def main() -> None:
     )
     parser.add_argument("--single", type=int, default=500, help="Sales of the one-merchant run.")
     parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run.")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="Also run the first scenario with commit REF's code."
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="Runs of each side with --baseline.")
     args = parser.parse_args()
     if args.child:
         _child(args)
@@ -302,9 +377,26 @@ def main() -> None:
         args.orders, args.big, args.big_seconds, args.single = 400, 2000, 5.0, 50
     common = {"latency_ms": args.latency_ms, "trace": args.trace}
     print(f"export benchmark: pos-spi reference server, {args.latency_ms:g} ms added latency")
-    results = [
-        _run(f"{args.orders} sales / {args.merchants} merchants", orders=args.orders,
-             merchants=args.merchants, concurrency=args.concurrency, seconds=None, **common),
+    first = f"{args.orders} sales / {args.merchants} merchants"
+    throughput = {"orders": args.orders, "merchants": args.merchants,
+                  "concurrency": args.concurrency, "seconds": None, **common}  # fmt: skip
+    results: list[dict[str, Any]] = []
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+            code = _extract(args.baseline, Path(tmp))
+            pairs = [
+                (_run(f"{first} @{args.baseline}", code=code, **throughput),
+                 _run(f"{first} @current", **throughput))
+                for _ in range(args.rounds)
+            ]  # fmt: skip
+        for side in (0, 1):
+            rows = [pair[side] for pair in pairs]
+            results += rows
+            if len(rows) > 1:
+                results.append(_median(rows))
+    else:
+        results.append(_run(first, **throughput))
+    results += [
         _run(f"{args.single} sales / 1 merchant", orders=args.single, merchants=1,
              concurrency=1, seconds=None, **common),
         _run(f"{args.big} queued" + ("" if args.big_all else ", memory"), orders=args.big,
@@ -312,7 +404,7 @@ def main() -> None:
              seconds=None if args.big_all else args.big_seconds, **common),
     ]  # fmt: skip
     header = (
-        f"{'scenario':<30} {'queued in':>9} {'posted':>7} {'s':>7} {'orders/s':>9} "
+        f"{'scenario':<44} {'queued in':>9} {'posted':>7} {'s':>7} {'orders/s':>9} "
         f"{'CPU ms/ord':>10} {'in httpx':>8} {'omsbridge':>9} {'req/order':>9} {'peak RSS':>9} "
         f"{'tracemalloc':>11}"
     )
@@ -321,7 +413,7 @@ def main() -> None:
     for r in results:
         traced = f"{r['tracemalloc_peak_mb']} MB" if r["tracemalloc_peak_mb"] is not None else "-"
         print(
-            f"{r['scenario']:<30} {r['queue_seconds']:>8}s {r['orders']:>7} {r['seconds']:>7} "
+            f"{r['scenario']:<44} {r['queue_seconds']:>8}s {r['orders']:>7} {r['seconds']:>7} "
             f"{r['orders_per_second']:>9} {r['cpu_ms_per_order']:>10} "
             f"{r['http_cpu_ms_per_order']:>8} {r['own_cpu_ms_per_order']:>9} "
             f"{r['requests_per_order']:>9} "

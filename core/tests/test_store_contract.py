@@ -49,6 +49,8 @@ def test_claim_is_fifo_and_stops_at_an_entry_not_due(make_store):
     claimed = store.claim("A", "w1", limit=2, lease_seconds=30)
     assert [e.transaction_id for e in claimed] == [t.transaction_id for t in sales[:2]]
     assert all(e.lease_owner == "w1" for e in claimed)
+    # What claim returns is what the store now holds (the lease included), as a fresh read.
+    assert claimed == [store.get(e.entry_id) for e in claimed]
     # Another owner cannot overtake the leased head of the queue.
     assert store.claim("A", "w2", limit=5, lease_seconds=30) == []
     head = claimed[0]

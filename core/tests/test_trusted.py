@@ -70,3 +70,24 @@ def test_anything_not_as_written_is_decoded_and_refused_the_checked_way(change, 
     with pytest.raises(InvalidTransaction) as info:
         trusted.loads(text, Transaction)
     assert path in [i.path for i in info.value.issues]
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_text_read_as_written_holds_the_values_a_fresh_encoding_holds(path) -> None:
+    # The pos-spi backend sends such text in place of wire.dumps of the object: the values must
+    # be the same whatever the spelling (here: indented, keys in reverse order).
+    data = json.loads(wire.dumps(wire.loads(path.read_text(), Transaction)))
+    text = json.dumps(dict(reversed(list(data.items()))), indent=2, ensure_ascii=False)
+    decoded, as_written = trusted.loads_as_written(text, Transaction)
+    assert as_written
+    assert json.loads(text) == json.loads(wire.dumps(decoded))
+
+
+def test_text_not_as_written_is_said_so() -> None:
+    data = json.loads((EXAMPLES / "sale-cash.json").read_text())
+    data["lines"][0]["unit_price"] = 19.99  # a JSON number: wire.dumps writes a string
+    text = json.dumps(data)
+    decoded, as_written = trusted.loads_as_written(text, Transaction)
+    assert not as_written
+    assert decoded == wire.loads(text, Transaction)
+    assert json.loads(wire.dumps(decoded))["lines"][0]["unit_price"] == "19.99"

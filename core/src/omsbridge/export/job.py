@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from omsbridge.bridge import Bridge, Merchant
-from omsbridge.checked import mark_checked
 from omsbridge.errors import AuthFailed, BackendError, RateLimited
 from omsbridge.export.retry import RetryPolicy
 from omsbridge.logs import MerchantLog, merchant_log
@@ -613,8 +612,9 @@ class ExportJob:
     ) -> Transaction | None:
         try:
             # Decoded here and handed straight to the backend: marked so that it is not
-            # checked a second time (see omsbridge.checked).
-            return mark_checked(entry.transaction())
+            # checked a second time, with its stored JSON for a backend that sends it as is
+            # (see omsbridge.checked).
+            return entry.transaction_to_post()
         except Exception as exc:
             # A payload this version cannot read is a dead letter, not a crash of the job.
             self._settle_failure(entry.merchant_id, entry, exc, [], report, log)

@@ -220,7 +220,35 @@ def _error_from(row: sqlite3.Row) -> ErrorInfo | None:
     )
 
 
-def _entry(row: sqlite3.Row) -> OutboxEntry:
+_MARK_DONE = (
+    "UPDATE outbox SET state = 'done', attempts = attempts + ?, updated_at = ?, "
+    "lease_owner = NULL, lease_expires_at = NULL, order_id = ?, order_number = ? WHERE id = ?"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (entry_id, at, outcome, source, latency_ms, worker, "
+    "error_class, error_code, error_status, error_message, error_retryable) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _attempt_row(entry_id: int, attempt: AttemptRecord) -> tuple[Any, ...]:
+    """The ``attempts`` row of one attempt."""
+    return (
+        entry_id,
+        _ts(attempt.at),
+        str(attempt.outcome),
+        attempt.source,
+        attempt.latency_ms,
+        attempt.worker,
+        *_error_columns(attempt.error),
+    )
+
+
+def _entry(row: sqlite3.Row, lease: tuple[str, datetime] | None = None) -> OutboxEntry:
+    """The entry a row holds; ``lease``: its owner and end as just written over the row's."""
+    owner, until = (
+        lease if lease is not None else (row["lease_owner"], _dt(row["lease_expires_at"]))
+    )
     return OutboxEntry(
         entry_id=row["id"],
         merchant_id=row["merchant_id"],
@@ -235,8 +263,8 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
         last_error=_error_from(row),
         order_id=row["order_id"],
         order_number=row["order_number"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=_dt(row["lease_expires_at"]),
+        lease_owner=owner,
+        lease_expires_at=until,
     )
 
 
@@ -427,20 +455,7 @@ class SqliteStore(Store):
 
     @staticmethod
     def _insert_attempt(db: sqlite3.Connection, entry_id: int, attempt: AttemptRecord) -> None:
-        db.execute(
-            "INSERT INTO attempts (entry_id, at, outcome, source, latency_ms, worker, "
-            "error_class, error_code, error_status, error_message, error_retryable) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry_id,
-                _ts(attempt.at),
-                str(attempt.outcome),
-                attempt.source,
-                attempt.latency_ms,
-                attempt.worker,
-                *_error_columns(attempt.error),
-            ),
-        )
+        db.execute(_INSERT_ATTEMPT, _attempt_row(entry_id, attempt))
 
     # -- the export job's side --------------------------------------------------------------
 
@@ -523,10 +538,9 @@ class SqliteStore(Store):
                 "AND lease_owner = ?",
                 (until, merchant_id, owner),
             )
-            fresh = db.execute(
-                f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids
-            ).fetchall()
-        return [_entry(row) for row in fresh]
+        # The rows as read, with the lease just written (nothing else changed under the lock).
+        lease = (owner, datetime.fromisoformat(until))
+        return [_entry(row, lease) for row in taken]
 
     def mark_done(
         self, entry_id: int, result: PostResult, attempts: Sequence[AttemptRecord]
@@ -535,10 +549,7 @@ class SqliteStore(Store):
         stamp = _ts(attempts[-1].at if attempts else self._now())
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET state = 'done', attempts = attempts + ?, updated_at = ?, "
-                "lease_owner = NULL, lease_expires_at = NULL, order_id = ?, order_number = ? "
-                "WHERE id = ?",
-                (len(attempts), stamp, result.order_id, result.order_number, entry_id),
+                _MARK_DONE, (len(attempts), stamp, result.order_id, result.order_number, entry_id)
             )
             for attempt in attempts:
                 self._insert_attempt(db, entry_id, attempt)
@@ -547,17 +558,16 @@ class SqliteStore(Store):
         self, done: Sequence[tuple[int, PostResult, Sequence[AttemptRecord]]]
     ) -> None:
         """See :meth:`Store.mark_done_many`: one transaction, one commit."""
+        # The rows are built before the write lock is taken, and sent in two statements.
+        updates = []
+        history = []
+        for entry_id, result, attempts in done:
+            stamp = _ts(attempts[-1].at if attempts else self._now())
+            updates.append((len(attempts), stamp, result.order_id, result.order_number, entry_id))
+            history += [_attempt_row(entry_id, attempt) for attempt in attempts]
         with self._tx() as db:
-            for entry_id, result, attempts in done:
-                stamp = _ts(attempts[-1].at if attempts else self._now())
-                db.execute(
-                    "UPDATE outbox SET state = 'done', attempts = attempts + ?, updated_at = ?, "
-                    "lease_owner = NULL, lease_expires_at = NULL, order_id = ?, order_number = ? "
-                    "WHERE id = ?",
-                    (len(attempts), stamp, result.order_id, result.order_number, entry_id),
-                )
-                for attempt in attempts:
-                    self._insert_attempt(db, entry_id, attempt)
+            db.executemany(_MARK_DONE, updates)
+            db.executemany(_INSERT_ATTEMPT, history)
 
     def mark_failed(
         self,

@@ -12,6 +12,7 @@ from typing import TypeVar
 import attrs
 
 from omsbridge import wire
+from omsbridge.checked import native_json
 from omsbridge.errors import BackendError, InvalidTransaction, TransientBackendError
 from omsbridge.model import (
     CancelLine,
@@ -58,23 +59,23 @@ class PosSpiBackend(OrderBackend):
 
     def post(self, transaction: Transaction) -> PostResult:
         """POST the transaction as one order. The ``Idempotency-Key`` is the transaction id, so a
-        re-post (after a timeout, say) answers 200 with the existing order: ``created=False``."""
+        re-post (after a timeout, say) answers 200 with the existing order: ``created=False``.
+
+        A transaction the export job decoded from the outbox is sent as the stored JSON, which
+        holds the same values as encoding it again would (:func:`omsbridge.checked.native_json`).
+        """
+        native = native_json(transaction)
         response = self._client.request(
             "POST",
             "orders",
             operation="POST_ORDER",
-            json_body=wire.unstructure(transaction),
+            json_body=None if native is not None else wire.unstructure(transaction),
+            body=None if native is None else native.encode("utf-8"),
             headers={"Idempotency-Key": transaction.transaction_id},
         )
         if response.status == 202:
             raise _queued_upstream(response)
-        result = _read(response, PostResult, "POST_ORDER")
-        created = response.status == 201
-        if result.created != created:
-            result = PostResult(
-                result.transaction_id, result.order_id, result.order_number, created
-            )
-        return result
+        return _post_result(response)
 
     def cancel_order(self, order_id: str, *, reason: str) -> CancelResult:
         """Cancel everything still open on an order."""
@@ -182,6 +183,33 @@ def _queued_upstream(response: SpiResponse) -> BackendError:
         "will post it itself, and posting again is safe"
     )
     return error
+
+
+def _post_result(response: SpiResponse) -> PostResult:
+    """The answer to ``POST_ORDER``; ``created`` follows the status (201 created, 200 found).
+
+    The usual answer (an object of strings and a boolean, nothing else) is read directly; any
+    other shape goes through :func:`_read`, which checks it and names what breaks the contract.
+    """
+    data = response.data
+    created = response.status == 201
+    if type(data) is dict and _POST_RESULT_KEYS.issuperset(data):
+        transaction_id, order_id = data.get("transaction_id"), data.get("order_id")
+        number = data.get("order_number")
+        if (
+            type(transaction_id) is str
+            and type(order_id) is str
+            and (number is None or type(number) is str)
+            and type(data.get("created", True)) is bool
+        ):
+            return PostResult(transaction_id, order_id, number, created)
+    result = _read(response, PostResult, "POST_ORDER")
+    if result.created != created:
+        result = PostResult(result.transaction_id, result.order_id, result.order_number, created)
+    return result
+
+
+_POST_RESULT_KEYS = frozenset(f.name for f in attrs.fields(PostResult))
 
 
 def _read(response: SpiResponse, cls: type[T], operation: str) -> T:

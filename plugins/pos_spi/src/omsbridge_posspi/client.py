@@ -78,15 +78,17 @@ class SpiClient:
         *,
         operation: str,
         json_body: Any = None,
+        body: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> SpiResponse:
         """Send one SPI request; return the answer or raise the mapped core error.
 
-        ``operation`` names the call in errors and logs (``SEARCH_ORDER``...).
+        ``operation`` names the call in errors and logs (``SEARCH_ORDER``...). The JSON body is
+        ``json_body`` (plain data, encoded here) or ``body`` (JSON already encoded, UTF-8).
         """
-        content = None if json_body is None else json.dumps(json_body).encode("utf-8")
+        content = body if json_body is None else json.dumps(json_body).encode("utf-8")
         base_headers = {**(headers or {})}
         if content is not None:
             base_headers["Content-Type"] = "application/json"
@@ -195,12 +197,18 @@ class SpiClient:
         return body
 
 
+# One decoder for every answer: json.loads(..., parse_float=Decimal) builds a new one per call.
+_JSON = json.JSONDecoder(parse_float=Decimal)
+
+
 def _parse_body(response: httpx.Response) -> Any:
-    if not response.content:
+    content = response.content
+    if not content:
         return None
     if "json" not in response.headers.get("Content-Type", ""):
         return response.text
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        # What json.loads does with bytes: UTF-8, -16 or -32, told apart by the first bytes.
+        return _JSON.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
     except ValueError:
         return response.text
