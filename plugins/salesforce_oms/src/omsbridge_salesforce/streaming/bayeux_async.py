@@ -1,0 +1,231 @@
+"""The Bayeux (CometD) client on asyncio: one event loop holds the long polls of every merchant.
+
+The protocol is :class:`~omsbridge_salesforce.streaming.bayeux.BayeuxSession`'s, as the blocking
+:class:`~omsbridge_salesforce.streaming.bayeux.BayeuxClient` speaks it (advice, re-handshake,
+``403::Unknown client``, re-authentication on ``401``); only the I/O differs. Each session has
+its own ``httpx.AsyncClient`` (its cookies are the session's: Salesforce's ``BAYEUX_BROWSER``
+and load-balancer cookies must come back on every request) over its own small connection pool:
+a long poll holds a connection for up to 110 s, so a pool shared by thousands of sessions would
+be scanned on every request.
+
+Requests go straight to the client's transport (as :class:`omsbridge.http_direct.DirectClient`
+does for blocking clients): ``AsyncClient.send``'s per-request machinery (URL merging, auth and
+redirect loops, cookie jar on every request) is most of the CPU of an empty long poll. What goes
+on the wire is the same; with an HTTP proxy from the environment the client's own ``send`` is
+used. ``on_unauthorized`` (a blocking token request) runs on the loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.request import getproxies
+
+import httpx
+
+from omsbridge_salesforce._tls import shared_tls
+from omsbridge_salesforce.streaming.bayeux import (
+    BayeuxError,
+    BayeuxSession,
+    BayeuxTransportError,
+    Extension,
+)
+
+__all__ = ["AsyncBayeuxClient"]
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+_DEFAULT_TIMEOUT = 30.0
+
+
+class AsyncBayeuxClient(BayeuxSession):
+    """One Bayeux session against ``url``, on asyncio (every coroutine runs on one loop).
+
+    ``authorization`` returns the ``Authorization`` header's value for a request (None for
+    none); it is called on the loop, so it must not block (return a cached token).
+    ``on_unauthorized`` is called (on the loop's executor) when the server says the
+    credentials are no longer valid; it should fetch new ones. ``transport`` replaces the
+    network (tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        authorization: Callable[[], str | None] | None = None,
+        extensions: Sequence[Extension] = (),
+        on_unauthorized: Callable[[], None] | None = None,
+        connect_timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(url, extensions, on_unauthorized)
+        self._authorization = authorization
+        proxied = transport is None and bool(getproxies())
+        if transport is None and not proxied:
+            # What AsyncClient would build, with the process's one TLS context; a session needs
+            # two connections at most (a long poll and a disconnect).
+            transport = httpx.AsyncHTTPTransport(
+                verify=shared_tls(), limits=httpx.Limits(max_connections=4)
+            )
+        self._transport = None if proxied else transport
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(_DEFAULT_TIMEOUT, connect=connect_timeout),
+            verify=shared_tls(),
+            transport=transport,
+        )
+        """The session's httpx client (its cookie jar is the session's)."""
+        self._url = httpx.URL(url)
+        # The headers AsyncClient.send would put first, in its order.
+        self._headers = [(b"Host", self._url.netloc), *self.http.headers.raw]
+        self._timeouts: dict[float, dict[str, float | None]] = {}
+        self._connect_timeout = connect_timeout
+        self._cookie: str | None = None  # the Cookie header, rebuilt when the jar changes
+        self._closed = False
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _timeout(self, read: float) -> dict[str, float | None]:
+        found = self._timeouts.get(read)
+        if found is None:
+            found = self._timeouts[read] = httpx.Timeout(
+                read, connect=self._connect_timeout
+            ).as_dict()
+        return found
+
+    async def _send(self, message: Message, *, timeout: float | None = None) -> list[Message]:
+        message = self._outgoing(message)
+        channel = message["channel"]
+        if self._closed:
+            raise BayeuxTransportError("the client is closed")
+        body = json.dumps([message], separators=(",", ":")).encode()
+        headers = [
+            *self._headers,
+            (b"Content-Length", str(len(body)).encode()),
+            (b"Content-Type", b"application/json"),
+        ]
+        authorization = self._authorization() if self._authorization is not None else None
+        if authorization is not None:
+            headers.append((b"Authorization", authorization.encode()))
+        if self._cookie is not None:
+            headers.append((b"Cookie", self._cookie.encode()))
+        request = httpx.Request(
+            "POST",
+            self._url,
+            headers=headers,
+            content=body,
+            extensions={"timeout": self._timeout(_DEFAULT_TIMEOUT if timeout is None else timeout)},
+        )
+        try:
+            if self._transport is None:  # a proxy from the environment: the client routes it
+                response = await self.http.send(request)
+            else:
+                response = await self._transport.handle_async_request(request)
+                response.request = request
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except (httpx.HTTPError, RuntimeError) as exc:
+            # RuntimeError: the connection pool was closed (shutdown).
+            raise BayeuxTransportError(f"{channel}: {type(exc).__name__}") from exc
+        headers_in = response.headers
+        if "set-cookie" in headers_in:
+            self._keep_cookies(response)
+        return self._replies(
+            channel, response.status_code, response.content, headers_in.get("Date")
+        )
+
+    def _keep_cookies(self, response: httpx.Response) -> None:
+        jar = self.http.cookies
+        jar.extract_cookies(response)
+        probe = httpx.Request("POST", self._url)
+        jar.set_cookie_header(probe)
+        self._cookie = probe.headers.get("Cookie")
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    async def handshake(self) -> Message:
+        """Open a session; raises :class:`BayeuxError` when the server refuses it."""
+        return self._handshake_reply(await self._send(self._HANDSHAKE))
+
+    async def subscribe(self, channel: str) -> Message:
+        """Subscribe to ``channel`` (kept for re-subscription after a re-handshake)."""
+        self._remember(channel)
+        return await self._subscribe(channel)
+
+    async def _subscribe(self, channel: str) -> Message:
+        replies = await self._send({"channel": "/meta/subscribe", "subscription": channel})
+        return self._reply_to(replies, "/meta/subscribe")
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving ``channel``."""
+        if self._forget(channel):
+            replies = await self._send({"channel": "/meta/unsubscribe", "subscription": channel})
+            self._reply_to(replies, "/meta/unsubscribe")
+
+    async def _establish(self) -> None:
+        await self.handshake()
+        for channel in self.subscriptions:
+            await self._subscribe(channel)
+
+    async def establish(self) -> None:
+        """Handshake and (re-)subscribe every channel in :attr:`subscriptions`; a refusal of
+        the credentials gets new ones (``on_unauthorized``) and is tried once more."""
+        try:
+            await self._establish()
+        except BayeuxError as error:
+            if not self._refused_credentials(error):
+                raise
+            await self._reauthenticate()
+            await self._establish()
+
+    async def _reauthenticate(self) -> None:
+        if self.on_unauthorized is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_unauthorized)
+
+    async def connect(self) -> list[Message]:
+        """One ``/meta/connect`` (a long poll); returns the data messages it delivered."""
+        return self._connected(await self._send(self._CONNECT, timeout=self._read_timeout()))
+
+    async def receive(self) -> list[Message]:
+        """One turn of the connect loop, following the advice; returns delivered messages.
+
+        Handshakes (and re-subscribes) first when needed. Raises :class:`BayeuxError` when the
+        server says not to reconnect (and re-authentication did not help), and
+        :class:`BayeuxTransportError` on network errors (the caller backs off). Cancel the
+        task to stop it (a long poll in flight is abandoned).
+        """
+        if self._needs_handshake:
+            await self.establish()
+        interval = self._pause()
+        if interval:
+            await asyncio.sleep(interval)
+        try:
+            messages = await self.connect()
+        except BayeuxError as error:
+            if self._after_failure(error):
+                await self._reauthenticate()
+            return error.delivered
+        self._retries = 0
+        return messages
+
+    async def disconnect(self) -> None:
+        """End the session on the server (best effort: errors are logged, not raised)."""
+        if self.client_id is None or self._needs_handshake:
+            return
+        self._needs_handshake = True
+        try:
+            await self._send({"channel": "/meta/disconnect"}, timeout=5.0)
+        except (BayeuxTransportError, httpx.HTTPError) as exc:
+            log.debug("disconnect failed: %s", exc)
+
+    async def aclose(self) -> None:
+        """Disconnect and release the HTTP connections."""
+        await self.disconnect()
+        self._closed = True
+        await self.http.aclose()
