@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.request import getproxies
@@ -41,6 +42,20 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 
 _DEFAULT_TIMEOUT = 30.0
+
+
+def _remember_sniffio_is_missing() -> None:
+    """httpcore's asyncio locks ``import sniffio`` on every request; without sniffio installed
+    each of those failed imports searches all of ``sys.path`` again (about 0.25 ms, most of an
+    empty long poll's CPU). A ``None`` entry in ``sys.modules`` makes the import fail at once,
+    the same ImportError httpcore expects (it then assumes asyncio)."""
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+
+_remember_sniffio_is_missing()
 
 
 class AsyncBayeuxClient(BayeuxSession):
