@@ -34,6 +34,7 @@ from omsbridge_salesforce.streaming.bayeux import (
     BayeuxTransportError,
     Extension,
 )
+from omsbridge_salesforce.streaming.http1 import LongPollTransport
 
 __all__ = ["AsyncBayeuxClient"]
 
@@ -82,11 +83,9 @@ class AsyncBayeuxClient(BayeuxSession):
         self._authorization = authorization
         proxied = transport is None and bool(getproxies())
         if transport is None and not proxied:
-            # What AsyncClient would build, with the process's one TLS context; a session needs
-            # two connections at most (a long poll and a disconnect).
-            transport = httpx.AsyncHTTPTransport(
-                verify=shared_tls(), limits=httpx.Limits(max_connections=4)
-            )
+            # A session's own keep-alive connections (a long poll, and a disconnect), with the
+            # process's one TLS context.
+            transport = LongPollTransport(tls=shared_tls())
         self._transport = None if proxied else transport
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(_DEFAULT_TIMEOUT, connect=connect_timeout),
