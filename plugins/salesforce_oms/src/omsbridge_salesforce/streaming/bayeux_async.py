@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.request import getproxies
@@ -94,8 +95,22 @@ class AsyncBayeuxClient(BayeuxSession):
         )
         """The session's httpx client (its cookie jar is the session's)."""
         self._url = httpx.URL(url)
-        # The headers AsyncClient.send would put first, in its order.
-        self._headers = [(b"Host", self._url.netloc), *self.http.headers.raw]
+        # The headers AsyncClient.send would put first, in its order (gzip and deflate only:
+        # what the cheap path decodes).
+        self._headers = [
+            (b"Host", self._url.netloc),
+            *(
+                (name, b"gzip, deflate" if name.lower() == b"accept-encoding" else value)
+                for name, value in self.http.headers.raw
+            ),
+        ]
+        self._head = (
+            b"POST "
+            + self._url.raw_path
+            + b" HTTP/1.1\r\n"
+            + b"".join(name + b": " + value + b"\r\n" for name, value in self._headers)
+            + b"Content-Type: application/json\r\n"
+        )
         self._timeouts: dict[float, dict[str, float | None]] = {}
         self._connect_timeout = connect_timeout
         self._cookie: str | None = None  # the Cookie header, rebuilt when the jar changes
@@ -117,33 +132,12 @@ class AsyncBayeuxClient(BayeuxSession):
         if self._closed:
             raise BayeuxTransportError("the client is closed")
         body = json.dumps([message], separators=(",", ":")).encode()
-        headers = [
-            *self._headers,
-            (b"Content-Length", str(len(body)).encode()),
-            (b"Content-Type", b"application/json"),
-        ]
         authorization = self._authorization() if self._authorization is not None else None
-        if authorization is not None:
-            headers.append((b"Authorization", authorization.encode()))
-        if self._cookie is not None:
-            headers.append((b"Cookie", self._cookie.encode()))
-        request = httpx.Request(
-            "POST",
-            self._url,
-            headers=headers,
-            content=body,
-            extensions={"timeout": self._timeout(_DEFAULT_TIMEOUT if timeout is None else timeout)},
-        )
+        read = _DEFAULT_TIMEOUT if timeout is None else timeout
         try:
-            if self._transport is None:  # a proxy from the environment: the client routes it
-                response = await self.http.send(request)
-            else:
-                response = await self._transport.handle_async_request(request)
-                response.request = request
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
+            if isinstance(self._transport, LongPollTransport):
+                return await self._exchange(self._transport, channel, body, authorization, read)
+            response = await self._request(body, authorization, read)
         except (httpx.HTTPError, RuntimeError) as exc:
             # RuntimeError: the connection pool was closed (shutdown).
             raise BayeuxTransportError(f"{channel}: {type(exc).__name__}") from exc
@@ -153,6 +147,78 @@ class AsyncBayeuxClient(BayeuxSession):
         return self._replies(
             channel, response.status_code, response.content, headers_in.get("Date")
         )
+
+    async def _exchange(
+        self,
+        transport: LongPollTransport,
+        channel: str,
+        body: bytes,
+        authorization: str | None,
+        read: float,
+    ) -> list[Message]:
+        """The cheap path: the request's bytes written as httpx would, the answer read raw."""
+        head = self._head + b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        if authorization is not None:
+            head += b"Authorization: " + authorization.encode() + b"\r\n"
+        if self._cookie is not None:
+            head += b"Cookie: " + self._cookie.encode() + b"\r\n"
+        answer = await transport.exchange(
+            self._url,
+            head + b"\r\n" + body,
+            connect_timeout=self._connect_timeout,
+            read_timeout=read,
+        )
+        content = answer.body
+        date: str | None = None
+        cookies = False
+        for name, value in answer.headers:
+            lower = name.lower()
+            if lower == b"date":
+                date = value.decode("latin-1")
+            elif lower == b"set-cookie":
+                cookies = True
+            elif lower == b"content-encoding" and value.strip().lower() in (b"gzip", b"deflate"):
+                try:
+                    content = zlib.decompress(content, 47)  # gzip or zlib, by its header
+                except zlib.error as exc:
+                    raise httpx.DecodingError(f"{channel}: bad {value!r} body") from exc
+        if cookies:  # rare (handshake, load balancer): through httpx's cookie jar
+            self._keep_cookies(
+                httpx.Response(
+                    answer.status,
+                    headers=answer.headers,
+                    request=httpx.Request("POST", self._url),
+                )
+            )
+        return self._replies(channel, answer.status, content, date)
+
+    async def _request(self, body: bytes, authorization: str | None, read: float) -> httpx.Response:
+        """Through httpx's Request and Response: another transport (tests), or a proxy."""
+        headers = [
+            *self._headers,
+            (b"Content-Length", str(len(body)).encode()),
+            (b"Content-Type", b"application/json"),
+        ]
+        if authorization is not None:
+            headers.append((b"Authorization", authorization.encode()))
+        if self._cookie is not None:
+            headers.append((b"Cookie", self._cookie.encode()))
+        request = httpx.Request(
+            "POST",
+            self._url,
+            headers=headers,
+            content=body,
+            extensions={"timeout": self._timeout(read)},
+        )
+        if self._transport is None:  # a proxy from the environment: the client routes it
+            return await self.http.send(request)
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _keep_cookies(self, response: httpx.Response) -> None:
         jar = self.http.cookies

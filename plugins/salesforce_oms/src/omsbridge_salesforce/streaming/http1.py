@@ -19,13 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
-__all__ = ["LongPollTransport"]
+__all__ = ["Answer", "LongPollTransport"]
 
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers before the answer is refused
+
+
+class Answer(NamedTuple):
+    """An HTTP answer: status, reason phrase, headers (as sent), body (as sent)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), or None."""
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
 
 
 class _Connection(asyncio.Protocol):
@@ -116,28 +132,51 @@ class LongPollTransport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` (its body already read) and read the whole answer."""
+        """Send ``request`` and read the whole answer (httpx's transport interface)."""
+        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
+        answer = await self.exchange(
+            request.url,
+            _head(request) + await request.aread(),
+            connect_timeout=timeouts.get("connect"),
+            read_timeout=timeouts.get("read"),
+            head_only=request.method == "HEAD",
+        )
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=httpx.ByteStream(answer.body),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
+        )
+
+    async def exchange(
+        self,
+        url: httpx.URL,
+        message: bytes,
+        *,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        head_only: bool = False,
+    ) -> Answer:
+        """Write ``message`` (a whole HTTP/1.1 request: head and body) to ``url``'s server and
+        read the answer: the cheap path, without httpx's Request and Response objects. The
+        body is as sent (not decoded)."""
         if self._closed:
             raise RuntimeError("the transport is closed")
-        url = request.url
         scheme = url.raw_scheme
         port = url.port or (443 if scheme == b"https" else 80)
         key = (scheme, url.raw_host, port)
-        timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
-        message = _head(request) + await request.aread()
         connection = self._take_idle(key)
         while True:
             reused = connection is not None
             if connection is None:
-                connection = await self._open(url, port, timeouts.get("connect"))
+                connection = await self._open(url, port, connect_timeout)
             done = False
             try:
                 assert connection.transport is not None
                 connection.received = False
                 connection.transport.write(message)
-                status, reason, headers, body, keep = await _read_answer(
-                    connection, request.method == "HEAD", timeouts.get("read")
-                )
+                answer, keep = await _read_answer(connection, head_only, read_timeout)
                 done = True
                 break
             except (httpx.RemoteProtocolError, httpx.ReadError):
@@ -153,13 +192,7 @@ class LongPollTransport(httpx.AsyncBaseTransport):
             self._keep(key, connection)
         else:
             connection.close()
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=httpx.ByteStream(body),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
-        )
+        return answer
 
     def _take_idle(self, key: tuple[bytes, bytes, int]) -> _Connection | None:
         idle = self._idle.get(key)
@@ -216,8 +249,8 @@ def _head(request: httpx.Request) -> bytes:
 
 async def _read_answer(
     connection: _Connection, head_only: bool, timeout: float | None
-) -> tuple[int, str, list[tuple[bytes, bytes]], bytes, bool]:
-    """(status, reason, headers, body, keep-alive) of the next final answer on ``connection``."""
+) -> tuple[Answer, bool]:
+    """The next final answer on ``connection``, and whether the connection may be kept."""
     while True:
         status, reason, headers, version = await _read_head(connection, timeout)
         if not 100 <= status < 200:
@@ -241,7 +274,7 @@ async def _read_answer(
             elif b"keep-alive" in tokens:
                 close = False
     if head_only or status in (204, 304):
-        return status, reason, headers, b"", not close
+        return Answer(status, reason, headers, b""), not close
     if chunked:
         body = await _read_chunked(connection, timeout)
     elif length is not None:
@@ -249,7 +282,7 @@ async def _read_answer(
     else:
         body = await _read_to_end(connection, timeout)
         close = True
-    return status, reason, headers, body, not close
+    return Answer(status, reason, headers, body), not close
 
 
 async def _read_head(
