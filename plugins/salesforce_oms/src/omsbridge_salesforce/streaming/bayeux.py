@@ -18,6 +18,7 @@ and :meth:`close`, which may come from another thread to end a long poll.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -100,6 +101,17 @@ def backoff_delays(initial: float = 0.5, maximum: float = 30.0) -> Iterator[floa
         delay = min(maximum, delay * 2)
 
 
+@functools.lru_cache(maxsize=4)
+def _server_time(date: str) -> datetime | None:
+    """A ``Date`` header as an aware time (None if unreadable); every session of the process
+    sees the same few values each second, parsed once."""
+    try:
+        server = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    return server if server.tzinfo is not None else None
+
+
 class BayeuxSession:
     """The protocol state of one Bayeux session, shared by the blocking :class:`BayeuxClient`
     and the asyncio :class:`~omsbridge_salesforce.streaming.bayeux_async.AsyncBayeuxClient`:
@@ -165,12 +177,9 @@ class BayeuxSession:
     def _note_server_time(self, date: str | None) -> None:
         if date is None or date == self._last_date:
             return  # the same second as the last answer: the same offset, near enough
-        try:
-            server = parsedate_to_datetime(date)
-        except (TypeError, ValueError):
+        server = _server_time(date)
+        if server is None:
             return  # an unreadable Date header: keep the last offset known
-        if server.tzinfo is None:
-            return
         self._last_date = date
         self.server_offset = server - datetime.now(UTC)
 

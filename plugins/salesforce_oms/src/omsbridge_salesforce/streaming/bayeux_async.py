@@ -18,6 +18,7 @@ used. ``on_unauthorized`` (a blocking token request) runs on the loop's default 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import sys
@@ -44,6 +45,44 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 
 _DEFAULT_TIMEOUT = 30.0
+
+LEAN_TRANSPORT = True
+"""Whether new sessions use :class:`~omsbridge_salesforce.streaming.http1.LongPollTransport`
+(the default). HTTP recorders (vcrpy: the contract suite's cassettes) intercept httpx's own
+transports only, and a replayed long poll blocks its caller until the cassette closes; so a
+harness that records or replays HTTP turns this off: each request then goes through httpx's
+blocking ``HTTPTransport`` on a worker thread of its own, never blocking the event loop."""
+
+_recordable_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+class _RecordableTransport(httpx.AsyncBaseTransport):
+    """httpx's blocking transport on worker threads (see :data:`LEAN_TRANSPORT`)."""
+
+    def __init__(self) -> None:
+        self._sync = httpx.HTTPTransport(verify=shared_tls())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on a worker thread; the answer comes back read."""
+        global _recordable_pool
+        if _recordable_pool is None:
+            _recordable_pool = concurrent.futures.ThreadPoolExecutor(
+                16, thread_name_prefix="bayeux-recorded"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_recordable_pool, self._exchange, request)
+
+    def _exchange(self, request: httpx.Request) -> httpx.Response:
+        response = self._sync.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        self._sync.close()
 
 
 def _remember_sniffio_is_missing() -> None:
@@ -86,7 +125,9 @@ class AsyncBayeuxClient(BayeuxSession):
         if transport is None and not proxied:
             # A session's own keep-alive connections (a long poll, and a disconnect), with the
             # process's one TLS context.
-            transport = LongPollTransport(tls=shared_tls())
+            transport = (
+                LongPollTransport(tls=shared_tls()) if LEAN_TRANSPORT else _RecordableTransport()
+            )
         self._transport = None if proxied else transport
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(_DEFAULT_TIMEOUT, connect=connect_timeout),
