@@ -4,15 +4,17 @@ The protocol is :class:`~omsbridge_salesforce.streaming.bayeux.BayeuxSession`'s,
 :class:`~omsbridge_salesforce.streaming.bayeux.BayeuxClient` speaks it (advice, re-handshake,
 ``403::Unknown client``, re-authentication on ``401``); only the I/O differs. Each session has
 its own ``httpx.AsyncClient`` (its cookies are the session's: Salesforce's ``BAYEUX_BROWSER``
-and load-balancer cookies must come back on every request) over its own small connection pool:
-a long poll holds a connection for up to 110 s, so a pool shared by thousands of sessions would
-be scanned on every request.
+and load-balancer cookies must come back on every request) over its own
+:class:`~omsbridge_salesforce.streaming.http1.LongPollTransport` (one kept-alive connection:
+a long poll holds it for up to 110 s, so a pool shared by thousands of sessions would be
+scanned on every request).
 
-Requests go straight to the client's transport (as :class:`omsbridge.http_direct.DirectClient`
-does for blocking clients): ``AsyncClient.send``'s per-request machinery (URL merging, auth and
-redirect loops, cookie jar on every request) is most of the CPU of an empty long poll. What goes
-on the wire is the same; with an HTTP proxy from the environment the client's own ``send`` is
-used. ``on_unauthorized`` (a blocking token request) runs on the loop's default executor.
+A request is written as the bytes ``AsyncClient.send`` would send and its answer read raw
+(:meth:`LongPollTransport.exchange`): httpx's Request and Response objects, auth and redirect
+loops and cookie jar per request were most of the CPU of a long poll. Cookies go through the
+client's jar when an answer sets one (rare). With an HTTP proxy from the environment the
+client's own ``send`` is used; with another transport (tests) its ``handle_async_request``.
+``on_unauthorized`` (a blocking token request) runs on the loop's default executor.
 """
 
 from __future__ import annotations
