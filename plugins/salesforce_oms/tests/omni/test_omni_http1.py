@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -208,3 +209,49 @@ def test_unreachable_and_garbage_are_httpx_errors() -> None:
             await post(transport, url, read=2)
 
     run(fixed(b"SSH-2.0-OpenSSH\r\n\r\n"), test)
+
+
+def test_a_bayeux_session_over_it_keeps_its_cookie_token_and_one_connection() -> None:
+    from omsbridge_salesforce.streaming import AsyncBayeuxClient
+
+    def ok(body: bytes, *headers: bytes) -> bytes:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        head += b"Date: Mon, 07 Dec 2026 02:00:00 GMT\r\n"
+        head += b"".join(h + b"\r\n" for h in headers)
+        return head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+    async def answer(request: bytes) -> bytes | None:
+        (message,) = json.loads(request.partition(b"\r\n\r\n")[2])
+        channel = message["channel"]
+        if channel == "/meta/handshake":
+            reply = {"channel": channel, "successful": True, "clientId": "c1"}
+            return ok(json.dumps([reply]).encode(), b"Set-Cookie: BAYEUX_BROWSER=b1; Path=/")
+        if channel == "/meta/connect":
+            zipped = gzip.compress(
+                json.dumps(
+                    [
+                        {"channel": "/event/X", "data": {"n": 1}},
+                        {"channel": channel, "successful": True},
+                    ]
+                ).encode()
+            )
+            return ok(zipped, b"Content-Encoding: gzip")
+        return ok(json.dumps([{"channel": channel, "successful": True}]).encode())
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        client = AsyncBayeuxClient(url, authorization=lambda: "Bearer t1")
+        client.subscriptions.append("/event/X")
+        await client.establish()
+        messages = await client.connect()
+        await client.aclose()
+        return client, messages, list(server.requests), server.connections
+
+    client, messages, requests, connections = run(answer, test)
+    assert messages == [{"channel": "/event/X", "data": {"n": 1}}]  # gzip decoded
+    assert client.server_offset is not None  # read from the Date header
+    # The request after the handshake carries the cookie it set, every one the token.
+    handshake, subscribe, connect, disconnect = requests
+    assert b"Cookie: BAYEUX_BROWSER=b1" not in handshake
+    assert all(b"Cookie: BAYEUX_BROWSER=b1" in r for r in (subscribe, connect, disconnect))
+    assert all(b"Authorization: Bearer t1" in r for r in requests)
+    assert connections == 1  # all four on one kept-alive connection
