@@ -4,8 +4,8 @@ Fair like production: every merchant has its own org, so an event reaches exactl
 merchant's listener. One server process serves N orgs (each its own sandbox event bus: a Pub/Sub
 tenant, or a CometD endpoint under ``/org/<i>``) and publishes FOStatusChangedEvents at
 ``--rate`` events/s in all, each to one random org. The bench process runs only the listeners:
-the Salesforce backend's feeds (Pub/Sub: every subscription on one event loop; CometD: its
-long-poll thread per merchant) driven as ``omsbridge worker`` drives them: a leased
+the Salesforce backend's feeds (Pub/Sub and CometD: every subscription or long poll on one
+event loop) driven as ``omsbridge worker`` drives them: a leased
 :class:`~omsbridge.listen.ListenerPool` on a SQLite store with the worker's defaults
 (``PoolSettings()``: 8 threads, 15 s listener leases renewed every 5 s, checkpoints stored
 together every 0.25 s; ``ListenerSettings(wait=5.0)``), EventUuid dedupe, and a handler that
@@ -99,7 +99,17 @@ def _serve(conn: multiprocessing.connection.Connection, orgs: int, transport: st
         import logging
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        http = make_server("127.0.0.1", 0, app, threaded=True)
+        from omsbridge.local_http import KeepAliveRequestHandler
+
+        class _Handler(KeepAliveRequestHandler):
+            # Connections kept open between long polls, as Salesforce's are (werkzeug's own
+            # handler closes each one: a TCP connect per long poll on both sides).
+            timeout = 60
+
+            def log(self, type: str, message: str, *args: Any) -> None:
+                """Quiet."""
+
+        http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Handler)
         http.daemon_threads = True
         threading.Thread(target=http.serve_forever, daemon=True).start()
         address = f"http://127.0.0.1:{http.server_port}"
@@ -291,6 +301,7 @@ def _run(
             time.sleep(0.1)
         time.sleep(0.5 + _CLOCK_MARGIN)  # steady state: past every listener's clock margin
         count = int(rate * seconds)
+        live_threads = threading.active_count()
         threads0 = _thread_cpu()
         cpu0 = time.process_time()
         parent.send((rate, count))
@@ -321,6 +332,7 @@ def _run(
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "commit_transactions": pool.commit_transactions,
         "threads": _per_event(threads0, threads1, max(1, len(got))),
+        "live_threads": live_threads,
     }
 
 
@@ -411,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.breakdown and r.get("threads") is not None:
             print(
                 f"    CPU ms/event by thread: {r['threads']}; "
-                f"{r['commit_transactions']} commit transactions",
+                f"{r['commit_transactions']} commit transactions; "
+                f"{r.get('live_threads')} threads",
                 flush=True,
             )
 

@@ -34,6 +34,7 @@ import httpx
 
 from omsbridge.model import Customer, FulfillmentKind
 from omsbridge_contract import Fault, Harness, HttpxTimeouts, OnlineOrder, data
+from omsbridge_salesforce.streaming import bayeux_async
 from omsbridge_salesforce_sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 
 __all__ = ["SalesforceHarness"]
@@ -64,7 +65,7 @@ class SalesforceHarness(Harness):
     ``som-minimal`` (the setup package and nothing else)."""
     cassette_dir = Path(__file__).resolve().parents[2] / "tests" / "contract" / "cassettes"
     faults = frozenset(Fault)
-    # The CometD feed long-polls /meta/connect from a background thread: the poll still open
+    # The CometD feed long-polls /meta/connect in the background: the poll still open
     # when a recording stops is never recorded, yet is always sent again on replay.
     long_poll_paths = ("/cometd/",)
 
@@ -75,6 +76,7 @@ class SalesforceHarness(Harness):
         self._oms_side: Any = None
         self._timeouts = HttpxTimeouts()
         self._armed: set[Fault] = set()
+        self._lean = bayeux_async.LEAN_TRANSPORT
         self.url = _REPLAY_URL
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -82,6 +84,9 @@ class SalesforceHarness(Harness):
     def start(self) -> None:
         """Serve a sandbox of the variant's org profile when recording; write the password and
         consumer secret to files."""
+        # The cassettes record httpx's own transports: CometD sessions use them here.
+        self._lean = bayeux_async.LEAN_TRANSPORT
+        bayeux_async.LEAN_TRANSPORT = False
         if self.live:
             from omsbridge_salesforce_sandbox import serve
 
@@ -102,6 +107,7 @@ class SalesforceHarness(Harness):
     def stop(self) -> None:
         """Stop the sandbox and close the harness's client."""
         self._timeouts.disarm()
+        bayeux_async.LEAN_TRANSPORT = self._lean
         if self._http is not None:
             self._http.close()
         if self._server is not None:

@@ -9,6 +9,7 @@ from sf_backend_helpers import config
 from omsbridge_salesforce import _tls
 from omsbridge_salesforce.client import SalesforceClient
 from omsbridge_salesforce.streaming.bayeux import BayeuxClient
+from omsbridge_salesforce.streaming.bayeux_async import AsyncBayeuxClient
 
 
 def test_clients_of_many_merchants_load_the_ca_bundle_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,8 +30,10 @@ def test_clients_of_many_merchants_load_the_ca_bundle_once(monkeypatch: pytest.M
     _tls.shared_tls.cache_clear()
     clients = [SalesforceClient(config(f"https://m{n}.my.salesforce.com")) for n in range(20)]
     feeds = [BayeuxClient(f"https://m{n}.my.salesforce.com/cometd/62.0") for n in range(20)]
+    sessions = [AsyncBayeuxClient(f"https://m{n}.my.salesforce.com/cometd/62.0") for n in range(20)]
     try:
-        # 20 REST clients, their 20 token clients and 20 CometD clients: one context in all
+        # 20 REST clients, their 20 token clients, 20 blocking and 20 asyncio CometD clients
+        # (the listeners' sessions): one context in all
         # (httpx would otherwise build and load one per client, about 0.85 MB each).
         assert len(built) == 1
     finally:
@@ -38,4 +41,5 @@ def test_clients_of_many_merchants_load_the_ca_bundle_once(monkeypatch: pytest.M
             client.close()
         for feed in feeds:
             feed.close()
+        assert all(session._transport is not None for session in sessions)
         _tls.shared_tls.cache_clear()

@@ -1,4 +1,5 @@
-"""The Bayeux client's reactions to advice and errors, against a scripted server (no sockets)."""
+"""The blocking Bayeux client's reactions to advice and errors, against a scripted server (no
+sockets). The asyncio client and the stream: test_omni_bayeux_async.py."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ import pytest
 from omsbridge_salesforce.streaming import (
     BayeuxClient,
     BayeuxError,
-    BayeuxTransportError,
-    EventStream,
     ReplayExtension,
 )
 
@@ -138,20 +137,6 @@ def test_reconnect_none_stops_and_retry_backs_off() -> None:
     with pytest.raises(BayeuxError):
         client.receive(stop)
     assert waits == [0.25]  # one failed retry: a short pause before connecting again
-
-
-def test_network_errors_are_retried_then_reported_by_the_stream() -> None:
-    script = Script()
-    client = script.client()
-    script.connects += [lambda m: httpx.ConnectError("down")] * 10
-    stream = EventStream(client, "/event/X", network_retries=2, backoff_initial=0.01)
-    stream.open()
-    with pytest.raises(BayeuxTransportError):
-        for _ in range(50):
-            stream.take(0.1)
-    assert stream.dead
-    stream.close()
-    assert script.sent[-1]["channel"] in ("/meta/connect", "/meta/disconnect")
 
 
 def test_handshake_refused_for_credentials_re_authenticates_once() -> None:

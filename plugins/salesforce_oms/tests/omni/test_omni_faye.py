@@ -16,7 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omsbridge_salesforce.streaming import BayeuxClient, BayeuxError, EventStream
+from omsbridge_salesforce.streaming import (
+    AsyncBayeuxClient,
+    BayeuxClient,
+    BayeuxError,
+    EventStream,
+)
 
 _SCRIPT = """
 const http = require('http');
@@ -114,7 +119,7 @@ def _take(stream: EventStream, count: int, timeout: float = 10.0) -> list[dict]:
 
 
 def test_subscribe_receive_publish_and_disconnect(faye: Faye) -> None:
-    listener = EventStream(BayeuxClient(faye.url), "/orders/store-001")
+    listener = EventStream(AsyncBayeuxClient(faye.url), "/orders/store-001")
     listener.open()
     publisher = BayeuxClient(faye.url)
     try:
@@ -142,7 +147,7 @@ def test_subscribe_receive_publish_and_disconnect(faye: Faye) -> None:
 
 
 def test_server_restart_re_handshakes_and_resubscribes(faye: Faye) -> None:
-    listener = EventStream(BayeuxClient(faye.url), "/orders/store-001")
+    listener = EventStream(AsyncBayeuxClient(faye.url), "/orders/store-001")
     listener.open()
     try:
         faye.stop()

@@ -1,8 +1,10 @@
 """Salesforce Streaming API (CometD) for the fulfillment-event feed.
 
 * :mod:`.bayeux` — a generic Bayeux long-polling client on httpx (works with any Bayeux server);
+* :mod:`.bayeux_async` — the same protocol on asyncio (one event loop for every merchant);
 * :mod:`.replay` — Salesforce's replay extension;
-* :mod:`.stream` — one channel read by a background thread, so ``events(wait)`` returns in time;
+* :mod:`.stream` — one channel read by a task on the shared event loop, so ``events(wait)``
+  returns in time;
 * :mod:`.listener` — FOStatusChangedEvent as the SPI's ``events(checkpoint, wait)``, with the
   catch-up query when a replay id is past retention.
 """
@@ -10,9 +12,11 @@
 from omsbridge_salesforce.streaming.bayeux import (
     BayeuxClient,
     BayeuxError,
+    BayeuxSession,
     BayeuxTransportError,
     Extension,
 )
+from omsbridge_salesforce.streaming.bayeux_async import AsyncBayeuxClient
 from omsbridge_salesforce.streaming.listener import (
     CATCH_UP,
     FO_CHANNEL,
@@ -27,8 +31,10 @@ __all__ = [
     "EARLIEST",
     "FO_CHANNEL",
     "NEWEST",
+    "AsyncBayeuxClient",
     "BayeuxClient",
     "BayeuxError",
+    "BayeuxSession",
     "BayeuxTransportError",
     "EventStream",
     "Extension",

@@ -18,7 +18,9 @@ and :meth:`close`, which may come from another thread to end a long poll.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +34,7 @@ from omsbridge_salesforce._tls import shared_tls
 
 __all__ = [
     "BayeuxClient",
+    "BayeuxSession",
     "BayeuxError",
     "BayeuxTransportError",
     "Extension",
@@ -98,8 +101,200 @@ def backoff_delays(initial: float = 0.5, maximum: float = 30.0) -> Iterator[floa
         delay = min(maximum, delay * 2)
 
 
-class BayeuxClient:
-    """One Bayeux session against ``url``.
+@functools.lru_cache(maxsize=4)
+def _server_time(date: str) -> datetime | None:
+    """A ``Date`` header as an aware time (None if unreadable); every session of the process
+    sees the same few values each second, parsed once."""
+    try:
+        server = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    return server if server.tzinfo is not None else None
+
+
+class BayeuxSession:
+    """The protocol state of one Bayeux session, shared by the blocking :class:`BayeuxClient`
+    and the asyncio :class:`~omsbridge_salesforce.streaming.bayeux_async.AsyncBayeuxClient`:
+    what goes into each message, how answers, replies and advice are read. No I/O here."""
+
+    def __init__(
+        self,
+        url: str,
+        extensions: Sequence[Extension],
+        on_unauthorized: Callable[[], None] | None,
+    ) -> None:
+        self.url = url
+        self.extensions = list(extensions)
+        self.on_unauthorized = on_unauthorized
+        self.client_id: str | None = None
+        self.advice: dict[str, Any] = {"reconnect": "retry", "interval": 0}
+        self.subscriptions: list[str] = []
+        self._ids = itertools.count(1)
+        self._needs_handshake = True
+        self._retries = 0
+        self.handshakes = 0
+        """How many successful handshakes this client made (re-handshakes included)."""
+        self.server_offset: timedelta | None = None
+        """The org's clock minus ours, from the ``Date`` header of the last answer (None until
+        an answer carried one); 1-second resolution."""
+        self._last_date: str | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, client_id={self.client_id!r})"
+
+    def _outgoing(self, message: Message) -> Message:
+        """``message`` with its id, client id and every extension's additions."""
+        message = dict(message)
+        message.setdefault("id", str(next(self._ids)))
+        if self.client_id is not None and message["channel"] != "/meta/handshake":
+            message.setdefault("clientId", self.client_id)
+        for extension in self.extensions:
+            extension.outgoing(message)
+        return message
+
+    def _replies(
+        self, channel: str, status: int, content: bytes, date: str | None
+    ) -> list[Message]:
+        """The messages of an HTTP answer (parsed once), seen by every extension."""
+        self._note_server_time(date)
+        if status != 200:
+            text = content[:200].decode("utf-8", "replace")
+            raise BayeuxTransportError(f"{channel}: HTTP {status}: {text}")
+        try:
+            replies = json.loads(content)
+        except ValueError as exc:
+            raise BayeuxTransportError(f"{channel}: the answer is not JSON") from exc
+        if isinstance(replies, dict):
+            replies = [replies]
+        if not isinstance(replies, list):
+            raise BayeuxTransportError(f"{channel}: the answer is not a message list")
+        replies = [r for r in replies if isinstance(r, dict)]
+        for extension in self.extensions:
+            for reply in replies:
+                extension.incoming(reply)
+        return replies
+
+    def _note_server_time(self, date: str | None) -> None:
+        if date is None or date == self._last_date:
+            return  # the same second as the last answer: the same offset, near enough
+        server = _server_time(date)
+        if server is None:
+            return  # an unreadable Date header: keep the last offset known
+        self._last_date = date
+        self.server_offset = server - datetime.now(UTC)
+
+    @staticmethod
+    def _meta(replies: list[Message], channel: str) -> Message:
+        for reply in replies:
+            if reply.get("channel") == channel:
+                return reply
+        raise BayeuxTransportError(f"{channel}: no {channel} reply in the answer")
+
+    _HANDSHAKE: Message = {
+        "channel": "/meta/handshake",
+        "version": "1.0",
+        "minimumVersion": "1.0",
+        "supportedConnectionTypes": ["long-polling"],
+    }
+    _CONNECT: Message = {"channel": "/meta/connect", "connectionType": "long-polling"}
+
+    def _handshake_reply(self, replies: list[Message]) -> Message:
+        reply = self._meta(replies, "/meta/handshake")
+        if not reply.get("successful"):
+            raise BayeuxError(reply)
+        types = reply.get("supportedConnectionTypes") or ["long-polling"]
+        if "long-polling" not in types:
+            raise BayeuxTransportError(f"the server does not offer long-polling ({types})")
+        self.client_id = str(reply["clientId"])
+        self.advice = {**self.advice, **(reply.get("advice") or {})}
+        self._needs_handshake = False
+        self.handshakes += 1
+        return reply
+
+    def _reply_to(self, replies: list[Message], channel: str) -> Message:
+        reply = self._meta(replies, channel)
+        if not reply.get("successful"):
+            raise BayeuxError(reply)
+        return reply
+
+    def _remember(self, channel: str) -> None:
+        if channel not in self.subscriptions:
+            self.subscriptions.append(channel)
+
+    def _forget(self, channel: str) -> bool:
+        """Drop ``channel``; whether the server must be told (a session is open)."""
+        if channel in self.subscriptions:
+            self.subscriptions.remove(channel)
+        return self.client_id is not None and not self._needs_handshake
+
+    def _read_timeout(self) -> float:
+        """The HTTP read timeout of a connect: the server's long-poll timeout plus a margin."""
+        timeout_ms = self.advice.get("timeout", _DEFAULT_TIMEOUT_MS)
+        try:
+            return float(timeout_ms) / 1000 + _MARGIN_S
+        except (TypeError, ValueError):
+            return _DEFAULT_TIMEOUT_MS / 1000 + _MARGIN_S
+
+    def _connected(self, replies: list[Message]) -> list[Message]:
+        """The data messages of a connect's answer; raises the connect's failure (with them)."""
+        data = []
+        failure: BayeuxError | None = None
+        for reply in replies:
+            channel = reply.get("channel")
+            if channel == "/meta/connect":
+                if reply.get("advice"):
+                    self.advice = {**self.advice, **reply["advice"]}
+                if not reply.get("successful") and failure is None:
+                    failure = BayeuxError(reply)
+            elif not str(channel or "").startswith("/meta/"):
+                data.append(reply)
+        if failure is not None:
+            failure.delivered = data
+            raise failure
+        return data
+
+    def _pause(self) -> float:
+        """Seconds to wait before the next connect: the advice's interval, longer after failed
+        retries."""
+        interval = float(self.advice.get("interval") or 0) / 1000
+        if self._retries:
+            # A connect that keeps failing with "retry" must not spin against the server.
+            interval = max(interval, min(30.0, 0.25 * 2 ** (self._retries - 1)))
+        return interval
+
+    def _after_failure(self, error: BayeuxError) -> bool:
+        """Follow a failed connect's advice; True when the caller must re-authenticate (call
+        ``on_unauthorized``) before the next handshake. Raises ``error`` when told to stop."""
+        if error.code == 401 and error.reconnect == "none":
+            log.info("Bayeux server says %s; re-authenticating", error.error)
+            if self.on_unauthorized is None:
+                raise error
+            self._needs_handshake = True
+            return True
+        if error.reconnect == "handshake" or error.code in (401, 402, 403):
+            log.info("Bayeux server says %s; handshaking again", error.error)
+            self._needs_handshake = True
+            return False
+        if error.reconnect == "none":
+            raise error
+        # retry (or no advice): connect again, after a growing pause.
+        self._retries += 1
+        log.warning("/meta/connect failed (%s); retrying", error.error)
+        return False
+
+    def _refused_credentials(self, error: BayeuxError) -> bool:
+        """Whether a refused handshake is worth a new token (a ``401``, or Salesforce's
+        ``403::Handshake denied`` with ``failureReason 401``) and one can be had."""
+        failure = str(((error.reply.get("ext") or {}).get("sfdc") or {}).get("failureReason"))
+        unauthorized = error.code == 401 or failure.startswith("401")
+        if not unauthorized or self.on_unauthorized is None:
+            return False
+        log.info("handshake refused (%s); re-authenticating once", failure or error.error)
+        return True
+
+
+class BayeuxClient(BayeuxSession):
+    """One Bayeux session against ``url``, on blocking httpx.
 
     ``http`` is the httpx client to use (its cookies are kept, as Salesforce requires); ``auth``
     authenticates each request (e.g. a bearer token). ``on_unauthorized`` is called when the
@@ -116,39 +311,18 @@ class BayeuxClient:
         on_unauthorized: Callable[[], None] | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.url = url
+        super().__init__(url, extensions, on_unauthorized)
         self._own_http = http is None
         self._http = http or httpx.Client(
             timeout=httpx.Timeout(30.0, connect=connect_timeout), verify=shared_tls()
         )
         self._auth = auth
-        self.extensions = list(extensions)
-        self.on_unauthorized = on_unauthorized
-        self.client_id: str | None = None
-        self.advice: dict[str, Any] = {"reconnect": "retry", "interval": 0}
-        self.subscriptions: list[str] = []
-        self._ids = itertools.count(1)
-        self._needs_handshake = True
-        self._retries = 0
         self._closed = threading.Event()
-        self.handshakes = 0
-        """How many successful handshakes this client made (re-handshakes included)."""
-        self.server_offset: timedelta | None = None
-        """The org's clock minus ours, from the ``Date`` header of the last answer (None until
-        an answer carried one); 1-second resolution."""
-
-    def __repr__(self) -> str:
-        return f"BayeuxClient({self.url!r}, client_id={self.client_id!r})"
 
     # -- transport ------------------------------------------------------------------------------
 
     def _send(self, message: Message, *, timeout: float | None = None) -> list[Message]:
-        message = dict(message)
-        message.setdefault("id", str(next(self._ids)))
-        if self.client_id is not None and message["channel"] != "/meta/handshake":
-            message.setdefault("clientId", self.client_id)
-        for extension in self.extensions:
-            extension.outgoing(message)
+        message = self._outgoing(message)
         if self._closed.is_set():
             raise BayeuxTransportError("the client is closed")
         request_timeout = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
@@ -162,89 +336,30 @@ class BayeuxClient:
         except (httpx.HTTPError, RuntimeError) as exc:
             # RuntimeError: the connection pool was closed by another thread (shutdown).
             raise BayeuxTransportError(f"{message['channel']}: {type(exc).__name__}") from exc
-        self._note_server_time(response)
-        if response.status_code != 200:
-            raise BayeuxTransportError(
-                f"{message['channel']}: HTTP {response.status_code}: {response.text[:200]}"
-            )
-        try:
-            replies = response.json()
-        except ValueError as exc:
-            raise BayeuxTransportError(f"{message['channel']}: the answer is not JSON") from exc
-        if isinstance(replies, dict):
-            replies = [replies]
-        if not isinstance(replies, list):
-            raise BayeuxTransportError(f"{message['channel']}: the answer is not a message list")
-        replies = [r for r in replies if isinstance(r, dict)]
-        for reply in replies:
-            for extension in self.extensions:
-                extension.incoming(reply)
-        return replies
-
-    def _note_server_time(self, response: httpx.Response) -> None:
-        try:
-            server = parsedate_to_datetime(response.headers.get("Date", ""))
-        except (TypeError, ValueError):
-            return  # no Date header (or an unreadable one): keep the last offset known
-        if server.tzinfo is None:
-            return
-        self.server_offset = server - datetime.now(UTC)
-
-    @staticmethod
-    def _meta(replies: list[Message], channel: str) -> Message:
-        for reply in replies:
-            if reply.get("channel") == channel:
-                return reply
-        raise BayeuxTransportError(f"{channel}: no {channel} reply in the answer")
+        return self._replies(
+            message["channel"], response.status_code, response.content, response.headers.get("Date")
+        )
 
     # -- protocol -------------------------------------------------------------------------------
 
     def handshake(self) -> Message:
         """Open a session; raises :class:`BayeuxError` when the server refuses it."""
-        replies = self._send(
-            {
-                "channel": "/meta/handshake",
-                "version": "1.0",
-                "minimumVersion": "1.0",
-                "supportedConnectionTypes": ["long-polling"],
-            }
-        )
-        reply = self._meta(replies, "/meta/handshake")
-        if not reply.get("successful"):
-            raise BayeuxError(reply)
-        types = reply.get("supportedConnectionTypes") or ["long-polling"]
-        if "long-polling" not in types:
-            raise BayeuxTransportError(f"the server does not offer long-polling ({types})")
-        self.client_id = str(reply["clientId"])
-        self.advice = {**self.advice, **(reply.get("advice") or {})}
-        self._needs_handshake = False
-        self.handshakes += 1
-        return reply
+        return self._handshake_reply(self._send(self._HANDSHAKE))
 
     def subscribe(self, channel: str) -> Message:
         """Subscribe to ``channel`` (kept for re-subscription after a re-handshake)."""
-        if channel not in self.subscriptions:
-            self.subscriptions.append(channel)
+        self._remember(channel)
         return self._subscribe(channel)
 
     def _subscribe(self, channel: str) -> Message:
         replies = self._send({"channel": "/meta/subscribe", "subscription": channel})
-        reply = self._meta(replies, "/meta/subscribe")
-        if not reply.get("successful"):
-            raise BayeuxError(reply)
-        return reply
+        return self._reply_to(replies, "/meta/subscribe")
 
     def unsubscribe(self, channel: str) -> None:
         """Stop receiving ``channel``."""
-        if channel in self.subscriptions:
-            self.subscriptions.remove(channel)
-        if self.client_id is not None and not self._needs_handshake:
-            reply = self._meta(
-                self._send({"channel": "/meta/unsubscribe", "subscription": channel}),
-                "/meta/unsubscribe",
-            )
-            if not reply.get("successful"):
-                raise BayeuxError(reply)
+        if self._forget(channel):
+            replies = self._send({"channel": "/meta/unsubscribe", "subscription": channel})
+            self._reply_to(replies, "/meta/unsubscribe")
 
     def publish(self, channel: str, data: Any) -> Message:
         """Publish ``data`` on ``channel`` (where the server allows clients to publish)."""
@@ -263,25 +378,7 @@ class BayeuxClient:
 
     def connect(self) -> list[Message]:
         """One ``/meta/connect`` (a long poll); returns the data messages it delivered."""
-        timeout_ms = self.advice.get("timeout", _DEFAULT_TIMEOUT_MS)
-        try:
-            read_timeout = float(timeout_ms) / 1000 + _MARGIN_S
-        except (TypeError, ValueError):
-            read_timeout = _DEFAULT_TIMEOUT_MS / 1000 + _MARGIN_S
-        replies = self._send(
-            {"channel": "/meta/connect", "connectionType": "long-polling"},
-            timeout=read_timeout,
-        )
-        meta = [r for r in replies if r.get("channel") == "/meta/connect"]
-        data = [r for r in replies if not str(r.get("channel", "")).startswith("/meta/")]
-        for reply in meta:
-            if reply.get("advice"):
-                self.advice = {**self.advice, **reply["advice"]}
-            if not reply.get("successful"):
-                error = BayeuxError(reply)
-                error.delivered = data
-                raise error
-        return data
+        return self._connected(self._send(self._CONNECT, timeout=self._read_timeout()))
 
     def receive(self, stop: threading.Event | None = None) -> list[Message]:
         """One turn of the connect loop, following the advice; returns delivered messages.
@@ -293,40 +390,17 @@ class BayeuxClient:
         stop = stop or threading.Event()
         if self._needs_handshake:
             self.establish()
-        interval = float(self.advice.get("interval") or 0) / 1000
-        if self._retries:
-            # A connect that keeps failing with "retry" must not spin against the server.
-            interval = max(interval, min(30.0, 0.25 * 2 ** (self._retries - 1)))
+        interval = self._pause()
         if interval and stop.wait(interval):
             return []
         try:
             messages = self.connect()
         except BayeuxError as error:
-            self._after_failure(error)
+            if self._after_failure(error) and self.on_unauthorized is not None:
+                self.on_unauthorized()
             return error.delivered
         self._retries = 0
         return messages
-
-    def _after_failure(self, error: BayeuxError) -> None:
-        if error.code == 401 and error.reconnect == "none":
-            log.info("Bayeux server says %s; re-authenticating", error.error)
-            self._reauthenticate(error)
-            self._needs_handshake = True
-            return
-        if error.reconnect == "handshake" or error.code in (401, 402, 403):
-            log.info("Bayeux server says %s; handshaking again", error.error)
-            self._needs_handshake = True
-            return
-        if error.reconnect == "none":
-            raise error
-        # retry (or no advice): connect again, after a growing pause.
-        self._retries += 1
-        log.warning("/meta/connect failed (%s); retrying", error.error)
-
-    def _reauthenticate(self, error: BayeuxError) -> None:
-        if self.on_unauthorized is None:
-            raise error
-        self.on_unauthorized()
 
     def establish(self) -> None:
         """Handshake and (re-)subscribe every channel in :attr:`subscriptions`.
@@ -337,11 +411,8 @@ class BayeuxClient:
         try:
             self._establish()
         except BayeuxError as error:
-            failure = str(((error.reply.get("ext") or {}).get("sfdc") or {}).get("failureReason"))
-            unauthorized = error.code == 401 or failure.startswith("401")
-            if not unauthorized or self.on_unauthorized is None:
+            if not self._refused_credentials(error) or self.on_unauthorized is None:
                 raise
-            log.info("handshake refused (%s); re-authenticating once", failure or error.error)
             self.on_unauthorized()
             self._establish()
 

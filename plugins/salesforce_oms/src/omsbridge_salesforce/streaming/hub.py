@@ -1,4 +1,5 @@
-"""One asyncio event loop, on one thread, that carries every Pub/Sub subscription of the process.
+"""One asyncio event loop, on one thread, that carries every Pub/Sub subscription of the process
+(and every CometD long poll: :mod:`.stream`).
 
 A blocking reader per merchant does not scale to thousands of merchants; gRPC's asyncio API
 does. :func:`shared_hub` starts the loop on first use; feeds run their subscriptions on it with

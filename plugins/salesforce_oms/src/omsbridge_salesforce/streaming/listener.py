@@ -11,7 +11,8 @@ Checkpoints are strings:
   fulfillment order (``filter_query`` + ``statuses_to_process``) changed since TIME (all of
   them without a time), so nothing is missed.
 
-The Bayeux session is kept across calls (one background reader per backend); a call with a
+The Bayeux session is kept across calls (one reading task per backend, on the process's event
+loop shared by every merchant); a call with a
 checkpoint other than the one the previous call returned (a restart, or a batch the caller did
 not manage to handle) subscribes again from that checkpoint.
 """
@@ -21,11 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import httpx
 
 from omsbridge import (
     AuthFailed,
@@ -38,7 +37,8 @@ from omsbridge import (
 from omsbridge.logs import merchant_log
 from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
 from omsbridge_salesforce.reading import parse_datetime
-from omsbridge_salesforce.streaming.bayeux import BayeuxClient, BayeuxError, BayeuxTransportError
+from omsbridge_salesforce.streaming.bayeux import BayeuxError, BayeuxSession, BayeuxTransportError
+from omsbridge_salesforce.streaming.bayeux_async import AsyncBayeuxClient
 from omsbridge_salesforce.streaming.metrics import FeedMetrics
 from omsbridge_salesforce.streaming.replay import NEWEST, ReplayExtension, is_invalid_replay
 from omsbridge_salesforce.streaming.stream import EventStream
@@ -97,19 +97,21 @@ def parse_checkpoint(checkpoint: str) -> tuple[int | None, datetime | None]:
         ) from None
 
 
-class _BearerAuth(httpx.Auth):
-    """The REST client's token on CometD requests; remembers which token a request used."""
+class _Bearer:
+    """The REST client's token on CometD requests; remembers which token a request used.
+
+    Called on the event loop: the token is the one the REST client holds (fetched on the
+    caller's thread when the feed opens; renewed on the loop's executor)."""
 
     def __init__(self, auth: SalesforceAuth) -> None:
         self._auth = auth
         self.last: Token | None = None
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Add the current bearer token."""
+    def __call__(self) -> str:
+        """The ``Authorization`` header's value."""
         token = self._auth.token()
         self.last = token
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
-        yield request
+        return f"Bearer {token.access_token}"
 
 
 def event_from_message(message: dict[str, Any]) -> FulfillmentEvent | None:
@@ -176,7 +178,7 @@ class FulfillmentFeed:
         """How many catch-up queries ran (for tests and metrics)."""
         self.metrics = FeedMetrics()
         self.on_ready: Callable[[], None] | None = None
-        """Called from the reading thread when something arrives (see ``watch_events``)."""
+        """Called from the event loop's thread when something arrives (see ``watch_events``)."""
 
     @property
     def url(self) -> str:
@@ -184,7 +186,7 @@ class FulfillmentFeed:
         return f"{self._auth.instance_url}/cometd/{self._version}"
 
     @property
-    def client(self) -> BayeuxClient | None:
+    def client(self) -> AsyncBayeuxClient | None:
         """The Bayeux client of the current session, if one is open."""
         return self._stream.client if self._stream is not None else None
 
@@ -325,7 +327,7 @@ class FulfillmentFeed:
             )
         return stream
 
-    def _org_time(self, client: BayeuxClient, local: datetime) -> datetime:
+    def _org_time(self, client: BayeuxSession, local: datetime) -> datetime:
         """``local`` (our clock) as the org's clock read it, from the server's ``Date`` header;
         our own time only if no answer carried one. Warns when the two disagree."""
         offset = client.server_offset
@@ -346,14 +348,14 @@ class FulfillmentFeed:
     def _new_stream(self, position: int) -> EventStream:
         replay = ReplayExtension()
         replay.set(self.channel, position)
-        bearer = _BearerAuth(self._auth)
+        bearer = _Bearer(self._auth)
 
         def reauthenticate() -> None:
             self._auth.refresh(bearer.last)
 
-        client = BayeuxClient(
-            self.url,
-            auth=bearer,
+        client = AsyncBayeuxClient(
+            self.url,  # fetches the token (if none yet) here, not on the event loop
+            authorization=bearer,
             extensions=[replay],
             on_unauthorized=reauthenticate,
             connect_timeout=self._connect_timeout,

@@ -1,27 +1,32 @@
-"""One channel of a Bayeux session, read by a background thread into a queue.
+"""One channel of a Bayeux session, read on the process's event loop into a queue.
 
 The server decides how long a long poll lasts (110 s on Salesforce) but the SPI's ``events``
-must return within its ``wait``; so a thread keeps the connect loop going and ``take(wait)``
-reads what it has received. The thread re-handshakes as the server advises, retries network
-errors with backoff, and hands any failure it cannot recover from to the next ``take``.
+must return within its ``wait``; so a task on the shared :class:`~omsbridge_salesforce.
+streaming.hub.Hub` loop keeps the connect loop going and ``take(wait)`` reads what it has
+received. One loop thread holds the long polls of every merchant of the process (no thread per
+merchant). The task re-handshakes as the server advises, retries network errors with backoff,
+and hands any failure it cannot recover from to the next ``take``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from omsbridge_salesforce.streaming.bayeux import (
-    BayeuxClient,
+    BayeuxError,
     BayeuxTransportError,
     backoff_delays,
 )
+from omsbridge_salesforce.streaming.bayeux_async import AsyncBayeuxClient
+from omsbridge_salesforce.streaming.hub import Hub, shared_hub
 
 __all__ = ["EventStream"]
 
@@ -29,125 +34,154 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
-
-@attrs.frozen
-class _Failure:
-    """What ended the reading thread; raised by the next :meth:`EventStream.take`."""
-
-    error: BaseException
+_CLOSE_WAIT = 6.0  # seconds close() waits for the disconnect (its own timeout is 5 s)
 
 
 class EventStream:
-    """Messages of one channel of ``client``, received in the background.
+    """Messages of one channel of ``client``, received on ``hub``'s loop (the process's).
 
     ``network_retries`` consecutive network failures are retried (with backoff) before the
     failure is reported to the reader; the stream is then :attr:`dead` and must be reopened.
+    Past ``max_queue`` unread messages the reading pauses (backpressure, bounded memory).
     """
 
     def __init__(
         self,
-        client: BayeuxClient,
+        client: AsyncBayeuxClient,
         channel: str,
         *,
         max_queue: int = 10_000,
         network_retries: int = 3,
         backoff_initial: float = 0.25,
         backoff_max: float = 10.0,
+        hub: Hub | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
-        self._queue: queue.Queue[Message | _Failure] = queue.Queue(maxsize=max_queue)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pending_failure: BaseException | None = None
+        self._hub = hub or shared_hub()
+        self._cond = threading.Condition()
+        self._queue: deque[Message] = deque()
+        self._failure: BaseException | None = None
+        self._max_queue = max_queue
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._network_retries = network_retries
         self._backoff = (backoff_initial, backoff_max)
         self.dead = False
         self.on_ready: Callable[[], None] | None = None
-        """Called (from the reading thread) after each message or failure is queued."""
+        """Called (from the loop's thread) after messages or a failure are queued."""
         self.last_activity = time.monotonic()
         """When the server last answered (events or an empty long poll): the stall watchdog's
         clock."""
 
     def open(self) -> None:
         """Handshake and subscribe now (errors raise here), then read in the background."""
+        self._hub.submit(self._open()).result()
+
+    async def _open(self) -> None:
         if self.channel not in self.client.subscriptions:
             self.client.subscriptions.append(self.channel)
-        self.client.establish()
-        self._thread = threading.Thread(
-            target=self._run, name=f"bayeux {self.channel}", daemon=True
-        )
-        self._thread.start()
+        await self.client.establish()
+        if self._stopped:  # closed while the handshake was under way
+            await self.client.aclose()
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
         failures = 0
         delays = backoff_delays(*self._backoff)
-        while not self._stop.is_set():
+        channel = self.channel
+        client = self.client
+        while not self._stopped:
             try:
-                messages = self.client.receive(self._stop)
+                messages = await client.receive()
+            except asyncio.CancelledError:
+                raise
             except BayeuxTransportError as exc:
-                if self._stop.is_set():
+                if self._stopped:
                     return
                 failures += 1
                 if failures > self._network_retries:
-                    self._put(_Failure(exc))
+                    self._fail(exc)
                     return
                 delay = next(delays)
                 log.warning("streaming: %s; reconnecting in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                await asyncio.sleep(delay)
                 continue
             except BaseException as exc:  # handed to the reader, whatever it is
-                if not self._stop.is_set():
-                    self._put(_Failure(exc))
+                if not self._stopped:
+                    # Events that came with the failed connect are read before the failure.
+                    delivered = exc.delivered if isinstance(exc, BayeuxError) else []
+                    mine = [m for m in delivered if m.get("channel") == channel]
+                    if mine:
+                        self._put(mine)
+                    self._fail(exc)
                 return
-            failures = 0
+            if failures:
+                failures = 0
+                delays = backoff_delays(*self._backoff)
             self.last_activity = time.monotonic()
-            delays = backoff_delays(*self._backoff)
-            for message in messages:
-                if message.get("channel") == self.channel:
-                    self._put(message)
+            mine = [m for m in messages if m.get("channel") == channel]
+            if mine:
+                self._put(mine)
+                while len(self._queue) > self._max_queue and not self._stopped:
+                    await asyncio.sleep(0.05)  # backpressure: no long poll until read
 
-    def _put(self, item: Message | _Failure) -> None:
-        # A full queue blocks the reader thread: backpressure rather than unbounded memory.
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                if self.on_ready is not None:
-                    self.on_ready()
-                return
-            except queue.Full:
-                continue
+    def _put(self, messages: list[Message]) -> None:
+        with self._cond:
+            self._queue.extend(messages)
+            self._cond.notify_all()
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def _fail(self, error: BaseException) -> None:
+        with self._cond:
+            self._failure = error
+            self._cond.notify_all()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def take(self, wait: float, limit: int = 500) -> list[Message]:
         """Up to ``limit`` messages, waiting up to ``wait`` seconds for the first.
 
-        Raises what ended the reading thread once the messages before it are taken."""
-        if self._pending_failure is not None:
-            error, self._pending_failure = self._pending_failure, None
-            self.dead = True
-            raise error
-        items: list[Message] = []
-        try:
-            first = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return items
-        pending: list[Message | _Failure] = [first]
-        while len(pending) < limit:
-            try:
-                pending.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        for item in pending:
-            if isinstance(item, _Failure):
-                self._pending_failure = item.error
-                break
-            items.append(item)
-        if not items and self._pending_failure is not None:
-            return self.take(0)
-        return items
+        Raises what ended the reading once the messages before it are taken."""
+        queue = self._queue
+        with self._cond:
+            if not queue and self._failure is None and wait > 0:
+                self._cond.wait_for(lambda: queue or self._failure is not None, wait)
+            if queue:
+                if len(queue) <= limit:
+                    items = list(queue)
+                    queue.clear()
+                else:
+                    items = [queue.popleft() for _ in range(limit)]
+                return items
+            if self._failure is not None:
+                error, self._failure = self._failure, None
+                self.dead = True
+                raise error
+            return []
 
     def close(self) -> None:
         """Stop reading and end the session (a long poll in flight is abandoned)."""
-        self._stop.set()
+        self._stopped = True
         self.dead = True
-        self.client.close()
+        future = self._hub.submit(self._close())
+        try:
+            on_loop = asyncio.get_running_loop() is self._hub.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            return  # called on the loop itself: the disconnect goes on without waiting
+        try:
+            future.result(_CLOSE_WAIT)
+        except (concurrent.futures.TimeoutError, Exception) as exc:  # best effort
+            log.debug("closing the stream: %r", exc)
+
+    async def _close(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.client.aclose()

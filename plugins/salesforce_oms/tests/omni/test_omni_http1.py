@@ -1,0 +1,257 @@
+"""LongPollTransport, the lean HTTP/1.1 transport of CometD sessions, against a raw asyncio
+server: the answer shapes HTTP/1.1 allows, kept connections, timeouts and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from omsbridge_salesforce.streaming.http1 import LongPollTransport
+
+Answer = Callable[[bytes], Awaitable[bytes | None]]
+
+
+class RawServer:
+    """Reads one request at a time per connection (head and Content-Length body) and writes
+    what ``answer`` returns (None: close the connection without answering)."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/cometd/62.0"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                out = await self.answer(head + body)
+                if out is None:
+                    break
+                writer.write(out)
+                await writer.drain()
+                if b"Connection: close" in out:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def run(answer: Answer, test: Callable[[LongPollTransport, str, RawServer], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        server = RawServer(answer)
+        url = await server.start()
+        transport = LongPollTransport()
+        try:
+            return await test(transport, url, server)
+        finally:
+            await transport.aclose()
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def fixed(*answers: bytes) -> Answer:
+    queue = list(answers)
+
+    async def answer(request: bytes) -> bytes | None:
+        return queue.pop(0) if queue else None
+
+    return answer
+
+
+async def post(transport: LongPollTransport, url: str, body: bytes = b"[]", **kw: Any) -> Any:
+    request = httpx.Request("POST", url, content=body, extensions={"timeout": kw})
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+def test_content_length_chunked_and_gzip_answers_on_one_kept_connection() -> None:
+    zipped = gzip.compress(b'[{"a":3}]')
+    answers = fixed(
+        b'HTTP/1.1 200 OK\r\nContent-Length: 9\r\nDate: x\r\n\r\n[{"a":1}]',
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n[{"a\r\n5;x=y\r\n":2}]\r\n0\r\n\r\n',
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+        + str(len(zipped)).encode()
+        + b"\r\n\r\n"
+        + zipped,
+    )
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> list[Any]:
+        out = [await post(transport, url, read=5) for _ in range(3)]
+        assert server.connections == 1  # kept alive between the three
+        return out
+
+    first, second, third = run(answers, test)
+    assert first.json() == [{"a": 1}] and first.headers["Date"] == "x"
+    assert second.json() == [{"a": 2}]
+    assert third.json() == [{"a": 3}]  # httpx decoded the gzip body
+
+
+def test_the_request_goes_out_as_httpx_built_it() -> None:
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+        request = httpx.Request(
+            "POST", url, content=b'[{"x":1}]', headers={"Authorization": "Bearer t"}
+        )
+        await transport.handle_async_request(request)
+
+    run(fixed(b"HTTP/1.1 204 No Content\r\n\r\n"), lambda t, u, s: _check_sent(t, u, s, test))
+
+
+async def _check_sent(transport: LongPollTransport, url: str, server: RawServer, test: Any) -> None:
+    await test(transport, url, server)
+    (sent,) = server.requests
+    head, _, body = sent.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /cometd/62.0 HTTP/1.1"
+    assert b"Authorization: Bearer t" in lines and b"Content-Length: 9" in lines
+    assert lines[1].startswith(b"Host: 127.0.0.1:")
+    assert body == b'[{"x":1}]'
+
+
+def test_an_answer_without_length_ends_with_the_connection_which_is_not_kept() -> None:
+    answers = fixed(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[1]")
+
+    async def answer(request: bytes) -> bytes | None:
+        out = await answers(request)
+        return out
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        first = await post(transport, url, read=5)
+        server.answer = fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[2]")
+        second = await post(transport, url, read=5)
+        assert server.connections == 2
+        return first, second
+
+    # The server closes after the first answer (it returns None for the next request on it).
+    first, second = run(answer, test)
+    assert first.json() == [1] and second.json() == [2]
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_once() -> None:
+    calls = {"n": 0}
+
+    async def answer(request: bytes) -> bytes | None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return None  # drops the kept connection instead of answering the 2nd request
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        await post(transport, url, read=5)
+        response = await post(transport, url, read=5)
+        assert server.connections == 2
+        return response
+
+    assert run(answer, test).json() == []
+
+
+def test_silence_past_the_read_timeout_is_a_read_timeout() -> None:
+    async def answer(request: bytes) -> bytes | None:
+        await asyncio.sleep(5)
+        return None
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            await post(transport, url, read=0.2)
+
+    run(answer, test)
+
+
+def test_a_cancelled_long_poll_closes_its_connection() -> None:
+    async def answer(request: bytes) -> bytes | None:
+        await asyncio.sleep(5)
+        return None
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+        task = asyncio.ensure_future(post(transport, url, read=30))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not transport._idle.get(
+            (b"http", b"127.0.0.1", int(url.split(":")[2].split("/")[0]))
+        )
+
+    run(answer, test)
+
+
+def test_unreachable_and_garbage_are_httpx_errors() -> None:
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+        with pytest.raises(httpx.ConnectError):
+            await post(transport, "http://127.0.0.1:1/cometd", connect=2, read=2)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await post(transport, url, read=2)
+
+    run(fixed(b"SSH-2.0-OpenSSH\r\n\r\n"), test)
+
+
+def test_a_bayeux_session_over_it_keeps_its_cookie_token_and_one_connection() -> None:
+    from omsbridge_salesforce.streaming import AsyncBayeuxClient
+
+    def ok(body: bytes, *headers: bytes) -> bytes:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        head += b"Date: Mon, 07 Dec 2026 02:00:00 GMT\r\n"
+        head += b"".join(h + b"\r\n" for h in headers)
+        return head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+    async def answer(request: bytes) -> bytes | None:
+        (message,) = json.loads(request.partition(b"\r\n\r\n")[2])
+        channel = message["channel"]
+        if channel == "/meta/handshake":
+            reply = {"channel": channel, "successful": True, "clientId": "c1"}
+            return ok(json.dumps([reply]).encode(), b"Set-Cookie: BAYEUX_BROWSER=b1; Path=/")
+        if channel == "/meta/connect":
+            zipped = gzip.compress(
+                json.dumps(
+                    [
+                        {"channel": "/event/X", "data": {"n": 1}},
+                        {"channel": channel, "successful": True},
+                    ]
+                ).encode()
+            )
+            return ok(zipped, b"Content-Encoding: gzip")
+        return ok(json.dumps([{"channel": channel, "successful": True}]).encode())
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        client = AsyncBayeuxClient(url, authorization=lambda: "Bearer t1")
+        client.subscriptions.append("/event/X")
+        await client.establish()
+        messages = await client.connect()
+        await client.aclose()
+        return client, messages, list(server.requests), server.connections
+
+    client, messages, requests, connections = run(answer, test)
+    assert messages == [{"channel": "/event/X", "data": {"n": 1}}]  # gzip decoded
+    assert client.server_offset is not None  # read from the Date header
+    # The request after the handshake carries the cookie it set, every one the token.
+    handshake, subscribe, connect, disconnect = requests
+    assert b"Cookie: BAYEUX_BROWSER=b1" not in handshake
+    assert all(b"Cookie: BAYEUX_BROWSER=b1" in r for r in (subscribe, connect, disconnect))
+    assert all(b"Authorization: Bearer t1" in r for r in requests)
+    assert connections == 1  # all four on one kept-alive connection
