@@ -64,7 +64,10 @@ def _serve(conn: multiprocessing.connection.Connection, orgs: int, transport: st
     buses = [EventBus(clock, 72 * 3600.0, seed=i) for i in range(orgs)]
 
     class _Options:
-        long_poll_timeout = 25.0
+        # Salesforce's own timeouts (reference streaming.md: a connect is held up to 110 s,
+        # the next one is due within 40 s): shorter polls would add empty round trips per
+        # merchant that a production worker does not make.
+        long_poll_timeout = 110.0
         reconnect_timeout = 40.0
         pubsub_keepalive = 270.0
 
