@@ -255,3 +255,103 @@ def test_a_bayeux_session_over_it_keeps_its_cookie_token_and_one_connection() ->
     assert all(b"Cookie: BAYEUX_BROWSER=b1" in r for r in (subscribe, connect, disconnect))
     assert all(b"Authorization: Bearer t1" in r for r in requests)
     assert connections == 1  # all four on one kept-alive connection
+
+
+def test_a_folded_header_line_is_read_as_one_value() -> None:
+    # RFC 9112 section 5.2: a client replaces obs-fold with a space before interpreting.
+    answers = fixed(b"HTTP/1.1 200 OK\r\nX-Note: one\r\n  two\r\nContent-Length: 2\r\n\r\n[]")
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        return await post(transport, url, read=5)
+
+    response = run(answers, test)
+    assert response.headers["X-Note"] == "one two" and response.json() == []
+
+
+def test_transfer_encoding_wins_over_content_length_and_the_connection_is_not_kept() -> None:
+    # RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length; both at once may be
+    # response splitting, so the connection is not reused.
+    answers = fixed(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n[1,2]\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[3]",
+    )
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        first = await post(transport, url, read=5)
+        second = await post(transport, url, read=5)
+        assert server.connections == 2
+        return first, second
+
+    first, second = run(answers, test)
+    assert first.json() == [1, 2] and second.json() == [3]
+
+
+def test_bad_or_conflicting_content_lengths_are_protocol_errors() -> None:
+    for head in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n[1]",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n[1]",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n[1]",
+    ):
+
+        async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await post(transport, url, read=2)
+
+        run(fixed(head), test)
+
+
+class _Pieces(RawServer):
+    """Answers the first request with ``pieces`` (separate writes, a pause between them), then
+    waits ``linger`` seconds and closes the connection."""
+
+    def __init__(self, pieces: list[bytes], linger: float = 0.0, pause: float = 0.02) -> None:
+        super().__init__(fixed())
+        self.pieces, self.linger, self.pause = pieces, linger, pause
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        for piece in self.pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(self.pause)
+        await asyncio.sleep(self.linger)
+        writer.close()
+
+
+def _post_to(server: RawServer, read: float) -> Any:
+    async def main() -> Any:
+        url = await server.start()
+        transport = LongPollTransport()
+        try:
+            return await post(transport, url, body=b"", read=read)
+        finally:
+            await transport.aclose()
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def test_a_body_cut_short_by_the_connection_end_is_a_protocol_error() -> None:
+    for cut in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[1,",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[1,",
+        b"HTTP/1.1 200 OK\r\nContent-Le",
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            _post_to(_Pieces([cut]), read=2)
+
+
+def test_an_answer_in_many_segments_is_read_whole() -> None:
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Le", b"ngth: 9\r\n\r", b'\n[{"a"', b":1}]"]
+    assert _post_to(_Pieces(pieces, linger=1), read=5).content == b'[{"a":1}]'
+    chunked = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3", b"\r\n[1,", b"\r"]
+    chunked += [b"\n2\r\n2]\r\n0\r", b"\n\r\n"]
+    assert _post_to(_Pieces(chunked, linger=1), read=5).json() == [1, 2]
+
+
+def test_a_slow_answer_is_not_a_timeout_while_bytes_keep_coming() -> None:
+    # The read timeout measures silence (as httpx's does), not the whole answer's time.
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"[1", b",2", b"]\n"]
+    assert _post_to(_Pieces(pieces, linger=1, pause=0.15), read=0.25).json() == [1, 2]
