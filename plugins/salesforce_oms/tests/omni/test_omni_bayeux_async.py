@@ -196,7 +196,7 @@ def test_401_with_reconnect_none_re_authenticates_then_handshakes() -> None:
         assert [m["data"]["event"]["replayId"] for m in take(stream, 1)] == [5]
     finally:
         stream.close()
-    assert len(calls) == 1 and calls[0] != "pubsub-hub"  # the token request left the loop
+    assert len(calls) == 1 and calls[0] != "streams-hub"  # the token request left the loop
     assert script.handshakes == 2
     auths = [h["Authorization"] for h in script.headers]
     assert auths[0] == "Bearer t1" and auths[-2] == "Bearer t2"

@@ -69,7 +69,10 @@ class EventStream:
         self._backoff = (backoff_initial, backoff_max)
         self.dead = False
         self.on_ready: Callable[[], None] | None = None
-        """Called (from the loop's thread) after messages or a failure are queued."""
+        """Called (from the loop's thread) after messages or a failure are queued: once per
+        turn of the loop, right before it waits for I/O (:meth:`Hub.before_wait`)."""
+        self._told = False  # a call of on_ready is queued on the hub (touched there only)
+        self._waiting = 0  # readers blocked in take() (guarded by _cond)
         self.last_activity = time.monotonic()
         """When the server last answered (events or an empty long poll): the stall watchdog's
         clock."""
@@ -130,16 +133,28 @@ class EventStream:
     def _put(self, messages: list[Message]) -> None:
         with self._cond:
             self._queue.extend(messages)
-            self._cond.notify_all()
-        if self.on_ready is not None:
-            self.on_ready()
+            if self._waiting:
+                self._cond.notify_all()
+        self._ready()
 
     def _fail(self, error: BaseException) -> None:
         with self._cond:
             self._failure = error
             self._cond.notify_all()
-        if self.on_ready is not None:
-            self.on_ready()
+        self._ready()
+
+    def _ready(self) -> None:
+        # On the loop: the reader is told when the loop is about to wait (a thread it wakes
+        # then finds the GIL free), once per turn of the loop however many answers came.
+        if self.on_ready is not None and not self._told:
+            self._told = True
+            self._hub.before_wait(self._tell)
+
+    def _tell(self) -> None:
+        self._told = False
+        on_ready = self.on_ready
+        if on_ready is not None:
+            on_ready()
 
     def take(self, wait: float, limit: int = 500) -> list[Message]:
         """Up to ``limit`` messages, waiting up to ``wait`` seconds for the first.
@@ -148,7 +163,11 @@ class EventStream:
         queue = self._queue
         with self._cond:
             if not queue and self._failure is None and wait > 0:
-                self._cond.wait_for(lambda: queue or self._failure is not None, wait)
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: queue or self._failure is not None, wait)
+                finally:
+                    self._waiting -= 1
             if queue:
                 if len(queue) <= limit:
                     items = list(queue)
