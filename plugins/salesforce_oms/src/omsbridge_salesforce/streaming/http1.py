@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import httpx
@@ -62,8 +63,9 @@ class _Connection(asyncio.Protocol):
         """Whether anything arrived since the last request was written."""
         self.segments = 0
         """How many reads brought bytes (the read timeout's measure of silence)."""
-        self.timer: asyncio.TimerHandle | None = None
-        self._pending: asyncio.Future[tuple[Answer, bool]] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: Callable[[tuple[Answer, bool] | None, BaseException | None], None] | None
+        self._pending = None
         self._head_only = False
         self._head: tuple[int, str, list[tuple[bytes, bytes]]] | None = None
         self._framing = _LENGTH
@@ -100,30 +102,64 @@ class _Connection(asyncio.Protocol):
         if self._pending is not None:
             self._advance()
 
-    def expect(self, head_only: bool) -> asyncio.Future[tuple[Answer, bool]]:
-        """The next answer (and whether the connection may be kept), once it is all in."""
-        pending = self._pending = asyncio.get_running_loop().create_future()
+    def expect(
+        self,
+        head_only: bool,
+        timeout: float | None,
+        done: Callable[[tuple[Answer, bool] | None, BaseException | None], None],
+    ) -> None:
+        """Call ``done((answer, keep), None)`` once the next answer is all in (``keep``: the
+        connection may be reused), or ``done(None, error)`` with an httpx error (a
+        ``ReadTimeout`` after ``timeout`` seconds in which nothing arrived). ``done`` runs in
+        the protocol's callback, on the loop."""
+        self._pending = done
         self._head_only = head_only
         self._head = None
         self._scanned = 0
+        if timeout is not None:
+            # One timer per answer (not per segment): when it fires after bytes came, it is
+            # set again.
+            self._timer = asyncio.get_running_loop().call_later(
+                timeout, self._time_out, timeout, self.segments
+            )
         self._advance()  # bytes (or the end) may already be here
-        return pending
+
+    def abandon(self) -> None:
+        """Forget the answer expected (its reader is gone) and close the connection."""
+        self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.close()
+
+    def _time_out(self, timeout: float, segments: int) -> None:
+        self._timer = None
+        if self._pending is None:
+            return
+        if self.segments != segments:  # not silent: wait another ``timeout`` from now
+            self._timer = asyncio.get_running_loop().call_later(
+                timeout, self._time_out, timeout, self.segments
+            )
+            return
+        self._finish(None, httpx.ReadTimeout(f"no answer within {timeout} s"))
+
+    def _finish(self, result: tuple[Answer, bool] | None, error: BaseException | None) -> None:
+        done = self._pending
+        self._pending = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if done is not None:
+            done(result, error)
 
     def _advance(self) -> None:
-        pending = self._pending
-        assert pending is not None
-        if pending.done():
-            self._pending = None
-            return
         try:
             answer = self._parse()
         except httpx.HTTPError as exc:
-            self._pending = None
-            pending.set_exception(exc)
+            self._finish(None, exc)
             return
         if answer is not None:
-            self._pending = None
-            pending.set_result(answer)
+            self._finish(answer, None)
 
     def _parse(self) -> tuple[Answer, bool] | None:
         """The answer if it is complete, None while more is due; raises httpx errors."""
@@ -344,6 +380,53 @@ class LongPollTransport(httpx.AsyncBaseTransport):
             connection.close()
         return answer
 
+    def start(
+        self,
+        url: httpx.URL,
+        message: Callable[[], bytes],
+        read_timeout: float | None,
+        done: Callable[[Answer | None, BaseException | None, bool], None],
+    ) -> _Connection | None:
+        """The callback path of :meth:`exchange`, for a chain of long polls without a task
+        waking per answer: on a kept connection to ``url``'s server, write ``message()`` and
+        return the connection (``abandon()`` it to give up); ``done(answer, None, False)`` is
+        called from the protocol's callback when the answer is in, ``done(None, error,
+        retry)`` on an httpx error (``retry``: a kept connection the server had closed,
+        nothing received: send again, with :meth:`exchange`). None (nothing written) when no
+        kept connection is ready: use :meth:`exchange`."""
+        if self._closed:
+            return None
+        scheme = url.raw_scheme
+        key = (scheme, url.raw_host, url.port or (443 if scheme == b"https" else 80))
+        connection = self._take_idle(key)
+        if connection is None:
+            return None
+        transport = connection.transport
+        assert transport is not None
+
+        def finished(result: tuple[Answer, bool] | None, error: BaseException | None) -> None:
+            if result is None:
+                connection.close()
+                stale = isinstance(error, httpx.RemoteProtocolError | httpx.ReadError)
+                done(None, error, stale and not connection.received)
+                return
+            answer, keep = result
+            if keep and connection.usable and not connection.buffer:
+                self._keep(key, connection)
+            else:
+                connection.close()
+            done(answer, None, False)
+
+        try:
+            data = message()
+        except BaseException:
+            connection.close()
+            raise
+        connection.received = False
+        transport.write(data)
+        connection.expect(False, read_timeout, finished)
+        return connection
+
     def _take_idle(self, key: tuple[bytes, bytes, int]) -> _Connection | None:
         idle = self._idle.get(key)
         while idle:
@@ -402,36 +485,23 @@ async def _answer(
 ) -> tuple[Answer, bool]:
     """The next final answer on ``connection``, and whether the connection may be kept;
     ``httpx.ReadTimeout`` after ``timeout`` seconds in which nothing arrived."""
-    pending = connection.expect(head_only)
-    if timeout is None or pending.done():
-        return await pending
-    # One timer per answer (not per segment): when it fires after bytes came, it is set again.
-    loop = asyncio.get_running_loop()
-    connection.timer = loop.call_later(
-        timeout, _time_out, connection, pending, timeout, connection.segments
-    )
+    future: asyncio.Future[tuple[Answer, bool]] = asyncio.get_running_loop().create_future()
+
+    def done(result: tuple[Answer, bool] | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    connection.expect(head_only, timeout, done)
     try:
-        return await pending
+        return await future
     finally:
-        if connection.timer is not None:
-            connection.timer.cancel()
-            connection.timer = None
-
-
-def _time_out(
-    connection: _Connection,
-    pending: asyncio.Future[tuple[Answer, bool]],
-    timeout: float,
-    segments: int,
-) -> None:
-    if pending.done():
-        return
-    if connection.segments != segments:  # not silent: wait another ``timeout`` from now
-        connection.timer = asyncio.get_running_loop().call_later(
-            timeout, _time_out, connection, pending, timeout, connection.segments
-        )
-        return
-    pending.set_exception(httpx.ReadTimeout(f"no answer within {timeout} s"))
+        if not future.done() or future.cancelled():
+            connection.abandon()
 
 
 def _parse_head(head: bytes) -> tuple[int, str, list[tuple[bytes, bytes]], bytes]:
