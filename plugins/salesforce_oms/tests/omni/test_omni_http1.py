@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -355,3 +356,68 @@ def test_a_slow_answer_is_not_a_timeout_while_bytes_keep_coming() -> None:
     # The read timeout measures silence (as httpx's does), not the whole answer's time.
     pieces = [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"[1", b",2", b"]\n"]
     assert _post_to(_Pieces(pieces, linger=1, pause=0.15), read=0.25).json() == [1, 2]
+
+
+def test_an_event_stream_chains_its_connects_through_errors_and_advice() -> None:
+    # The steady state runs in the connection's callbacks (no task per long poll); a closed
+    # kept connection, `403::Unknown client` and the advice still go the usual way.
+    from omsbridge_salesforce.streaming import AsyncBayeuxClient, EventStream
+    from omsbridge_salesforce.streaming.hub import shared_hub
+
+    state = {"connects": 0, "events": 0, "handshakes": 0}
+
+    def ok(replies: list[dict[str, Any]]) -> bytes:
+        body = json.dumps(replies).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def answer(request: bytes) -> bytes | None:
+        (message,) = json.loads(request.partition(b"\r\n\r\n")[2])
+        channel = message["channel"]
+        if channel == "/meta/handshake":
+            state["handshakes"] += 1
+            client_id = f"c{state['handshakes']}"
+            return ok([{"channel": channel, "successful": True, "clientId": client_id}])
+        if channel != "/meta/connect":
+            return ok([{"channel": channel, "successful": True}])
+        assert message["clientId"] == f"c{state['handshakes']}"
+        state["connects"] += 1
+        if state["connects"] == 4:
+            return None  # closes the kept connection instead of answering
+        if state["connects"] == 7:
+            refused = {"channel": channel, "successful": False, "error": "403::Unknown client"}
+            return ok([{**refused, "advice": {"reconnect": "handshake"}}])
+        if state["events"] >= 8:
+            await asyncio.sleep(0.2)  # nothing more: an empty long poll
+            return ok([{"channel": channel, "successful": True}])
+        state["events"] += 1
+        n = state["events"]
+        event = {"channel": "/event/X", "data": {"n": n, "event": {"replayId": n}}}
+        return ok([event, {"channel": channel, "successful": True}])
+
+    hub = shared_hub()
+    server = RawServer(answer)
+    url = hub.submit(server.start()).result()
+    client = AsyncBayeuxClient(url)
+    receives = {"n": 0}
+    receive = client.receive
+
+    async def counting() -> Any:
+        receives["n"] += 1
+        return await receive()
+
+    client.receive = counting  # type: ignore[method-assign]
+    stream = EventStream(client, "/event/X", hub=hub)
+    stream.open()
+    got: list[int] = []
+    try:
+        deadline = time.monotonic() + 10
+        while len(got) < 8 and time.monotonic() < deadline:
+            got += [m["data"]["n"] for m in stream.take(0.5)]
+    finally:
+        stream.close()
+        hub.submit(server.stop()).result()
+    assert got == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert state["handshakes"] == 2  # the Unknown client was handshaken again
+    assert state["connects"] >= 10
+    # The usual path only for the first connect, the closed connection and the re-handshake.
+    assert receives["n"] <= 4

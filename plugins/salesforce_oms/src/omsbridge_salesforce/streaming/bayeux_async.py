@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 
 _DEFAULT_TIMEOUT = 30.0
+_CONNECT_HEAD = b'[{"channel":"/meta/connect","connectionType":"long-polling","id":"'
 
 LEAN_TRANSPORT = True
 """Whether new sessions use :class:`~omsbridge_salesforce.streaming.http1.LongPollTransport`
@@ -159,6 +160,7 @@ class AsyncBayeuxClient(BayeuxSession):
         self._cookie: str | None = None  # the Cookie header, rebuilt when the jar changes
         self._closed = False
         self._inflight: _Connection | None = None  # the connection of connect_soon's poll
+        self._connect_parts: tuple[str, bytes] | None = None  # see _connect_body
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -170,12 +172,18 @@ class AsyncBayeuxClient(BayeuxSession):
             ).as_dict()
         return found
 
-    def _prepare(self, message: Message) -> tuple[str, bytes, str | None]:
-        """The channel, JSON body and Authorization header of ``message`` about to be sent."""
+    def _prepare(
+        self, message: Message, encode: Callable[[Message], bytes] | None = None
+    ) -> tuple[str, bytes, str | None]:
+        """The channel, JSON body and Authorization header of ``message`` about to be sent
+        (``encode`` makes the body when given)."""
         message = self._outgoing(message)
         if self._closed:
             raise BayeuxTransportError("the client is closed")
-        body = json.dumps([message], separators=(",", ":")).encode()
+        if encode is not None:
+            body = encode(message)
+        else:
+            body = json.dumps([message], separators=(",", ":")).encode()
         authorization = self._authorization() if self._authorization is not None else None
         return message["channel"], body, authorization
 
@@ -258,7 +266,7 @@ class AsyncBayeuxClient(BayeuxSession):
         channel = "/meta/connect"
 
         def message() -> bytes:
-            _, body, authorization = self._prepare(self._CONNECT)
+            _, body, authorization = self._prepare(self._CONNECT, self._connect_body)
             return self._message(body, authorization)
 
         def finished(answer: Answer | None, error: BaseException | None, retry: bool) -> None:
@@ -286,6 +294,30 @@ class AsyncBayeuxClient(BayeuxSession):
 
         self._inflight = transport.start(self._url, message, self._read_timeout(), finished)
         return self._inflight is not None
+
+    def _connect_body(self, message: Message) -> bytes:
+        """``json.dumps([message])`` of a connect, byte for byte, from parts made once per
+        client id (the only parts that vary are the id and client id); any other shape (an
+        extension added to it) goes through ``json.dumps``."""
+        ident = message.get("id")
+        client_id = message.get("clientId")
+        if (
+            len(message) == 4
+            and message["channel"] == "/meta/connect"
+            and message.get("connectionType") == "long-polling"
+            and type(ident) is str
+            and ident.isdigit()
+            and ident.isascii()
+            and type(client_id) is str
+        ):
+            parts = self._connect_parts
+            if parts is None or parts[0] != client_id:
+                parts = self._connect_parts = (
+                    client_id,
+                    b'","clientId":' + json.dumps(client_id).encode() + b"}]",
+                )
+            return _CONNECT_HEAD + ident.encode() + parts[1]
+        return json.dumps([message], separators=(",", ":")).encode()
 
     def abandon(self) -> None:
         """Give up the connect started by :meth:`connect_soon` (its connection is closed)."""
