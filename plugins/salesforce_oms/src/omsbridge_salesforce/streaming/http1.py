@@ -18,13 +18,18 @@ closes its connection (a long poll in flight is abandoned).
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import httpx
 
 __all__ = ["Answer", "LongPollTransport"]
+
+logger = logging.getLogger(__name__)
 
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers before the answer is refused
 _MAX_BODY = 64 * 1024 * 1024  # bytes of body before the answer is refused (bounded memory)
@@ -63,7 +68,10 @@ class _Connection(asyncio.Protocol):
         """Whether anything arrived since the last request was written."""
         self.segments = 0
         """How many reads brought bytes (the read timeout's measure of silence)."""
-        self._timer: asyncio.TimerHandle | None = None
+        self._watchdog: _Watchdog | None = None  # watching the read timeout of an answer
+        self.deadline = 0.0  # loop time the answer is due by (the watchdog's)
+        self.timeout = 0.0
+        self.seen = 0  # ``segments`` when the deadline was set
         self._pending: Callable[[tuple[Answer, bool] | None, BaseException | None], None] | None
         self._pending = None
         self._head_only = False
@@ -117,38 +125,31 @@ class _Connection(asyncio.Protocol):
         self._head = None
         self._scanned = 0
         if timeout is not None:
-            # One timer per answer (not per segment): when it fires after bytes came, it is
-            # set again.
-            self._timer = asyncio.get_running_loop().call_later(
-                timeout, self._time_out, timeout, self.segments
-            )
+            self._watchdog = _watchdog(asyncio.get_running_loop())
+            self._watchdog.watch(self, timeout)
         self._advance()  # bytes (or the end) may already be here
 
     def abandon(self) -> None:
         """Forget the answer expected (its reader is gone) and close the connection."""
         self._pending = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._unwatch()
         self.close()
 
-    def _time_out(self, timeout: float, segments: int) -> None:
-        self._timer = None
-        if self._pending is None:
-            return
-        if self.segments != segments:  # not silent: wait another ``timeout`` from now
-            self._timer = asyncio.get_running_loop().call_later(
-                timeout, self._time_out, timeout, self.segments
-            )
-            return
-        self._finish(None, httpx.ReadTimeout(f"no answer within {timeout} s"))
+    def _unwatch(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.forget(self)
+            self._watchdog = None
+
+    def time_out(self) -> None:
+        """The watchdog saw nothing arrive for the read timeout: fail the answer expected."""
+        self._watchdog = None
+        if self._pending is not None:
+            self._finish(None, httpx.ReadTimeout(f"no answer within {self.timeout} s"))
 
     def _finish(self, result: tuple[Answer, bool] | None, error: BaseException | None) -> None:
         done = self._pending
         self._pending = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._unwatch()
         if done is not None:
             done(result, error)
 
@@ -306,6 +307,79 @@ class _Connection(asyncio.Protocol):
         """Close the connection."""
         if self.transport is not None:
             self.transport.close()
+
+
+class _Watchdog:
+    """The read timeouts of every answer awaited on one loop, without a timer per request.
+
+    One loop timer, set for the soonest deadline; when it fires, an answer that saw bytes
+    since its deadline was set gets another ``timeout`` from then, one that saw none fails
+    with ``ReadTimeout``. So a read times out after at least ``timeout`` seconds of silence
+    (at most about twice that). Long polls end (and are forgotten) long before their
+    deadline, so the timer seldom fires: a dict entry per request instead of a timer heap
+    entry and its cancellation."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: dict[_Connection, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf
+
+    def watch(self, connection: _Connection, timeout: float) -> None:
+        """Watch ``connection``'s answer for ``timeout`` seconds of silence."""
+        deadline = self._loop.time() + timeout
+        connection.deadline = deadline
+        connection.timeout = timeout
+        connection.seen = connection.segments
+        self._waiting[connection] = None
+        if deadline < self._at:
+            self._schedule(deadline)
+
+    def forget(self, connection: _Connection) -> None:
+        """Stop watching ``connection`` (its answer is in, or abandoned)."""
+        self._waiting.pop(connection, None)
+
+    def _schedule(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = at
+        self._timer = self._loop.call_at(at, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._at = math.inf
+        now = self._loop.time()
+        soonest = math.inf
+        expired = []
+        for connection in self._waiting:
+            if connection.deadline <= now:
+                if connection.segments == connection.seen:
+                    expired.append(connection)
+                    continue
+                connection.seen = connection.segments  # bytes came: not silent
+                connection.deadline = now + connection.timeout
+            soonest = min(soonest, connection.deadline)
+        for connection in expired:
+            self._waiting.pop(connection, None)
+            try:
+                connection.time_out()
+            except Exception:
+                logger.exception("a read timeout's handling failed")
+        if soonest < self._at:
+            self._schedule(soonest)
+
+
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
+    """The watchdog of ``loop`` (made on first use)."""
+    found = _WATCHDOGS.get(loop)
+    if found is None:
+        found = _WATCHDOGS[loop] = _Watchdog(loop)
+    return found
 
 
 class LongPollTransport(httpx.AsyncBaseTransport):
