@@ -451,3 +451,21 @@ def test_read_timeouts_of_many_answers_on_one_loop_each_keep_their_own() -> None
 
     waited, slow = run(answer, test)
     assert waited < 15 and slow == []  # not held until the 30 s deadline of the first
+
+
+def test_whitespace_between_a_header_name_and_its_colon_is_a_protocol_error() -> None:
+    # RFC 9112 section 5.1: no whitespace is allowed there (a response-splitting vector).
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await post(transport, url, read=2)
+
+    run(fixed(b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\n[]"), test)
+
+
+def test_a_bayeux_answer_with_a_byte_order_mark_or_in_utf16_is_still_read() -> None:
+    from omsbridge_salesforce.streaming.bayeux import BayeuxSession
+
+    session = BayeuxSession("http://x/cometd", [], None)
+    text = json.dumps([{"channel": "/meta/connect", "successful": True}])
+    for content in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16")):
+        assert session._replies("/meta/connect", 200, content, None)[0]["successful"] is True

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers before the answer is refused
 _MAX_BODY = 64 * 1024 * 1024  # bytes of body before the answer is refused (bounded memory)
+_BLANKS = (0x20, 0x09)  # space and tab (as bytes' items)
+_FRAMING_NAMES = {len(b"content-length"), len(b"transfer-encoding"), len(b"connection")}
 _LENGTH, _CHUNKED, _TO_END = 0, 1, 2  # how an answer's body is delimited
 
 
@@ -209,6 +211,8 @@ class _Connection(asyncio.Protocol):
         transfer: list[bytes] = []
         close = version != b"HTTP/1.1"
         for name, value in headers:
+            if len(name) not in _FRAMING_NAMES:
+                continue  # not one of the three (the lengths of their names differ)
             lower = name.lower()
             if lower == b"content-length":
                 lengths.update(part.strip() for part in value.split(b","))
@@ -589,8 +593,9 @@ def _parse_head(head: bytes) -> tuple[int, str, list[tuple[bytes, bytes]], bytes
     except ValueError:
         raise httpx.RemoteProtocolError(f"not an HTTP answer: {status_line[:80]!r}") from None
     headers: list[tuple[bytes, bytes]] = []
+    folded = b"\r\n " in head or b"\r\n\t" in head  # rare: checked once per head
     for line in lines:
-        if line[:1] in (b" ", b"\t"):
+        if folded and line[:1] in (b" ", b"\t"):
             # obs-fold (RFC 9112 section 5.2): a continuation of the previous value, read as
             # one space.
             if not headers:
@@ -599,7 +604,7 @@ def _parse_head(head: bytes) -> tuple[int, str, list[tuple[bytes, bytes]], bytes
             headers[-1] = (name, (value + b" " + line.strip()).strip())
             continue
         name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
+        if not sep or not name or name[-1] in _BLANKS or name[0] in _BLANKS:
             raise httpx.RemoteProtocolError(f"bad header line {line[:80]!r}")
         headers.append((name, value.strip()))
     reason = rest[0].decode("latin-1") if rest else ""
