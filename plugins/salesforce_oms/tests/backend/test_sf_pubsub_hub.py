@@ -33,7 +33,7 @@ def test_before_wait_runs_queued_calls_on_the_hub_thread_when_the_loop_waits() -
 
     hub.submit(queue_two()).result(5)
     assert done.wait(5)
-    assert ran == [("first", "pubsub-hub"), ("second", "pubsub-hub")]
+    assert ran == [("first", "streams-hub"), ("second", "streams-hub")]
 
 
 def test_a_failing_hand_off_is_logged_and_the_next_still_runs(caplog: Any) -> None:
@@ -49,7 +49,7 @@ def test_a_failing_hand_off_is_logged_and_the_next_still_runs(caplog: Any) -> No
 
     hub.submit(queue()).result(5)
     assert done.wait(5)
-    assert "a Pub/Sub hand-off failed" in caplog.text
+    assert "a stream's hand-off failed" in caplog.text
 
 
 def test_a_feed_tells_its_reader_once_per_turn_of_the_loop() -> None:

@@ -196,7 +196,7 @@ def test_401_with_reconnect_none_re_authenticates_then_handshakes() -> None:
         assert [m["data"]["event"]["replayId"] for m in take(stream, 1)] == [5]
     finally:
         stream.close()
-    assert len(calls) == 1 and calls[0] != "pubsub-hub"  # the token request left the loop
+    assert len(calls) == 1 and calls[0] != "streams-hub"  # the token request left the loop
     assert script.handshakes == 2
     auths = [h["Authorization"] for h in script.headers]
     assert auths[0] == "Bearer t1" and auths[-2] == "Bearer t2"
@@ -377,3 +377,17 @@ def test_two_hundred_merchants_streams_on_one_loop_without_a_thread_each() -> No
     assert threads - before <= 2, threads - before
     assert [[m["data"]["org"] for m in messages] for messages in got] == [[i] for i in range(200)]
     assert sorted(set(ready)) == list(range(200))  # each woke the listener pool
+
+
+def test_the_connect_body_made_from_parts_is_what_json_dumps_makes() -> None:
+    client = AsyncBayeuxClient(
+        "http://bayeux.test/cometd/62.0", transport=httpx.MockTransport(None)
+    )  # type: ignore[arg-type]
+    for client_id in ("abc123", 'we"ird\\id', "ünïcode"):
+        client.client_id = client_id
+        message = client._outgoing(client._CONNECT)
+        assert (
+            client._connect_body(message) == json.dumps([message], separators=(",", ":")).encode()
+        )
+    message["ext"] = {"x": 1}  # another shape (an extension's): json.dumps itself
+    assert json.loads(client._connect_body(message)) == [message]

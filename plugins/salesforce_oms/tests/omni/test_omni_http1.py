@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -255,3 +256,216 @@ def test_a_bayeux_session_over_it_keeps_its_cookie_token_and_one_connection() ->
     assert all(b"Cookie: BAYEUX_BROWSER=b1" in r for r in (subscribe, connect, disconnect))
     assert all(b"Authorization: Bearer t1" in r for r in requests)
     assert connections == 1  # all four on one kept-alive connection
+
+
+def test_a_folded_header_line_is_read_as_one_value() -> None:
+    # RFC 9112 section 5.2: a client replaces obs-fold with a space before interpreting.
+    answers = fixed(b"HTTP/1.1 200 OK\r\nX-Note: one\r\n  two\r\nContent-Length: 2\r\n\r\n[]")
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        return await post(transport, url, read=5)
+
+    response = run(answers, test)
+    assert response.headers["X-Note"] == "one two" and response.json() == []
+
+
+def test_transfer_encoding_wins_over_content_length_and_the_connection_is_not_kept() -> None:
+    # RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length; both at once may be
+    # response splitting, so the connection is not reused.
+    answers = fixed(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n[1,2]\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[3]",
+    )
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        first = await post(transport, url, read=5)
+        second = await post(transport, url, read=5)
+        assert server.connections == 2
+        return first, second
+
+    first, second = run(answers, test)
+    assert first.json() == [1, 2] and second.json() == [3]
+
+
+def test_bad_or_conflicting_content_lengths_are_protocol_errors() -> None:
+    for head in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n[1]",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n[1]",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n[1]",
+    ):
+
+        async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await post(transport, url, read=2)
+
+        run(fixed(head), test)
+
+
+class _Pieces(RawServer):
+    """Answers the first request with ``pieces`` (separate writes, a pause between them), then
+    waits ``linger`` seconds and closes the connection."""
+
+    def __init__(self, pieces: list[bytes], linger: float = 0.0, pause: float = 0.02) -> None:
+        super().__init__(fixed())
+        self.pieces, self.linger, self.pause = pieces, linger, pause
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        for piece in self.pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(self.pause)
+        await asyncio.sleep(self.linger)
+        writer.close()
+
+
+def _post_to(server: RawServer, read: float) -> Any:
+    async def main() -> Any:
+        url = await server.start()
+        transport = LongPollTransport()
+        try:
+            return await post(transport, url, body=b"", read=read)
+        finally:
+            await transport.aclose()
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def test_a_body_cut_short_by_the_connection_end_is_a_protocol_error() -> None:
+    for cut in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[1,",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[1,",
+        b"HTTP/1.1 200 OK\r\nContent-Le",
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            _post_to(_Pieces([cut]), read=2)
+
+
+def test_an_answer_in_many_segments_is_read_whole() -> None:
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Le", b"ngth: 9\r\n\r", b'\n[{"a"', b":1}]"]
+    assert _post_to(_Pieces(pieces, linger=1), read=5).content == b'[{"a":1}]'
+    chunked = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3", b"\r\n[1,", b"\r"]
+    chunked += [b"\n2\r\n2]\r\n0\r", b"\n\r\n"]
+    assert _post_to(_Pieces(chunked, linger=1), read=5).json() == [1, 2]
+
+
+def test_a_slow_answer_is_not_a_timeout_while_bytes_keep_coming() -> None:
+    # The read timeout measures silence (as httpx's does), not the whole answer's time.
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"[1", b",2", b"]\n"]
+    assert _post_to(_Pieces(pieces, linger=1, pause=0.15), read=0.25).json() == [1, 2]
+
+
+def test_an_event_stream_chains_its_connects_through_errors_and_advice() -> None:
+    # The steady state runs in the connection's callbacks (no task per long poll); a closed
+    # kept connection, `403::Unknown client` and the advice still go the usual way.
+    from omsbridge_salesforce.streaming import AsyncBayeuxClient, EventStream
+    from omsbridge_salesforce.streaming.hub import shared_hub
+
+    state = {"connects": 0, "events": 0, "handshakes": 0}
+
+    def ok(replies: list[dict[str, Any]]) -> bytes:
+        body = json.dumps(replies).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def answer(request: bytes) -> bytes | None:
+        (message,) = json.loads(request.partition(b"\r\n\r\n")[2])
+        channel = message["channel"]
+        if channel == "/meta/handshake":
+            state["handshakes"] += 1
+            client_id = f"c{state['handshakes']}"
+            return ok([{"channel": channel, "successful": True, "clientId": client_id}])
+        if channel != "/meta/connect":
+            return ok([{"channel": channel, "successful": True}])
+        assert message["clientId"] == f"c{state['handshakes']}"
+        state["connects"] += 1
+        if state["connects"] == 4:
+            return None  # closes the kept connection instead of answering
+        if state["connects"] == 7:
+            refused = {"channel": channel, "successful": False, "error": "403::Unknown client"}
+            return ok([{**refused, "advice": {"reconnect": "handshake"}}])
+        if state["events"] >= 8:
+            await asyncio.sleep(0.2)  # nothing more: an empty long poll
+            return ok([{"channel": channel, "successful": True}])
+        state["events"] += 1
+        n = state["events"]
+        event = {"channel": "/event/X", "data": {"n": n, "event": {"replayId": n}}}
+        return ok([event, {"channel": channel, "successful": True}])
+
+    hub = shared_hub()
+    server = RawServer(answer)
+    url = hub.submit(server.start()).result()
+    client = AsyncBayeuxClient(url)
+    receives = {"n": 0}
+    receive = client.receive
+
+    async def counting() -> Any:
+        receives["n"] += 1
+        return await receive()
+
+    client.receive = counting  # type: ignore[method-assign]
+    stream = EventStream(client, "/event/X", hub=hub)
+    stream.open()
+    got: list[int] = []
+    try:
+        deadline = time.monotonic() + 10
+        while len(got) < 8 and time.monotonic() < deadline:
+            got += [m["data"]["n"] for m in stream.take(0.5)]
+    finally:
+        stream.close()
+        hub.submit(server.stop()).result()
+    assert got == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert state["handshakes"] == 2  # the Unknown client was handshaken again
+    assert state["connects"] >= 10
+    # The usual path only for the first connect, the closed connection and the re-handshake.
+    assert receives["n"] <= 4
+
+
+def test_read_timeouts_of_many_answers_on_one_loop_each_keep_their_own() -> None:
+    # One watchdog per loop: a short timeout watched after a long one fires long before the
+    # long one's deadline, and the long one is not cut short by it.
+    release = asyncio.Event()
+
+    async def answer(request: bytes) -> bytes | None:
+        if request.endswith(b"slow"):
+            await release.wait()
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+        await asyncio.sleep(30)
+        return None
+
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> Any:
+        other = LongPollTransport()
+        try:
+            slow = asyncio.ensure_future(post(transport, url, body=b"slow", read=30))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                await post(other, url, body=b"never", read=0.2)
+            waited = time.monotonic() - started
+            release.set()
+            return waited, (await slow).json()
+        finally:
+            await other.aclose()
+
+    waited, slow = run(answer, test)
+    assert waited < 15 and slow == []  # not held until the 30 s deadline of the first
+
+
+def test_whitespace_between_a_header_name_and_its_colon_is_a_protocol_error() -> None:
+    # RFC 9112 section 5.1: no whitespace is allowed there (a response-splitting vector).
+    async def test(transport: LongPollTransport, url: str, server: RawServer) -> None:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await post(transport, url, read=2)
+
+    run(fixed(b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\n[]"), test)
+
+
+def test_a_bayeux_answer_with_a_byte_order_mark_or_in_utf16_is_still_read() -> None:
+    from omsbridge_salesforce.streaming.bayeux import BayeuxSession
+
+    session = BayeuxSession("http://x/cometd", [], None)
+    text = json.dumps([{"channel": "/meta/connect", "successful": True}])
+    for content in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16")):
+        assert session._replies("/meta/connect", 200, content, None)[0]["successful"] is True

@@ -161,9 +161,12 @@ class BayeuxSession:
             text = content[:200].decode("utf-8", "replace")
             raise BayeuxTransportError(f"{channel}: HTTP {status}: {text}")
         try:
-            replies = json.loads(content)
-        except ValueError as exc:
-            raise BayeuxTransportError(f"{channel}: the answer is not JSON") from exc
+            replies = json.loads(content.decode())  # UTF-8 (RFC 8259): no encoding sniffing
+        except ValueError:
+            try:  # a BOM or UTF-16/32: json's own detection
+                replies = json.loads(content)
+            except ValueError as exc:
+                raise BayeuxTransportError(f"{channel}: the answer is not JSON") from exc
         if isinstance(replies, dict):
             replies = [replies]
         if not isinstance(replies, list):

@@ -38,7 +38,7 @@ from omsbridge_salesforce.streaming.bayeux import (
     BayeuxTransportError,
     Extension,
 )
-from omsbridge_salesforce.streaming.http1 import LongPollTransport
+from omsbridge_salesforce.streaming.http1 import Answer, LongPollTransport, _Connection
 
 __all__ = ["AsyncBayeuxClient"]
 
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 
 _DEFAULT_TIMEOUT = 30.0
+_CONNECT_HEAD = b'[{"channel":"/meta/connect","connectionType":"long-polling","id":"'
 
 LEAN_TRANSPORT = True
 """Whether new sessions use :class:`~omsbridge_salesforce.streaming.http1.LongPollTransport`
@@ -158,6 +159,8 @@ class AsyncBayeuxClient(BayeuxSession):
         self._connect_timeout = connect_timeout
         self._cookie: str | None = None  # the Cookie header, rebuilt when the jar changes
         self._closed = False
+        self._inflight: _Connection | None = None  # the connection of connect_soon's poll
+        self._connect_parts: tuple[str, bytes] | None = None  # see _connect_body
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -169,17 +172,33 @@ class AsyncBayeuxClient(BayeuxSession):
             ).as_dict()
         return found
 
-    async def _send(self, message: Message, *, timeout: float | None = None) -> list[Message]:
+    def _prepare(
+        self, message: Message, encode: Callable[[Message], bytes] | None = None
+    ) -> tuple[str, bytes, str | None]:
+        """The channel, JSON body and Authorization header of ``message`` about to be sent
+        (``encode`` makes the body when given)."""
         message = self._outgoing(message)
-        channel = message["channel"]
         if self._closed:
             raise BayeuxTransportError("the client is closed")
-        body = json.dumps([message], separators=(",", ":")).encode()
+        if encode is not None:
+            body = encode(message)
+        else:
+            body = json.dumps([message], separators=(",", ":")).encode()
         authorization = self._authorization() if self._authorization is not None else None
+        return message["channel"], body, authorization
+
+    async def _send(self, message: Message, *, timeout: float | None = None) -> list[Message]:
+        channel, body, authorization = self._prepare(message)
         read = _DEFAULT_TIMEOUT if timeout is None else timeout
         try:
             if isinstance(self._transport, LongPollTransport):
-                return await self._exchange(self._transport, channel, body, authorization, read)
+                answer = await self._transport.exchange(
+                    self._url,
+                    self._message(body, authorization),
+                    connect_timeout=self._connect_timeout,
+                    read_timeout=read,
+                )
+                return self._answered(channel, answer)
             response = await self._request(body, authorization, read)
         except (httpx.HTTPError, RuntimeError) as exc:
             # RuntimeError: the connection pool was closed (shutdown).
@@ -191,26 +210,17 @@ class AsyncBayeuxClient(BayeuxSession):
             channel, response.status_code, response.content, headers_in.get("Date")
         )
 
-    async def _exchange(
-        self,
-        transport: LongPollTransport,
-        channel: str,
-        body: bytes,
-        authorization: str | None,
-        read: float,
-    ) -> list[Message]:
-        """The cheap path: the request's bytes written as httpx would, the answer read raw."""
+    def _message(self, body: bytes, authorization: str | None) -> bytes:
+        """The request's bytes as httpx would write them (the cheap path)."""
         head = self._head + b"Content-Length: " + str(len(body)).encode() + b"\r\n"
         if authorization is not None:
             head += b"Authorization: " + authorization.encode() + b"\r\n"
         if self._cookie is not None:
             head += b"Cookie: " + self._cookie.encode() + b"\r\n"
-        answer = await transport.exchange(
-            self._url,
-            head + b"\r\n" + body,
-            connect_timeout=self._connect_timeout,
-            read_timeout=read,
-        )
+        return head + b"\r\n" + body
+
+    def _answered(self, channel: str, answer: Answer) -> list[Message]:
+        """The messages of a raw answer: body decoded, cookies kept, Date noted."""
         content = answer.body
         date: str | None = None
         cookies = False
@@ -234,6 +244,86 @@ class AsyncBayeuxClient(BayeuxSession):
                 )
             )
         return self._replies(channel, answer.status, content, date)
+
+    def connect_soon(
+        self, done: Callable[[list[Message] | None, BaseException | None], None]
+    ) -> bool:
+        """Start a ``/meta/connect`` answered in the protocol's callback (no task woken per
+        long poll) when the session is established, no pause is advised and a kept
+        connection is ready; else False (nothing sent: use :meth:`receive`). ``done``, on
+        the loop: ``(messages, None)`` after a successful connect; ``(None, error)`` with a
+        :class:`BayeuxError` (give it to :meth:`connect_failed`) or the
+        :class:`BayeuxTransportError` :meth:`receive` would raise; ``(None, None)`` when
+        the kept connection had been closed by the server (call :meth:`receive`)."""
+        transport = self._transport
+        if (
+            self._closed
+            or self._needs_handshake
+            or not isinstance(transport, LongPollTransport)
+            or self._pause()
+        ):
+            return False
+        channel = "/meta/connect"
+
+        def message() -> bytes:
+            _, body, authorization = self._prepare(self._CONNECT, self._connect_body)
+            return self._message(body, authorization)
+
+        def finished(answer: Answer | None, error: BaseException | None, retry: bool) -> None:
+            self._inflight = None
+            if answer is None:
+                if retry:
+                    done(None, None)
+                else:
+                    failure = BayeuxTransportError(f"{channel}: {type(error).__name__}")
+                    failure.__cause__ = error
+                    done(None, failure)
+                return
+            try:
+                messages = self._connected(self._answered(channel, answer))
+            except httpx.HTTPError as exc:
+                failure = BayeuxTransportError(f"{channel}: {type(exc).__name__}")
+                failure.__cause__ = exc
+                done(None, failure)
+                return
+            except BaseException as exc:  # BayeuxError, BayeuxTransportError, or a bug
+                done(None, exc)
+                return
+            self._retries = 0
+            done(messages, None)
+
+        self._inflight = transport.start(self._url, message, self._read_timeout(), finished)
+        return self._inflight is not None
+
+    def _connect_body(self, message: Message) -> bytes:
+        """``json.dumps([message])`` of a connect, byte for byte, from parts made once per
+        client id (the only parts that vary are the id and client id); any other shape (an
+        extension added to it) goes through ``json.dumps``."""
+        ident = message.get("id")
+        client_id = message.get("clientId")
+        if (
+            len(message) == 4
+            and message["channel"] == "/meta/connect"
+            and message.get("connectionType") == "long-polling"
+            and type(ident) is str
+            and ident.isdigit()
+            and ident.isascii()
+            and type(client_id) is str
+        ):
+            parts = self._connect_parts
+            if parts is None or parts[0] != client_id:
+                parts = self._connect_parts = (
+                    client_id,
+                    b'","clientId":' + json.dumps(client_id).encode() + b"}]",
+                )
+            return _CONNECT_HEAD + ident.encode() + parts[1]
+        return json.dumps([message], separators=(",", ":")).encode()
+
+    def abandon(self) -> None:
+        """Give up the connect started by :meth:`connect_soon` (its connection is closed)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.abandon()
 
     async def _request(self, body: bytes, authorization: str | None, read: float) -> httpx.Response:
         """Through httpx's Request and Response: another transport (tests), or a proxy."""
@@ -331,11 +421,16 @@ class AsyncBayeuxClient(BayeuxSession):
         try:
             messages = await self.connect()
         except BayeuxError as error:
-            if self._after_failure(error):
-                await self._reauthenticate()
-            return error.delivered
+            return await self.connect_failed(error)
         self._retries = 0
         return messages
+
+    async def connect_failed(self, error: BayeuxError) -> list[Message]:
+        """Follow a failed connect's advice (re-authenticating if told); the data messages
+        that came with it. Raises ``error`` when the server says to stop."""
+        if self._after_failure(error):
+            await self._reauthenticate()
+        return error.delivered
 
     async def disconnect(self) -> None:
         """End the session on the server (best effort: errors are logged, not raised)."""
@@ -349,6 +444,7 @@ class AsyncBayeuxClient(BayeuxSession):
 
     async def aclose(self) -> None:
         """Disconnect and release the HTTP connections."""
+        self.abandon()
         await self.disconnect()
         self._closed = True
         await self.http.aclose()

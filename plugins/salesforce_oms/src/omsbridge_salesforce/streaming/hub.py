@@ -47,7 +47,7 @@ class _HandOffSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
                 try:
                     call()
                 except Exception:
-                    logger.exception("a Pub/Sub hand-off failed")
+                    logger.exception("a stream's hand-off failed")
         return super().select(timeout)  # type: ignore[no-any-return]
 
 
@@ -59,11 +59,11 @@ class Hub:
         self.loop = asyncio.SelectorEventLoop(self._selector)
         # Token requests are blocking HTTP: a small pool of their own, whatever the merchants.
         self.loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pubsub-token")
+            concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="streams-token")
         )
         self._channels: dict[tuple[str, bool, bytes | None], grpc.aio.Channel] = {}
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="pubsub-hub", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="streams-hub", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:

@@ -69,7 +69,12 @@ class EventStream:
         self._backoff = (backoff_initial, backoff_max)
         self.dead = False
         self.on_ready: Callable[[], None] | None = None
-        """Called (from the loop's thread) after messages or a failure are queued."""
+        """Called (from the loop's thread) after messages or a failure are queued: once per
+        turn of the loop, right before it waits for I/O (:meth:`Hub.before_wait`)."""
+        self._told = False  # a call of on_ready is queued on the hub (touched there only)
+        self._waiting = 0  # readers blocked in take() (guarded by _cond)
+        self._chain: asyncio.Future[list[Message] | BaseException | None] | None = None
+        """What ends a chain of connects run in callbacks (see :meth:`_receive`)."""
         self.last_activity = time.monotonic()
         """When the server last answered (events or an empty long poll): the stall watchdog's
         clock."""
@@ -91,10 +96,9 @@ class EventStream:
         failures = 0
         delays = backoff_delays(*self._backoff)
         channel = self.channel
-        client = self.client
         while not self._stopped:
             try:
-                messages = await client.receive()
+                messages = await self._receive()
             except asyncio.CancelledError:
                 raise
             except BayeuxTransportError as exc:
@@ -120,26 +124,90 @@ class EventStream:
             if failures:
                 failures = 0
                 delays = backoff_delays(*self._backoff)
-            self.last_activity = time.monotonic()
-            mine = [m for m in messages if m.get("channel") == channel]
-            if mine:
-                self._put(mine)
-                while len(self._queue) > self._max_queue and not self._stopped:
-                    await asyncio.sleep(0.05)  # backpressure: no long poll until read
+            self._received(messages)
+            while len(self._queue) > self._max_queue and not self._stopped:
+                await asyncio.sleep(0.05)  # backpressure: no long poll until read
+
+    def _received(self, messages: list[Message]) -> None:
+        """The answer of a successful connect: the server is alive; queue this channel's."""
+        self.last_activity = time.monotonic()
+        channel = self.channel
+        mine = [m for m in messages if m.get("channel") == channel]
+        if mine:
+            self._put(mine)
+
+    async def _receive(self) -> list[Message]:
+        """The messages of the next connect that succeeds, as ``client.receive()`` returns
+        them. In the steady state (an established session, a kept connection) connects are
+        chained in the connection's callback (:meth:`_answered`), with no task woken per long
+        poll; this returns when the chain stops (an error, advice to follow, backpressure,
+        a connection to open)."""
+        client = self.client
+        chain = self._chain = asyncio.get_running_loop().create_future()
+        try:
+            if not client.connect_soon(self._answered):
+                return await client.receive()
+            try:
+                outcome = await chain
+            except asyncio.CancelledError:
+                client.abandon()  # the long poll in flight is abandoned
+                raise
+        finally:
+            self._chain = None
+        if isinstance(outcome, list):
+            return outcome
+        if outcome is None:  # the kept connection had been closed: the usual way
+            return await client.receive()
+        if isinstance(outcome, BayeuxError):
+            return await client.connect_failed(outcome)
+        raise outcome
+
+    def _answered(self, messages: list[Message] | None, error: BaseException | None) -> None:
+        # In the connection's callback, on the loop: queue what came and start the next
+        # connect at once while all goes well; else hand the outcome to the task.
+        chain = self._chain
+        if chain is None or chain.done():
+            return
+        outcome: list[Message] | BaseException | None = error
+        if messages is not None:
+            outcome = messages
+            if not self._stopped:
+                try:
+                    self._received(messages)
+                    outcome = []
+                    if len(self._queue) <= self._max_queue and self.client.connect_soon(
+                        self._answered
+                    ):
+                        return
+                except BaseException as exc:  # a bug or a failing token: the task's to handle
+                    outcome = exc
+        chain.set_result(outcome)
 
     def _put(self, messages: list[Message]) -> None:
         with self._cond:
             self._queue.extend(messages)
-            self._cond.notify_all()
-        if self.on_ready is not None:
-            self.on_ready()
+            if self._waiting:
+                self._cond.notify_all()
+        self._ready()
 
     def _fail(self, error: BaseException) -> None:
         with self._cond:
             self._failure = error
             self._cond.notify_all()
-        if self.on_ready is not None:
-            self.on_ready()
+        self._ready()
+
+    def _ready(self) -> None:
+        # On the loop: the reader is told when the loop is about to wait (a thread it wakes
+        # then finds the GIL free), once per turn of the loop however many answers came.
+        if self.on_ready is not None and not self._told:
+            self._told = True
+            self._hub.before_wait(self._tell)
+
+    def _tell(self) -> None:
+        self._told = False
+        on_ready = self.on_ready
+        if on_ready is not None:
+            on_ready()
 
     def take(self, wait: float, limit: int = 500) -> list[Message]:
         """Up to ``limit`` messages, waiting up to ``wait`` seconds for the first.
@@ -148,7 +216,11 @@ class EventStream:
         queue = self._queue
         with self._cond:
             if not queue and self._failure is None and wait > 0:
-                self._cond.wait_for(lambda: queue or self._failure is not None, wait)
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: queue or self._failure is not None, wait)
+                finally:
+                    self._waiting -= 1
             if queue:
                 if len(queue) <= limit:
                     items = list(queue)
