@@ -16,6 +16,7 @@ from faulty import make_sales
 from omsbridge.errors import TransientBackendError
 from omsbridge.model import PostResult
 from omsbridge.store import AttemptOutcome, AttemptRecord, EntryState, ErrorInfo, PauseKind
+from omsbridge.store.base import EventCommit
 
 
 def _now() -> datetime:
@@ -343,3 +344,56 @@ def test_webhooks_are_purged_by_state_and_age(make_store):
         store.purge_webhooks(states=[WebhookState.DELIVERED, WebhookState.DEAD], before=soon) == 1
     )
     assert [m.state for m in store.webhooks()] == [WebhookState.PENDING]  # never a pending one
+
+
+def _grouped_commits() -> list[EventCommit]:
+    return [
+        EventCommit("M1", "fulfillment", "c1", ("e0", "e1", "e1"), "listen:M1:fulfillment"),
+        EventCommit("M2", "fulfillment", "x", ("x1",), "listen:M2:fulfillment"),
+        EventCommit("M1", "fulfillment", "c2", ("e1", "e2"), "listen:M1:fulfillment"),
+        EventCommit("M3", "fulfillment", "m3", ("e1",)),
+        EventCommit("M1", "payments", "p1", ("e1",), "listen:M1:payments"),
+    ]
+
+
+@pytest.mark.parametrize("with_effect", [False, True])
+def test_grouped_commits_fence_dedupe_and_keep_the_last_checkpoint(make_store, with_effect):
+    # A pool's group of plain commits (no effect) is written in a few statements, a group with
+    # an effect one commit after the other: both must give what one at a time gives.
+    store, other = make_store(), make_store()
+    store.acquire_leases(["listen:M1:fulfillment", "listen:M1:payments"], "w1", 30)
+    other.acquire_lease("listen:M2:fulfillment", "w2", 30)
+    store.commit_events([EventCommit("M1", "fulfillment", "c0", ("e0",))])
+    effects: list[tuple[str, list[str]]] = []
+
+    def effect(tx, commit, fresh):
+        effects.append((commit.checkpoint, fresh))
+
+    results = store.commit_events(
+        _grouped_commits(),
+        owner="w1",
+        lease_seconds=30,
+        effect=effect if with_effect else None,
+    )
+    assert results == [["e1"], None, ["e2"], ["e1"], ["e1"]]
+    if with_effect:
+        assert effects == [("c1", ["e1"]), ("c2", ["e2"]), ("m3", ["e1"]), ("p1", ["e1"])]
+    assert store.checkpoint("M1", "fulfillment") == "c2"
+    assert store.checkpoint("M1", "payments") == "p1"
+    assert store.checkpoint("M3", "fulfillment") == "m3"
+    assert store.checkpoint("M2", "fulfillment") is None  # its lease is w2's: nothing written
+    assert store.seen_events("M2", "fulfillment", ["x1"]) == set()
+    assert store.seen_events("M1", "fulfillment", ["e0", "e1", "e2", "e3"]) == {"e0", "e1", "e2"}
+    # Without an owner no lease is held: every fenced commit is refused, the others stored.
+    assert store.commit_events(_grouped_commits()[2:4]) == [None, []]
+
+
+def test_renewing_many_held_leases_still_takes_free_ones_and_spares_others(make_store):
+    store, other = make_store(), make_store()
+    names = [f"listen:M{i}:fulfillment" for i in range(300)]
+    assert store.acquire_leases(names, "w1", 30) == set(names)
+    assert store.acquire_leases(names, "w1", 30) == set(names)  # all held: renewed
+    other.acquire_lease("listen:X:fulfillment", "w2", 30)
+    wanted = [*names, "listen:new:fulfillment", "listen:X:fulfillment"]
+    assert store.acquire_leases(wanted, "w1", 30) == {*names, "listen:new:fulfillment"}
+    assert store.lease_owners("listen:X")["listen:X:fulfillment"] == "w2"

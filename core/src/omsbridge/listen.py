@@ -614,11 +614,12 @@ class _WorkQueue:
         self._idle: list[threading.Lock] = []
         self._lock = threading.Lock()
 
-    def put(self, item: _Slot | None) -> None:
-        """Queue ``item`` (None: one thread stops) and wake one idle thread, if any."""
+    def put(self, item: _Slot | None, *, wake: bool = True) -> None:
+        """Queue ``item`` (None: one thread stops) and wake one idle thread, if any.
+        ``wake=False``: a pool thread queues it and looks at the queue next itself."""
         with self._lock:
             self._items.append(item)
-            gate = self._idle.pop() if self._idle else None
+            gate = self._idle.pop() if wake and self._idle else None
         if gate is not None:
             gate.release()
 
@@ -632,6 +633,13 @@ class _WorkQueue:
             gate.acquire()
 
 
+_NOT_QUEUED = float("inf")
+
+_TIMER_GRAIN = 0.05
+"""Seconds the pool's driver may sleep past a due timer (sweeps, retries, idle reads), so
+the timers of many feeds that fall due close together cost one wake-up, not one each."""
+
+
 class _Slot:
     """One held listener and when it may read next."""
 
@@ -639,6 +647,8 @@ class _Slot:
         self.key = key
         self.listener = listener
         self.next_at = 0.0
+        self.queued_at = _NOT_QUEUED
+        """The time of this slot's entry in the pool's timer heap (one at most is live)."""
         self.failures = 0
         self.busy = False
         self.again = False
@@ -679,6 +689,8 @@ class ListenerPool:
             item if isinstance(item, tuple) else (item, channel) for item in merchant_ids
         ]
         self.merchant_ids = list(dict.fromkeys(m for m, _ in self.feeds))
+        # Lease names made once, not at every sync (thousands of feeds every few seconds).
+        self._names = {key: self.lease_name(*key) for key in self.feeds}
         self._one_channel = all(isinstance(item, str) for item in merchant_ids)
         self.store = store
         self.owner = owner
@@ -716,25 +728,26 @@ class ListenerPool:
         if self.store is None:
             return
         lease = self.settings.lease_seconds
+        names = self._names
         try:
             self.store.acquire_lease(f"worker:{self.owner}", self.owner, lease)
             workers = max(1, len(self.store.lease_owners("worker:")))
             share = -(-len(self.feeds) // workers)
-            taken = self.store.lease_owners("listen:")
             with self._lock:
                 held = list(self.slots)
-            free = [
-                key
-                for key in self.feeds
-                if key not in self.slots and self.lease_name(*key) not in taken
-            ]
-            # Workers starting together should not all reach for the same free feeds first.
-            random.shuffle(free)
-            wanted = held + free[: max(0, share - len(held))]
+            wanted = held
+            if len(held) < share:
+                # Room for more: the free feeds (a dead worker's, a new merchant's). A worker
+                # holding its share skips reading every lease of the store.
+                taken = self.store.lease_owners("listen:")
+                free = [
+                    key for key in self.feeds if key not in self.slots and names[key] not in taken
+                ]
+                # Workers starting together should not all reach for the same free feeds first.
+                random.shuffle(free)
+                wanted = held + free[: share - len(held)]
             asked = time.monotonic()
-            mine = self.store.acquire_leases(
-                [self.lease_name(*key) for key in wanted], self.owner, lease
-            )
+            mine = self.store.acquire_leases([names[key] for key in wanted], self.owner, lease)
         except Exception:
             logger.exception("listener lease check failed; trying again in 1 s")
             # Not at every turn of the loop: a store that is down is asked once a second.
@@ -742,8 +755,10 @@ class ListenerPool:
             return
         self._renewed = time.monotonic()
         self._held_since = asked  # every lease in `mine` runs at least `lease` from here
-        for key in wanted:
-            name = self.lease_name(*key)
+        # The usual sync renews every held lease and takes nothing new: nothing to go through.
+        changed = not len(mine) == len(wanted) == len(held)
+        for key in wanted if changed else ():
+            name = names[key]
             with self._lock:
                 slot = self.slots.get(key)
             if name in mine and slot is None:
@@ -797,16 +812,22 @@ class ListenerPool:
         return [self.committer] if self.committer is not None else []
 
     def _flush(self, force: bool = False) -> float:
-        """Write the deferred commits that waited ``commit_interval``; seconds until the next
-        is due (1.0 if none waits)."""
+        """Write the deferred commits that waited (most of) ``commit_interval``; seconds until
+        the driver should look again (1.0 if none waits)."""
         interval = self.settings.commit_interval
         soonest = 1.0
         for group in self._groups():
             age = group.deferred_age()
             if age is None:
                 continue
-            if force or age >= interval:
+            # A little early rather than a wake-up of its own a moment later: the driver
+            # planned this wake for the previous round's flush, and a commit that came soon
+            # after it has waited nearly the interval by now.
+            if force or age >= interval * 0.75:
                 group.flush()
+                # More are likely on their way: the driver wakes for them by itself then
+                # rather than being kicked by the first of them.
+                soonest = min(soonest, interval)
             else:
                 soonest = min(soonest, interval - age)
         return soonest
@@ -833,7 +854,9 @@ class ListenerPool:
         assert self.store is not None
         with self._lock:
             excess = len(self.slots) - share
-            idle = [k for k, slot in self.slots.items() if not slot.busy][: max(0, excess)]
+            if excess <= 0:
+                return
+            idle = [k for k, slot in self.slots.items() if not slot.busy][:excess]
         for key in idle:
             self._drop(key)
             # Its checkpoint is stored: the worker that takes it resumes from there.
@@ -872,11 +895,36 @@ class ListenerPool:
         return work
 
     def _push(self, slot: _Slot) -> None:
-        # Called with the lock held. The driver is woken only if it would sleep past this.
+        # Called with the lock held. A slot whose entry in the heap falls due no later keeps
+        # it (the driver looks again then): a watched feed's read, once per event, postpones
+        # its sweep without a heap entry each. The driver is woken only if it would sleep
+        # past this.
+        due = slot.next_at
+        if due >= slot.queued_at:
+            return
+        slot.queued_at = due
         self._seq += 1
-        heapq.heappush(self._due, (slot.next_at, self._seq, slot.key))
-        if slot.next_at < self._planned:
+        heapq.heappush(self._due, (due, self._seq, slot.key))
+        if due < self._planned:
             self._kick.set()
+
+    def _due_slots(self, now: float) -> list[_Slot]:
+        """Slots whose time came (called with the lock held); re-files those postponed."""
+        ready: list[_Slot] = []
+        due = self._due
+        while due and due[0][0] <= now:
+            at, _, key = heapq.heappop(due)
+            slot = self.slots.get(key)
+            if slot is None or slot.queued_at != at:
+                continue  # dropped, or filed again earlier since
+            slot.queued_at = _NOT_QUEUED
+            if slot.busy:
+                continue  # a read is in flight: it files the slot again when done
+            if slot.next_at <= now:
+                ready.append(slot)
+            else:
+                self._push(slot)
+        return ready
 
     def _work(self, work: _WorkQueue) -> None:
         gate = threading.Lock()
@@ -911,14 +959,10 @@ class ListenerPool:
                 self._kick.clear()  # before looking: a kick from now on ends the wait below
                 flush_in = self._flush()
                 now = time.monotonic()
-                ready: list[_Slot] = []
                 with self._lock:
-                    while self._due and self._due[0][0] <= now:
-                        _, _, key = heapq.heappop(self._due)
-                        slot = self.slots.get(key)
-                        if slot is not None and slot.next_at <= now:
-                            ready.append(slot)
+                    ready = self._due_slots(now)
                     next_due = self._due[0][0] - now if self._due else 1.0
+                    next_due = max(next_due, min(_TIMER_GRAIN, settings.idle_interval / 4))
                     timeout = min(next_due, flush_in)
                     if self.store is not None:
                         timeout = min(timeout, max(0.0, renew_in))
@@ -1009,10 +1053,17 @@ class ListenerPool:
             slot.next_at = time.monotonic() + delay
         finally:
             with self._lock:
-                slot.busy = False
                 again = slot.again and slot.failures == 0
                 slot.again = False
-                if self.slots.get(key) is slot and not stop.is_set():
+                work = self._queue
+                if self.slots.get(key) is not slot or stop.is_set():
+                    slot.busy = False
+                elif again and work is not None:
+                    # Something arrived during the read: read again, still claimed, at the
+                    # back of the queue; this thread looks there next, so none is woken.
+                    work.put(slot, wake=False)
+                else:
+                    slot.busy = False
                     if again:
                         slot.next_at = 0.0
                     self._push(slot)

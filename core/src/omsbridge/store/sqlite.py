@@ -315,6 +315,148 @@ def _pause(row: sqlite3.Row) -> MerchantPause | None:
     )
 
 
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (merchant_id, channel, checkpoint, updated_at) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (merchant_id, channel) DO UPDATE SET "
+    "checkpoint = excluded.checkpoint, updated_at = excluded.updated_at"
+)
+
+_ROWS_PER_STATEMENT = 200
+"""Rows bound in one multi-row statement (4 values each: far below SQLite's variable limit)."""
+
+
+def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _commit_each(
+    db: sqlite3.Connection,
+    commits: Sequence[EventCommit],
+    owner: str | None,
+    stamp: str,
+    until: str,
+    effect: EventEffect,
+) -> list[list[str] | None]:
+    """Commits with an effect, one after the other (an effect sees the ones before it)."""
+    tx = _SqliteEventTx(db)
+    results: list[list[str] | None] = []
+    for commit in commits:
+        if commit.lease is not None:
+            renewed = db.execute(
+                "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND expires_at > ?",
+                (until, commit.lease, owner, stamp),
+            )
+            if renewed.rowcount != 1:
+                results.append(None)
+                continue
+        fresh: list[str] = []
+        for event_id in dict.fromkeys(commit.event_ids):
+            added = db.execute(
+                "INSERT OR IGNORE INTO seen_events "
+                "(merchant_id, channel, event_id, seen_at) VALUES (?, ?, ?, ?)",
+                (commit.merchant_id, commit.channel, event_id, stamp),
+            )
+            if added.rowcount == 1:
+                fresh.append(event_id)
+        if fresh:
+            effect(tx, commit, fresh)
+        db.execute(
+            _UPSERT_CHECKPOINT, (commit.merchant_id, commit.channel, commit.checkpoint, stamp)
+        )
+        results.append(fresh)
+    return results
+
+
+def _held_leases(
+    db: sqlite3.Connection, names: list[str], owner: str | None, stamp: str, until: str
+) -> set[str]:
+    """Renew ``owner``'s unexpired leases among ``names``; the names renewed."""
+    if owner is None:
+        return set()
+    renewed = 0
+    for part in _chunks(names):
+        marks = ",".join("?" * len(part))
+        renewed += db.execute(
+            "UPDATE leases SET expires_at = ? WHERE owner = ? AND expires_at > ? "
+            f"AND name IN ({marks})",
+            (until, owner, stamp, *part),
+        ).rowcount
+    if renewed == len(names):
+        return set(names)
+    # Some lease is gone (rare): which ones. A renewed lease now runs until ``until``; one
+    # not renewed had run out by ``stamp`` (or is another owner's).
+    held: set[str] = set()
+    for part in _chunks(names):
+        marks = ",".join("?" * len(part))
+        rows = db.execute(
+            f"SELECT name FROM leases WHERE owner = ? AND expires_at = ? AND name IN ({marks})",
+            (owner, until, *part),
+        ).fetchall()
+        held.update(row[0] for row in rows)
+    return held
+
+
+def _commit_plain(
+    db: sqlite3.Connection,
+    commits: Sequence[EventCommit],
+    owner: str | None,
+    stamp: str,
+    until: str,
+) -> list[list[str] | None]:
+    """Commits without an effect in a few statements: the same outcome as one at a time (a
+    lost lease writes nothing of its commit; an id is new once, to the first commit naming
+    it; the last checkpoint of a feed stays)."""
+    names = list(dict.fromkeys(c.lease for c in commits if c.lease is not None))
+    held = _held_leases(db, names, owner, stamp, until) if names else set()
+    kept = [c for c in commits if c.lease is None or c.lease in held]
+    wanted = list(dict.fromkeys((c.merchant_id, c.channel, e) for c in kept for e in c.event_ids))
+    known: set[tuple[str, str, str]] = set()
+    for part in _chunks(wanted):
+        values = ",".join("(?, ?, ?)" for _ in part)
+        rows = db.execute(
+            f"WITH batch (m, c, e) AS (VALUES {values}) "
+            "SELECT s.merchant_id, s.channel, s.event_id FROM batch "
+            "JOIN seen_events s ON s.merchant_id = batch.m AND s.channel = batch.c "
+            "AND s.event_id = batch.e",
+            [value for row in part for value in row],
+        ).fetchall()
+        known.update((row[0], row[1], row[2]) for row in rows)
+    new = [row for row in wanted if row not in known]
+    for part in _chunks(new):
+        values = ",".join("(?, ?, ?, ?)" for _ in part)
+        db.execute(
+            f"INSERT INTO seen_events (merchant_id, channel, event_id, seen_at) VALUES {values}",
+            [value for row in part for value in (*row, stamp)],
+        )
+    positions: dict[tuple[str, str], str] = {}
+    for commit in kept:
+        positions[(commit.merchant_id, commit.channel)] = commit.checkpoint
+    moved = [(m, c, checkpoint, stamp) for (m, c), checkpoint in positions.items()]
+    for part in _chunks(moved):
+        values = ",".join("(?, ?, ?, ?)" for _ in part)
+        db.execute(
+            "INSERT INTO checkpoints (merchant_id, channel, checkpoint, updated_at) "
+            f"VALUES {values} ON CONFLICT (merchant_id, channel) DO UPDATE SET "
+            "checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
+            [value for row in part for value in row],
+        )
+    results: list[list[str] | None] = []
+    claimed: set[tuple[str, str, str]] = set(known)
+    for commit in commits:
+        if commit.lease is not None and commit.lease not in held:
+            results.append(None)
+            continue
+        fresh: list[str] = []
+        for event_id in dict.fromkeys(commit.event_ids):
+            key = (commit.merchant_id, commit.channel, event_id)
+            if key not in claimed:
+                claimed.add(key)
+                fresh.append(event_id)
+        results.append(fresh)
+    return results
+
+
 class SqliteStore(Store):
     """The store in one SQLite file (created with its folder if missing)."""
 
@@ -895,41 +1037,18 @@ class SqliteStore(Store):
     ) -> list[list[str] | None]:
         """See :meth:`Store.commit_events` (``BEGIN IMMEDIATE``: one writer at a time, so a
         second commit of the same ids finds them seen)."""
-        results: list[list[str] | None] = []
         if not commits:
-            return results
+            return []
         now = self._now()
         stamp = _ts(now)
+        until = _ts(now + timedelta(seconds=lease_seconds))
         with self._tx() as db:
-            tx = _SqliteEventTx(db)
-            for commit in commits:
-                if commit.lease is not None:
-                    renewed = db.execute(
-                        "UPDATE leases SET expires_at = ? "
-                        "WHERE name = ? AND owner = ? AND expires_at > ?",
-                        (_ts(now + timedelta(seconds=lease_seconds)), commit.lease, owner, stamp),
-                    )
-                    if renewed.rowcount != 1:
-                        results.append(None)
-                        continue
-                fresh: list[str] = []
-                for event_id in dict.fromkeys(commit.event_ids):
-                    added = db.execute(
-                        "INSERT OR IGNORE INTO seen_events "
-                        "(merchant_id, channel, event_id, seen_at) VALUES (?, ?, ?, ?)",
-                        (commit.merchant_id, commit.channel, event_id, stamp),
-                    )
-                    if added.rowcount == 1:
-                        fresh.append(event_id)
-                if fresh and effect is not None:
-                    effect(tx, commit, fresh)
-                db.execute(
-                    "INSERT INTO checkpoints (merchant_id, channel, checkpoint, updated_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (merchant_id, channel) DO UPDATE SET "
-                    "checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
-                    (commit.merchant_id, commit.channel, commit.checkpoint, stamp),
-                )
-                results.append(fresh)
+            if effect is None:
+                # A pool's grouped checkpoints: a few statements for the whole group, not
+                # three per commit (each statement is a GIL hand-off inside sqlite3).
+                results = _commit_plain(db, commits, owner, stamp, until)
+            else:
+                results = _commit_each(db, commits, owner, stamp, until, effect)
             if time.monotonic() >= self._next_purge:
                 # Forgetting week-old ids is not worth a statement per commit.
                 self._next_purge = time.monotonic() + _PURGE_EVERY
@@ -1202,8 +1321,19 @@ class SqliteStore(Store):
         """See :meth:`Store.acquire_leases` (one transaction)."""
         now = self._now()
         until, stamp = _ts(now + timedelta(seconds=lease_seconds)), _ts(now)
-        held = set()
+        held: set[str] = set()
         with self._tx() as db:
+            # Renewing what this owner holds (a worker's every sync): a statement per few
+            # hundred leases; any other case (free, expired, another owner's), one per lease.
+            renewed = 0
+            for part in _chunks(names):
+                marks = ",".join("?" * len(part))
+                renewed += db.execute(
+                    f"UPDATE leases SET expires_at = ? WHERE owner = ? AND name IN ({marks})",
+                    (until, owner, *part),
+                ).rowcount
+            if renewed == len(set(names)):
+                return set(names)
             for name in names:
                 cursor = db.execute(
                     "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
