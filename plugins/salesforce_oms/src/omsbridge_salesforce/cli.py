@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +19,23 @@ from omsbridge.cli._merchant import fail, merchant_options, open_merchant
 from omsbridge.cli._output import emit_json, json_option
 
 __all__ = ["catalog_sync", "preflight", "salesforce"]
+
+
+def _salesforce_backend(merchant: Any, merchant_id: str, as_json: bool) -> Any:
+    """The merchant's Salesforce backend, or None after telling the user it has another one."""
+    from omsbridge_salesforce.backend import SalesforceBackend
+
+    backend = merchant.backend
+    if isinstance(backend, SalesforceBackend):
+        return backend
+    fail(
+        as_json,
+        "ConfigError",
+        None,
+        f"merchant {merchant_id} uses backend {backend.name!r}, not 'salesforce'",
+        [(f"merchants.{merchant_id}.backend", "must be 'salesforce' for this command")],
+    )
+    return None
 
 
 @click.group()
@@ -40,20 +58,12 @@ def preflight(config_file: Path, merchant_id: str, as_json: bool) -> None:
     Example:
       omsbridge salesforce preflight --config omsbridge.toml --merchant SHOPNOW
     """
-    from omsbridge_salesforce.backend import SalesforceBackend
     from omsbridge_salesforce.preflight import preflight as run_checks
     from omsbridge_salesforce.preflight import problems
 
     with open_merchant(config_file, merchant_id, as_json) as merchant:
-        backend = merchant.backend
-        if not isinstance(backend, SalesforceBackend):
-            fail(
-                as_json,
-                "ConfigError",
-                None,
-                f"merchant {merchant_id} uses backend {backend.name!r}, not 'salesforce'",
-                [(f"merchants.{merchant_id}.backend", "must be 'salesforce' for this command")],
-            )
+        backend = _salesforce_backend(merchant, merchant_id, as_json)
+        if backend is None:
             return
         checks = run_checks(backend.client, backend.config, backend.merchant)
         org = backend.config.url_base
@@ -91,18 +101,9 @@ def catalog_sync(config_file: Path, merchant_id: str, full: bool, as_json: bool)
     Example:
       omsbridge salesforce catalog-sync --config omsbridge.toml --merchant SHOPNOW
     """
-    from omsbridge_salesforce.backend import SalesforceBackend
-
     with open_merchant(config_file, merchant_id, as_json) as merchant:
-        backend = merchant.backend
-        if not isinstance(backend, SalesforceBackend):
-            fail(
-                as_json,
-                "ConfigError",
-                None,
-                f"merchant {merchant_id} uses backend {backend.name!r}, not 'salesforce'",
-                [(f"merchants.{merchant_id}.backend", "must be 'salesforce' for this command")],
-            )
+        backend = _salesforce_backend(merchant, merchant_id, as_json)
+        if backend is None:
             return
         catalog = backend.lookups.catalog
         if catalog is None:

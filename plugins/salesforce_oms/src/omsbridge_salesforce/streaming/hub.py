@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-__all__ = ["Hub", "shared_hub"]
+__all__ = ["Hub", "TellsReader", "shared_hub"]
 
 T = TypeVar("T")
 
@@ -100,6 +100,27 @@ class Hub:
                 )
                 self._channels[key] = channel
             return channel
+
+
+class TellsReader:
+    """Mixin for a feed filled on the hub's loop and read from a pool thread: ``on_ready`` is
+    called once per turn of the loop, when the loop is about to wait (:meth:`Hub.before_wait`),
+    however many messages came, so a thread it wakes finds the GIL free."""
+
+    _hub: Hub
+    _told: bool  # a call of on_ready is queued on the hub (touched there only)
+    on_ready: Callable[[], None] | None
+
+    def _ready(self) -> None:
+        if self.on_ready is not None and not self._told:
+            self._told = True
+            self._hub.before_wait(self._tell)
+
+    def _tell(self) -> None:
+        self._told = False
+        on_ready = self.on_ready
+        if on_ready is not None:
+            on_ready()
 
 
 _HUB: Hub | None = None

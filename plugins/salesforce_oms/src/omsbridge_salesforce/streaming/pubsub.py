@@ -49,7 +49,7 @@ from omsbridge import (
 from omsbridge.logs import merchant_log
 from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
 from omsbridge_salesforce.reading import parse_datetime
-from omsbridge_salesforce.streaming.hub import Hub, shared_hub
+from omsbridge_salesforce.streaming.hub import Hub, TellsReader, shared_hub
 from omsbridge_salesforce.streaming.listener import CATCH_UP, CLOCK_SKEW, FO_CHANNEL, CatchUp
 from omsbridge_salesforce.streaming.metrics import FeedMetrics
 from omsbridge_salesforce.streaming.pubsub_api import pubsub_api_pb2 as pb
@@ -129,7 +129,7 @@ class _Corrupted(Exception):
     """The replay id cannot be resumed from (past retention)."""
 
 
-class PubSubFeed:
+class PubSubFeed(TellsReader):
     """One merchant's FOStatusChangedEvent feed over Pub/Sub (thread-safe).
 
     ``catch_up`` and ``statuses`` as for the CometD feed. ``on_ready`` (optional) is called,
@@ -571,19 +571,6 @@ class PubSubFeed:
             if self._waiting:
                 self._cond.notify_all()
         self._ready()
-
-    def _ready(self) -> None:
-        # Called on the hub's loop: the reader is told once per turn of the loop, when the
-        # loop is about to wait (see Hub.before_wait), not once per event.
-        if self.on_ready is not None and not self._told:
-            self._told = True
-            self._hub.before_wait(self._tell)
-
-    def _tell(self) -> None:
-        self._told = False
-        on_ready = self.on_ready
-        if on_ready is not None:
-            on_ready()
 
     def _fail(self, error: BaseException) -> None:
         self.metrics.connected = False

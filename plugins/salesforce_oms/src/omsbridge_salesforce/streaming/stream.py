@@ -26,7 +26,7 @@ from omsbridge_salesforce.streaming.bayeux import (
     backoff_delays,
 )
 from omsbridge_salesforce.streaming.bayeux_async import AsyncBayeuxClient
-from omsbridge_salesforce.streaming.hub import Hub, shared_hub
+from omsbridge_salesforce.streaming.hub import Hub, TellsReader, shared_hub
 
 __all__ = ["EventStream"]
 
@@ -37,7 +37,7 @@ Message = dict[str, Any]
 _CLOSE_WAIT = 6.0  # seconds close() waits for the disconnect (its own timeout is 5 s)
 
 
-class EventStream:
+class EventStream(TellsReader):
     """Messages of one channel of ``client``, received on ``hub``'s loop (the process's).
 
     ``network_retries`` consecutive network failures are retried (with backoff) before the
@@ -195,19 +195,6 @@ class EventStream:
             self._failure = error
             self._cond.notify_all()
         self._ready()
-
-    def _ready(self) -> None:
-        # On the loop: the reader is told when the loop is about to wait (a thread it wakes
-        # then finds the GIL free), once per turn of the loop however many answers came.
-        if self.on_ready is not None and not self._told:
-            self._told = True
-            self._hub.before_wait(self._tell)
-
-    def _tell(self) -> None:
-        self._told = False
-        on_ready = self.on_ready
-        if on_ready is not None:
-            on_ready()
 
     def take(self, wait: float, limit: int = 500) -> list[Message]:
         """Up to ``limit`` messages, waiting up to ``wait`` seconds for the first.
