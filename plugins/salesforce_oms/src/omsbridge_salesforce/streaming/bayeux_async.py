@@ -78,10 +78,18 @@ class _RecordableTransport(httpx.AsyncBaseTransport):
     def _exchange(self, request: httpx.Request) -> httpx.Response:
         response = self._sync.handle_request(request)
         try:
-            response.read()
+            raw = b"".join(response.iter_raw())
         finally:
             response.close()
-        return response
+        # A response over the blocking transport's stream refuses the async reads and close
+        # the session makes: hand back the same answer with its body (still encoded as sent,
+        # like its headers say) in memory.
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=raw,
+            extensions=response.extensions,
+        )
 
     async def aclose(self) -> None:
         """Close the connections."""
