@@ -53,6 +53,7 @@ from typing import Any
 
 import attrs
 import httpx
+from http_cpu import HttpCpu  # core/bench/, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "transactions" / "sale-cash.json"
@@ -144,47 +145,6 @@ def queue_sales(config: Path, count: int, merchants: int) -> float:
     return took
 
 
-class _RequestCounter:
-    """Counts HTTP requests the backends send and the CPU the calling threads spend inside the
-    HTTP client: ``DirectClient.request`` (omsbridge.http_direct: building the httpx request,
-    httpcore, h11, the socket calls, reading the answer) and ``httpx.Client.request`` /
-    ``send`` for what does not go through it: the HTTP client's share of the export's CPU,
-    told apart from omsbridge's own."""
-
-    def __init__(self) -> None:
-        from omsbridge.http_direct import DirectClient
-
-        self.count = 0
-        self.cpu = 0.0
-        self._lock = threading.Lock()
-        self._inside = threading.local()
-        original_send, original_request = httpx.Client.send, httpx.Client.request
-        original_direct = DirectClient.request
-
-        def timed(call: Any) -> Any:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if getattr(self._inside, "on", False):  # request() calls send(): count once
-                    return call(*args, **kwargs)
-                self._inside.on = True
-                started = time.thread_time()  # this thread's CPU: exact with many threads
-                try:
-                    return call(*args, **kwargs)
-                finally:
-                    self._inside.on = False
-                    spent = time.thread_time() - started
-                    with self._lock:
-                        self.cpu += spent
-                        self.count += 1
-
-            return wrapper
-
-        # Client.request calls send once per request (no redirects are followed): count in
-        # whichever of the three is entered first.
-        httpx.Client.send = timed(original_send)  # type: ignore[method-assign]
-        httpx.Client.request = timed(original_request)  # type: ignore[method-assign]
-        DirectClient.request = timed(original_direct)  # type: ignore[method-assign]
-
-
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -200,7 +160,7 @@ def export_scenario(
     from omsbridge.store import AttemptOutcome
 
     logging.disable(logging.WARNING)
-    counter = _RequestCounter()
+    counter = HttpCpu()
     done = 0
     lock = threading.Lock()
 
@@ -236,8 +196,8 @@ def export_scenario(
         "seconds": round(took, 2),
         "orders_per_second": round(done / took, 1) if took else None,
         "cpu_ms_per_order": round(cpu / done * 1000, 3) if done else None,
-        "http_cpu_ms_per_order": round(counter.cpu / done * 1000, 3) if done else None,
-        "own_cpu_ms_per_order": round((cpu - counter.cpu) / done * 1000, 3) if done else None,
+        "http_cpu_ms_per_order": round(counter.seconds / done * 1000, 3) if done else None,
+        "own_cpu_ms_per_order": round((cpu - counter.seconds) / done * 1000, 3) if done else None,
         "requests_per_order": round(counter.count / done, 3) if done else None,
         "kernel_cpu_ms_per_order": round(kernel / done * 1000, 3) if done else None,
         "peak_rss_mb": round(_rss_mb(), 1),

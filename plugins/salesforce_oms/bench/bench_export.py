@@ -49,6 +49,10 @@ from typing import Any
 
 import httpx
 
+# The HTTP-client CPU meter shared with core/bench/bench_export.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "core" / "bench"))
+from http_cpu import HttpCpu
+
 PASSWORD_ENV = "BENCH_SF_PASSWORD"
 SECRET_ENV = "BENCH_SF_SECRET"
 WHEN = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
@@ -207,40 +211,6 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class _HttpCpu:
-    """CPU the calling threads spend inside httpx (``DirectClient.request``, ``Client.request``
-    and ``send``: building the request, httpcore, h11, socket calls, reading the answer), told
-    apart from omsbridge's own (claims, decode, graphs, JSON, the store)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._lock = threading.Lock()
-        self._inside = threading.local()
-
-        def timed(call: Any) -> Any:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if getattr(self._inside, "on", False):  # request() calls send(): count once
-                    return call(*args, **kwargs)
-                self._inside.on = True
-                started = time.thread_time()
-                try:
-                    return call(*args, **kwargs)
-                finally:
-                    self._inside.on = False
-                    spent = time.thread_time() - started
-                    with self._lock:
-                        self.seconds += spent
-
-            return wrapper
-
-        from omsbridge.http_direct import DirectClient
-
-        httpx.Client.send = timed(httpx.Client.send)  # type: ignore[method-assign]
-        httpx.Client.request = timed(httpx.Client.request)  # type: ignore[method-assign]
-        # The clients send through DirectClient (straight to httpx's transport).
-        DirectClient.request = timed(DirectClient.request)  # type: ignore[method-assign]
-
-
 def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -264,7 +234,7 @@ def export_scenario(
             with lock:
                 done += 1
 
-    http_cpu = _HttpCpu()
+    http_cpu = HttpCpu()
     rss_before = _rss_now_mb()
     with Bridge.from_config(config) as bridge:
         urls = [

@@ -289,15 +289,12 @@ class SalesforceBackend(OrderBackend):
                 graph.nodes[0:0] = account.inline.nodes
             graph = self._apply_hooks(transaction, graph)
             graph.check_limits()
-        except InvalidTransaction as exc:
-            if account.inline is not None:
-                account.inline.abandon()
-                if exc.code == "GRAPH_TOO_LARGE":
-                    return None, None
-            raise
-        except BaseException:
-            if account.inline is not None:
-                account.inline.abandon()
+        except BaseException as exc:
+            if account.inline is None:
+                raise
+            account.inline.abandon()
+            if isinstance(exc, InvalidTransaction) and exc.code == "GRAPH_TOO_LARGE":
+                return None, None  # too large with the creation nodes: the usual lookups
             raise
         if len(graph.nodes) + 1 > MAX_SUBREQUESTS:
             if account.inline is not None:

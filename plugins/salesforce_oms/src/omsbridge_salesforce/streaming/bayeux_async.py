@@ -23,7 +23,6 @@ import asyncio
 import concurrent.futures
 import json
 import logging
-import sys
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -94,20 +93,6 @@ class _RecordableTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the connections."""
         self._sync.close()
-
-
-def _remember_sniffio_is_missing() -> None:
-    """httpcore's asyncio locks ``import sniffio`` on every request; without sniffio installed
-    each of those failed imports searches all of ``sys.path`` again (about 0.25 ms, most of an
-    empty long poll's CPU). A ``None`` entry in ``sys.modules`` makes the import fail at once,
-    the same ImportError httpcore expects (it then assumes asyncio)."""
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
-
-_remember_sniffio_is_missing()
 
 
 class AsyncBayeuxClient(BayeuxSession):
