@@ -48,6 +48,7 @@ from omsbridge.model import FulfillmentEvent
 from omsbridge.spi import Capability
 from omsbridge.store import Store
 from omsbridge.store.base import EventCommit, EventEffect, EventTx
+from omsbridge.threads import batch_scheduled
 
 __all__ = [
     "DeliverFulfillmentOrders",
@@ -929,15 +930,22 @@ class ListenerPool:
     def _work(self, work: _WorkQueue) -> None:
         gate = threading.Lock()
         gate.acquire()  # held: this thread waits on it when idle (see _WorkQueue)
-        while True:
-            slot = work.get(gate)
-            if slot is None:
-                return
-            self._read(slot)
+        # Woken by a thread that holds the GIL (a feed's event loop): see omsbridge.threads.
+        with batch_scheduled():
+            while True:
+                slot = work.get(gate)
+                if slot is None:
+                    return
+                self._read(slot)
 
     def run(self, stop: threading.Event) -> None:
         """Hold and drive listeners until ``stop`` is set; then wait for the reads in flight
         and give the leases back (another worker takes over at once)."""
+        # Woken by the pool threads' commits, GIL held: see omsbridge.threads.
+        with batch_scheduled():
+            self._drive(stop)
+
+    def _drive(self, stop: threading.Event) -> None:
         settings = self.settings
         work = _WorkQueue()
         self._workers = [

@@ -20,9 +20,12 @@ clock_margin``, 5 minutes by default, for an org's clock ahead of ours). Server 
 share this machine's clock here, so the bench sets a 1 s margin and publishes after it.
 
 Prints, per transport and merchant count: event -> hook p50/p95 (the publish time travels in
-the event), listener CPU per event (the bench process's CPU time over the run / events), RSS.
-Figures only, not a pass/fail test. ``--merchants 1 100 1000`` for the full set (default
-``1 100``, short).
+the event), listener CPU per event (the bench process's CPU time over the run / events), RSS;
+``--breakdown`` adds CPU and wake-ups per event by thread. ``--scheduling batch normal`` runs
+each row under the listener threads' ``SCHED_BATCH`` policy (the default, see
+:mod:`omsbridge.threads`) and under the OS's default one, side by side; ``--repeat N`` runs
+each row N times (runs on a shared machine vary by about ±0.05 ms per event). Figures only,
+not a pass/fail test. ``--merchants 1 100 1000`` for the full set (default ``1 100``, short).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from omsbridge.store.sqlite import SqliteStore
 
 FO_CHANNEL = "/event/FOStatusChangedEvent"
 _CLOCK_MARGIN = 1.0  # seconds; one clock for server and listeners (see the module doc)
+_SCHEDULING = "OMSBRIDGE_THREAD_SCHEDULING"
 
 
 # -- the server process ---------------------------------------------------------------------
@@ -340,7 +344,8 @@ def _run(
 
 
 def _thread_cpu() -> dict[str, float]:
-    """CPU seconds so far of each live thread, summed by name family (listen_0.. -> listen)."""
+    """CPU seconds so far of each live thread, summed by name family (listen_0.. -> listen),
+    and its wake-ups (``switches:<family>``: voluntary context switches, from /proc)."""
     found: dict[str, float] = {}
     for thread in threading.enumerate():
         if thread.ident is None:
@@ -352,6 +357,10 @@ def _thread_cpu() -> dict[str, float]:
             continue
         family = thread.name.split("_")[0].split("-")[0].strip()
         found[family] = found.get(family, 0.0) + spent
+        switches = _switches(thread.native_id)
+        if switches is not None:
+            key = "switches:" + family
+            found[key] = found.get(key, 0.0) + switches
     # Threads Python did not start (gRPC core's own), by their OS name, where /proc tells.
     known = {thread.native_id for thread in threading.enumerate()}
     try:
@@ -370,16 +379,38 @@ def _thread_cpu() -> dict[str, float]:
         fields = stat[stat.rindex(")") + 2 :].split()
         family = "native:" + name.rstrip("0123456789_-")
         found[family] = found.get(family, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        switches = _switches(int(task.name))
+        if switches is not None:
+            key = "switches:" + family
+            found[key] = found.get(key, 0.0) + switches
     return found
+
+
+def _switches(native_id: int | None) -> int | None:
+    """A thread's voluntary context switches so far (each one a wait it woke from)."""
+    try:
+        status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return None
 
 
 def _per_event(before: dict[str, float], after: dict[str, float], events: int) -> str:
     parts = []
+    wakes = []
     for name in sorted(after, key=lambda n: before.get(n, 0.0) - after[n]):
+        if name.startswith("switches:"):
+            woke = (after[name] - before.get(name, 0.0)) / events
+            if woke >= 0.01:
+                wakes.append(f"{name.removeprefix('switches:')} {woke:.2f}")
+            continue
         spent = (after[name] - before.get(name, 0.0)) / events * 1000
         if spent >= 0.005:
             parts.append(f"{name} {spent:.3f}")
-    return ", ".join(parts)
+    return ", ".join(parts) + "; wake-ups per event: " + ", ".join(wakes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -398,15 +429,33 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="worker: the leased ListenerPool of omsbridge worker; local: EventDrivenPool",
     )
     parser.add_argument(
-        "--breakdown", action="store_true", help="also print CPU per event by thread"
+        "--breakdown",
+        action="store_true",
+        help="also print CPU and wake-ups (voluntary context switches) per event by thread",
     )
+    parser.add_argument(
+        "--scheduling",
+        nargs="+",
+        choices=["batch", "normal"],
+        default=["batch"],
+        help="the listener threads' policy (omsbridge.threads; normal: "
+        "OMSBRIDGE_THREAD_SCHEDULING=normal); both: each row run with each, one after the other",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each row")
     args = parser.parse_args(argv)
     print(
-        f"{'transport':<9} {'pool':<6} {'merchants':>9} {'events':>7} {'handled':>7} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'CPU ms/event':>12} {'max RSS MB':>10}"
+        f"{'transport':<9} {'pool':<6} {'sched':<6} {'merchants':>9} {'events':>7} "
+        f"{'handled':>7} {'p50 ms':>8} {'p95 ms':>8} {'CPU ms/event':>12} {'max RSS MB':>10}"
     )
-    runs = [(m, t, p) for m in args.merchants for t in args.transports for p in args.pools]
-    for merchants, transport, pool_kind in runs:
+    runs = [
+        (m, t, p, s)
+        for m in args.merchants
+        for t in args.transports
+        for p in args.pools
+        for _ in range(args.repeat)
+        for s in args.scheduling
+    ]
+    for merchants, transport, pool_kind, scheduling in runs:
         # Each run in a fresh process: threads, loop and RSS of one do not leak into the next.
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
@@ -414,13 +463,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             target=_child,
             args=(child, transport, merchants, args.rate, args.seconds, args.threads, pool_kind),
         )
-        proc.start()
+        saved = os.environ.get(_SCHEDULING)
+        os.environ[_SCHEDULING] = scheduling  # the child inherits it
+        try:
+            proc.start()
+        finally:
+            if saved is None:
+                os.environ.pop(_SCHEDULING, None)
+            else:
+                os.environ[_SCHEDULING] = saved
         r = parent.recv()
         proc.join()
         print(
-            f"{r['transport']:<9} {r['pool']:<6} {r['merchants']:>9} {r['events']:>7} "
-            f"{r['handled']:>7} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['cpu_ms_per_event']:>12.3f} "
-            f"{r['rss_mb']:>10.0f}",
+            f"{r['transport']:<9} {r['pool']:<6} {scheduling:<6} {r['merchants']:>9} "
+            f"{r['events']:>7} {r['handled']:>7} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+            f"{r['cpu_ms_per_event']:>12.3f} {r['rss_mb']:>10.0f}",
             flush=True,
         )
         if args.breakdown and r.get("threads") is not None:

@@ -125,11 +125,15 @@ def parse_datetime(value: Any) -> datetime | None:
     if not value:
         return None
     text = str(value).strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    elif re.search(r"[+-]\d{4}$", text):
-        text = text[:-2] + ":" + text[-2:]
-    parsed = datetime.fromisoformat(text)
+    try:
+        # Python 3.11+ reads Salesforce's forms itself (``Z``, ``+0000``): once per event.
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        elif re.search(r"[+-]\d{4}$", text):
+            text = text[:-2] + ":" + text[-2:]
+        parsed = datetime.fromisoformat(text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

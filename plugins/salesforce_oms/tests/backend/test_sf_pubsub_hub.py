@@ -5,8 +5,12 @@ loop however many responses arrived in it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from typing import Any
+
+import pytest
 
 from omsbridge_salesforce.streaming.hub import Hub
 from omsbridge_salesforce.streaming.pubsub import PubSubFeed, _Item
@@ -69,3 +73,14 @@ def test_a_feed_tells_its_reader_once_per_turn_of_the_loop() -> None:
     hub.submit(three_responses_then_one()).result(5)
     assert turns.wait(5)
     assert told == [3, 4]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_BATCH is Linux's")
+def test_the_hub_loop_runs_under_sched_batch() -> None:
+    # Pool threads and gRPC's poller wake it: it must not preempt them (omsbridge.threads).
+    hub = Hub()
+
+    async def policy() -> int:
+        return os.sched_getscheduler(0)
+
+    assert hub.submit(policy()).result(5) == os.SCHED_BATCH

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import grpc
 
+from omsbridge.threads import batch_scheduled
+
 __all__ = ["Hub", "TellsReader", "shared_hub"]
 
 T = TypeVar("T")
@@ -68,7 +70,9 @@ class Hub:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        # Woken by gRPC's poller and by pool threads holding the GIL: see omsbridge.threads.
+        with batch_scheduled():
+            self.loop.run_forever()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the hub's loop (from any thread)."""
@@ -76,8 +80,9 @@ class Hub:
 
     def before_wait(self, call: Callable[[], None]) -> None:
         """Run ``call`` (queued from the hub's thread only) when the loop is next about to wait
-        for I/O: a thread it wakes finds the GIL free at once (the loop is leaving it) instead
-        of waking to wait for it, and the events of one turn of the loop wake it once."""
+        for I/O: a thread it wakes gets the GIL microseconds later (the loop is leaving it;
+        the woken thread does not preempt it, see :mod:`omsbridge.threads`), and the events of
+        one turn of the loop wake it once."""
         self._selector.queued.append(call)
 
     def channel(

@@ -50,7 +50,13 @@ from omsbridge.logs import merchant_log
 from omsbridge_salesforce.auth import BACKEND, SalesforceAuth, Token
 from omsbridge_salesforce.reading import parse_datetime
 from omsbridge_salesforce.streaming.hub import Hub, TellsReader, shared_hub
-from omsbridge_salesforce.streaming.listener import CATCH_UP, CLOCK_SKEW, FO_CHANNEL, CatchUp
+from omsbridge_salesforce.streaming.listener import (
+    CATCH_UP,
+    CLOCK_SKEW,
+    FO_CHANNEL,
+    CatchUp,
+    stamp,
+)
 from omsbridge_salesforce.streaming.metrics import FeedMetrics
 from omsbridge_salesforce.streaming.pubsub_api import pubsub_api_pb2 as pb
 from omsbridge_salesforce.streaming.pubsub_api import pubsub_api_pb2_grpc as pb_grpc
@@ -72,17 +78,10 @@ AUTH_ERROR = "sfdc.platform.eventbus.grpc.service.auth.error"
 _CUSTOM = pb.ReplayPreset.CUSTOM  # looked up once: the enum wrapper's getattr is not free
 
 
-def _stamp(moment: datetime) -> str:
-    # isoformat: half the cost of strftime, the same text (YYYY-MM-DDTHH:MM:SS.mmmZ).
-    if moment.tzinfo is not UTC:  # events' times are UTC already: no copy per event
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
-
-
 def pubsub_checkpoint(replay_id: bytes, created: datetime | None) -> str:
     """The checkpoint after a Pub/Sub event (or keepalive): replay id and the event's time."""
     head = PUBSUB_PREFIX + replay_id.hex()
-    return f"{head}@{_stamp(created)}" if created is not None else head
+    return f"{head}@{stamp(created)}" if created is not None else head
 
 
 def _parse(checkpoint: str) -> tuple[bytes | None, datetime | None]:
@@ -242,7 +241,7 @@ class PubSubFeed(TellsReader):
     def _batch(self, items: list[_Item]) -> EventBatch:
         if not items:
             if self._handed is None:
-                self._handed = f"{CATCH_UP}@{_stamp(self._opened_at - CLOCK_SKEW)}"
+                self._handed = f"{CATCH_UP}@{stamp(self._opened_at - CLOCK_SKEW)}"
             return EventBatch((), self._handed)
         events: list[Any] = []
         last: str | None = None
@@ -316,7 +315,7 @@ class PubSubFeed(TellsReader):
         # Subscribed first, queried second: a change in between is seen twice, never lost.
         self.catch_ups += 1
         self._backlog = list(self._catch_up(since))
-        self._handed = f"{CATCH_UP}@{_stamp(since)}" if since else CATCH_UP
+        self._handed = f"{CATCH_UP}@{stamp(since)}" if since else CATCH_UP
         self.log.info(
             "catch-up query found %d importable fulfillment order(s); now following live events",
             len(self._backlog),
