@@ -24,7 +24,9 @@ the event), listener CPU per event (the bench process's CPU time over the run / 
 ``--breakdown`` adds CPU and wake-ups per event by thread. ``--scheduling batch normal`` runs
 each row under the listener threads' ``SCHED_BATCH`` policy (the default, see
 :mod:`omsbridge.threads`) and under the OS's default one, side by side; ``--repeat N`` runs
-each row N times (runs on a shared machine vary by about ±0.05 ms per event). Figures only,
+each row N times (runs on a shared machine vary by about ±0.05 ms per event). By default the
+emulator shares the machine's CPUs with the listeners; ``--isolate`` gives it a CPU of its own
+(as Salesforce is elsewhere in production) and the listeners the others. Figures only,
 not a pass/fail test. ``--merchants 1 100 1000`` for the full set (default ``1 100``, short).
 """
 
@@ -57,7 +59,14 @@ _SCHEDULING = "OMSBRIDGE_THREAD_SCHEDULING"
 # -- the server process ---------------------------------------------------------------------
 
 
-def _serve(conn: multiprocessing.connection.Connection, orgs: int, transport: str) -> None:
+def _serve(
+    conn: multiprocessing.connection.Connection,
+    orgs: int,
+    transport: str,
+    cpus: set[int] | None = None,
+) -> None:
+    if cpus:
+        _pin(cpus)
     from datetime import UTC, datetime
 
     from omsbridge_salesforce_sandbox.clock import Clock
@@ -153,6 +162,20 @@ def _serve(conn: multiprocessing.connection.Connection, orgs: int, transport: st
         conn.send("published")
     for stop in stoppers:
         stop()
+
+
+def _pin(cpus: set[int]) -> None:
+    """Keep this process (its threads now and those it starts later) on ``cpus``."""
+    for task in Path("/proc/self/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
+def _split_cpus() -> tuple[set[int], set[int]]:
+    """(the listeners' CPUs, the emulator's CPU) for ``--isolate``: the emulator on one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--isolate needs at least 2 CPUs")
+    return set(cpus[:-1]), {cpus[-1]}
 
 
 def _org(index: int) -> str:
@@ -275,10 +298,14 @@ def _run(
     seconds: float,
     threads: int = 8,
     pool_kind: str = "worker",
+    isolate: bool = False,
 ) -> dict[str, Any]:
+    mine, theirs = _split_cpus() if isolate else (None, None)
     parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(child, merchants, transport))
+    server = multiprocessing.Process(target=_serve, args=(child, merchants, transport, theirs))
     server.start()
+    if mine:
+        _pin(mine)
     address = parent.recv()
     hook = _Hook()
     with tempfile.TemporaryDirectory() as tmp:
@@ -340,6 +367,7 @@ def _run(
         "commit_transactions": pool.commit_transactions,
         "threads": _per_event(threads0, threads1, max(1, len(got))),
         "live_threads": live_threads,
+        "isolated": isolate,
     }
 
 
@@ -442,7 +470,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "OMSBRIDGE_THREAD_SCHEDULING=normal); both: each row run with each, one after the other",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each row")
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="the emulator on a CPU of its own, the listeners on the others (in production "
+        "Salesforce is elsewhere; on a shared core the emulator's work evicts the listeners' "
+        "caches and adds to their CPU per event)",
+    )
     args = parser.parse_args(argv)
+    if args.isolate:
+        listeners, emulator = _split_cpus()
+        print(f"# the emulator on CPU {sorted(emulator)}, the listeners on {sorted(listeners)}")
     print(
         f"{'transport':<9} {'pool':<6} {'sched':<6} {'merchants':>9} {'events':>7} "
         f"{'handled':>7} {'p50 ms':>8} {'p95 ms':>8} {'CPU ms/event':>12} {'max RSS MB':>10}"
@@ -461,7 +499,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         parent, child = ctx.Pipe()
         proc = ctx.Process(
             target=_child,
-            args=(child, transport, merchants, args.rate, args.seconds, args.threads, pool_kind),
+            args=(
+                child,
+                transport,
+                merchants,
+                args.rate,
+                args.seconds,
+                args.threads,
+                pool_kind,
+                args.isolate,
+            ),
         )
         saved = os.environ.get(_SCHEDULING)
         os.environ[_SCHEDULING] = scheduling  # the child inherits it
@@ -497,9 +544,10 @@ def _child(
     seconds: float,
     threads: int,
     pool_kind: str,
+    isolate: bool = False,
 ) -> None:
     try:
-        conn.send(_run(transport, merchants, rate, seconds, threads, pool_kind))
+        conn.send(_run(transport, merchants, rate, seconds, threads, pool_kind, isolate))
     except BaseException as exc:
         conn.send(
             {

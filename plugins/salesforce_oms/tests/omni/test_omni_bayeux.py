@@ -170,3 +170,23 @@ def test_handshake_refused_for_credentials_re_authenticates_once() -> None:
     )
     client.establish()
     assert calls == ["auth"] and client.client_id == "c1"
+
+
+def test_the_server_clock_offset_is_read_once_a_minute_per_session(monkeypatch: Any) -> None:
+    # Once per event on the loop that carries every merchant: a new Date header each second
+    # is not parsed again until the offset is a minute old (it is read when a stream opens).
+    from omsbridge_salesforce.streaming import bayeux
+
+    now = [1000.0]
+    monkeypatch.setattr(bayeux.time, "monotonic", lambda: now[0])
+    session = bayeux.BayeuxSession("http://x/cometd", [], None)
+    session._replies("/meta/connect", 200, b"[]", "Mon, 07 Dec 2026 05:00:00 GMT")
+    first = session.server_offset
+    assert first is not None
+    now[0] += 30
+    session._replies("/meta/connect", 200, b"[]", "Mon, 07 Dec 2026 06:00:00 GMT")
+    assert session.server_offset == first  # within the minute: kept
+    now[0] += 31
+    session._replies("/meta/connect", 200, b"[]", "Mon, 07 Dec 2026 06:00:00 GMT")
+    assert session.server_offset is not None
+    assert session.server_offset - first > bayeux.timedelta(minutes=59)  # read again

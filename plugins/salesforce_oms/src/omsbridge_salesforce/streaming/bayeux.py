@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -101,6 +102,10 @@ def backoff_delays(initial: float = 0.5, maximum: float = 30.0) -> Iterator[floa
         delay = min(maximum, delay * 2)
 
 
+_OFFSET_KEPT = 60.0
+"""Seconds a session keeps the clock offset it read from a ``Date`` header."""
+
+
 @functools.lru_cache(maxsize=4)
 def _server_time(date: str) -> datetime | None:
     """A ``Date`` header as an aware time (None if unreadable); every session of the process
@@ -138,6 +143,7 @@ class BayeuxSession:
         """The org's clock minus ours, from the ``Date`` header of the last answer (None until
         an answer carried one); 1-second resolution."""
         self._last_date: str | None = None
+        self._offset_due = 0.0  # time.monotonic() when server_offset is read again
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, client_id={self.client_id!r})"
@@ -180,10 +186,16 @@ class BayeuxSession:
     def _note_server_time(self, date: str | None) -> None:
         if date is None or date == self._last_date:
             return  # the same second as the last answer: the same offset, near enough
+        now = time.monotonic()
+        if self.server_offset is not None and now < self._offset_due:
+            # Read when a stream opens (catch-up bounds); a minute-old offset is as good, and
+            # this runs once per event on the loop that carries every merchant.
+            return
         server = _server_time(date)
         if server is None:
             return  # an unreadable Date header: keep the last offset known
         self._last_date = date
+        self._offset_due = now + _OFFSET_KEPT
         self.server_offset = server - datetime.now(UTC)
 
     @staticmethod
