@@ -71,6 +71,7 @@ class _Connection(asyncio.Protocol):
         self.segments = 0
         """How many reads brought bytes (the read timeout's measure of silence)."""
         self._watchdog: _Watchdog | None = None  # watching the read timeout of an answer
+        self._loop_watchdog: _Watchdog | None = None  # its loop's, looked up once
         self.deadline = 0.0  # loop time the answer is due by (the watchdog's)
         self.timeout = 0.0
         self.seen = 0  # ``segments`` when the deadline was set
@@ -127,9 +128,13 @@ class _Connection(asyncio.Protocol):
         self._head = None
         self._scanned = 0
         if timeout is not None:
-            self._watchdog = _watchdog(asyncio.get_running_loop())
-            self._watchdog.watch(self, timeout)
-        self._advance()  # bytes (or the end) may already be here
+            watchdog = self._loop_watchdog
+            if watchdog is None:
+                watchdog = self._loop_watchdog = _watchdog(asyncio.get_running_loop())
+            self._watchdog = watchdog
+            watchdog.watch(self, timeout)
+        if self.buffer or self.eof:
+            self._advance()  # bytes (or the end) are already here
 
     def abandon(self) -> None:
         """Forget the answer expected (its reader is gone) and close the connection."""
