@@ -10,8 +10,9 @@ event instead of 1, and a quarter of the listener's CPU in the kernel's task swi
 ``SCHED_BATCH`` is the same fair policy (same share of the CPU, same nice value) except that
 a thread under it, when woken, does not preempt the running one: it waits for the waker to
 block (the event loop goes back to ``epoll`` microseconds later) or runs on another CPU. No
-privilege is needed to ask for it. Set ``OMSBRIDGE_THREAD_SCHEDULING=normal`` to keep the
-default policy.
+privilege is needed to ask for it. A process started from such a thread (a handler that runs a
+command) inherits the policy. Set ``OMSBRIDGE_THREAD_SCHEDULING=normal`` to keep the default
+policy.
 """
 
 from __future__ import annotations
