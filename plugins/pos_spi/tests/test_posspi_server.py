@@ -173,7 +173,10 @@ def test_plugin_registers_backend_and_sandbox() -> None:
 
 def test_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     script = (
-        "import sys; from omsbridge.cli import main; "
+        # Ctrl-C as a terminal delivers it, even when this test runs in a background job
+        # (a shell starts those with SIGINT ignored, and the child would inherit that).
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from omsbridge.cli import main; "
         "sys.exit(main(['sandbox', 'pos-spi', '--port', '0', '--seed-store', 'S1']))"
     )
     proc = subprocess.Popen(
