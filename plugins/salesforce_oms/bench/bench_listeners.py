@@ -383,12 +383,7 @@ def _thread_cpu() -> dict[str, float]:
             spent = time.clock_gettime(clock)
         except (OSError, AttributeError):
             continue
-        family = thread.name.split("_")[0].split("-")[0].strip()
-        found[family] = found.get(family, 0.0) + spent
-        switches = _switches(thread.native_id)
-        if switches is not None:
-            key = "switches:" + family
-            found[key] = found.get(key, 0.0) + switches
+        _note(found, thread.name.split("_")[0].split("-")[0].strip(), spent, thread.native_id)
     # Threads Python did not start (gRPC core's own), by their OS name, where /proc tells.
     known = {thread.native_id for thread in threading.enumerate()}
     try:
@@ -405,13 +400,18 @@ def _thread_cpu() -> dict[str, float]:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        family = "native:" + name.rstrip("0123456789_-")
-        found[family] = found.get(family, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-        switches = _switches(int(task.name))
-        if switches is not None:
-            key = "switches:" + family
-            found[key] = found.get(key, 0.0) + switches
+        spent = (int(fields[11]) + int(fields[12])) / tick
+        _note(found, "native:" + name.rstrip("0123456789_-"), spent, int(task.name))
     return found
+
+
+def _note(found: dict[str, float], family: str, spent: float, native_id: int | None) -> None:
+    """Add a thread's CPU seconds and wake-ups to its family's."""
+    found[family] = found.get(family, 0.0) + spent
+    switches = _switches(native_id)
+    if switches is not None:
+        key = "switches:" + family
+        found[key] = found.get(key, 0.0) + switches
 
 
 def _switches(native_id: int | None) -> int | None:

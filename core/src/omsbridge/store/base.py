@@ -45,6 +45,8 @@ __all__ = [
     "StoreStats",
     "WebhookMessage",
     "WebhookState",
+    "fresh_by_commit",
+    "latest_checkpoints",
 ]
 
 
@@ -247,6 +249,33 @@ class EventCommit:
     lease: str | None = None
     """The lease (``listen:<merchant>:<channel>``) the committing owner must still hold; None:
     no fencing (a listener that is not shared among workers)."""
+
+
+def latest_checkpoints(commits: Sequence[EventCommit]) -> dict[tuple[str, str], str]:
+    """Each feed's checkpoint after a group of commits: the last commit naming it wins."""
+    return {(c.merchant_id, c.channel): c.checkpoint for c in commits}
+
+
+def fresh_by_commit(
+    commits: Sequence[EventCommit], held: set[str], new: set[tuple[str, str, str]]
+) -> list[list[str] | None]:
+    """The outcome of a group of commits, per commit, as if they were stored one at a time:
+    None where its lease is not in ``held``, else its event ids among ``new`` (keys the store
+    had not seen) that no earlier commit of the group named — an id is new once, to the first
+    commit naming it. ``new`` is used up."""
+    results: list[list[str] | None] = []
+    for commit in commits:
+        if commit.lease is not None and commit.lease not in held:
+            results.append(None)
+            continue
+        fresh: list[str] = []
+        for event_id in dict.fromkeys(commit.event_ids):
+            key = (commit.merchant_id, commit.channel, event_id)
+            if key in new:
+                new.discard(key)
+                fresh.append(event_id)
+        results.append(fresh)
+    return results
 
 
 class EventTx(Protocol):

@@ -37,6 +37,8 @@ from omsbridge.store.base import (
     StoreStats,
     WebhookMessage,
     WebhookState,
+    fresh_by_commit,
+    latest_checkpoints,
 )
 
 try:
@@ -1317,9 +1319,7 @@ def _commit_plain(
             ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted]),
         ).fetchall()
         new = {(row["merchant_id"], row["channel"], row["event_id"]) for row in rows}
-    positions: dict[tuple[str, str], str] = {}
-    for commit in kept:
-        positions[(commit.merchant_id, commit.channel)] = commit.checkpoint
+    positions = latest_checkpoints(kept)
     if positions:
         keys = sorted(positions)
         db.execute(
@@ -1330,16 +1330,4 @@ def _commit_plain(
             "SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
             ([k[0] for k in keys], [k[1] for k in keys], [positions[k] for k in keys]),
         )
-    results: list[list[str] | None] = []
-    for commit in commits:
-        if commit.lease is not None and commit.lease not in held:
-            results.append(None)
-            continue
-        fresh: list[str] = []
-        for event_id in dict.fromkeys(commit.event_ids):
-            key = (commit.merchant_id, commit.channel, event_id)
-            if key in new:
-                new.discard(key)  # new to the first commit naming it only
-                fresh.append(event_id)
-        results.append(fresh)
-    return results
+    return fresh_by_commit(commits, held, new)

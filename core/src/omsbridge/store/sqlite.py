@@ -38,6 +38,8 @@ from omsbridge.store.base import (
     StoreStats,
     WebhookMessage,
     WebhookState,
+    fresh_by_commit,
+    latest_checkpoints,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -429,10 +431,7 @@ def _commit_plain(
             f"INSERT INTO seen_events (merchant_id, channel, event_id, seen_at) VALUES {values}",
             [value for row in part for value in (*row, stamp)],
         )
-    positions: dict[tuple[str, str], str] = {}
-    for commit in kept:
-        positions[(commit.merchant_id, commit.channel)] = commit.checkpoint
-    moved = [(m, c, checkpoint, stamp) for (m, c), checkpoint in positions.items()]
+    moved = [(m, c, checkpoint, stamp) for (m, c), checkpoint in latest_checkpoints(kept).items()]
     for part in _chunks(moved):
         values = ",".join("(?, ?, ?, ?)" for _ in part)
         db.execute(
@@ -441,20 +440,7 @@ def _commit_plain(
             "checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
             [value for row in part for value in row],
         )
-    results: list[list[str] | None] = []
-    claimed: set[tuple[str, str, str]] = set(known)
-    for commit in commits:
-        if commit.lease is not None and commit.lease not in held:
-            results.append(None)
-            continue
-        fresh: list[str] = []
-        for event_id in dict.fromkeys(commit.event_ids):
-            key = (commit.merchant_id, commit.channel, event_id)
-            if key not in claimed:
-                claimed.add(key)
-                fresh.append(event_id)
-        results.append(fresh)
-    return results
+    return fresh_by_commit(commits, held, set(new))
 
 
 class SqliteStore(Store):
